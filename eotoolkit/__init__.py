@@ -1,0 +1,1 @@
+"""STAC catalogs to analysis-ready, chunked xarray data and Zarr stores."""

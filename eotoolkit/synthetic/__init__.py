@@ -1,0 +1,1 @@
+"""Reproducible synthetic Earth-observation data for examples, tests and benchmarks."""

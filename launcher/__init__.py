@@ -1,0 +1,1 @@
+"""Launch JupyterLab and Dask on HPC clusters over SSH."""

@@ -1,0 +1,77 @@
+"""Errors the launcher reports to the user: each message names the cause and the fix."""
+
+from __future__ import annotations
+
+
+class LauncherError(Exception):
+    """Base class of every error the command line prints without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(LauncherError):
+    """platforms.ini or a platform profile is missing, malformed or invalid."""
+
+    exit_code = 2
+
+
+class UnknownSiteError(ConfigError):
+    """The requested --uid has no section in platforms.ini."""
+
+
+class SSHError(LauncherError):
+    """The SSH connection to a site's login node failed."""
+
+    exit_code = 3
+
+
+class KeyFileError(SSHError):
+    """The private key file is missing, unreadable or has open permissions."""
+
+
+class HostUnreachableError(SSHError):
+    """The login node did not answer (DNS, refused connection, timeout)."""
+
+
+class AuthenticationError(SSHError):
+    """The login node refused the credentials."""
+
+
+class SchedulerError(LauncherError):
+    """The batch scheduler rejected a command (sbatch, squeue, scancel)."""
+
+    exit_code = 4
+
+
+class JobFailedError(SchedulerError):
+    """The Jupyter job ended before Jupyter was ready."""
+
+
+class JupyterTimeoutError(LauncherError):
+    """Jupyter did not become ready within --timeout after the job started."""
+
+    exit_code = 5
+
+
+class PortInUseError(LauncherError):
+    """The requested local port is already taken."""
+
+    exit_code = 6
+
+
+class SessionExistsError(LauncherError):
+    """A session is already live for the site."""
+
+    exit_code = 7
+
+
+class NoSessionError(LauncherError):
+    """No saved session exists for the site."""
+
+    exit_code = 8
+
+
+class InstallError(LauncherError):
+    """Creating or removing the cluster-side environment failed."""
+
+    exit_code = 9

@@ -1,0 +1,1 @@
+"""Schedulers the launcher can submit jobs to."""

@@ -1,0 +1,72 @@
+"""Start JupyterLab, wait until it answers, then write connection.json next to this file.
+
+Runs inside the batch job (or as a local subprocess) with only the standard library.
+The token is read from the 0600 Jupyter config file in the run directory; it never
+appears on a command line or in the environment SLURM records.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port(ip):
+    with socket.socket() as sock:
+        sock.bind((ip, 0))
+        return sock.getsockname()[1]
+
+
+def answers(port, token):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--ip", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("jupyter_args", nargs="*")
+    args = parser.parse_args()
+    config_file = os.path.join(args.run_dir, "jupyter_server_config.json")
+    with open(config_file, encoding="utf-8") as handle:
+        token = json.load(handle)["IdentityProvider"]["token"]
+    port = args.port or free_port(args.ip)
+    command = [sys.executable, "-m", "jupyter", *args.jupyter_args,
+               f"--config={config_file}", f"--ip={args.ip}", f"--port={port}"]
+    print("eo-hpc: starting", " ".join(command), flush=True)
+    child = subprocess.Popen(command)
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while child.poll() is None and not answers(port, token):
+        time.sleep(0.5)
+    if child.poll() is None:
+        info = {"host": socket.gethostname(), "port": port, "pid": child.pid,
+                "job_id": os.environ.get("SLURM_JOB_ID", "")}
+        path = os.path.join(args.run_dir, "connection.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+        os.replace(path + ".tmp", path)
+        print(f"eo-hpc: Jupyter is ready on {info['host']}:{port}", flush=True)
+    sys.exit(child.wait())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,642 @@
+"""A real SLURM + OpenSSH test cluster on this machine, started and stopped by the test suite.
+
+Two topologies:
+
+``single``
+    One node: slurmctld, slurmd and sshd in the machine's own network namespace; sshd listens on
+    a free loopback port.
+``netns``
+    A "login node" and a "compute node", each a network namespace with its own address and host
+    name. slurmctld and sshd run on the login node, slurmd on the compute node. The test process
+    (the "laptop") can reach only the login node, so anything running on the compute node must
+    be reached through an SSH tunnel via the login node.
+
+Both use Debian's slurm-wlm, munge and openssh-server, run as root, without systemd. Daemons are
+tracked by pid files below :data:`RIG_ROOT` and every step is idempotent.
+
+Command line (as root)::
+
+    python -m tests.cluster.rig up [--topology single|netns] [--venv]
+    python -m tests.cluster.rig status
+    python -m tests.cluster.rig down [--topology single|netns]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RIG_ROOT = Path(os.environ.get("EO_RIG_ROOT", "/var/lib/eo-rig"))
+VENV_ROOT = Path(os.environ.get("EO_RIG_VENV", "/opt/eo-rig/venv"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_USER = "eouser"
+OTHER_USER = "eoother"
+PARTITION = "work"
+APT_PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge", "openssh-server", "iproute2"]
+REQUIRED_COMMANDS = ["slurmctld", "slurmd", "sbatch", "munged", "sshd", "ip", "nsenter", "unshare"]
+MUNGE_RUN = Path("/run/munge")
+HOSTS_BEGIN = "# BEGIN eo-rig"
+HOSTS_END = "# END eo-rig"
+
+# Network plan of the two-namespace topology (addresses exist only inside namespaces made here).
+NETNS_LOGIN = "eorig-login"
+NETNS_COMPUTE = "eorig-compute"
+RIG_NET = "10.231.0.0/16"
+HOST_ADDR = "10.231.0.1"
+LOGIN_PUBLIC_ADDR = "10.231.0.2"
+LOGIN_PRIVATE_ADDR = "10.231.1.1"
+COMPUTE_ADDR = "10.231.1.2"
+
+
+class RigError(RuntimeError):
+    """The test cluster could not be brought up."""
+
+
+@dataclass
+class ClusterInfo:
+    """How to reach a running test cluster, as a user's laptop would."""
+
+    topology: str
+    ssh_host: str
+    ssh_port: int
+    user: str
+    key_path: str
+    partition: str
+    login_hostname: str
+    compute_hostname: str
+    slurm_conf: str
+    python: str = "/usr/bin/python3"
+    venv: str = str(VENV_ROOT)
+    other_user: str = OTHER_USER
+    other_key_path: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def ini_section(self) -> dict[str, str]:
+        """Keys of a ``platforms.ini`` section that points at this cluster."""
+        return {
+            "platform": "sandbox",
+            "host": self.ssh_host,
+            "port": str(self.ssh_port),
+            "user": self.user,
+            "keypath": self.key_path,
+            "partition": self.partition,
+        }
+
+    def ssh_command(self, *remote: str, key: str | None = None, user: str | None = None) -> list[str]:
+        """An ``ssh`` command line that runs ``remote`` on the login node."""
+        return [
+            "ssh",
+            "-i",
+            key or self.key_path,
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"{user or self.user}@{self.ssh_host}",
+            *remote,
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def run(cmd: list[str], *, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess:
+    """Run a command, raising :class:`RigError` with its output when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if check and proc.returncode != 0:
+        raise RigError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr or proc.stdout}")
+    return proc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` if that process is alive."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def stop_pid(pid_file: Path, timeout: float = 10.0) -> None:
+    pid = pid_alive(pid_file)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and pid_alive(pid_file) == pid:
+            time.sleep(0.05)
+        if pid_alive(pid_file) == pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise RigError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def short_hostname() -> str:
+    return socket.gethostname().split(".")[0]
+
+
+# --------------------------------------------------------------------------------------------
+# packages, users, keys, munge
+
+
+def ensure_packages() -> None:
+    """Install Debian's SLURM, munge, OpenSSH and iproute2 when any command is missing."""
+    missing = [c for c in REQUIRED_COMMANDS if not shutil.which(c, path="/usr/sbin:/usr/bin:/sbin:/bin")]
+    if not missing:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES]
+    if subprocess.run(install, capture_output=True, env=env).returncode != 0:
+        run(["apt-get", "update", "-qq"], env=env)
+        run(install, env=env)
+
+
+def ensure_user(name: str) -> pwd.struct_passwd:
+    """An unprivileged login user whose account is not locked (so sshd accepts its key)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        run(["useradd", "--create-home", "--shell", "/bin/bash", name])
+        entry = pwd.getpwnam(name)
+    # useradd leaves the password field as "!" (locked); sshd without PAM refuses locked accounts.
+    run(["usermod", "-p", "*", name])
+    return entry
+
+
+def ensure_key(path: Path) -> Path:
+    """An ed25519 key pair without passphrase at ``path`` (private key mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)])
+    path.chmod(0o600)
+    return path
+
+
+def authorize_key(user: pwd.struct_passwd, key: Path) -> None:
+    ssh_dir = Path(user.pw_dir) / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    auth = ssh_dir / "authorized_keys"
+    auth.write_text(Path(f"{key}.pub").read_text())
+    auth.chmod(0o600)
+    for p in (ssh_dir, auth):
+        os.chown(p, user.pw_uid, user.pw_gid)
+
+
+def ensure_munge() -> None:
+    """A running munged that SLURM on every topology shares."""
+    MUNGE_RUN.mkdir(parents=True, exist_ok=True)
+    munge = pwd.getpwnam("munge")
+    os.chown(MUNGE_RUN, munge.pw_uid, munge.pw_gid)
+    MUNGE_RUN.chmod(0o755)
+    key = Path("/etc/munge/munge.key")
+    if not key.exists():
+        run(["mungekey", "--create", "--force"])
+        os.chown(key, munge.pw_uid, munge.pw_gid)
+        key.chmod(0o400)
+    pid_file = MUNGE_RUN / "munged.pid"
+    if pid_alive(pid_file) is None:
+        for stale in MUNGE_RUN.glob("munge.socket*"):
+            stale.unlink()
+        run(["runuser", "-u", "munge", "--", "munged", "--pid-file", str(pid_file)])
+    wait_for(lambda: run(["munge", "-n"], check=False).returncode == 0, 10, "munged")
+
+
+def stop_munge() -> None:
+    stop_pid(MUNGE_RUN / "munged.pid")
+
+
+# --------------------------------------------------------------------------------------------
+# per-topology configuration
+
+
+def topo_dir(topology: str) -> Path:
+    return RIG_ROOT / topology
+
+
+def slurm_conf_text(topology: str, ctld_host: str, ctld_addr: str, node: str, node_addr: str) -> str:
+    d = topo_dir(topology)
+    return f"""\
+ClusterName=eorig{topology}
+SlurmctldHost={ctld_host}({ctld_addr})
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SlurmdParameters=config_overrides
+ReturnToService=2
+SchedulerType=sched/backfill
+MpiDefault=none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/filetxt
+JobCompLoc={d}/log/jobcomp.log
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/run/slurmctld.pid
+SlurmdPidFile={d}/run/slurmd.pid
+SlurmctldLogFile={d}/log/slurmctld.log
+SlurmdLogFile={d}/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+SlurmctldTimeout=30
+SlurmdTimeout=30
+MinJobAge=300
+KillWait=5
+InactiveLimit=0
+Waittime=0
+DefMemPerCPU=1000
+NodeName={node} NodeAddr={node_addr} CPUs=8 RealMemory=16000 State=UNKNOWN
+PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def sshd_config_text(topology: str, listen: str, port: int, slurm_conf: Path) -> str:
+    d = topo_dir(topology)
+    return f"""\
+Port {port}
+ListenAddress {listen}
+HostKey {RIG_ROOT}/keys/ssh_host_ed25519_key
+PidFile {d}/run/sshd.pid
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PermitRootLogin no
+AllowUsers {CLUSTER_USER} {OTHER_USER}
+AllowTcpForwarding yes
+MaxSessions 64
+MaxStartups 64:30:128
+ClientAliveInterval 15
+SetEnv SLURM_CONF={slurm_conf}
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+"""
+
+
+def prepare_dirs(topology: str) -> Path:
+    d = topo_dir(topology)
+    for sub in ("etc", "state", "spool", "run", "log"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    d.chmod(0o755)
+    (d / "etc").chmod(0o755)
+    return d
+
+
+def ensure_host_key() -> None:
+    key = RIG_ROOT / "keys" / "ssh_host_ed25519_key"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+
+def in_namespace(netns: str | None, hostname: str | None, cmd: list[str]) -> list[str]:
+    """Wrap ``cmd`` to run in a network namespace, with its own host name."""
+    if netns is None:
+        return cmd
+    inner = " ".join(cmd)
+    script = f"hostname {hostname} && exec {inner}"
+    return ["nsenter", f"--net=/run/netns/{netns}", "unshare", "--uts", "sh", "-c", script]
+
+
+def start_daemon(pid_file: Path, cmd: list[str], env: dict[str, str], what: str) -> None:
+    if pid_alive(pid_file) is not None:
+        return
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RigError(f"{what} did not start: {proc.stderr or proc.stdout}")
+    wait_for(lambda: pid_alive(pid_file) is not None, 15, f"{what} pid file {pid_file}")
+
+
+# --------------------------------------------------------------------------------------------
+# network namespaces
+
+
+def ns_exists(name: str) -> bool:
+    return Path(f"/run/netns/{name}").exists()
+
+
+def ensure_netns() -> None:
+    """Two namespaces: host <-> login (public side) and login <-> compute (private side)."""
+    if ns_exists(NETNS_LOGIN) and ns_exists(NETNS_COMPUTE):
+        return
+    teardown_netns()
+    for ns in (NETNS_LOGIN, NETNS_COMPUTE):
+        run(["ip", "netns", "add", ns])
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    run(["ip", "link", "add", "eorig-h", "type", "veth", "peer", "name", "eorig-l0"])
+    run(["ip", "link", "set", "eorig-l0", "netns", NETNS_LOGIN])
+    run(["ip", "addr", "add", f"{HOST_ADDR}/24", "dev", "eorig-h"])
+    run(["ip", "link", "set", "eorig-h", "up"])
+    run(["ip", "-n", NETNS_LOGIN, "addr", "add", f"{LOGIN_PUBLIC_ADDR}/24", "dev", "eorig-l0"])
+    run(["ip", "-n", NETNS_LOGIN, "link", "set", "eorig-l0", "up"])
+    run(["ip", "link", "add", "eorig-l1", "type", "veth", "peer", "name", "eorig-c0"])
+    run(["ip", "link", "set", "eorig-l1", "netns", NETNS_LOGIN])
+    run(["ip", "link", "set", "eorig-c0", "netns", NETNS_COMPUTE])
+    run(["ip", "-n", NETNS_LOGIN, "addr", "add", f"{LOGIN_PRIVATE_ADDR}/24", "dev", "eorig-l1"])
+    run(["ip", "-n", NETNS_LOGIN, "link", "set", "eorig-l1", "up"])
+    run(["ip", "-n", NETNS_COMPUTE, "addr", "add", f"{COMPUTE_ADDR}/24", "dev", "eorig-c0"])
+    run(["ip", "-n", NETNS_COMPUTE, "link", "set", "eorig-c0", "up"])
+    # Keep every other address of the rig's range on this machine: the compute node (and any
+    # address nobody holds) is unreachable from the laptop instead of leaving by the default route.
+    run(["ip", "route", "replace", "unreachable", RIG_NET])
+
+
+def teardown_netns() -> None:
+    run(["ip", "link", "del", "eorig-h"], check=False)
+    run(["ip", "route", "del", "unreachable", RIG_NET], check=False)
+    for ns in (NETNS_LOGIN, NETNS_COMPUTE):
+        if ns_exists(ns):
+            run(["ip", "netns", "del", ns], check=False)
+
+
+def set_hosts_block(lines: list[str]) -> None:
+    """Keep the rig's host names in /etc/hosts, as a real cluster's DNS would."""
+    hosts = Path("/etc/hosts")
+    text = hosts.read_text()
+    if HOSTS_BEGIN in text:
+        head, _, rest = text.partition(HOSTS_BEGIN)
+        _, _, tail = rest.partition(HOSTS_END + "\n")
+        text = head + tail
+    if lines:
+        text = text.rstrip("\n") + "\n" + "\n".join([HOSTS_BEGIN, *lines, HOSTS_END]) + "\n"
+    hosts.write_text(text)
+
+
+# --------------------------------------------------------------------------------------------
+# up / down
+
+
+def info_path(topology: str) -> Path:
+    return topo_dir(topology) / "cluster.json"
+
+
+def load_info(topology: str) -> ClusterInfo | None:
+    try:
+        data = json.loads(info_path(topology).read_text())
+    except (OSError, ValueError):
+        return None
+    return ClusterInfo(**data)
+
+
+def is_up(topology: str) -> bool:
+    d = topo_dir(topology)
+    return all(pid_alive(d / "run" / f"{n}.pid") for n in ("slurmctld", "slurmd", "sshd"))
+
+
+def up(topology: str = "single") -> ClusterInfo:
+    """Bring up a topology (idempotent) and return how to reach it."""
+    if os.geteuid() != 0:
+        raise RigError("the test cluster needs root (it starts slurmctld, slurmd, munged, sshd)")
+    if topology not in ("single", "netns"):
+        raise RigError(f"unknown topology {topology!r}: use 'single' or 'netns'")
+    existing = load_info(topology)
+    if existing is not None and is_up(topology):
+        return existing
+
+    ensure_packages()
+    user = ensure_user(CLUSTER_USER)
+    other = ensure_user(OTHER_USER)
+    key = ensure_key(RIG_ROOT / "keys" / "id_ed25519")
+    other_key = ensure_key(RIG_ROOT / "keys" / "id_other_ed25519")
+    authorize_key(user, key)
+    authorize_key(other, other_key)
+    ensure_host_key()
+    ensure_munge()
+
+    d = prepare_dirs(topology)
+    conf = d / "etc" / "slurm.conf"
+    if topology == "single":
+        host = short_hostname()
+        login_ns = compute_ns = None
+        login_host = compute_host = host
+        ctld_addr = node_addr = "127.0.0.1"
+        ssh_host = "127.0.0.1"
+    else:
+        ensure_netns()
+        login_ns, compute_ns = NETNS_LOGIN, NETNS_COMPUTE
+        login_host, compute_host = NETNS_LOGIN, NETNS_COMPUTE
+        ctld_addr, node_addr = LOGIN_PRIVATE_ADDR, COMPUTE_ADDR
+        ssh_host = LOGIN_PUBLIC_ADDR
+        set_hosts_block(
+            [
+                f"{LOGIN_PUBLIC_ADDR} {NETNS_LOGIN}",
+                f"{COMPUTE_ADDR} {NETNS_COMPUTE}",
+            ]
+        )
+    conf.write_text(slurm_conf_text(topology, login_host, ctld_addr, compute_host, node_addr))
+    port = existing.ssh_port if existing else free_port()
+    if topology == "netns":
+        port = existing.ssh_port if existing else 22
+    sshd_conf = d / "etc" / "sshd_config"
+    sshd_conf.write_text(sshd_config_text(topology, ssh_host, port, conf))
+
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    run_dir = d / "run"
+    start_daemon(
+        run_dir / "slurmctld.pid",
+        in_namespace(login_ns, login_host, ["slurmctld", "-f", str(conf)]),
+        env,
+        "slurmctld",
+    )
+    start_daemon(
+        run_dir / "slurmd.pid",
+        in_namespace(compute_ns, compute_host, ["slurmd", "-f", str(conf)]),
+        env,
+        "slurmd",
+    )
+    start_daemon(
+        run_dir / "sshd.pid",
+        in_namespace(login_ns, login_host, ["/usr/sbin/sshd", "-f", str(sshd_conf)]),
+        env,
+        "sshd",
+    )
+    info = ClusterInfo(
+        topology=topology,
+        ssh_host=ssh_host,
+        ssh_port=port,
+        user=CLUSTER_USER,
+        key_path=str(key),
+        partition=PARTITION,
+        login_hostname=login_host,
+        compute_hostname=compute_host,
+        slurm_conf=str(conf),
+        other_key_path=str(other_key),
+    )
+    info_path(topology).write_text(json.dumps(asdict(info), indent=2))
+    wait_node_idle(info)
+    return info
+
+
+def slurm_cmd(info: ClusterInfo, *cmd: str) -> list[str]:
+    """A SLURM client command run on the login node (as root, not over SSH)."""
+    ns = NETNS_LOGIN if info.topology == "netns" else None
+    base = ["env", f"SLURM_CONF={info.slurm_conf}", *cmd]
+    if ns is None:
+        return base
+    return ["nsenter", f"--net=/run/netns/{ns}", *base]
+
+
+def wait_node_idle(info: ClusterInfo, timeout: float = 60) -> None:
+    def node_ready() -> bool:
+        proc = run(slurm_cmd(info, "sinfo", "-h", "-N", "-o", "%T"), check=False)
+        states = proc.stdout.split()
+        return proc.returncode == 0 and bool(states) and all(
+            s.rstrip("*") in ("idle", "mixed", "allocated") for s in states
+        )
+
+    wait_for(node_ready, timeout, f"the {info.topology} cluster's node to become idle", 0.2)
+
+
+def cancel_all_jobs(info: ClusterInfo, timeout: float = 30) -> None:
+    """Cancel every job of the rig's users and wait until the queue is empty."""
+    for user in (info.user, info.other_user):
+        run(slurm_cmd(info, "scancel", "-u", user), check=False)
+
+    def empty() -> bool:
+        proc = run(slurm_cmd(info, "squeue", "-h", "-o", "%i"), check=False)
+        return proc.returncode == 0 and not proc.stdout.strip()
+
+    wait_for(empty, timeout, "the queue to empty after scancel", 0.2)
+
+
+def down(topology: str) -> None:
+    """Stop a topology's daemons and jobs; stop munged when no topology is left."""
+    d = topo_dir(topology)
+    info = load_info(topology)
+    if info is not None and pid_alive(d / "run" / "slurmctld.pid"):
+        with contextlib.suppress(RigError):
+            cancel_all_jobs(info, timeout=15)
+    for name in ("sshd", "slurmd", "slurmctld"):
+        stop_pid(d / "run" / f"{name}.pid")
+    info_path(topology).unlink(missing_ok=True)
+    if topology == "netns":
+        teardown_netns()
+        set_hosts_block([])
+    if not any(is_up(t) or load_info(t) for t in ("single", "netns")):
+        for user in (CLUSTER_USER, OTHER_USER):
+            run(["pkill", "-KILL", "-u", user], check=False)
+        stop_munge()
+
+
+# --------------------------------------------------------------------------------------------
+# the cluster-side Python environment
+
+
+def source_digest(repo: Path) -> str:
+    """A digest of what the project's installation depends on."""
+    h = hashlib.sha256()
+    for top in ("pyproject.toml", "launcher", "eotoolkit"):
+        base = repo / top
+        paths = [base] if base.is_file() else sorted(base.rglob("*"))
+        for p in paths:
+            if p.is_file() and "__pycache__" not in p.parts:
+                h.update(str(p.relative_to(repo)).encode())
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def ensure_cluster_venv(repo: Path = REPO_ROOT, venv: Path = VENV_ROOT) -> Path:
+    """A venv every cluster user can read, with this project and its Jupyter extras installed.
+
+    Built from Debian's ``/usr/bin/python3`` (root's own Python may not be readable by other
+    users). The project is reinstalled only when its sources changed.
+    """
+    stamp = venv / ".eo-rig-digest"
+    digest = source_digest(repo)
+    if stamp.exists() and stamp.read_text() == digest:
+        return venv
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    venv.parent.chmod(0o755)
+    python = venv / "bin" / "python"
+    if not python.exists():
+        run(["/usr/bin/python3", "-m", "venv", str(venv)])
+        run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"])
+    build = Path(RIG_ROOT / "src")
+    if build.exists():
+        shutil.rmtree(build)
+    shutil.copytree(
+        repo,
+        build,
+        ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "benchmarks",
+                                      "tests", "notebooks", ".*cache"),
+    )
+    run([str(python), "-m", "pip", "install", "-q", f"{build}[jupyter]"])
+    run(["chmod", "-R", "a+rX", str(venv)])
+    stamp.write_text(digest)
+    return venv
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster.rig", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--topology", choices=["single", "netns", "all"], default=None)
+    parser.add_argument("--venv", action="store_true", help="also build the cluster-side venv")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "up":
+            topologies = ["single", "netns"] if args.topology == "all" else [args.topology or "single"]
+            for t in topologies:
+                info = up(t)
+                print(json.dumps(asdict(info), indent=2))
+            if args.venv:
+                print(f"venv: {ensure_cluster_venv()}")
+        elif args.action == "down":
+            topologies = ["single", "netns"] if args.topology in (None, "all") else [args.topology]
+            for t in topologies:
+                down(t)
+        else:
+            for t in ("single", "netns"):
+                print(f"{t}: {'up' if is_up(t) else 'down'}")
+    except RigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

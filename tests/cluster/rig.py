@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -35,13 +36,13 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 RIG_ROOT = Path(os.environ.get("EO_RIG_ROOT", "/var/lib/eo-rig"))
 VENV_ROOT = Path(os.environ.get("EO_RIG_VENV", "/opt/eo-rig/venv"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_USER = "eouser"
+CLUSTER_USER = os.environ.get("EO_RIG_USER", "eouser")
 OTHER_USER = "eoother"
 PARTITION = "work"
 APT_PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge", "openssh-server", "iproute2"]
@@ -94,7 +95,9 @@ class ClusterInfo:
             "partition": self.partition,
         }
 
-    def ssh_command(self, *remote: str, key: str | None = None, user: str | None = None) -> list[str]:
+    def ssh_command(
+        self, *remote: str, key: str | None = None, user: str | None = None
+    ) -> list[str]:
         """An ``ssh`` command line that runs ``remote`` on the login node."""
         return [
             "ssh",
@@ -166,6 +169,18 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> Non
     raise RigError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@contextlib.contextmanager
+def rig_lock(name: str = "rig"):  # type: ignore[no-untyped-def]
+    """Serialise rig changes between concurrent test sessions on this machine."""
+    RIG_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(RIG_ROOT / f".{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def short_hostname() -> str:
     return socket.gethostname().split(".")[0]
 
@@ -176,7 +191,9 @@ def short_hostname() -> str:
 
 def ensure_packages() -> None:
     """Install Debian's SLURM, munge, OpenSSH and iproute2 when any command is missing."""
-    missing = [c for c in REQUIRED_COMMANDS if not shutil.which(c, path="/usr/sbin:/usr/bin:/sbin:/bin")]
+    missing = [
+        c for c in REQUIRED_COMMANDS if not shutil.which(c, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    ]
     if not missing:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -248,7 +265,9 @@ def topo_dir(topology: str) -> Path:
     return RIG_ROOT / topology
 
 
-def slurm_conf_text(topology: str, ctld_host: str, ctld_addr: str, node: str, node_addr: str) -> str:
+def slurm_conf_text(
+    topology: str, ctld_host: str, ctld_addr: str, node: str, node_addr: str
+) -> str:
     d = topo_dir(topology)
     return f"""\
 ClusterName=eorig{topology}
@@ -302,7 +321,6 @@ KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 AuthorizedKeysFile .ssh/authorized_keys
 PermitRootLogin no
-AllowUsers {CLUSTER_USER} {OTHER_USER}
 AllowTcpForwarding yes
 MaxSessions 64
 MaxStartups 64:30:128
@@ -426,13 +444,21 @@ def is_up(topology: str) -> bool:
 
 def up(topology: str = "single") -> ClusterInfo:
     """Bring up a topology (idempotent) and return how to reach it."""
+    with rig_lock():
+        return _up(topology)
+
+
+def _up(topology: str) -> ClusterInfo:
     if os.geteuid() != 0:
         raise RigError("the test cluster needs root (it starts slurmctld, slurmd, munged, sshd)")
     if topology not in ("single", "netns"):
         raise RigError(f"unknown topology {topology!r}: use 'single' or 'netns'")
     existing = load_info(topology)
     if existing is not None and is_up(topology):
-        return existing
+        if existing.user == CLUSTER_USER:
+            return existing
+        authorize_key(ensure_user(CLUSTER_USER), Path(existing.key_path))
+        return replace(existing, user=CLUSTER_USER)
 
     ensure_packages()
     user = ensure_user(CLUSTER_USER)
@@ -521,8 +547,10 @@ def wait_node_idle(info: ClusterInfo, timeout: float = 60) -> None:
     def node_ready() -> bool:
         proc = run(slurm_cmd(info, "sinfo", "-h", "-N", "-o", "%T"), check=False)
         states = proc.stdout.split()
-        return proc.returncode == 0 and bool(states) and all(
-            s.rstrip("*") in ("idle", "mixed", "allocated") for s in states
+        return (
+            proc.returncode == 0
+            and bool(states)
+            and all(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states)
         )
 
     wait_for(node_ready, timeout, f"the {info.topology} cluster's node to become idle", 0.2)
@@ -542,6 +570,11 @@ def cancel_all_jobs(info: ClusterInfo, timeout: float = 30) -> None:
 
 def down(topology: str) -> None:
     """Stop a topology's daemons and jobs; stop munged when no topology is left."""
+    with rig_lock():
+        _down(topology)
+
+
+def _down(topology: str) -> None:
     d = topo_dir(topology)
     info = load_info(topology)
     if info is not None and pid_alive(d / "run" / "slurmctld.pid"):
@@ -554,7 +587,7 @@ def down(topology: str) -> None:
         teardown_netns()
         set_hosts_block([])
     if not any(is_up(t) or load_info(t) for t in ("single", "netns")):
-        for user in (CLUSTER_USER, OTHER_USER):
+        for user in {CLUSTER_USER, OTHER_USER, "eouser"}:
             run(["pkill", "-KILL", "-u", user], check=False)
         stop_munge()
 
@@ -582,6 +615,11 @@ def ensure_cluster_venv(repo: Path = REPO_ROOT, venv: Path = VENV_ROOT) -> Path:
     Built from Debian's ``/usr/bin/python3`` (root's own Python may not be readable by other
     users). The project is reinstalled only when its sources changed.
     """
+    with rig_lock("venv"):
+        return _ensure_cluster_venv(repo, venv)
+
+
+def _ensure_cluster_venv(repo: Path, venv: Path) -> Path:
     stamp = venv / ".eo-rig-digest"
     digest = source_digest(repo)
     if stamp.exists() and stamp.read_text() == digest:
@@ -598,8 +636,16 @@ def ensure_cluster_venv(repo: Path = REPO_ROOT, venv: Path = VENV_ROOT) -> Path:
     shutil.copytree(
         repo,
         build,
-        ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "benchmarks",
-                                      "tests", "notebooks", ".*cache"),
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "__pycache__",
+            "*.egg-info",
+            "build",
+            "benchmarks",
+            "tests",
+            "notebooks",
+            ".*cache",
+        ),
     )
     run([str(python), "-m", "pip", "install", "-q", f"{build}[jupyter]"])
     run(["chmod", "-R", "a+rX", str(venv)])
@@ -611,15 +657,20 @@ def ensure_cluster_venv(repo: Path = REPO_ROOT, venv: Path = VENV_ROOT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.cluster.rig", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.cluster.rig",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--topology", choices=["single", "netns", "all"], default=None)
     parser.add_argument("--venv", action="store_true", help="also build the cluster-side venv")
     args = parser.parse_args(argv)
     try:
         if args.action == "up":
-            topologies = ["single", "netns"] if args.topology == "all" else [args.topology or "single"]
+            topologies = (
+                ["single", "netns"] if args.topology == "all" else [args.topology or "single"]
+            )
             for t in topologies:
                 info = up(t)
                 print(json.dumps(asdict(info), indent=2))

@@ -1,4 +1,4 @@
-"""The test cluster itself: jobs submitted over SSH, as the unprivileged user, on both topologies."""
+"""The test cluster itself: jobs submitted over SSH as the unprivileged user, on both topologies."""
 
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ def connect(info: rig.ClusterInfo) -> Connection:
         info.ssh_host,
         user=info.user,
         port=info.ssh_port,
-        connect_kwargs={"key_filename": info.key_path, "look_for_keys": False, "allow_agent": False},
+        connect_kwargs={
+            "key_filename": info.key_path,
+            "look_for_keys": False,
+            "allow_agent": False,
+        },
         connect_timeout=10,
     )
 
@@ -40,13 +44,17 @@ def submit_and_read(conn: Connection, script: str, timeout: float = 60) -> tuple
     assert job_id.isdigit(), job_id
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        queued = conn.run(f"squeue -h -j {job_id} -o %T", hide=True, warn=True, in_stream=False).stdout.strip()
+        queued = conn.run(
+            f"squeue -h -j {job_id} -o %T", hide=True, warn=True, in_stream=False
+        ).stdout.strip()
         if not queued:
             break
         time.sleep(0.2)
     else:
         pytest.fail(f"job {job_id} still in the queue after {timeout} s")
-    output = conn.run(f"cat ~/rigtest-{job_id}.out && rm ~/rigtest-{job_id}.out", hide=True, in_stream=False)
+    output = conn.run(
+        f"cat ~/rigtest-{job_id}.out && rm ~/rigtest-{job_id}.out", hide=True, in_stream=False
+    )
     return job_id, output.stdout
 
 
@@ -78,8 +86,13 @@ def test_netns_compute_node_is_reachable_only_through_the_login_node(
     # slurmd listens on port 6818 of the compute node.
     with pytest.raises(OSError), socket.create_connection((rig.COMPUTE_ADDR, 6818), timeout=3):
         pass
-    with connect(info) as conn, conn.forward_local(
-        local_port=(port := rig.free_port()), remote_port=6818, remote_host=info.compute_hostname
+    with (
+        connect(info) as conn,
+        conn.forward_local(
+            local_port=(port := rig.free_port()),
+            remote_port=6818,
+            remote_host=info.compute_hostname,
+        ),
     ):
         deadline = time.monotonic() + 10
         while True:
@@ -96,7 +109,10 @@ def test_netns_compute_node_is_reachable_only_through_the_login_node(
 
 
 def test_up_is_idempotent(slurm_cluster: rig.ClusterInfo) -> None:
-    pids = {n: rig.pid_alive(rig.topo_dir("single") / "run" / f"{n}.pid") for n in ("slurmctld", "slurmd", "sshd")}
+    pids = {
+        n: rig.pid_alive(rig.topo_dir("single") / "run" / f"{n}.pid")
+        for n in ("slurmctld", "slurmd", "sshd")
+    }
     again = rig.up("single")
     assert again == slurm_cluster
     pids_after = {n: rig.pid_alive(rig.topo_dir("single") / "run" / f"{n}.pid") for n in pids}

@@ -9,19 +9,16 @@ import pystac
 import pytest
 import shapely.geometry
 
-from eotoolkit.errors import SearchParameterError
-from eotoolkit.search import (
+from eotoolkit._search_params import (
     SearchParams,
-    item_matcher,
-    matches_cql2,
-    matches_query,
     normalize_query,
     normalize_sortby,
     parse_cql2,
     parse_datetime_range,
-    query_to_cql2,
-    sort_items,
 )
+from eotoolkit._stac_api import query_to_cql2
+from eotoolkit._static_search import item_matcher, matches_cql2, matches_query, sort_items
+from eotoolkit.errors import SearchParameterError
 
 UTC = timezone.utc
 

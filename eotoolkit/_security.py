@@ -1,0 +1,228 @@
+"""Per-session TLS material for a Dask scheduler, and private files.
+
+A session gets its own certificate authority (CA) and one certificate/key pair signed by it,
+used by the scheduler, its workers and its clients alike. The CA's private key is never
+written to disk: once the session certificate is signed nobody can mint another, so holding
+``cert.pem`` + ``key.pem`` of this session is what lets a process join it.
+
+Files (all mode 0600, in a directory of mode 0700):
+
+``ca.pem``
+    The session CA certificate (the only certificate a peer must present a chain to).
+``cert.pem`` / ``key.pem``
+    The session certificate and its private key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import os
+import secrets
+import socket
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from distributed.security import Security
+
+CA_FILE = "ca.pem"
+CERT_FILE = "cert.pem"
+KEY_FILE = "key.pem"
+DEFAULT_VALIDITY = datetime.timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """Paths of a session's CA certificate, certificate and private key."""
+
+    ca_file: Path
+    cert: Path
+    key: Path
+
+    def security(self) -> Security:
+        """Dask :class:`~distributed.security.Security` using these files for every role."""
+        return session_security(self)
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make it mode 0700; it must belong to this user."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} belongs to uid {info.st_uid}, not to this user")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, mode 0600 from the first byte on."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_private(path: Path) -> None:
+    """Raise :class:`PermissionError` if ``path`` is readable or writable by group or others."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise PermissionError(f"{path} has mode {mode:04o}; it must be private (chmod 600)")
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eo-hpc"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _alt_names(hosts: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for host in dict.fromkeys(hosts):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
+def default_hosts() -> list[str]:
+    """Names the session certificate lists: this host, ``localhost`` and loopback addresses."""
+    return ["eo-hpc-session", socket.gethostname(), "localhost", "127.0.0.1", "::1"]
+
+
+def create_session_tls(
+    directory: Path,
+    *,
+    hosts: list[str] | None = None,
+    validity: datetime.timedelta = DEFAULT_VALIDITY,
+) -> TLSFiles:
+    """Create a session CA and a certificate/key signed by it in ``directory`` (made 0700).
+
+    ``hosts`` become the certificate's subject alternative names (default
+    :func:`default_hosts`). Dask does not check host names (it verifies the chain only), so a
+    client reaching the scheduler through a forwarded port on ``127.0.0.1`` is accepted
+    whatever the names are.
+    """
+    make_private_dir(directory)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(minutes=5), now + validity
+    session = secrets.token_hex(4)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name(f"eo-hpc session CA {session}")
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(f"eo-hpc session {session}"))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(_alt_names(hosts or default_hosts())), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    files = TLSFiles(directory / CA_FILE, directory / CERT_FILE, directory / KEY_FILE)
+    write_private(files.key, _key_pem(key))
+    write_private(files.cert, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(files.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def session_security(files: TLSFiles) -> Security:
+    """A Security that requires TLS and uses the session certificate for every role."""
+    ca, cert, key = str(files.ca_file), str(files.cert), str(files.key)
+    return Security(
+        tls_ca_file=ca,
+        tls_client_cert=cert,
+        tls_client_key=key,
+        tls_scheduler_cert=cert,
+        tls_scheduler_key=key,
+        tls_worker_cert=cert,
+        tls_worker_key=key,
+        require_encryption=True,
+    )

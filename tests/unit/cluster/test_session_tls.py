@@ -1,0 +1,114 @@
+"""Session certificates, scheduler files and :func:`eotoolkit.cluster.connect`, on real TLS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from distributed import Client, LocalCluster
+
+from eotoolkit import cluster as eocluster
+from eotoolkit._security import TLSFiles, create_session_tls
+from tests.unit.cluster.conftest import local_cluster
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_files_are_private_and_chain_to_the_session_ca(session_tls: TLSFiles) -> None:
+    assert mode(session_tls.ca_file.parent) == 0o700
+    for path in (session_tls.ca_file, session_tls.cert, session_tls.key):
+        assert mode(path) == 0o600
+    ca = x509.load_pem_x509_certificate(session_tls.ca_file.read_bytes())
+    cert = x509.load_pem_x509_certificate(session_tls.cert.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    # The CA key is not kept: only these three files exist.
+    assert sorted(p.name for p in session_tls.ca_file.parent.iterdir()) == [
+        "ca.pem",
+        "cert.pem",
+        "key.pem",
+    ]
+
+
+def test_existing_directory_is_made_private(tmp_path: Path) -> None:
+    directory = tmp_path / "open"
+    directory.mkdir(mode=0o755)
+    create_session_tls(directory)
+    assert mode(directory) == 0o700
+
+
+def test_dask_does_not_check_host_names(tmp_path: Path) -> None:
+    tls = create_session_tls(tmp_path / "s", hosts=["elsewhere.invalid"])
+    security = tls.security()
+    assert security.get_connection_args("client")["ssl_context"].check_hostname is False
+    assert security.get_connection_args("client")["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+    with local_cluster(security) as cluster, Client(cluster.scheduler_address, security=security):
+        pass  # connected to 127.0.0.1 although the certificate names only elsewhere.invalid
+
+
+def test_clients_without_the_session_certificates_are_refused(
+    tls_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    port = tls_cluster.scheduler_address.rsplit(":", 1)[1]
+    with pytest.raises(OSError):
+        Client(f"tcp://127.0.0.1:{port}", timeout=5)
+    stranger = create_session_tls(tmp_path / "stranger").security()
+    with pytest.raises(OSError):
+        Client(f"tls://127.0.0.1:{port}", security=stranger, timeout=5)
+
+
+def test_scheduler_file_round_trip_with_relative_tls_paths(
+    session_tls: TLSFiles, clean_env: Path
+) -> None:
+    path = session_tls.ca_file.parent / "scheduler.json"
+    info = eocluster.SchedulerInfo(
+        address="tls://node1:1234",
+        dashboard="http://127.0.0.1:1/status",
+        tls=session_tls,
+        host="node1",
+        pid=7,
+        slurm_job_id="99",
+        worker_job_name="eohpc-dask-x",
+        started="now",
+    )
+    eocluster.write_scheduler_file(path, info)
+    assert mode(path) == 0o600
+    data = json.loads(path.read_text())
+    assert data["format"] == eocluster.FORMAT
+    assert data["tls"] == {"ca_file": "ca.pem", "cert": "cert.pem", "key": "key.pem"}
+    assert eocluster.read_scheduler_file(path) == info
+
+
+def test_connect_through_a_copied_directory_and_another_address(
+    tls_cluster: LocalCluster, session_tls: TLSFiles, tmp_path: Path
+) -> None:
+    directory = session_tls.ca_file.parent
+    eocluster.write_scheduler_file(
+        directory / "scheduler.json",
+        eocluster.SchedulerInfo(address="tls://node-unknown.invalid:1", tls=session_tls),
+    )
+    copy = tmp_path / "laptop"
+    shutil.copytree(directory, copy)
+    port = tls_cluster.scheduler_address.rsplit(":", 1)[1]
+    with eocluster.connect(copy / "scheduler.json", forwarded_address=f"127.0.0.1:{port}") as c:
+        assert c.scheduler.address == f"tls://127.0.0.1:{port}"
+        assert c.submit(sum, [2, 3]).result() == 5
+
+
+def test_connect_refuses_a_key_others_can_read(session_tls: TLSFiles, tmp_path: Path) -> None:
+    directory = session_tls.ca_file.parent
+    eocluster.write_scheduler_file(
+        directory / "scheduler.json",
+        eocluster.SchedulerInfo(address="tls://127.0.0.1:1", tls=session_tls),
+    )
+    session_tls.key.chmod(0o644)
+    with pytest.raises(PermissionError, match="must be private"):
+        eocluster.connect(directory / "scheduler.json")

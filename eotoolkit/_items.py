@@ -1,0 +1,298 @@
+"""Flatten STAC items into plain arrays and per-band read specifications.
+
+Everything the loader needs is extracted once per item here, so that graph construction works
+on plain tuples and numpy arrays instead of pystac objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pystac
+
+from .errors import BandNotFoundError, MixedDtypeError, NoItemsError
+
+#: Sentinel-2 bottom-of-atmosphere reflectance bands (asset keys and common names).
+S2_REFLECTANCE = re.compile(
+    r"^(B(0?[1-9]|1[0-2]|8A)|coastal|blue|green|red|rededge\d*|nir\d*|swir\d*)$", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """How to read one band of one item."""
+
+    href: str
+    nodata: float | None
+    scale: float
+    offset: float
+
+
+@dataclass
+class ItemTable:
+    """Per-item arrays and per-band sources of a list of STAC items."""
+
+    ids: list[str]
+    times: np.ndarray  # datetime64[ns], UTC, naive
+    crs: list[str | None]  # e.g. "EPSG:32631" or WKT, per item
+    native_bbox: np.ndarray  # (N, 4) in the item CRS, NaN when unknown
+    lonlat_bbox: np.ndarray  # (N, 4) EPSG:4326, NaN when unknown
+    sources: dict[str, list[Source | None]]  # band -> per item
+    dtypes: dict[str, list[str | None]]  # band -> per item data_type
+    resolution: dict[str, float | None]  # band -> native pixel size (first found)
+    common_names: dict[str, str | None]  # band -> eo common name
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _as_items(items: Any) -> list[Any]:
+    if isinstance(items, pystac.Catalog):
+        return list(items.get_items(recursive=True))
+    if isinstance(items, pystac.Item | Mapping):
+        return [items]
+    return list(items)
+
+
+def _item_parts(item: Any) -> tuple[str, dict, Any, dict[str, tuple[str, dict]]]:
+    """(id, properties, bbox, {asset key: (absolute href, asset fields)})."""
+    if isinstance(item, pystac.Item):
+        assets: dict[str, tuple[str, dict]] = {}
+        for key, asset in item.assets.items():
+            href = asset.href
+            if "://" not in href and not href.startswith("/"):
+                href = asset.get_absolute_href() or href
+            assets[key] = (href, asset.extra_fields)
+        return item.id, item.properties, item.bbox, assets
+    assets = {k: (v["href"], v) for k, v in item.get("assets", {}).items()}
+    props = dict(item.get("properties", {}))
+    return str(item.get("id")), props, item.get("bbox"), assets
+
+
+def _common_name(fields: Mapping[str, Any]) -> str | None:
+    for key in ("eo:bands", "bands"):
+        bands = fields.get(key)
+        if bands:
+            first = bands[0]
+            name = first.get("common_name") or first.get("eo:common_name")
+            if name:
+                return str(name)
+    name = fields.get("eo:common_name")
+    return str(name) if name else None
+
+
+def _raster_info(fields: Mapping[str, Any]) -> tuple[float | None, str | None, float, float, bool]:
+    """(nodata, data_type, scale, offset, offset_declared) from raster metadata."""
+    info: Mapping[str, Any] = fields
+    for key in ("raster:bands", "bands"):
+        bands = fields.get(key)
+        if bands:
+            info = {**fields, **bands[0]}
+            break
+    nodata = info.get("nodata")
+    dtype = info.get("data_type")
+    scale = info.get("scale", info.get("raster:scale"))
+    offset = info.get("offset", info.get("raster:offset"))
+    declared = offset is not None and float(offset) != 0.0
+    return (
+        None if nodata is None else float(nodata),
+        None if dtype is None else str(dtype),
+        1.0 if scale is None else float(scale),
+        0.0 if offset is None else float(offset),
+        declared,
+    )
+
+
+def _crs_of(fields: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
+    for src in (fields, props):
+        code = src.get("proj:code")
+        if code:
+            return str(code)
+        epsg = src.get("proj:epsg")
+        if epsg:
+            return f"EPSG:{int(epsg)}"
+        wkt = src.get("proj:wkt2")
+        if wkt:
+            return str(wkt)
+    return None
+
+
+def _native_bbox(fields: Mapping[str, Any], props: Mapping[str, Any]) -> tuple[float, ...] | None:
+    for src in (fields, props):
+        transform = src.get("proj:transform")
+        shape = src.get("proj:shape")
+        if transform and shape:
+            a, _, c, _, e, f = (float(v) for v in transform[:6])
+            h, w = int(shape[0]), int(shape[1])
+            xs, ys = (c, c + a * w), (f, f + e * h)
+            return (min(xs), min(ys), max(xs), max(ys))
+        bbox = src.get("proj:bbox")
+        if bbox:
+            return tuple(float(v) for v in bbox[:4])
+    return None
+
+
+def _resolution(fields: Mapping[str, Any], props: Mapping[str, Any]) -> float | None:
+    for src in (fields, props):
+        transform = src.get("proj:transform")
+        if transform:
+            return abs(float(transform[0]))
+    return None
+
+
+def _baseline(props: Mapping[str, Any]) -> float | None:
+    value = props.get("s2:processing_baseline")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _resolve_band(
+    band: str, assets: Mapping[str, tuple[str, dict]], cache: dict[tuple, str | None]
+) -> str | None:
+    keys = tuple(assets)
+    ck = (band, keys)
+    if ck not in cache:
+        if band in assets:
+            cache[ck] = band
+        else:
+            found = None
+            for key, (_, fields) in assets.items():
+                if (_common_name(fields) or "").lower() == band.lower():
+                    found = key
+                    break
+            if found is None:
+                lower = {k.lower(): k for k in assets}
+                found = lower.get(band.lower())
+            cache[ck] = found
+    return cache[ck]
+
+
+def available_bands(item: Any) -> list[str]:
+    """Asset keys of an item followed by the eo common names they carry."""
+    _, _, _, assets = _item_parts(item)
+    names = list(assets)
+    for key, (_, fields) in assets.items():
+        common = _common_name(fields)
+        if common and common not in names:
+            names.append(f"{common} (= {key})")
+    return names
+
+
+def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, list[str]]:
+    """Flatten items into an :class:`ItemTable` for the requested bands.
+
+    ``bands=None`` selects every raster asset of the first item.
+    """
+    seq = _as_items(items)
+    if not seq:
+        raise NoItemsError(
+            "No items to load: the search or item list is empty. Widen the bbox, datetime or "
+            "collections of the search, or check the catalog URL."
+        )
+    parts = [_item_parts(it) for it in seq]
+    if bands is None:
+        bands = [k for k, (href, f) in parts[0][3].items() if _looks_raster(href, f)]
+    bands = list(bands)
+    n = len(parts)
+    cache: dict[tuple, str | None] = {}
+    sources: dict[str, list[Source | None]] = {b: [None] * n for b in bands}
+    dtypes: dict[str, list[str | None]] = {b: [None] * n for b in bands}
+    resolution: dict[str, float | None] = dict.fromkeys(bands)
+    common: dict[str, str | None] = dict.fromkeys(bands)
+    crs: list[str | None] = [None] * n
+    native = np.full((n, 4), np.nan)
+    lonlat = np.full((n, 4), np.nan)
+    raw_times: list[Any] = [None] * n
+    ids: list[str] = [""] * n
+    found_any = dict.fromkeys(bands, False)
+    for i, (iid, props, bbox, assets) in enumerate(parts):
+        ids[i] = iid
+        raw_times[i] = props.get("datetime") or props.get("start_datetime")
+        if bbox:
+            lonlat[i] = bbox[:2] + bbox[-3:-1] if len(bbox) == 6 else bbox[:4]
+        baseline = _baseline(props)
+        first_key: str | None = None
+        for b in bands:
+            key = _resolve_band(b, assets, cache)
+            if key is None:
+                continue
+            found_any[b] = True
+            href, fields = assets[key]
+            nodata, dtype, scale, offset, declared = _raster_info(fields)
+            if (
+                baseline is not None
+                and baseline >= 4.0
+                and not declared
+                and _is_reflectance(key, fields)
+            ):
+                offset = -1000.0 * scale
+            sources[b][i] = Source(href, nodata, scale, offset)
+            dtypes[b][i] = dtype
+            if resolution[b] is None:
+                resolution[b] = _resolution(fields, props)
+            if common[b] is None:
+                common[b] = _common_name(fields)
+            if first_key is None:
+                first_key = key
+        if first_key is not None:
+            fields = assets[first_key][1]
+            crs[i] = _crs_of(fields, props)
+            nb = _native_bbox(fields, props)
+            if nb is not None:
+                native[i] = nb
+    missing = [b for b in bands if not found_any[b]]
+    if missing:
+        raise BandNotFoundError(
+            f"Band(s) {missing} not found in the items. Available bands (asset keys and eo "
+            f"common names): {available_bands(seq[0])}. Pass bands= with some of these names."
+        )
+    times = pd.to_datetime(pd.Series(raw_times), utc=True, format="ISO8601")
+    return (
+        ItemTable(
+            ids=ids,
+            times=times.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"),
+            crs=crs,
+            native_bbox=native,
+            lonlat_bbox=lonlat,
+            sources=sources,
+            dtypes=dtypes,
+            resolution=resolution,
+            common_names=common,
+        ),
+        bands,
+    )
+
+
+def _looks_raster(href: str, fields: Mapping[str, Any]) -> bool:
+    media = str(fields.get("type", ""))
+    return "tiff" in media or href.lower().endswith((".tif", ".tiff", ".jp2"))
+
+
+def _is_reflectance(key: str, fields: Mapping[str, Any]) -> bool:
+    common = _common_name(fields)
+    return bool(S2_REFLECTANCE.match(key) or (common and S2_REFLECTANCE.match(common)))
+
+
+def band_dtype(table: ItemTable, band: str) -> str | None:
+    """The single data type of a band across items, or None when no item declares one."""
+    declared = {d for d, s in zip(table.dtypes[band], table.sources[band], strict=True) if s and d}
+    if len(declared) > 1:
+        raise MixedDtypeError(
+            f"Band {band!r} has different data types across items: {sorted(declared)}. "
+            f"Pass dtype= (e.g. dtype='float32') to load them into one type."
+        )
+    return declared.pop() if declared else None
+
+
+def iter_hrefs(table: ItemTable, band: str) -> Iterable[str]:
+    """Hrefs of one band across items (items lacking the band are skipped)."""
+    return (s.href for s in table.sources[band] if s is not None)

@@ -1,0 +1,270 @@
+"""Read one output chunk of one band: open each source, read its window, mosaic first-valid.
+
+Sources in the output CRS are read with a (possibly fractional) window and ``out_shape`` so that
+GDAL picks the matching COG overview. Sources in another CRS are opened at the best overview
+level and warped with a WarpedVRT onto the chunk grid.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from ._items import Source
+from .errors import AssetReadError, AssetReadWarning
+
+GDAL_OPTIONS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    "GDAL_HTTP_VERSION": "2",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "VSI_CACHE": "TRUE",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.jp2,.vrt",
+}
+_HANDLES_PER_THREAD = 64
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class ChunkRead:
+    """Everything needed to produce one (1, h, w) chunk of one band."""
+
+    transform: tuple[float, float, float, float, float, float]
+    shape: tuple[int, int]
+    crs: str
+    sources: tuple[Source, ...]
+    dtype: str
+    fill: float
+    scaled: bool
+    resampling: str
+    fail_on_error: bool
+
+
+def gdal_path(href: str) -> str:
+    """Map file:// URLs to paths; other URLs are handled by GDAL's /vsicurl/ and friends."""
+    if href.startswith("file://"):
+        return href[7:]
+    if href.startswith("s3://"):
+        return "/vsis3/" + href[5:]
+    if href.startswith(("gs://", "gcs://")):
+        return "/vsigs/" + href.split("://", 1)[1]
+    return href
+
+
+@lru_cache(maxsize=32)
+def _rio_crs(crs: str) -> CRS:
+    return CRS.from_user_input(crs)
+
+
+def _open(href: str, overview_level: int | None = None) -> rasterio.DatasetReader:
+    """An open dataset from the per-thread cache."""
+    cache: OrderedDict[tuple, rasterio.DatasetReader] | None = getattr(_local, "handles", None)
+    if cache is None:
+        cache = _local.handles = OrderedDict()
+    key = (href, overview_level, _local_version(href))
+    src = cache.get(key)
+    if src is not None and not src.closed:
+        cache.move_to_end(key)
+        return src
+    if overview_level is None:
+        src = rasterio.open(gdal_path(href))
+    else:
+        src = rasterio.open(gdal_path(href), overview_level=overview_level)
+    cache[key] = src
+    while len(cache) > _HANDLES_PER_THREAD:
+        _, old = cache.popitem(last=False)
+        old.close()
+    return src
+
+
+def _local_version(href: str) -> tuple[int, int] | None:
+    """(mtime, size) of a local file so that a rewritten file is not read from a stale handle."""
+    if "://" in href and not href.startswith("file://"):
+        return None
+    try:
+        st = os.stat(gdal_path(href))
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _forget(href: str) -> None:
+    cache = getattr(_local, "handles", None)
+    if cache:
+        for key in [k for k in cache if k[0] == href]:
+            cache.pop(key).close()
+
+
+def clear_cache() -> None:
+    """Close the open datasets cached by the calling thread."""
+    cache = getattr(_local, "handles", None)
+    while cache:
+        _, src = cache.popitem()
+        src.close()
+
+
+def _pixel_range(start: float, stop: float, origin: float, step: float, n: int) -> tuple[int, int]:
+    """Output pixels [i0, i1) along one axis whose centres lie in [start, stop)."""
+    lo = (start - origin) / step - 0.5
+    hi = (stop - origin) / step - 0.5
+    if step < 0:
+        lo, hi = (stop - origin) / step - 0.5, (start - origin) / step - 0.5
+    i0 = max(0, math.ceil(lo - 1e-9))
+    i1 = min(n, math.ceil(hi - 1e-9))
+    return i0, max(i0, i1)
+
+
+def _read_same_crs(
+    src: rasterio.DatasetReader, req: ChunkRead, resampling: Resampling
+) -> tuple[np.ndarray, tuple[slice, slice]] | None:
+    a, _, c, _, e, f = req.transform
+    h, w = req.shape
+    left, bottom, right, top = src.bounds
+    c0, c1 = _pixel_range(left, right, c, a, w)
+    r0, r1 = _pixel_range(bottom, top, f, e, h)
+    if c0 >= c1 or r0 >= r1:
+        return None
+    st = src.transform
+    col_a, row_a = (c + c0 * a - st.c) / st.a, (f + r0 * e - st.f) / st.e
+    col_b, row_b = (c + c1 * a - st.c) / st.a, (f + r1 * e - st.f) / st.e
+    col_a, col_b = max(0.0, min(col_a, col_b)), min(float(src.width), max(col_a, col_b))
+    row_a, row_b = max(0.0, min(row_a, row_b)), min(float(src.height), max(row_a, row_b))
+    win = Window(col_a, row_a, col_b - col_a, row_b - row_a)
+    data = src.read(1, window=win, out_shape=(r1 - r0, c1 - c0), resampling=resampling)
+    return data, (slice(r0, r1), slice(c0, c1))
+
+
+def _overview_level(src: rasterio.DatasetReader, dst_res_in_src: float) -> int | None:
+    """Index of the coarsest overview whose pixels are not coarser than the output pixels."""
+    ratio = dst_res_in_src / abs(src.transform.a)
+    level = None
+    for i, factor in enumerate(src.overviews(1)):
+        if factor <= ratio * (1 + 1e-6):
+            level = i
+    return level
+
+
+def _read_warped(
+    href: str, req: ChunkRead, resampling: Resampling, nodata: float | None
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    src = _open(href)
+    dst_crs = _rio_crs(req.crs)
+    h, w = req.shape
+    dst_transform = Affine(*req.transform)
+    left, top = dst_transform.c, dst_transform.f
+    right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
+    sb = transform_bounds(dst_crs, src.crs, left, bottom, right, top, densify_pts=5)
+    sl, sbm, sr, st = src.bounds
+    if sb[0] >= sr or sb[2] <= sl or sb[1] >= st or sb[3] <= sbm:
+        return None
+    level = _overview_level(src, (sb[2] - sb[0]) / w)
+    if level is not None:
+        src = _open(href, level)
+    opts: dict = {
+        "crs": dst_crs,
+        "transform": dst_transform,
+        "width": w,
+        "height": h,
+        "resampling": resampling,
+    }
+    if nodata is not None:
+        opts.update(src_nodata=nodata, nodata=nodata)
+        with WarpedVRT(src, **opts) as vrt:
+            return vrt.read(1), None
+    with WarpedVRT(src, add_alpha=True, **opts) as vrt:
+        data = vrt.read([1, vrt.count])
+    return data[0], data[1] > 0
+
+
+def _read_source(
+    s: Source, req: ChunkRead, resampling: Resampling
+) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
+    """(values as output dtype, valid mask, output slices) of one source, None if disjoint."""
+    src = _open(s.href)
+    nodata = s.nodata if s.nodata is not None else src.nodata
+    full = (slice(0, req.shape[0]), slice(0, req.shape[1]))
+    if src.crs == _rio_crs(req.crs):
+        got = _read_same_crs(src, req, resampling)
+        if got is None:
+            return None
+        raw, where = got
+        valid = np.ones(raw.shape, bool) if nodata is None else _valid(raw, nodata)
+    else:
+        warped = _read_warped(s.href, req, resampling, nodata)
+        if warped is None:
+            return None
+        raw, alpha = warped
+        where = full
+        if alpha is not None:
+            valid = alpha
+        else:
+            valid = _valid(raw, nodata) if nodata is not None else np.ones(raw.shape, bool)
+    if req.scaled:
+        values = raw.astype(np.float32)
+        if s.scale != 1.0:
+            values *= np.float32(s.scale)
+        if s.offset != 0.0:
+            values += np.float32(s.offset)
+    else:
+        values = raw.astype(req.dtype, copy=False)
+    return values, valid, where
+
+
+def _valid(raw: np.ndarray, nodata: float) -> np.ndarray:
+    if math.isnan(nodata):
+        return ~np.isnan(raw)
+    return raw != nodata
+
+
+def read_chunk(req: ChunkRead) -> np.ndarray:
+    """Mosaic the sources of one chunk, first valid pixel wins; returns shape (1, h, w)."""
+    out = np.full(req.shape, req.fill, dtype=req.dtype)
+    filled = np.zeros(req.shape, bool)
+    resampling = Resampling[req.resampling]
+    with rasterio.Env(**GDAL_OPTIONS):
+        for s in req.sources:
+            try:
+                got = _read_source(s, req, resampling)
+            except Exception as exc:
+                _forget(s.href)
+                if req.fail_on_error:
+                    raise AssetReadError(
+                        f"Could not read asset {s.href}: {exc}. Fix or remove the item, or pass "
+                        f"fail_on_error=False to fill its pixels with nodata."
+                    ) from exc
+                warnings.warn(
+                    f"Could not read asset {s.href} ({exc}); its pixels are filled with nodata.",
+                    AssetReadWarning,
+                    stacklevel=2,
+                )
+                continue
+            if got is None:
+                continue
+            values, valid, where = got
+            region = filled[where]
+            np.copyto(out[where], values, where=valid & ~region)
+            region |= valid
+            if filled.all():
+                break
+    return out[np.newaxis]
+
+
+def fill_chunk(shape: tuple[int, int], fill: float, dtype: str) -> np.ndarray:
+    """A (1, h, w) chunk with no source: all nodata."""
+    return np.full((1, *shape), fill, dtype=dtype)

@@ -1,0 +1,88 @@
+"""``eotoolkit`` console command: ``eotoolkit run recipe.yaml [--scheduler ADDRESS]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from dask.callbacks import Callback
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from .errors import EOToolkitError
+
+
+class RichProgress(Callback):
+    """A rich progress bar over the tasks of local (threads/processes) dask computations."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self._progress = progress
+        self._task: Any = None
+
+    def _start_state(self, dsk: Any, state: Any) -> None:
+        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+        if self._task is None:
+            self._task = self._progress.add_task("tasks", total=total)
+        else:
+            self._progress.update(self._task, total=total, completed=0)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        self._progress.advance(self._task)
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from .io import to_zarr
+    from .recipe import build, read_recipe
+
+    recipe = read_recipe(args.recipe)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+        console.print(f"Dask scheduler {args.scheduler}, dashboard {client.dashboard_link}")
+    try:
+        ds = build(recipe)
+        console.print(f"Writing {list(ds.data_vars)} {dict(ds.sizes)} to {recipe.output['zarr']}")
+        kwargs = {"group": recipe.output.get("group"), "mode": recipe.output.get("mode", "w-")}
+        if client is None:
+            columns = (
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console) as progress, RichProgress(progress):
+                to_zarr(ds, recipe.output["zarr"], **kwargs)
+        else:
+            with console.status("computing on the cluster (see the dashboard for progress)"):
+                to_zarr(ds, recipe.output["zarr"], **kwargs)
+    finally:
+        if client is not None:
+            client.close()
+    console.print(f"[green]Done:[/green] {recipe.output['zarr']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``eotoolkit`` command."""
+    parser = argparse.ArgumentParser(prog="eotoolkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a YAML recipe (load, mask, index, composite, Zarr)")
+    run.add_argument("recipe", help="path of the recipe YAML file")
+    run.add_argument("--scheduler", help="address of a dask scheduler (default: local threads)")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        return _run(args, console)
+    except EOToolkitError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Cloud-Optimized GeoTIFF export of DataArrays."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from rasterio.io import MemoryFile
+
+
+def to_cog(
+    da: xr.DataArray,
+    path: str | os.PathLike[str],
+    *,
+    nodata: float | None = None,
+    compress: str = "DEFLATE",
+    blocksize: int = 512,
+    overview_resampling: str = "average",
+    **creation_options: Any,
+) -> str:
+    """Write a 2-D (y, x) or 3-D (band, y, x) DataArray as a tiled COG with overviews.
+
+    The array is computed; it must carry a CRS (``da.rio.crs``). Float NaN is the nodata value
+    of float arrays; integer arrays use ``nodata`` or their ``nodata`` attribute.
+    """
+    if da.rio.crs is None:
+        raise ValueError("The array has no CRS; write one with da.rio.write_crs(...).")
+    extra = [d for d in da.dims if d not in ("y", "x")]
+    if len(extra) > 1 or (extra and da.sizes[extra[0]] > 1 and da.ndim != 3):
+        raise ValueError(f"to_cog needs (y, x) or (band, y, x) data, got dims {da.dims}.")
+    arr = da.transpose(*extra, "y", "x").values if extra else da.values[np.newaxis]
+    if nodata is None:
+        nodata = float("nan") if arr.dtype.kind == "f" else da.attrs.get("nodata")
+    profile = {
+        "driver": "GTiff",
+        "width": arr.shape[2],
+        "height": arr.shape[1],
+        "count": arr.shape[0],
+        "dtype": arr.dtype.name,
+        "crs": da.rio.crs,
+        "transform": da.rio.transform(recalc=True),
+        "nodata": nodata,
+    }
+    with MemoryFile() as mem, mem.open(**profile) as tmp:
+        tmp.write(arr)
+        rasterio.shutil.copy(
+            tmp,
+            str(path),
+            driver="COG",
+            compress=compress,
+            blocksize=blocksize,
+            overview_resampling=overview_resampling,
+            **creation_options,
+        )
+    return str(path)

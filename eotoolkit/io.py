@@ -1,0 +1,294 @@
+"""Zarr output: resumable, georeferenced writes and a reader that refuses incomplete stores.
+
+Protocol: the layout (metadata, coordinates, empty arrays) is written first with the status
+attribute ``eotoolkit:status = "incomplete"`` and a layout fingerprint. Every dask block is then
+written to its region and followed by a small completion record under ``_eotoolkit_done/``.
+When all regions are recorded, the status becomes ``"complete"``, the records are removed and
+the metadata is consolidated. A resumed write skips regions that have a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from itertools import product
+from typing import Any
+
+import dask
+import dask.array as da
+import fsspec
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+import zarr
+
+from .errors import IncompleteStoreError, StoreExistsError, StoreLayoutError
+
+STATUS = "eotoolkit:status"
+LAYOUT = "eotoolkit:layout"
+DONE_DIR = "_eotoolkit_done"
+MODES = ("w-", "w", "resume")
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        yield
+
+
+def _as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    if isinstance(obj, xr.DataArray):
+        return obj.to_dataset(name=str(obj.name) if obj.name is not None else "data")
+    return obj
+
+
+def _regular(var: xr.DataArray) -> xr.DataArray:
+    """Rechunk so that every chunk but the last has the same size along each dimension."""
+    data = var.data
+    if not isinstance(data, da.Array):
+        return var.chunk(dict.fromkeys(var.dims, -1)) if var.ndim else var
+    target = {}
+    for dim, sizes in zip(var.dims, data.chunks, strict=True):
+        if len(sizes) > 1 and (len(set(sizes[:-1])) > 1 or sizes[-1] > sizes[0]):
+            target[dim] = max(sizes)
+    return var.chunk(target) if target else var
+
+
+def prepare(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    """Dataset ready for region writes: dask data vars with regular chunks, chunk encoding."""
+    ds = _as_dataset(obj)
+    out = {}
+    for name, var in ds.data_vars.items():
+        if var.dtype.kind not in "biuf":
+            out[name] = var.load()
+            continue
+        var = _regular(var)
+        if isinstance(var.data, da.Array) and var.ndim:
+            var.encoding = {"chunks": tuple(c[0] for c in var.data.chunks)}
+        else:
+            var.encoding = {}
+        out[name] = var
+    coords = {k: v.load() for k, v in ds.coords.items()}
+    return xr.Dataset(out, coords=coords, attrs=dict(ds.attrs))
+
+
+def fingerprint(ds: xr.Dataset) -> str:
+    """A hash of variables, dims, shapes, dtypes, chunks and coordinate values."""
+    desc: dict[str, Any] = {"vars": {}, "coords": {}}
+    for name, var in ds.data_vars.items():
+        chunks = var.data.chunks if isinstance(var.data, da.Array) else None
+        desc["vars"][str(name)] = [var.dims, var.shape, var.dtype.str, chunks]
+    for name, coord in ds.coords.items():
+        digest = hashlib.sha1(np.ascontiguousarray(coord.values).tobytes()).hexdigest()
+        desc["coords"][str(name)] = [coord.dims, coord.shape, coord.dtype.str, digest]
+    text = json.dumps(desc, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _group_path(group: str | None) -> str:
+    return (group or "").strip("/")
+
+
+def _fs_path(store: str, group: str | None, storage_options: dict | None) -> tuple[Any, str]:
+    fs, root = fsspec.core.url_to_fs(str(store), **(storage_options or {}))
+    path = "/".join(p for p in (root.rstrip("/"), _group_path(group), DONE_DIR) if p)
+    return fs, path
+
+
+def _read_attrs(store: str, group: str | None, storage_options: dict | None) -> dict | None:
+    try:
+        with _quiet():
+            g = zarr.open_group(
+                store, path=_group_path(group), mode="r", storage_options=storage_options
+            )
+            return dict(g.attrs)
+    except (FileNotFoundError, KeyError, zarr.errors.NodeTypeValidationError):
+        return None
+    except Exception as exc:  # zarr raises several types for "nothing here"
+        if "not found" in str(exc).lower() or "no group" in str(exc).lower():
+            return None
+        raise
+
+
+def _block_id(name: str, index: tuple[int, ...]) -> str:
+    return name + "." + ".".join(str(i) for i in index)
+
+
+def _done_records(fs: Any, path: str) -> set[str]:
+    try:
+        return {p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)}
+    except FileNotFoundError:
+        return set()
+
+
+@lru_cache(maxsize=32)
+def _open_array(store: str, path: str, options: str) -> zarr.Array:
+    opts = json.loads(options) or None
+    with _quiet():
+        return zarr.open_array(store, path=path, mode="r+", storage_options=opts)
+
+
+def _write_block(
+    block: np.ndarray,
+    store: str,
+    path: str,
+    options: str,
+    name: str,
+    done_path: str,
+    block_info: Any = None,
+) -> np.ndarray:
+    """Write one block to its region, then its completion record; returns a (1, ...) marker."""
+    info = block_info[0]
+    region = tuple(slice(int(a), int(b)) for a, b in info["array-location"])
+    arr = _open_array(store, path, options)
+    arr[region] = block
+    fs, _ = fsspec.core.url_to_fs(store, **(json.loads(options) or {}))
+    with fs.open(f"{done_path}/{_block_id(name, tuple(info['chunk-location']))}", "wb") as f:
+        f.write(b"ok")
+    return np.ones((1,) * block.ndim, np.int8)
+
+
+def _write_layout(
+    ds: xr.Dataset, store: str, group: str | None, fp: str, opts: dict | None
+) -> None:
+    attrs = {**ds.attrs, STATUS: "incomplete", LAYOUT: fp}
+    layout = ds.copy()
+    layout.attrs = attrs
+    with _quiet():
+        layout.to_zarr(
+            store,
+            group=group,
+            mode="w",
+            compute=False,
+            consolidated=True,
+            zarr_format=3,
+            storage_options=opts,
+        )
+
+
+def _finish(store: str, group: str | None, opts: dict | None, fs: Any, done_path: str) -> None:
+    with _quiet():
+        g = zarr.open_group(store, path=_group_path(group), mode="r+", storage_options=opts)
+        g.attrs.update({STATUS: "complete"})
+        if fs.exists(done_path):
+            fs.rm(done_path, recursive=True)
+        zarr.consolidate_metadata(g.store, path=_group_path(group))
+
+
+def to_zarr(
+    obj: xr.Dataset | xr.DataArray,
+    store: str,
+    *,
+    group: str | None = None,
+    mode: str = "w-",
+    storage_options: dict | None = None,
+) -> str:
+    """Write lazily computed data to a Zarr (format 3) store, resumably.
+
+    ``mode``: "w-" creates and refuses an existing store, "w" overwrites, "resume" writes only
+    the regions missing from an interrupted run with the same layout (or creates the store).
+    ``store`` is a path or an fsspec URL. Chunks follow the dask chunks. Returns ``store``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
+    store = str(store)
+    ds = prepare(obj)
+    fp = fingerprint(ds)
+    fs, done_path = _fs_path(store, group, storage_options)
+    attrs = _read_attrs(store, group, storage_options)
+    where = f"{store}" + (f" (group {group!r})" if group else "")
+    if attrs is not None and mode != "w":
+        if attrs.get(LAYOUT) != fp:
+            raise StoreLayoutError(
+                f"The Zarr store {where} exists with another layout (variables, shapes, chunks "
+                f"or coordinates differ). Pass mode='w' to overwrite it or choose another store."
+            )
+        if attrs.get(STATUS) == "complete":
+            if mode == "resume":
+                return store
+            raise StoreExistsError(
+                f"The Zarr store {where} already exists and is complete. Pass mode='w' to "
+                f"overwrite it or open it with eotoolkit.open_zarr."
+            )
+        if mode == "w-":
+            raise StoreExistsError(
+                f"The Zarr store {where} exists but is incomplete (an interrupted write). Pass "
+                f"mode='resume' to write only the missing regions, or mode='w' to start over."
+            )
+    else:
+        if fs.exists(done_path):
+            fs.rm(done_path, recursive=True)
+        _write_layout(ds, store, group, fp, storage_options)
+    fs.makedirs(done_path, exist_ok=True)
+    done = _done_records(fs, done_path)
+    options = json.dumps(storage_options or {}, sort_keys=True)
+    writes: list[da.Array] = []
+    for name, var in ds.data_vars.items():
+        if not isinstance(var.data, da.Array):
+            continue
+        path = "/".join(p for p in (_group_path(group), str(name)) if p)
+        marks = da.map_blocks(
+            _write_block,
+            var.data,
+            store,
+            path,
+            options,
+            str(name),
+            done_path,
+            chunks=tuple((1,) * len(c) for c in var.data.chunks),
+            dtype=np.int8,
+            meta=np.empty((0,) * var.ndim, np.int8),
+        )
+        indices = list(product(*(range(len(c)) for c in var.data.chunks)))
+        missing = [i for i in indices if _block_id(str(name), i) not in done]
+        if len(missing) == len(indices):
+            writes.append(marks)
+        else:
+            writes.extend(marks.blocks[i] for i in missing)
+    if writes:
+        # one compute call: reads shared by several variables run once
+        dask.compute(*writes)
+    _finish(store, group, storage_options, fs, done_path)
+    return store
+
+
+def store_status(store: str, group: str | None = None, storage_options: dict | None = None) -> str:
+    """ "complete", "incomplete", "absent" or "unknown" (a Zarr store not written by eotoolkit)."""
+    attrs = _read_attrs(str(store), group, storage_options)
+    if attrs is None:
+        return "absent"
+    return str(attrs.get(STATUS, "unknown"))
+
+
+def open_zarr(
+    store: str, group: str | None = None, *, storage_options: dict | None = None
+) -> xr.Dataset:
+    """Open a complete store lazily with its CRS; refuse a store whose write did not finish."""
+    status = store_status(store, group, storage_options)
+    where = f"{store}" + (f" (group {group!r})" if group else "")
+    if status == "absent":
+        raise FileNotFoundError(f"No Zarr store at {where}.")
+    if status == "incomplete":
+        raise IncompleteStoreError(
+            f"The Zarr store {where} is incomplete: its write was interrupted. Resume it with "
+            f"eotoolkit.to_zarr(ds, {str(store)!r}, mode='resume') using the same data, or "
+            f"rewrite it with mode='w'."
+        )
+    with _quiet():
+        ds = xr.open_zarr(
+            store,
+            group=group,
+            consolidated=True,
+            storage_options=storage_options,
+            decode_coords="all",
+        )
+    if "spatial_ref" in ds.coords and ds.rio.crs is None:
+        wkt = ds["spatial_ref"].attrs.get("crs_wkt") or ds["spatial_ref"].attrs.get("spatial_ref")
+        if wkt:
+            ds = ds.rio.write_crs(wkt)
+    return ds

@@ -1,0 +1,247 @@
+"""``load``: STAC items to a lazy, dask-backed, georeferenced ``xarray.Dataset``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from odc.geo.geobox import GeoBox
+from odc.geo.xr import xr_coords
+
+from . import _grid
+from ._items import ItemTable, band_dtype, parse_items
+from ._reader import ChunkRead, fill_chunk, read_chunk
+
+DEFAULT_CHUNK = 1024
+CATEGORICAL = {"scl", "qa_pixel", "qa", "fmask", "mask", "cloud_mask", "qa_radsat"}
+
+
+def _per_band(value: Any, band: str, default: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(band, value.get("*", default))
+    return default if value is None else value
+
+
+def _chunk_sizes(chunks: Any) -> tuple[int, int]:
+    if chunks is None:
+        return DEFAULT_CHUNK, DEFAULT_CHUNK
+    if isinstance(chunks, int):
+        return chunks, chunks
+    return int(chunks.get("y", DEFAULT_CHUNK)), int(chunks.get("x", DEFAULT_CHUNK))
+
+
+def _split(n: int, size: int) -> tuple[int, ...]:
+    full, rest = divmod(n, size)
+    return (size,) * full + ((rest,) if rest else ())
+
+
+def group_items(table: ItemTable, groupby: str | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(time coordinate, item rows per time slot in mosaic order)."""
+    times = table.times
+    order = np.argsort(times, kind="stable")
+    if groupby in (None, "id", "none"):
+        return times[order], [np.asarray([i]) for i in order]
+    if groupby == "solar_day":
+        lon = (table.lonlat_bbox[:, 0] + table.lonlat_bbox[:, 2]) / 2
+        lon = np.where(np.isnan(lon), 0.0, lon)
+        local = times + (lon * 240.0).astype("timedelta64[s]")
+        keys = local.astype("datetime64[D]")
+    elif groupby == "time":
+        keys = times
+    else:
+        keys = pd.DatetimeIndex(times).floor(groupby).to_numpy()
+    skeys = keys[order]
+    uniq, starts = np.unique(skeys, return_index=True)
+    bounds = [*starts.tolist(), len(order)]
+    groups = [order[bounds[k] : bounds[k + 1]] for k in range(len(uniq))]
+    return np.asarray([times[g].min() for g in groups]), groups
+
+
+def _chunk_ranges(
+    foot: np.ndarray, geobox: GeoBox, cy: int, cx: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per item, the chunk index ranges [y0, y1) and [x0, x1) its footprint touches."""
+    t = geobox.transform
+    h, w = geobox.shape
+    res_x, res_y = t.a, -t.e
+    col0 = np.floor((foot[:, 0] - t.c) / res_x) - 1
+    col1 = np.ceil((foot[:, 2] - t.c) / res_x) + 1
+    row0 = np.floor((t.f - foot[:, 3]) / res_y) - 1
+    row1 = np.ceil((t.f - foot[:, 1]) / res_y) + 1
+    bad = np.isnan(foot).any(axis=1)
+    col0, col1 = np.where(bad, 0, col0), np.where(bad, w, col1)
+    row0, row1 = np.where(bad, 0, row0), np.where(bad, h, row1)
+    x0 = np.clip(col0, 0, w).astype(int) // cx
+    x1 = -(-np.clip(col1, 0, w).astype(int) // cx)
+    y0 = np.clip(row0, 0, h).astype(int) // cy
+    y1 = -(-np.clip(row1, 0, h).astype(int) // cy)
+    return y0, y1, x0, x1
+
+
+def _band_array(
+    table: ItemTable,
+    band: str,
+    groups: list[np.ndarray],
+    geobox: GeoBox,
+    ranges: tuple[np.ndarray, ...],
+    chunks: tuple[tuple[int, ...], tuple[int, ...]],
+    dtype: str,
+    fill: float,
+    scaled: bool,
+    resampling: str,
+    fail_on_error: bool,
+) -> da.Array:
+    ychunks, xchunks = chunks
+    cy, cx = ychunks[0], xchunks[0]
+    t = geobox.transform
+    crs = str(geobox.crs)
+    srcs = table.sources[band]
+    y0, y1, x0, x1 = (r.tolist() for r in ranges)
+    name = (
+        "load-"
+        + band
+        + "-"
+        + tokenize(
+            band,
+            [s.href if s else None for s in srcs],
+            [g.tolist() for g in groups],
+            geobox.transform,
+            geobox.shape,
+            crs,
+            chunks,
+            dtype,
+            fill,
+            scaled,
+            resampling,
+            fail_on_error,
+            [(s.scale, s.offset, s.nodata) if s else None for s in srcs],
+        )
+    )
+    dsk: dict[Any, tuple] = {}
+    for ti, rows in enumerate(groups):
+        per_chunk: dict[tuple[int, int], list] = {}
+        for row in rows.tolist():
+            s = srcs[row]
+            if s is None:
+                continue
+            for iy in range(y0[row], y1[row]):
+                for ix in range(x0[row], x1[row]):
+                    per_chunk.setdefault((iy, ix), []).append(s)
+        for iy, h in enumerate(ychunks):
+            for ix, w in enumerate(xchunks):
+                found = per_chunk.get((iy, ix))
+                if not found:
+                    dsk[(name, ti, iy, ix)] = (fill_chunk, (h, w), fill, dtype)
+                    continue
+                req = ChunkRead(
+                    transform=(t.a, t.b, t.c + ix * cx * t.a, t.d, t.e, t.f + iy * cy * t.e),
+                    shape=(h, w),
+                    crs=crs,
+                    sources=tuple(found),
+                    dtype=dtype,
+                    fill=fill,
+                    scaled=scaled,
+                    resampling=resampling,
+                    fail_on_error=fail_on_error,
+                )
+                dsk[(name, ti, iy, ix)] = (read_chunk, req)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    return da.Array(
+        graph,
+        name,
+        chunks=((1,) * len(groups), ychunks, xchunks),
+        dtype=dtype,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+    )
+
+
+def _output_type(table: ItemTable, band: str, dtype: Any) -> tuple[str, float, bool]:
+    """(output dtype, fill value, whether values are scaled) of one band."""
+    srcs = [s for s in table.sources[band] if s is not None]
+    needs_scaling = any(s.scale != 1.0 or s.offset != 0.0 for s in srcs)
+    if dtype is None:
+        native = band_dtype(table, band)
+        if needs_scaling or native is None:
+            return "float32", float("nan"), True
+        if np.issubdtype(np.dtype(native), np.floating):
+            return native, float("nan"), True
+        nd = next((s.nodata for s in srcs if s.nodata is not None), 0.0)
+        return native, float(nd), False
+    out = np.dtype(dtype)
+    if np.issubdtype(out, np.floating):
+        return out.name, float("nan"), True
+    nd = next((s.nodata for s in srcs if s.nodata is not None), 0.0)
+    return out.name, float(nd), False
+
+
+def load(
+    items: Any,
+    *,
+    bands: Sequence[str] | str | None = None,
+    resolution: float | None = None,
+    crs: Any = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    geometry: Any = None,
+    groupby: str | None = "solar_day",
+    chunks: Mapping[str, int] | int | None = None,
+    resampling: str | Mapping[str, str] | None = None,
+    dtype: Any = None,
+    fail_on_error: bool = True,
+) -> xr.Dataset:
+    """Load STAC items into a lazy ``xarray.Dataset`` with one (time, y, x) variable per band.
+
+    ``bands`` are asset keys or eo common names; ``crs`` an EPSG code, WKT or ``"utm"``;
+    ``bbox`` (lon/lat) or ``geometry`` (EPSG:4326) limit the extent; ``groupby`` is
+    ``"solar_day"``, ``"time"``, a pandas frequency or None. Items of one time slot are
+    mosaicked, the first valid pixel wins. Bands with ``raster:bands`` scale/offset (or the
+    Sentinel-2 baseline >= 04.00 offset) are float32 with NaN for nodata unless ``dtype``
+    (a dtype or a mapping band -> dtype) asks for an integer type, which yields raw values.
+    """
+    if isinstance(bands, str):
+        bands = [bands]
+    table, band_list = parse_items(items, bands)
+    out_crs = _grid.choose_crs(table, crs)
+    res = _grid.choose_resolution(table, band_list, resolution)
+    foot = _grid.footprints(table, out_crs)
+    geobox = _grid.output_geobox(foot, out_crs, res, bbox, geometry)
+    times, groups = group_items(table, groupby)
+    cy, cx = _chunk_sizes(chunks)
+    h, w = geobox.shape
+    block = (_split(h, min(cy, h)), _split(w, min(cx, w)))
+    ranges = _chunk_ranges(foot, geobox, block[0][0], block[1][0])
+    coords = xr_coords(geobox, crs_coord_name="spatial_ref")
+    coords["time"] = pd.DatetimeIndex(times).astype("datetime64[ns]")
+    data_vars = {}
+    for band in band_list:
+        out_dtype, fill, scaled = _output_type(table, band, _per_band(dtype, band, None))
+        default = "nearest"
+        method = _per_band(resampling, band, default)
+        if band.lower() in CATEGORICAL and not isinstance(resampling, Mapping):
+            method = "nearest"
+        arr = _band_array(
+            table,
+            band,
+            groups,
+            geobox,
+            ranges,
+            block,
+            out_dtype,
+            fill,
+            scaled,
+            method,
+            fail_on_error,
+        )
+        attrs: dict[str, Any] = {"grid_mapping": "spatial_ref"}
+        if not np.issubdtype(np.dtype(out_dtype), np.floating):
+            attrs["nodata"] = fill
+        if table.common_names[band]:
+            attrs["common_name"] = table.common_names[band]
+        data_vars[band] = xr.DataArray(arr, dims=("time", "y", "x"), attrs=attrs)
+    return xr.Dataset(data_vars, coords=coords)

@@ -1,0 +1,123 @@
+"""Item parsing, band resolution, grid choice and graph construction (no file access)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import eotoolkit
+from eotoolkit._grid import utm_crs
+from eotoolkit._items import parse_items
+from eotoolkit.errors import BandNotFoundError, MixedDtypeError, NoItemsError
+
+
+def _item(
+    i: int,
+    *,
+    epsg: int = 32631,
+    baseline: str | None = "05.00",
+    offset: float | None = None,
+    dtype: str = "uint16",
+) -> dict:
+    left = 300_000 + (i % 100) * 1000.0
+    top = 5_800_000 - (i // 100) * 1000.0
+    band = {"data_type": dtype, "nodata": 0, "scale": 0.0001}
+    if offset is not None:
+        band["offset"] = offset
+    props = {
+        "datetime": f"2024-{1 + i % 12:02d}-0{1 + i % 9}T10:30:00Z",
+        "proj:code": f"EPSG:{epsg}",
+    }
+    if baseline:
+        props["s2:processing_baseline"] = baseline
+    asset = {
+        "href": f"https://example.invalid/{i}/B04.tif",
+        "proj:shape": [100, 100],
+        "proj:transform": [10.0, 0.0, left, 0.0, -10.0, top],
+        "raster:bands": [band],
+        "eo:bands": [{"name": "B04", "common_name": "red"}],
+    }
+    scl = {
+        "href": f"https://example.invalid/{i}/SCL.tif",
+        "raster:bands": [{"data_type": "uint8"}],
+        "proj:transform": [20.0, 0.0, left, 0.0, -20.0, top],
+        "proj:shape": [50, 50],
+    }
+    return {
+        "type": "Feature",
+        "id": f"item-{i}",
+        "bbox": [3.0, 52.0, 3.01, 52.01],
+        "properties": props,
+        "assets": {"B04": asset, "SCL": scl},
+    }
+
+
+def test_common_names_and_baseline_offset() -> None:
+    table, bands = parse_items(
+        [_item(0), _item(1, baseline="03.01"), _item(2, offset=-0.1)], ["red", "scl"]
+    )
+    assert bands == ["red", "scl"]
+    red = table.sources["red"]
+    assert red[0] is not None and red[0].href.endswith("0/B04.tif")
+    assert red[0].offset == pytest.approx(-0.1)  # baseline >= 04.00, offset added
+    assert red[1] is not None and red[1].offset == 0.0  # old baseline
+    assert red[2] is not None and red[2].offset == pytest.approx(-0.1)  # declared, not doubled
+    scl = table.sources["scl"][0]
+    assert scl is not None and scl.offset == 0.0  # not a reflectance band
+    assert table.resolution == {"red": 10.0, "scl": 20.0}
+
+
+def test_bad_items() -> None:
+    with pytest.raises(NoItemsError):
+        parse_items([], ["red"])
+    with pytest.raises(BandNotFoundError, match=r"B04.*SCL.*red \(= B04\)"):
+        parse_items([_item(0)], ["nir"])
+    with pytest.raises(MixedDtypeError, match="dtype="):
+        eotoolkit.load([_item(0), _item(1, dtype="int16")], bands=["red"])
+
+
+def test_utm_zone_choice() -> None:
+    assert utm_crs(3.0, 52.0) == "EPSG:32631"
+    assert utm_crs(6.5, 52.0) == "EPSG:32632"
+    assert utm_crs(-70.0, -33.0) == "EPSG:32719"
+    ds = eotoolkit.load([_item(0)], bands=["red"], crs="utm")
+    assert ds.rio.crs.to_epsg() == 32631
+
+
+def test_grid_from_metadata_without_reading() -> None:
+    items = [_item(0), _item(1)]
+    ds = eotoolkit.load(items, bands=["red", "scl"], chunks=64, groupby="time")
+    assert ds.rio.resolution() == (10.0, -10.0)
+    assert ds.sizes == {"time": 2, "y": 100, "x": 200}
+    assert ds.x.values[0] == 300_005.0 and ds.y.values[0] == 5_799_995.0
+    assert ds.red.dtype == np.float32 and ds.scl.dtype == np.uint8
+    assert ds.red.data.numblocks == (2, 2, 4)
+
+
+def test_graph_for_10000_items_builds_fast() -> None:
+    items = [_item(i) for i in range(10_000)]
+    start = time.perf_counter()
+    ds = eotoolkit.load(items, bands=["red"], resolution=20, chunks=1024)
+    elapsed = time.perf_counter() - start
+    assert ds.sizes["x"] == 5000 and ds.sizes["y"] == 5000
+    n_tasks = len(ds.red.data.__dask_graph__())
+    assert n_tasks == ds.sizes["time"] * 25
+    assert elapsed < 4.0, f"graph construction took {elapsed:.2f} s"
+
+
+def test_geometry_sets_the_extent() -> None:
+    from shapely.geometry import box
+
+    items = [_item(i) for i in range(3)]
+    whole = eotoolkit.load(items, bands=["red"], groupby="time")
+    bounds = whole.rio.bounds()
+    from pyproj import Transformer
+
+    to_ll = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True)
+    x0, y0 = to_ll.transform(bounds[0] + 200, bounds[1] + 200)
+    x1, y1 = to_ll.transform(bounds[0] + 700, bounds[1] + 600)
+    part = eotoolkit.load(items, bands=["red"], geometry=box(x0, y0, x1, y1), groupby="time")
+    assert 40 <= part.sizes["x"] <= 60 and 30 <= part.sizes["y"] <= 50
+    assert part.rio.bounds()[0] >= bounds[0] and part.rio.bounds()[2] <= bounds[2]

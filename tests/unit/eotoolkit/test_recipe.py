@@ -1,0 +1,61 @@
+"""Recipe validation: each mistake gives a RecipeError naming the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eotoolkit.cli import main
+from eotoolkit.errors import RecipeError
+from eotoolkit.recipe import parse_recipe, read_recipe
+
+GOOD = {
+    "source": "catalog.json",
+    "bands": ["red", "nir", "scl"],
+    "resolution": 20,
+    "mask": "s2_scl",
+    "index": "NDVI",
+    "composite": {"freq": "1MS", "stat": "median"},
+    "output": "out.zarr",
+}
+
+
+def test_good_recipe_resolves_paths(tmp_path: Path) -> None:
+    r = parse_recipe(GOOD, base=tmp_path)
+    assert r.source == str(tmp_path / "catalog.json")
+    assert r.output == {"zarr": str(tmp_path / "out.zarr")}
+    assert r.index == ["NDVI"] and r.mask == {"type": "s2_scl"} and r.load == {"resolution": 20.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"bandz": ["red"]}, r"'bandz'.*unknown key"),
+        ({"resolution": -5}, r"'resolution'.*positive number"),
+        ({"mask": "fmask"}, r"'mask'.*s2_scl"),
+        ({"composite": {"stat": "mode"}}, r"'composite.stat'.*q0.9"),
+        ({"output": {"cog": "x.tif"}}, r"'output'.*Zarr"),
+        ({"bands": []}, r"'bands'.*non-empty"),
+        ({"search": {"colections": ["x"]}}, r"'search'.*colections"),
+    ],
+)
+def test_bad_recipes(change: dict, match: str) -> None:
+    with pytest.raises(RecipeError, match=match):
+        parse_recipe({**GOOD, **change})
+
+
+def test_missing_required_key() -> None:
+    bad = dict(GOOD)
+    del bad["source"]
+    with pytest.raises(RecipeError, match=r"'source'.*required"):
+        parse_recipe(bad)
+
+
+def test_invalid_yaml_file_and_cli_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("source: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        read_recipe(path)
+    assert main(["run", str(path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""Resumable, georeferenced Zarr writes: interruption, resume, layout checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+
+import eotoolkit
+from eotoolkit.errors import IncompleteStoreError, StoreExistsError, StoreLayoutError
+from eotoolkit.io import store_status
+
+FAIL_AFTER = 12  # blocks produced before the simulated crash
+
+
+def _dataset(calls: list[tuple[int, ...]], fail: dict[str, bool]) -> xr.Dataset:
+    base = np.arange(4 * 32 * 48, dtype=np.float32).reshape(4, 32, 48)
+    base[0, :3, :3] = np.nan
+
+    def produce(block: np.ndarray, block_info: Any = None) -> np.ndarray:
+        loc = tuple(block_info[0]["chunk-location"])
+        calls.append(loc)
+        if fail["on"] and len(calls) > FAIL_AFTER:
+            raise RuntimeError("simulated worker crash")
+        return block * 2
+
+    data = da.from_array(base, chunks=(1, 16, 16)).map_blocks(produce, dtype=np.float32)
+    ds = xr.Dataset(
+        {
+            "ndvi": (("time", "y", "x"), data),
+            "count": (("time", "y", "x"), (data > 10).astype("u1")),
+        },
+        coords={
+            "time": pd.date_range("2024-01-01", periods=4, freq="MS"),
+            "y": 5_800_000 - 10 * np.arange(32) - 5.0,
+            "x": 300_000 + 10 * np.arange(48) + 5.0,
+        },
+    )
+    return ds.rio.write_crs("EPSG:32631")
+
+
+def test_interrupted_write_resumes_missing_regions_only(tmp_path: Path) -> None:
+    calls: list[tuple[int, ...]] = []
+    fail = {"on": True}
+    store = str(tmp_path / "out.zarr")
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(RuntimeError, match="simulated worker crash"):
+            eotoolkit.to_zarr(_dataset(calls, fail), store)
+        assert store_status(store) == "incomplete"
+        with pytest.raises(IncompleteStoreError, match="mode='resume'"):
+            eotoolkit.open_zarr(store)
+        with pytest.raises(StoreExistsError, match="incomplete"):
+            eotoolkit.to_zarr(_dataset(calls, fail), store)
+        done_before = {p.name for p in (tmp_path / "out.zarr" / "_eotoolkit_done").iterdir()}
+        assert 0 < len(done_before) < 2 * 4 * 2 * 3
+        chunk_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "out.zarr").glob("*/c/*/*/*")}
+        fail["on"] = False
+        calls.clear()
+        eotoolkit.to_zarr(_dataset(calls, fail), store, mode="resume")
+    # the blocks computed on resume are exactly those lacking a completion record
+    everything = {(t, y, x) for t in range(4) for y in range(2) for x in range(3)}
+    missing = {
+        loc
+        for loc in everything
+        if any(f"{v}.{loc[0]}.{loc[1]}.{loc[2]}" not in done_before for v in ("ndvi", "count"))
+    }
+    assert set(calls) == missing
+    # regions written before the crash are not rewritten
+    written = {f"{p.parts[-5]}.{p.parts[-3]}.{p.parts[-2]}.{p.parts[-1]}" for p in chunk_files}
+    assert written == done_before
+    assert all(p.stat().st_mtime_ns == m for p, m in chunk_files.items())
+    assert len(list((tmp_path / "out.zarr").glob("*/c/*/*/*"))) == 2 * len(everything)
+    reference = str(tmp_path / "ref.zarr")
+    eotoolkit.to_zarr(_dataset([], {"on": False}), reference)
+    got, ref = eotoolkit.open_zarr(store), eotoolkit.open_zarr(reference)
+    xr.testing.assert_identical(got.load(), ref.load())
+    expected = np.arange(4 * 32 * 48, dtype=np.float32).reshape(4, 32, 48) * 2
+    expected[0, :3, :3] = np.nan
+    np.testing.assert_array_equal(got.ndvi.values, expected)
+    assert got.rio.crs.to_epsg() == 32631
+    assert store_status(store) == "complete"
+    assert not (tmp_path / "out.zarr" / "_eotoolkit_done").exists()
+
+
+def test_zarr_format_chunks_and_consolidated(tmp_path: Path) -> None:
+    store = tmp_path / "a.zarr"
+    eotoolkit.to_zarr(_dataset([], {"on": False}), str(store))
+    meta = json.loads((store / "zarr.json").read_text())
+    assert meta["zarr_format"] == 3
+    assert meta.get("consolidated_metadata")
+    arr = json.loads((store / "ndvi" / "zarr.json").read_text())
+    assert arr["chunk_grid"]["configuration"]["chunk_shape"] == [1, 16, 16]
+
+
+def test_existing_store_with_other_layout_is_refused(tmp_path: Path) -> None:
+    store = str(tmp_path / "b.zarr")
+    ds = _dataset([], {"on": False})
+    eotoolkit.to_zarr(ds, store)
+    other = ds.isel(x=slice(0, 32))
+    for mode in ("w-", "resume"):
+        with pytest.raises(StoreLayoutError, match=r"another layout.*mode='w'"):
+            eotoolkit.to_zarr(other, store, mode=mode)
+    with pytest.raises(StoreExistsError, match="complete"):
+        eotoolkit.to_zarr(ds, store)
+    eotoolkit.to_zarr(ds, store, mode="resume")  # complete and same layout: nothing to do
+    eotoolkit.to_zarr(other, store, mode="w")
+    assert eotoolkit.open_zarr(store).sizes["x"] == 32
+
+
+def test_fsspec_url_and_group() -> None:
+    store = "memory://eotoolkit-test/c.zarr"
+    ds = _dataset([], {"on": False})
+    eotoolkit.to_zarr(ds.ndvi.rename("ndvi"), store, group="monthly")
+    back = eotoolkit.open_zarr(store, group="monthly")
+    np.testing.assert_array_equal(back.ndvi.values, ds.ndvi.values)
+    assert back.rio.crs.to_epsg() == 32631

@@ -117,7 +117,9 @@ def find_config(explicit: Path | None) -> Path | None:
     """Return the platforms.ini to use, or None when only the built-in sites exist."""
     if explicit is not None:
         if not explicit.is_file():
-            raise ConfigError(f"{explicit}: no such file. Pass an existing platforms.ini to --config.")
+            raise ConfigError(
+                f"{explicit}: no such file. Pass an existing platforms.ini to --config."
+            )
         return explicit
     return next((p for p in default_config_paths() if p.is_file()), None)
 
@@ -144,8 +146,12 @@ def load_site(uid: str, config_path: Path | None) -> Site:
     parser = read_ini(config_path)
     if uid not in parser:
         if uid == LOCAL_UID:
-            return Site(uid=uid, platform=LOCAL_PLATFORM, profile=load_profile(LOCAL_PLATFORM,
-                        config_path), source=config_path)
+            return Site(
+                uid=uid,
+                platform=LOCAL_PLATFORM,
+                profile=load_profile(LOCAL_PLATFORM, config_path),
+                source=config_path,
+            )
         known = ", ".join(site_names(config_path))
         hint = _did_you_mean(uid, site_names(config_path))
         where = config_path or "the built-in configuration"
@@ -257,7 +263,7 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
         job_changes["mem_per_cpu"] = None
     if "mem_per_cpu" in values:
         job_changes["mem"] = None
-    env_changes = {}
+    env_changes: dict[str, Any] = {}
     if "env_path" in values:
         env_changes["path"] = values["env_path"]
     if "python" in values:

@@ -25,6 +25,10 @@ class SSHError(LauncherError):
     exit_code = 3
 
 
+class RemoteCommandError(SSHError):
+    """A command on the login node failed."""
+
+
 class KeyFileError(SSHError):
     """The private key file is missing, unreadable or has open permissions."""
 

@@ -24,7 +24,9 @@ class _Template(string.Template):
 
 def template_text(name: str) -> str:
     """Return a file from launcher/templates."""
-    return resources.files("launcher").joinpath("templates", name).read_text(encoding="utf-8")
+    return (
+        resources.files("launcher").joinpath("templates").joinpath(name).read_text(encoding="utf-8")
+    )
 
 
 def remote_path(path: str) -> str:
@@ -38,8 +40,14 @@ def remote_path(path: str) -> str:
 
 def sbatch_directives(job: JobSpec, job_name: str, output: str) -> list[str]:
     """Return the #SBATCH lines for the Jupyter job."""
-    options = [f"--job-name={job_name}", f"--output={output}", f"--time={job.time}",
-               "--nodes=1", "--ntasks=1", f"--cpus-per-task={job.cpus}"]
+    options = [
+        f"--job-name={job_name}",
+        f"--output={output}",
+        f"--time={job.time}",
+        "--nodes=1",
+        "--ntasks=1",
+        f"--cpus-per-task={job.cpus}",
+    ]
     if job.partition:
         options.append(f"--partition={job.partition}")
     if job.account:
@@ -79,7 +87,9 @@ def jupyter_args(profile: Profile) -> list[str]:
 def render(site: Site, run_dir: str) -> str:
     """Render the batch script for a site; run_dir is an absolute path on the cluster."""
     profile = site.profile
-    directives = sbatch_directives(profile.job, f"eohpc-jupyter-{site.uid}", f"{run_dir}/job-%j.out")
+    directives = sbatch_directives(
+        profile.job, f"eohpc-jupyter-{site.uid}", f"{run_dir}/job-%j.out"
+    )
     lines, python = activation_lines(profile)
     return _Template(template_text("jupyter_slurm.sh")).substitute(
         directives="\n".join(directives),
@@ -92,8 +102,12 @@ def render(site: Site, run_dir: str) -> str:
     )
 
 
-def dask_config(profile: Profile) -> dict[str, Any]:
-    """Return the profile's Dask config; jobqueue.slurm inherits queue/account from the job."""
+def dask_config(profile: Profile, home: str | None = None) -> dict[str, Any]:
+    """Return the profile's Dask config.
+
+    jobqueue.slurm inherits queue/account from the Jupyter job, and a leading ~/ in its
+    directories becomes `home` (dask-jobqueue does not expand it).
+    """
     config = copy.deepcopy(profile.dask)
     if profile.scheduler == "slurm":
         slurm = config.setdefault("jobqueue", {}).setdefault("slurm", {})
@@ -101,17 +115,21 @@ def dask_config(profile: Profile) -> dict[str, Any]:
             slurm.setdefault("queue", profile.job.partition)
         if profile.job.account:
             slurm.setdefault("account", profile.job.account)
+        for key in ("local-directory", "log-directory"):
+            value = slurm.get(key)
+            if home and isinstance(value, str) and value.startswith("~/"):
+                slurm[key] = f"{home}/{value[2:]}"
     return config
 
 
-def dask_yaml(profile: Profile) -> str:
+def dask_yaml(profile: Profile, home: str | None = None) -> str:
     """Return the Dask config as YAML text."""
-    return yaml.safe_dump(dask_config(profile), sort_keys=False)
+    return yaml.safe_dump(dask_config(profile, home), sort_keys=False)
 
 
-def jupyter_config(token: str) -> dict[str, Any]:
+def jupyter_config(token: str, allow_root: bool = False) -> dict[str, Any]:
     """Return the Jupyter server config (holds the token; written with mode 0600)."""
-    return {
-        "IdentityProvider": {"token": token},
-        "ServerApp": {"allow_remote_access": True, "open_browser": False},
-    }
+    server: dict[str, Any] = {"allow_remote_access": True, "open_browser": False}
+    if allow_root:
+        server["allow_root"] = True
+    return {"IdentityProvider": {"token": token}, "ServerApp": server}

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import getpass
-import socket
+import io
 import stat
+import threading
 from pathlib import Path
 
 import paramiko
 from fabric import Config, Connection
 
 from launcher.config import Site
-from launcher.errors import AuthenticationError, HostUnreachableError, KeyFileError, SSHError
+from launcher.errors import (
+    AuthenticationError,
+    HostUnreachableError,
+    KeyFileError,
+    RemoteCommandError,
+    SSHError,
+)
 
 CONNECT_TIMEOUT = 15
 KEEPALIVE_SECONDS = 15
@@ -32,7 +39,9 @@ def check_key_file(path: Path) -> None:
     try:
         path.read_bytes()
     except OSError as exc:
-        raise KeyFileError(f"key file {path} is unreadable ({exc.strerror}). Check its owner.")
+        raise KeyFileError(
+            f"key file {path} is unreadable ({exc.strerror}). Check its owner."
+        ) from None
 
 
 def load_key(path: Path, passphrase: str | None = None) -> paramiko.PKey:
@@ -58,21 +67,82 @@ def load_key(path: Path, passphrase: str | None = None) -> paramiko.PKey:
         ) from None
 
 
-class SiteConnector:
-    """Build and (re)open fabric Connections to one site, reusing the loaded key."""
+class SSHLink:
+    """The run's one SSH connection to a site's login node, reopened when it drops."""
 
     def __init__(self, site: Site) -> None:
         self.site = site
         self._pkey: paramiko.PKey | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.RLock()
 
-    def connection(self) -> Connection:
+    def __enter__(self) -> SSHLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> Connection:
+        """The open Connection (opened on first use)."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._open()
+            return self._conn
+
+    @property
+    def alive(self) -> bool:
+        """True while the SSH transport is up."""
+        conn = self._conn
+        transport = conn.client.get_transport() if conn is not None else None
+        return transport is not None and transport.is_active()
+
+    def transport(self) -> paramiko.Transport:
+        """The current SSH transport (for port forwarding)."""
+        transport = self.conn.client.get_transport()
+        if transport is None:
+            raise SSHError("the SSH connection is closed")
+        return transport
+
+    def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+        """Run a command on the login node; return (exit code, stdout, stderr)."""
+        in_stream = io.StringIO(stdin) if stdin is not None else False
+        result = self.conn.run(command, hide=True, warn=True, in_stream=in_stream)
+        return result.exited, result.stdout, result.stderr
+
+    def check(self, command: str, stdin: str | None = None) -> str:
+        """Run a command and return its stdout; a failure raises `error` with its message."""
+        code, out, err = self.run(command, stdin)
+        if code != 0:
+            message = (err or out).strip() or f"exit code {code}"
+            raise RemoteCommandError(f"`{command}` failed on {self.site.host}: {message}")
+        return out
+
+    def reconnect(self) -> None:
+        """Replace a dropped connection by a new one (no-op if it is alive)."""
+        with self._lock:
+            if self.alive:
+                return
+            self.close()
+            self._conn = self._open()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connection(self) -> Connection:
         """Return a new, not yet opened Connection to the site's login node."""
         site = self.site
         assert site.host is not None
         config = Config(overrides={"load_ssh_configs": True})
         ssh_host = config.base_ssh_config.lookup(site.host)
-        connect_kwargs: dict[str, object] = {"banner_timeout": CONNECT_TIMEOUT,
-                                             "auth_timeout": CONNECT_TIMEOUT}
+        connect_kwargs: dict[str, object] = {
+            "banner_timeout": CONNECT_TIMEOUT,
+            "auth_timeout": CONNECT_TIMEOUT,
+        }
         key = site.keypath or _first_identity(ssh_host.get("identityfile"))
         if key is not None:
             if self._pkey is None:
@@ -92,9 +162,9 @@ class SiteConnector:
             connect_kwargs=connect_kwargs,
         )
 
-    def open(self) -> Connection:
+    def _open(self) -> Connection:
         """Open a Connection with keepalive, translating failures into readable errors."""
-        conn = self.connection()
+        conn = self._connection()
         where = f"{conn.user}@{conn.host}:{conn.port}"
         try:
             conn.open()
@@ -103,12 +173,12 @@ class SiteConnector:
                 f"{where} refused authentication ({exc}). Check 'user' and 'keypath' for site "
                 f"'{self.site.uid}' and that the public key is in ~/.ssh/authorized_keys there."
             ) from None
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise HostUnreachableError(
                 f"{where} did not answer within {CONNECT_TIMEOUT}s ({exc or 'timeout'}). "
                 "Check 'host'/'port', your network or VPN, and 'proxy_jump'."
             ) from None
-        except (socket.gaierror, paramiko.ssh_exception.NoValidConnectionsError, OSError) as exc:
+        except OSError as exc:
             raise HostUnreachableError(
                 f"cannot reach {where} ({exc}). Check 'host'/'port', your network or VPN, "
                 "and 'proxy_jump'."

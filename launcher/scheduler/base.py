@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import abc
-import io
 from dataclasses import dataclass
 
-from fabric import Connection
-
 from launcher.errors import SchedulerError
+from launcher.ssh import SSHLink
 
 PENDING_STATES = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED"})
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING"})
@@ -43,16 +41,14 @@ class JobStatus:
 
 
 class Scheduler(abc.ABC):
-    """A batch scheduler reached through a fabric Connection."""
+    """A batch scheduler reached through the site's SSH link."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, link: SSHLink) -> None:
+        self.link = link
 
     def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
         """Run a command on the login node and return (exit code, stdout, stderr)."""
-        in_stream = io.StringIO(stdin) if stdin is not None else False
-        result = self.conn.run(command, hide=True, warn=True, in_stream=in_stream)
-        return result.exited, result.stdout, result.stderr
+        return self.link.run(command, stdin)
 
     def check(self, command: str, stdin: str | None = None) -> str:
         """Run a command and return its stdout, raising SchedulerError on failure."""

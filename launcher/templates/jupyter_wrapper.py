@@ -45,8 +45,15 @@ def main():
     with open(config_file, encoding="utf-8") as handle:
         token = json.load(handle)["IdentityProvider"]["token"]
     port = args.port or free_port(args.ip)
-    command = [sys.executable, "-m", "jupyter", *args.jupyter_args,
-               f"--config={config_file}", f"--ip={args.ip}", f"--port={port}"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        *args.jupyter_args,
+        f"--config={config_file}",
+        f"--ip={args.ip}",
+        f"--port={port}",
+    ]
     print("eo-hpc: starting", " ".join(command), flush=True)
     child = subprocess.Popen(command)
 
@@ -58,8 +65,12 @@ def main():
     while child.poll() is None and not answers(port, token):
         time.sleep(0.5)
     if child.poll() is None:
-        info = {"host": socket.gethostname(), "port": port, "pid": child.pid,
-                "job_id": os.environ.get("SLURM_JOB_ID", "")}
+        info = {
+            "host": socket.gethostname(),
+            "port": port,
+            "pid": child.pid,
+            "job_id": os.environ.get("SLURM_JOB_ID", ""),
+        }
         path = os.path.join(args.run_dir, "connection.json")
         with open(path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(info, handle)

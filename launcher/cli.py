@@ -1,0 +1,368 @@
+"""Command line: `python run_jupyter.py --uid SITE --mode MODE [options]`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import webbrowser
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from launcher import state as saved
+from launcher.config import Site, find_config, load_site, site_names
+from launcher.errors import JobFailedError, LauncherError, NoSessionError, SessionExistsError
+from launcher.jobscript import dask_yaml, render
+from launcher.local import LocalSession
+from launcher.scheduler import JobStatus
+from launcher.session import RemoteSession
+from launcher.ssh import SSHLink
+from launcher.tunnel import check_port_free, free_port
+
+MODES = ("run", "attach", "status", "list", "stop", "logs", "dry-run", "install", "uninstall")
+DEFAULT_TIMEOUT = 300.0
+
+Session = LocalSession | RemoteSession
+console = Console(stderr=True, highlight=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of run_jupyter.py / run-jupyter."""
+    parser = argparse.ArgumentParser(
+        prog="run_jupyter.py",
+        description="JupyterLab (with Dask) on an HPC cluster or on this machine.",
+    )
+    parser.add_argument("--uid", help="site: a section of platforms.ini, or 'local'")
+    parser.add_argument("--mode", choices=MODES, default="run", help="what to do (default: run)")
+    parser.add_argument("--config", type=Path, help="platforms.ini to read")
+    parser.add_argument("--local-port", type=int, help="local port of the tunnel (default: free)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds Jupyter may take to start once the job runs (default 300)",
+    )
+    parser.add_argument("--no-browser", action="store_true", help="print the URL, open no browser")
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="return once Jupyter answers and leave the job running",
+    )
+    parser.add_argument(
+        "--new", action="store_true", help="start a new job even though one is live for the site"
+    )
+    parser.add_argument("--json", action="store_true", help="status as one JSON object")
+    parser.add_argument("-f", "--follow", action="store_true", help="logs: follow the output")
+    parser.add_argument("-n", "--lines", type=int, default=40, help="logs: lines to show")
+    parser.add_argument(
+        "--add-platform",
+        action="store_true",
+        help="add a site section to platforms.ini interactively",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug output, tracebacks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    try:
+        return dispatch(args)
+    except LauncherError as exc:
+        if args.verbose:
+            console.print_exception()
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the selected mode."""
+    config = find_config(args.config)
+    if args.add_platform:
+        from launcher.add_platform import add_platform
+
+        return add_platform(config or args.config)
+    if args.mode == "list":
+        return cmd_list(args)
+    if not args.uid:
+        raise LauncherError(f"--uid is required. Known sites: {', '.join(site_names(config))}.")
+    site = load_site(args.uid, config)
+    if args.mode == "dry-run":
+        return cmd_dry_run(site)
+    if args.mode in ("install", "uninstall"):
+        from launcher.install import install, uninstall
+
+        with SSHLink(site) as link:
+            (install if args.mode == "install" else uninstall)(site, link, console)
+        return 0
+    with open_session(site) as session:
+        if args.mode == "run":
+            return cmd_run(args, site, session)
+        if args.mode == "attach":
+            return cmd_attach(args, site, session)
+        if args.mode == "status":
+            return cmd_status(args, site, session)
+        if args.mode == "stop":
+            return cmd_stop(site, session)
+        return cmd_logs(args, site, session)
+
+
+@contextlib.contextmanager
+def open_session(site: Site) -> Iterator[Session]:
+    """A local session, or a remote one over the run's single SSH connection."""
+    if site.is_local:
+        yield LocalSession(site)
+        return
+    with SSHLink(site) as link:
+        yield RemoteSession(site, link)
+
+
+def show_status(status: JobStatus, last: list[str]) -> None:
+    """Print the job's queue state when it changes."""
+    if status.pending:
+        text = f"job {status.job_id} {status.state}"
+        if status.reason:
+            text += f" ({status.reason})"
+        if status.start_estimate:
+            text += f", estimated start {status.start_estimate}"
+    elif status.running:
+        text = f"job {status.job_id} RUNNING on {status.node}, waiting for Jupyter"
+    else:
+        text = f"job {status.job_id} {status.state}"
+    if not last or last[-1] != text:
+        last.append(text)
+        console.print(f"[cyan]•[/] {text}", markup=True, soft_wrap=True)
+
+
+def require_no_live_session(site: Site, session: Session) -> None:
+    """Refuse a second job for a site whose saved session is still queued or running."""
+    existing = saved.load(site.uid)
+    if existing is None:
+        return
+    status = session.status(existing)
+    if status.finished:
+        saved.delete(site.uid)
+        return
+    raise SessionExistsError(
+        f"site '{site.uid}' already has a live session (job {existing.job_id}, {status.state}). "
+        f"Reconnect with --mode attach, end it with --mode stop, or pass --new for a second job."
+    )
+
+
+def cmd_run(args: argparse.Namespace, site: Site, session: Session) -> int:
+    """Submit, wait, tunnel, open the browser; stay in the foreground unless --detach."""
+    if not args.new:
+        require_no_live_session(site, session)
+    port = args.local_port or free_port()
+    check_port_free(port)
+    last: list[str] = []
+    state = session.start(port)
+    console.print(f"submitted job {state.job_id} for site '{site.uid}'")
+    try:
+        try:
+            state = session.wait_ready(state, args.timeout, lambda s: show_status(s, last))
+        except JobFailedError:
+            saved.delete(site.uid)
+            raise
+        return serve(args, site, session, state, cancel_on_exit=True)
+    except KeyboardInterrupt:
+        if confirm_cancel(state.job_id):
+            session.stop(state)
+            console.print(f"cancelled job {state.job_id}")
+        else:
+            console.print(f"job {state.job_id} keeps running; --mode attach reconnects")
+        return 130
+
+
+def cmd_attach(args: argparse.Namespace, site: Site, session: Session) -> int:
+    """Open a new tunnel to the site's running session (the same job)."""
+    state = saved.load(site.uid)
+    if state is None:
+        raise NoSessionError(f"no session saved for site '{site.uid}'. Start one with --mode run.")
+    status = session.status(state)
+    if status.finished:
+        saved.delete(site.uid)
+        raise NoSessionError(
+            f"job {state.job_id} of site '{site.uid}' has ended ({status.state}). "
+            "Start a new one with --mode run."
+        )
+    if args.local_port:
+        state.local_port = args.local_port
+    elif not _port_free(state.local_port):
+        state.local_port = free_port()
+    check_port_free(state.local_port)
+    if site.is_local:
+        state.local_port = state.remote_port or state.local_port
+    last: list[str] = []
+    if not state.ready:
+        state = session.wait_ready(state, args.timeout, lambda s: show_status(s, last))
+    saved.save(state)
+    try:
+        return serve(args, site, session, state, cancel_on_exit=False)
+    except KeyboardInterrupt:
+        console.print(f"detached; job {state.job_id} keeps running (--mode stop ends it)")
+        return 130
+
+
+def serve(
+    args: argparse.Namespace,
+    site: Site,
+    session: Session,
+    state: saved.SessionState,
+    cancel_on_exit: bool,
+) -> int:
+    """Open the tunnel, announce the URL, and keep it up while the job runs."""
+    with session.tunnel(state):
+        console.print(
+            f"[green]Jupyter is ready[/] (job {state.job_id} on {state.node})", markup=True
+        )
+        print(state.url, flush=True)
+        if not args.no_browser:
+            webbrowser.open(state.url)
+        if args.detach:
+            console.print(
+                f"detached; --mode attach reconnects, --mode stop ends job {state.job_id}"
+            )
+            return 0
+        console.print("Ctrl-C " + ("cancels the job" if cancel_on_exit else "detaches"))
+        final = session.watch(state)
+    console.print(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
+    console.print(session.tail(state), markup=False, highlight=False)
+    saved.delete(site.uid)
+    return 1
+
+
+def confirm_cancel(job_id: str) -> bool:
+    """Ask before cancelling on a terminal; cancel without asking otherwise."""
+    if not sys.stdin.isatty():
+        return True
+    try:
+        answer = input(f"\nCancel job {job_id}? [Y/n] ").strip().lower()
+    except (EOFError, KeyboardInterrupt):
+        return True
+    return answer in ("", "y", "yes")
+
+
+def _port_free(port: int) -> bool:
+    try:
+        check_port_free(port)
+    except LauncherError:
+        return False
+    return True
+
+
+def cmd_status(args: argparse.Namespace, site: Site, session: Session) -> int:
+    """Show the saved session's job state (one JSON object with --json)."""
+    state = saved.load(site.uid)
+    if state is None:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "uid": site.uid,
+                        "job_id": None,
+                        "state": "NONE",
+                        "reason": "",
+                        "node": "",
+                        "time_left": "",
+                        "url": None,
+                        "local_port": None,
+                    }
+                )
+            )
+            return 0
+        raise NoSessionError(f"no session saved for site '{site.uid}'. Start one with --mode run.")
+    status = session.status(state)
+    record = {
+        "uid": site.uid,
+        "job_id": state.job_id,
+        "state": status.state,
+        "reason": status.reason,
+        "node": status.node or state.node,
+        "time_left": status.time_left,
+        "url": state.url if state.ready else None,
+        "local_port": state.local_port,
+    }
+    if args.json:
+        print(json.dumps(record))
+    else:
+        for key, value in record.items():
+            print(f"{key:>10}: {value if value is not None else ''}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List every saved session (no network access)."""
+    states = saved.load_all()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "uid": s.uid,
+                        "platform": s.platform,
+                        "job_id": s.job_id,
+                        "node": s.node,
+                        "local_port": s.local_port,
+                    }
+                    for s in states
+                ]
+            )
+        )
+        return 0
+    if not states:
+        console.print("no saved sessions")
+    for s in states:
+        print(
+            f"{s.uid:<16} {s.platform:<14} job {s.job_id:<12} node {s.node or '-':<16} "
+            f"port {s.local_port}"
+        )
+    return 0
+
+
+def cmd_stop(site: Site, session: Session) -> int:
+    """Cancel the job and forget the session."""
+    state = saved.load(site.uid)
+    if state is None:
+        raise NoSessionError(f"no session saved for site '{site.uid}'; nothing to stop.")
+    session.stop(state)
+    console.print(f"stopped job {state.job_id} of site '{site.uid}'")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, site: Site, session: Session) -> int:
+    """Print the tail of the job's output (-f follows it)."""
+    state = saved.load(site.uid)
+    if state is None:
+        raise NoSessionError(f"no session saved for site '{site.uid}'. Start one with --mode run.")
+    if args.follow:
+        with contextlib.suppress(KeyboardInterrupt):
+            session.follow(state, args.lines)
+        return 0
+    print(session.tail(state, args.lines))
+    return 0
+
+
+def cmd_dry_run(site: Site) -> int:
+    """Print the batch script and the Dask config; submit nothing."""
+    if site.is_local:
+        print("# local site: JupyterLab runs on this machine (no batch script)")
+    else:
+        print(f"# batch script for site '{site.uid}' (sbatch --parsable, script on stdin)")
+        print(render(site, f"$HOME/.eohpc/runs/{site.uid}-TIMESTAMP"))
+    print(f"# Dask config (DASK_CONFIG of the job) from {site.profile.path}")
+    print(dask_yaml(site.profile))
+    return 0

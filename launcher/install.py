@@ -1,0 +1,132 @@
+"""Create (install) and remove (uninstall) a site's Python environment on the cluster."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from launcher.config import REPO_CONFIG_DIR, Site
+from launcher.errors import InstallError, LauncherError
+from launcher.jobscript import dask_yaml
+from launcher.ssh import SSHLink
+
+REPO_ROOT = REPO_CONFIG_DIR.parent.parent
+PIP_TIMEOUT = 3600
+
+
+def _q(path: str) -> str:
+    return shlex.quote(path)
+
+
+def _resolve(path: str, home: str) -> str:
+    return f"{home}/{path[2:]}" if path.startswith("~/") else path
+
+
+def _prefix(site: Site) -> str:
+    """Module loads and setup lines that must precede every install command."""
+    env = site.profile.environment
+    lines = [f"module load {_q(m)}" for m in env.modules] + list(env.setup)
+    return "".join(f"{line} && " for line in lines)
+
+
+def manifest_path(site: Site, home: str) -> str:
+    """Where install records what it created for a site."""
+    return f"{home}/.eohpc/installs/{site.uid}.json"
+
+
+def build_wheel() -> Path:
+    """Build this project's wheel locally (no dependencies) and return its path."""
+    out = Path(tempfile.mkdtemp(prefix="eohpc-wheel-"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO_ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    wheels = list(out.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise InstallError(f"building the project wheel failed: {proc.stderr.strip()}")
+    return wheels[0]
+
+
+def install(site: Site, link: SSHLink, console: Console) -> None:
+    """Create the environment, install the project and Jupyter, write the Dask config."""
+    env = site.profile.environment
+    if site.is_local or env.manager == "current" or not env.path:
+        raise InstallError(
+            f"site '{site.uid}' has no cluster environment to install (profile "
+            f"{site.profile.path} sets no environment.path). Set environment.path or env_path."
+        )
+    home = link.check('printf %s "$HOME"').strip()
+    path = _resolve(env.path, home)
+    manifest = _read_manifest(link, manifest_path(site, home))
+    existed = link.run(f"test -x {_q(path)}/bin/python")[0] == 0
+    created = bool(manifest.get("created_env")) or not existed
+    prefix = _prefix(site)
+    try:
+        link.check("mkdir -p ~/.eohpc/installs ~/.eohpc/dist ~/.config/dask && chmod 700 ~/.eohpc")
+        if not existed:
+            console.print(f"creating the {env.manager} environment {path}")
+            link.check(prefix + _create_command(env.manager, env.python, path))
+        project = site.profile.install.project
+        files = [f"{home}/.config/dask/eohpc-{site.platform}.yaml"]
+        if project is None:
+            wheel = build_wheel()
+            remote_wheel = f"{home}/.eohpc/dist/{wheel.name}"
+            link.conn.put(str(wheel), remote_wheel)
+            files.append(remote_wheel)
+            project = f"{remote_wheel}[jupyter]"
+        packages = [project, *site.profile.install.packages]
+        console.print(f"installing {', '.join(packages)} (this can take a while)")
+        pip = f"{_q(path)}/bin/python -m pip install --prefer-binary -q "
+        link.check(prefix + pip + " ".join(_q(p) for p in packages))
+        link.check(f"umask 077 && cat > {_q(files[0])}", stdin=dask_yaml(site.profile, home))
+    except LauncherError as exc:
+        raise InstallError(f"install on site '{site.uid}' failed: {exc}") from None
+    record = {"env_path": path, "created_env": created, "files": files}
+    link.check(f"umask 077 && cat > {_q(manifest_path(site, home))}", stdin=json.dumps(record))
+    console.print(f"installed into {path}; Dask config in {files[0]}")
+
+
+def uninstall(site: Site, link: SSHLink, console: Console) -> None:
+    """Remove exactly what install recorded in its manifest."""
+    home = link.check('printf %s "$HOME"').strip()
+    path = manifest_path(site, home)
+    manifest = _read_manifest(link, path)
+    if not manifest:
+        raise InstallError(
+            f"nothing to uninstall for site '{site.uid}': no manifest {path} on the cluster "
+            "(only what --mode install created is removed)."
+        )
+    targets = list(manifest.get("files", []))
+    if manifest.get("created_env"):
+        targets.append(manifest["env_path"])
+    link.check("rm -rf -- " + " ".join(_q(t) for t in targets) + f" {_q(path)}")
+    console.print(f"removed {', '.join(targets)}")
+
+
+def _create_command(manager: str, python: str, path: str) -> str:
+    if manager == "venv":
+        return f"{_q(python)} -m venv {_q(path)} && {_q(path)}/bin/python -m pip install -q -U pip"
+    return f"{manager} create -y -p {_q(path)} python=3.11 pip"
+
+
+def _read_manifest(link: SSHLink, path: str) -> dict[str, Any]:
+    code, out, _ = link.run(f"cat {_q(path)}")
+    return json.loads(out) if code == 0 and out.strip() else {}

@@ -1,0 +1,179 @@
+"""The built-in `local` site: JupyterLab as a subprocess of this machine, no SSH, no SLURM."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from launcher import state as saved
+from launcher.config import Site
+from launcher.errors import JobFailedError, JupyterTimeoutError
+from launcher.jobscript import (
+    JUPYTER_CONFIG_NAME,
+    WRAPPER_NAME,
+    dask_yaml,
+    jupyter_args,
+    jupyter_config,
+    template_text,
+)
+from launcher.readiness import new_token, wait_for_api
+from launcher.scheduler import JobStatus
+from launcher.session import POLL_SECONDS, TAIL_LINES, StatusCallback
+from launcher.state import SessionState
+
+LOG_NAME = "jupyter.log"
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+class LocalSession:
+    """JupyterLab on this machine, started through the same wrapper as the batch job."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def start(self, local_port: int) -> SessionState:
+        """Start JupyterLab in its own process group, listening on 127.0.0.1:local_port."""
+        runs = saved.state_dir() / "runs"
+        runs.mkdir(mode=0o700, exist_ok=True)
+        run_dir = runs / f"{self.site.uid}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir.mkdir(mode=0o700)
+        (run_dir / "dask").mkdir(mode=0o700)
+        token = new_token()
+        _write_private(
+            run_dir / JUPYTER_CONFIG_NAME,
+            json.dumps(jupyter_config(token, allow_root=os.geteuid() == 0)),
+        )
+        _write_private(run_dir / WRAPPER_NAME, template_text(WRAPPER_NAME))
+        _write_private(run_dir / "dask" / "eohpc.yaml", dask_yaml(self.site.profile))
+        command = [
+            sys.executable,
+            str(run_dir / WRAPPER_NAME),
+            "--run-dir",
+            str(run_dir),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(local_port),
+            "--",
+            *jupyter_args(self.site.profile),
+        ]
+        env = {**os.environ, "DASK_CONFIG": str(run_dir / "dask")}
+        fd = os.open(run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                cwd=Path.home(),
+            )
+        state = SessionState(
+            uid=self.site.uid,
+            platform=self.site.platform,
+            job_id=f"pid-{process.pid}",
+            run_dir=str(run_dir),
+            token=token,
+            local_port=local_port,
+            pid=process.pid,
+            node="localhost",
+        )
+        saved.save(state)
+        return state
+
+    def wait_ready(self, state: SessionState, timeout: float, show: StatusCallback) -> SessionState:
+        """Wait until the wrapper wrote connection.json; the process is stopped on timeout."""
+        deadline = time.monotonic() + timeout
+        connection = Path(state.run_dir) / "connection.json"
+        while not connection.is_file():
+            status = self.status(state)
+            show(status)
+            if status.finished:
+                saved.delete(state.uid)
+                raise JobFailedError(
+                    f"JupyterLab exited before it was ready. Last lines of its log:\n"
+                    f"{self.tail(state)}\nFix: pip install -e .[jupyter]"
+                )
+            if time.monotonic() > deadline:
+                self.stop(state)
+                raise JupyterTimeoutError(
+                    f"JupyterLab was not ready within {timeout:.0f}s and was stopped. Last lines "
+                    f"of its log:\n{self.tail(state)}\nFix: raise --timeout."
+                )
+            time.sleep(POLL_SECONDS / 4)
+        info = json.loads(connection.read_text(encoding="utf-8"))
+        state.remote_host, state.remote_port = "127.0.0.1", int(info["port"])
+        saved.save(state)
+        return state
+
+    @contextlib.contextmanager
+    def tunnel(self, state: SessionState, ready_timeout: float = 60.0) -> Iterator[None]:
+        """No tunnel is needed locally; only check /api/status with the token."""
+        wait_for_api(state.local_port, state.token, ready_timeout)
+        yield None
+
+    def status(self, state: SessionState) -> JobStatus:
+        """RUNNING while the JupyterLab process lives."""
+        running = _alive(state.pid)
+        return JobStatus(
+            job_id=state.job_id,
+            state="RUNNING" if running else "COMPLETED",
+            node="localhost" if running else "",
+        )
+
+    def watch(self, state: SessionState) -> JobStatus:
+        """Block while JupyterLab runs; return its final status."""
+        while (status := self.status(state)).running:
+            time.sleep(POLL_SECONDS)
+        return status
+
+    def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
+        """The last lines of JupyterLab's log."""
+        log = Path(state.run_dir) / LOG_NAME
+        text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def follow(self, state: SessionState, lines: int = TAIL_LINES) -> None:
+        """Print the log as it grows (until Ctrl-C)."""
+        subprocess.run(["tail", "-n", str(lines), "-F", str(Path(state.run_dir) / LOG_NAME)])
+
+    def stop(self, state: SessionState) -> None:
+        """Terminate JupyterLab's process group and forget the session."""
+        if state.pid and _alive(state.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(state.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(state.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(state.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(state.pid, signal.SIGKILL)
+        (Path(state.run_dir) / JUPYTER_CONFIG_NAME).unlink(missing_ok=True)
+        saved.delete(state.uid)

@@ -1,0 +1,173 @@
+"""A JupyterLab session in a batch job: start, wait, tunnel, status, logs, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shlex
+import time
+from collections.abc import Callable, Iterator
+
+from launcher import state as saved
+from launcher.config import Site
+from launcher.errors import JobFailedError, JupyterTimeoutError, SchedulerError
+from launcher.jobscript import (
+    JUPYTER_CONFIG_NAME,
+    WRAPPER_NAME,
+    dask_yaml,
+    jupyter_config,
+    render,
+    template_text,
+)
+from launcher.readiness import new_token, wait_for_api
+from launcher.scheduler import JobStatus, scheduler_for
+from launcher.ssh import SSHLink
+from launcher.state import SessionState
+from launcher.tunnel import Tunnel
+
+POLL_SECONDS = 1.0
+WATCH_SECONDS = 10.0
+TAIL_LINES = 30
+
+StatusCallback = Callable[[JobStatus], None]
+
+
+class RemoteSession:
+    """JupyterLab as a batch job on a site, reached through an SSH tunnel."""
+
+    def __init__(self, site: Site, link: SSHLink) -> None:
+        self.site = site
+        self.link = link
+        self.scheduler = scheduler_for(site.profile.scheduler, link)
+
+    def _run(self, command: str, stdin: str | None = None) -> str:
+        return self.scheduler.check(command, stdin)
+
+    def home(self) -> str:
+        """The user's home directory on the cluster."""
+        return self._run('printf %s "$HOME"').strip()
+
+    def upload(self, path: str, text: str) -> None:
+        """Write text to a cluster file created with mode 0600 (umask 077)."""
+        self._run(f"umask 077 && cat > {shlex.quote(path)}", stdin=text)
+
+    def start(self, local_port: int) -> SessionState:
+        """Prepare a 0700 run directory, upload the token config, submit the job."""
+        home = self.home()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = f"{home}/.eohpc/runs"
+        run_dir = f"{base}/{self.site.uid}-{stamp}-{secrets.token_hex(3)}"
+        self._run(
+            f"umask 077 && mkdir -p {shlex.quote(run_dir)}/dask && chmod 700 "
+            f"{shlex.quote(home + '/.eohpc')} {shlex.quote(base)} {shlex.quote(run_dir)}"
+        )
+        token = new_token()
+        self.upload(f"{run_dir}/{JUPYTER_CONFIG_NAME}", json.dumps(jupyter_config(token)))
+        self.upload(f"{run_dir}/{WRAPPER_NAME}", template_text(WRAPPER_NAME))
+        self.upload(f"{run_dir}/dask/eohpc.yaml", dask_yaml(self.site.profile, home))
+        job_id = self.scheduler.submit(render(self.site, run_dir))
+        state = SessionState(
+            uid=self.site.uid,
+            platform=self.site.platform,
+            job_id=job_id,
+            run_dir=run_dir,
+            token=token,
+            local_port=local_port,
+        )
+        saved.save(state)
+        return state
+
+    def output_path(self, state: SessionState) -> str:
+        """The job's output file on the cluster."""
+        return f"{state.run_dir}/job-{state.job_id}.out"
+
+    def wait_ready(self, state: SessionState, timeout: float, show: StatusCallback) -> SessionState:
+        """Wait (however long the job pends) until Jupyter wrote its connection file.
+
+        `timeout` counts from the moment the job runs; on expiry the job is cancelled.
+        """
+        running_since: float | None = None
+        while True:
+            status = self.scheduler.status(state.job_id)
+            show(status)
+            if status.finished:
+                raise JobFailedError(self.failure_message(state, status))
+            if status.running:
+                running_since = running_since or time.monotonic()
+                found = self._connection_file(state)
+                if found is not None:
+                    state.node = status.node
+                    state.remote_host, state.remote_port = found
+                    saved.save(state)
+                    return state
+                if time.monotonic() - running_since > timeout:
+                    self.scheduler.cancel(state.job_id)
+                    saved.delete(state.uid)
+                    raise JupyterTimeoutError(
+                        f"Jupyter was not ready {timeout:.0f}s after job {state.job_id} started "
+                        f"on {status.node}; the job was cancelled. Last lines of its output:\n"
+                        f"{self.tail(state)}\nFix: raise --timeout, or check the environment "
+                        "activation in the platform profile."
+                    )
+            time.sleep(POLL_SECONDS)
+
+    def _connection_file(self, state: SessionState) -> tuple[str, int] | None:
+        code, out, _ = self.scheduler.run(f"cat {shlex.quote(state.run_dir)}/connection.json")
+        if code != 0 or not out.strip():
+            return None
+        info = json.loads(out)
+        return str(info["host"]), int(info["port"])
+
+    def failure_message(self, state: SessionState, status: JobStatus) -> str:
+        """Explain a job that ended before Jupyter was ready."""
+        exit_code = f", exit code {status.exit_code}" if status.exit_code else ""
+        return (
+            f"job {state.job_id} ended before Jupyter was ready (state {status.state}"
+            f"{exit_code}). Last lines of {self.output_path(state)}:\n{self.tail(state)}\n"
+            "Fix the cause shown above (often the environment: run --mode install, or check "
+            "the profile's modules/env_path)."
+        )
+
+    @contextlib.contextmanager
+    def tunnel(self, state: SessionState, ready_timeout: float = 60.0) -> Iterator[Tunnel]:
+        """Forward 127.0.0.1:local_port to Jupyter and check /api/status with the token."""
+        with Tunnel(self.link, state.remote_host, state.remote_port, state.local_port) as tunnel:
+            wait_for_api(state.local_port, state.token, ready_timeout)
+            yield tunnel
+
+    def status(self, state: SessionState) -> JobStatus:
+        """The job's scheduler status."""
+        return self.scheduler.status(state.job_id)
+
+    def watch(self, state: SessionState) -> JobStatus:
+        """Block while the job runs; return its final status. Survives SSH reconnects."""
+        while True:
+            time.sleep(WATCH_SECONDS)
+            try:
+                status = self.scheduler.status(state.job_id)
+            except Exception:  # the link may be reconnecting; the tunnel thread handles that
+                continue
+            if status.finished:
+                return status
+
+    def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
+        """The last lines of the job's output."""
+        code, out, err = self.scheduler.run(
+            f"tail -n {int(lines)} {shlex.quote(self.output_path(state))}"
+        )
+        return out.rstrip() if code == 0 else f"(no output yet: {err.strip()})"
+
+    def follow(self, state: SessionState, lines: int = TAIL_LINES) -> None:
+        """Print the job's output as it grows (until Ctrl-C)."""
+        path = shlex.quote(self.output_path(state))
+        self.link.conn.run(f"tail -n {int(lines)} -F {path}", warn=True, in_stream=False)
+
+    def stop(self, state: SessionState) -> None:
+        """Cancel the job, remove the token file on the cluster and forget the session."""
+        try:
+            self.scheduler.cancel(state.job_id)
+        finally:
+            with contextlib.suppress(SchedulerError):
+                self._run(f"rm -f {shlex.quote(state.run_dir)}/{JUPYTER_CONFIG_NAME}")
+            saved.delete(state.uid)

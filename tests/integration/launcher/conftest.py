@@ -1,0 +1,128 @@
+"""Drive the launcher's command line as a user would, against the real test cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import rig
+
+REPO = Path(__file__).resolve().parents[3]
+RUN_JUPYTER = REPO / "run_jupyter.py"
+URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)/lab\?token=(\S+)")
+
+
+@dataclass
+class Launcher:
+    """The CLI with its own platforms.ini and state dir."""
+
+    ini: Path
+    env: dict[str, str]
+    info: rig.ClusterInfo | None = None
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, str(RUN_JUPYTER), "--config", str(self.ini), *args]
+
+    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """Run the CLI to completion."""
+        return subprocess.run(
+            self.command(*args),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """Start the CLI in the background (a foreground `run` as the user would)."""
+        return subprocess.Popen(
+            self.command(*args),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def write_site(self, uid: str, **keys: str) -> None:
+        """Append a [uid] section to the test's platforms.ini."""
+        with self.ini.open("a", encoding="utf-8") as handle:
+            handle.write(f"\n[{uid}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
+
+    def squeue(self) -> str:
+        """The cluster user's jobs (as root on the login node)."""
+        assert self.info is not None
+        cmd = rig.slurm_cmd(self.info, "squeue", "-h", "-u", self.info.user, "-o", "%i %T")
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    def scontrol_job(self, job_id: str) -> str:
+        assert self.info is not None
+        cmd = rig.slurm_cmd(self.info, "scontrol", "show", "job", "-dd", job_id)
+        return subprocess.run(cmd, capture_output=True, text=True).stdout
+
+
+def read_url(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[str, int, str]:
+    """Wait for the URL line of a foreground run; return (url, port, token)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if ready:
+            line = proc.stdout.readline()
+            match = URL_RE.search(line)
+            if match:
+                return match.group(0), int(match.group(1)), match.group(2)
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            pytest.fail(f"run exited ({proc.returncode}) before printing a URL:\n{err}")
+    proc.kill()
+    pytest.fail(f"no URL within {timeout}s")
+
+
+def url_of(stdout: str) -> tuple[str, int, str]:
+    match = URL_RE.search(stdout)
+    assert match, stdout
+    return match.group(0), int(match.group(1)), match.group(2)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.5) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+@pytest.fixture
+def sandbox(
+    clean_netns_queue: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
+) -> Iterator[Launcher]:
+    """The launcher pointed at the two-namespace cluster; every job cancelled afterwards."""
+    info = clean_netns_queue
+    launcher = Launcher(tmp_path / "platforms.ini", _env(tmp_path), info)
+    launcher.write_site("sandbox", **info.ini_section(), env_path=cluster_venv)
+    yield launcher
+
+
+@pytest.fixture
+def local_launcher(tmp_path: Path) -> Launcher:
+    """The launcher with only the built-in sites."""
+    launcher = Launcher(tmp_path / "platforms.ini", _env(tmp_path))
+    launcher.write_site("local", platform="local")
+    return launcher
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    state = tmp_path / "state"
+    return {**os.environ, "EOHPC_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}

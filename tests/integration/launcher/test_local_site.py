@@ -1,0 +1,38 @@
+"""The built-in `local` site: JupyterLab on this machine, no SSH, no SLURM."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from launcher.readiness import api_status
+from tests.integration.launcher.conftest import Launcher, url_of, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_local_run_detach_status_stop(local_launcher: Launcher) -> None:
+    result = local_launcher.run("--uid", "local", "--mode", "run", "--no-browser", "--detach")
+    assert result.returncode == 0, result.stderr
+    _, port, token = url_of(result.stdout)
+    try:
+        assert len(token) >= 43  # 32 random bytes, URL-safe base64
+        assert api_status(port, token) == 200
+        assert api_status(port, None) == 403
+        status = json.loads(
+            local_launcher.run("--uid", "local", "--mode", "status", "--json").stdout
+        )
+        assert status["state"] == "RUNNING" and status["local_port"] == port
+        ps = local_launcher.run("--uid", "local", "--mode", "logs").stdout
+        assert "Jupyter is ready" in ps
+    finally:
+        stopped = local_launcher.run("--uid", "local", "--mode", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert wait_until(lambda: api_status(port, token) == 0, 15)
+
+
+def test_local_dry_run(local_launcher: Launcher) -> None:
+    result = local_launcher.run("--uid", "local", "--mode", "dry-run")
+    assert result.returncode == 0
+    assert "class: LocalCluster" in result.stdout

@@ -455,10 +455,9 @@ def _up(topology: str) -> ClusterInfo:
         raise RigError(f"unknown topology {topology!r}: use 'single' or 'netns'")
     existing = load_info(topology)
     if existing is not None and is_up(topology):
-        if existing.user == CLUSTER_USER:
-            return existing
-        authorize_key(ensure_user(CLUSTER_USER), Path(existing.key_path))
-        return replace(existing, user=CLUSTER_USER)
+        if existing.user != CLUSTER_USER:
+            authorize_key(ensure_user(CLUSTER_USER), Path(existing.key_path))
+        return replace(existing, user=CLUSTER_USER, venv=str(VENV_ROOT))
 
     ensure_packages()
     user = ensure_user(CLUSTER_USER)

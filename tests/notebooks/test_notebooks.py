@@ -55,3 +55,39 @@ def test_notebook_runs_locally(path: Path, tmp_path: Path) -> None:
     ]
     assert not errors
     assert sum(1 for c in nb.cells if c.cell_type == "code" and c.outputs) > 0
+
+
+REMOTE_RUNNER = r"""
+import json, os, sys
+import nbclient, nbformat
+
+os.environ["EO_NOTEBOOK_CLUSTER"] = "slurm"
+os.environ["MPLBACKEND"] = "Agg"
+nb = nbformat.read(sys.argv[1], as_version=4)
+error = None
+try:
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+except nbclient.exceptions.CellExecutionError as exc:
+    error = str(exc)[-3000:]
+outputs = "".join(
+    out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+)
+print("RESULT " + json.dumps({"error": error, "outputs": outputs[-6000:]}))
+"""
+
+
+@pytest.mark.cluster
+def test_dask_notebook_runs_on_the_slurm_cluster(dask_single_for_notebook: object) -> None:
+    from tests.integration.dask_slurm import remote
+
+    info = dask_single_for_notebook
+    path = next(p for p in NOTEBOOKS if p.name.startswith("01_"))
+    with remote.connection(info) as conn:  # type: ignore[arg-type]
+        target = f"{remote.home(conn)}/.eo-tests/{path.name}"
+        remote.sh(conn, "mkdir -p ~/.eo-tests")
+        conn.put(str(path), target)
+    result = remote.run_python(info, REMOTE_RUNNER, args=target, timeout=900)  # type: ignore[arg-type]
+    assert result["error"] is None, result["error"]
+    # The notebook's job script printout shows the workers were SLURM jobs of the site profile.
+    assert "#SBATCH" in result["outputs"]
+    assert "workers: ['tcp://" in result["outputs"]

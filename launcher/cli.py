@@ -1,4 +1,4 @@
-"""Command line: `python run_jupyter.py --uid SITE --mode MODE [options]`."""
+"""Command line: `python run_jupyter.py --uid SITE --mode MODE [options] [-- script args]`."""
 
 from __future__ import annotations
 
@@ -14,18 +14,42 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from launcher import batch, session_scheduler
 from launcher import state as saved
 from launcher.config import Site, find_config, load_site, site_names
+from launcher.dashboard import dashboard_hint
 from launcher.errors import JobFailedError, LauncherError, NoSessionError, SessionExistsError
-from launcher.jobscript import dask_yaml, render
+from launcher.jobscript import dask_yaml, render, render_batch
 from launcher.local import LocalSession
 from launcher.scheduler import JobStatus
 from launcher.session import RemoteSession
 from launcher.ssh import SSHLink
 from launcher.tunnel import check_port_free, free_port
 
-MODES = ("run", "attach", "status", "list", "stop", "logs", "dry-run", "install", "uninstall")
+MODES = (
+    "run",
+    "attach",
+    "status",
+    "list",
+    "stop",
+    "logs",
+    "batch",
+    "dry-run",
+    "install",
+    "uninstall",
+)
 DEFAULT_TIMEOUT = 300.0
+DEFAULT_MAX_WORKER_JOBS = 4
+BATCH_HELP = (
+    "--mode batch --script analysis.py --workers N [-- args] runs `python analysis.py args` in "
+    "a small SLURM job with a Dask cluster of N workers: distributed.Client() without arguments "
+    "connects to it. The workers are dask-jobqueue SLURMCluster jobs of their own rather than "
+    "the ranks of one SLURMRunner allocation: they come and go independently, the script's job "
+    "needs no large multi-node allocation, they use the same profile Dask config as the "
+    "interactive sessions, and a lost worker is replaced. The output is streamed here and the "
+    "launcher exits with the script's exit status; with --detach it prints the job id, and "
+    "status/logs/stop take --job JOBID."
+)
 
 Session = LocalSession | RemoteSession
 console = Console(stderr=True, highlight=False)
@@ -35,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of run_jupyter.py / run-jupyter."""
     parser = argparse.ArgumentParser(
         prog="run_jupyter.py",
+        usage="%(prog)s [options] [-- script args]",
         description="JupyterLab (with Dask) on an HPC cluster or on this machine.",
     )
     parser.add_argument("--uid", help="site: a section of platforms.ini, or 'local'")
@@ -65,12 +90,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a site section to platforms.ini interactively",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug output, tracebacks")
+    parser.add_argument(
+        "--scheduler",
+        action="store_true",
+        help="run: also start a TLS Dask scheduler in the job, reachable from this machine with "
+        "eotoolkit.cluster.get_client() (EOHPC_SESSION=SITE) while run/attach holds the tunnel",
+    )
+    parser.add_argument(
+        "--max-worker-jobs",
+        type=int,
+        default=DEFAULT_MAX_WORKER_JOBS,
+        help=f"--scheduler: the most worker jobs it adapts to (default {DEFAULT_MAX_WORKER_JOBS})",
+    )
+    parser.add_argument(
+        "--job", help="status/logs/stop: the session or batch job with this SLURM job id"
+    )
+    group = parser.add_argument_group("batch mode", BATCH_HELP)
+    group.add_argument("--script", type=Path, help="batch: the Python script to run")
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="batch: Dask workers to start and wait for (--timeout seconds) before the script",
+    )
     return parser
+
+
+def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split the command line at the first `--`: launcher options, then the script's args."""
+    if "--" not in argv:
+        return argv, []
+    index = argv.index("--")
+    return argv[:index], argv[index + 1 :]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    own, script_args = split_script_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
+    args.script_args = script_args
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -101,7 +159,7 @@ def dispatch(args: argparse.Namespace) -> int:
         raise LauncherError(f"--uid is required. Known sites: {', '.join(site_names(config))}.")
     site = load_site(args.uid, config)
     if args.mode == "dry-run":
-        return cmd_dry_run(site)
+        return cmd_dry_run(args, site)
     if args.mode in ("install", "uninstall"):
         from launcher.install import install, uninstall
 
@@ -113,10 +171,12 @@ def dispatch(args: argparse.Namespace) -> int:
             return cmd_run(args, site, session)
         if args.mode == "attach":
             return cmd_attach(args, site, session)
+        if args.mode == "batch":
+            return cmd_batch(args, site, session)
         if args.mode == "status":
             return cmd_status(args, site, session)
         if args.mode == "stop":
-            return cmd_stop(site, session)
+            return cmd_stop(args, site, session)
         return cmd_logs(args, site, session)
 
 
@@ -130,7 +190,7 @@ def open_session(site: Site) -> Iterator[Session]:
         yield RemoteSession(site, link)
 
 
-def show_status(status: JobStatus, last: list[str]) -> None:
+def show_status(status: JobStatus, last: list[str], waiting_for: str = "Jupyter") -> None:
     """Print the job's queue state when it changes."""
     if status.pending:
         text = f"job {status.job_id} {status.state}"
@@ -139,7 +199,7 @@ def show_status(status: JobStatus, last: list[str]) -> None:
         if status.start_estimate:
             text += f", estimated start {status.start_estimate}"
     elif status.running:
-        text = f"job {status.job_id} RUNNING on {status.node}, waiting for Jupyter"
+        text = f"job {status.job_id} RUNNING on {status.node}, waiting for {waiting_for}"
     else:
         text = f"job {status.job_id} {status.state}"
     if not last or last[-1] != text:
@@ -169,11 +229,19 @@ def cmd_run(args: argparse.Namespace, site: Site, session: Session) -> int:
     port = args.local_port or free_port()
     check_port_free(port)
     last: list[str] = []
-    state = session.start(port)
+    with_scheduler = require_remote(session, "--scheduler") if args.scheduler else None
+    if with_scheduler is not None:
+        state = with_scheduler.start(port, args.max_worker_jobs)
+    else:
+        state = session.start(port)
     console.print(f"submitted job {state.job_id} for site '{site.uid}'")
     try:
         try:
             state = session.wait_ready(state, args.timeout, lambda s: show_status(s, last))
+            if with_scheduler is not None:
+                state.scheduler_port = free_port()
+                console.print("[cyan]•[/] waiting for the session's Dask scheduler", markup=True)
+                state = with_scheduler.wait_scheduler(state, args.timeout)
         except JobFailedError:
             saved.delete(site.uid)
             raise
@@ -206,6 +274,8 @@ def cmd_attach(args: argparse.Namespace, site: Site, session: Session) -> int:
     check_port_free(state.local_port)
     if site.is_local:
         state.local_port = state.remote_port or state.local_port
+    if state.scheduler_remote and not _port_free(state.scheduler_port):
+        state.scheduler_port = free_port()
     last: list[str] = []
     if not state.ready:
         state = session.wait_ready(state, args.timeout, lambda s: show_status(s, last))
@@ -224,12 +294,18 @@ def serve(
     state: saved.SessionState,
     cancel_on_exit: bool,
 ) -> int:
-    """Open the tunnel, announce the URL, and keep it up while the job runs."""
-    with session.tunnel(state):
+    """Open the tunnels, announce the URL, and keep them up while the job runs."""
+    with contextlib.ExitStack() as tunnels:
+        tunnels.enter_context(session.tunnel(state))
+        if state.scheduler_remote:
+            tunnels.enter_context(require_remote(session, "--scheduler").scheduler_tunnel(state))
         console.print(
             f"[green]Jupyter is ready[/] (job {state.job_id} on {state.node})", markup=True
         )
         print(state.url, flush=True)
+        if state.scheduler_remote:
+            announce_scheduler(state)
+        console.print(dashboard_hint(site.profile, state.local_port), soft_wrap=True)
         if not args.no_browser:
             webbrowser.open(state.url)
         if args.detach:
@@ -241,8 +317,29 @@ def serve(
         final = session.watch(state)
     console.print(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
     console.print(session.tail(state), markup=False, highlight=False)
+    if state.scheduler_file:
+        session_scheduler.remove_local(state.uid)
     saved.delete(site.uid)
     return 1
+
+
+def require_remote(session: Session, what: str) -> RemoteSession:
+    """The session as a RemoteSession, or an error saying `what` needs a SLURM site."""
+    if not isinstance(session, RemoteSession):
+        raise LauncherError(f"{what} needs a SLURM site; the local site has no batch scheduler.")
+    return session
+
+
+def announce_scheduler(state: saved.SessionState) -> None:
+    """Print where the session scheduler is and the one call that connects to it."""
+    console.print(
+        f"[green]Dask scheduler is ready[/] at {state.scheduler_address} "
+        f"(forwarded to {state.scheduler_remote}); scheduler file {state.scheduler_file}",
+        markup=True,
+        soft_wrap=True,
+    )
+    print(f"export EOHPC_SESSION={state.uid}  # or EOHPC_SCHEDULER_FILE={state.scheduler_file}")
+    print(session_scheduler.USAGE, flush=True)
 
 
 def confirm_cancel(job_id: str) -> bool:
@@ -264,29 +361,29 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def cmd_status(args: argparse.Namespace, site: Site, session: Session) -> int:
-    """Show the saved session's job state (one JSON object with --json)."""
+def find_state(args: argparse.Namespace, site: Site) -> saved.SessionState:
+    """The saved session `--job JOBID` names, else the site's interactive session."""
+    if args.job:
+        state = saved.find(site.uid, args.job)
+        if state is None:
+            raise NoSessionError(f"no session or batch job {args.job} saved for site '{site.uid}'.")
+        return state
     state = saved.load(site.uid)
     if state is None:
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "uid": site.uid,
-                        "job_id": None,
-                        "state": "NONE",
-                        "reason": "",
-                        "node": "",
-                        "time_left": "",
-                        "url": None,
-                        "local_port": None,
-                    }
-                )
-            )
-            return 0
-        raise NoSessionError(f"no session saved for site '{site.uid}'. Start one with --mode run.")
+        batch_jobs = [s.job_id for s in saved.load_all() if s.uid == site.uid]
+        hint = f" Batch jobs: {', '.join(batch_jobs)} (pass --job JOBID)." if batch_jobs else ""
+        raise NoSessionError(
+            f"no session saved for site '{site.uid}'. Start one with --mode run.{hint}"
+        )
+    return state
+
+
+def status_record(
+    site: Site, session: Session, state: saved.SessionState
+) -> dict[str, str | int | None]:
+    """What status reports about a saved session or batch job."""
     status = session.status(state)
-    record = {
+    record: dict[str, str | int | None] = {
         "uid": site.uid,
         "job_id": state.job_id,
         "state": status.state,
@@ -296,16 +393,49 @@ def cmd_status(args: argparse.Namespace, site: Site, session: Session) -> int:
         "url": state.url if state.ready else None,
         "local_port": state.local_port,
     }
+    if state.scheduler_remote:
+        record["scheduler_address"] = state.scheduler_address
+        record["scheduler_file"] = state.scheduler_file
+    if state.kind == saved.BATCH:
+        remote = require_remote(session, "batch mode")
+        record["url"] = record["local_port"] = None
+        record["kind"] = state.kind
+        record["run_dir"] = state.run_dir
+        record["exit_status"] = (
+            batch.exit_status(remote, state, status) if status.finished else None
+        )
+    return record
+
+
+def cmd_status(args: argparse.Namespace, site: Site, session: Session) -> int:
+    """Show the saved session's job state (one JSON object with --json)."""
+    if args.json and not args.job and saved.load(site.uid) is None:
+        print(
+            json.dumps(
+                {
+                    "uid": site.uid,
+                    "job_id": None,
+                    "state": "NONE",
+                    "reason": "",
+                    "node": "",
+                    "time_left": "",
+                    "url": None,
+                    "local_port": None,
+                }
+            )
+        )
+        return 0
+    record = status_record(site, session, find_state(args, site))
     if args.json:
         print(json.dumps(record))
     else:
         for key, value in record.items():
-            print(f"{key:>10}: {value if value is not None else ''}")
+            print(f"{key:>17}: {value if value is not None else ''}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List every saved session (no network access)."""
+    """List every saved session and batch job (no network access)."""
     states = saved.load_all()
     if args.json:
         print(
@@ -313,6 +443,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 [
                     {
                         "uid": s.uid,
+                        "kind": s.kind,
                         "platform": s.platform,
                         "job_id": s.job_id,
                         "node": s.node,
@@ -327,27 +458,30 @@ def cmd_list(args: argparse.Namespace) -> int:
         console.print("no saved sessions")
     for s in states:
         print(
-            f"{s.uid:<16} {s.platform:<14} job {s.job_id:<12} node {s.node or '-':<16} "
-            f"port {s.local_port}"
+            f"{s.uid:<16} {s.kind:<8} {s.platform:<14} job {s.job_id:<12} "
+            f"node {s.node or '-':<16} port {s.local_port or '-'}"
         )
     return 0
 
 
-def cmd_stop(site: Site, session: Session) -> int:
-    """Cancel the job and forget the session."""
-    state = saved.load(site.uid)
-    if state is None:
+def cmd_stop(args: argparse.Namespace, site: Site, session: Session) -> int:
+    """Cancel the job and forget the session (`--job` picks a batch job)."""
+    if not args.job and saved.load(site.uid) is None:
         raise NoSessionError(f"no session saved for site '{site.uid}'; nothing to stop.")
+    state = find_state(args, site)
     session.stop(state)
-    console.print(f"stopped job {state.job_id} of site '{site.uid}'")
+    what = "batch job" if state.kind == saved.BATCH else "job"
+    console.print(f"stopped {what} {state.job_id} of site '{site.uid}'")
     return 0
 
 
 def cmd_logs(args: argparse.Namespace, site: Site, session: Session) -> int:
-    """Print the tail of the job's output (-f follows it)."""
-    state = saved.load(site.uid)
-    if state is None:
-        raise NoSessionError(f"no session saved for site '{site.uid}'. Start one with --mode run.")
+    """Print the tail of the job's output (-f follows it; a batch job until it ends)."""
+    state = find_state(args, site)
+    if args.follow and state.kind == saved.BATCH:
+        with contextlib.suppress(KeyboardInterrupt):
+            batch.stream(require_remote(session, "batch mode"), state, sys.stdout, lambda _: None)
+        return 0
     if args.follow:
         with contextlib.suppress(KeyboardInterrupt):
             session.follow(state, args.lines)
@@ -356,13 +490,56 @@ def cmd_logs(args: argparse.Namespace, site: Site, session: Session) -> int:
     return 0
 
 
-def cmd_dry_run(site: Site) -> int:
-    """Print the batch script and the Dask config; submit nothing."""
+def cmd_batch(args: argparse.Namespace, site: Site, session: Session) -> int:
+    """Submit a script with N Dask workers; stream its output and return its exit status."""
+    remote = require_remote(session, "--mode batch")
+    if args.script is None:
+        raise LauncherError("--mode batch needs --script PATH (and --workers N).")
+    state = batch.submit(remote, args.script, args.script_args, args.workers, args.timeout)
+    console.print(
+        f"submitted batch job {state.job_id} for site '{site.uid}' (run directory {state.run_dir})",
+        soft_wrap=True,
+    )
+    if args.detach:
+        print(state.job_id, flush=True)
+        console.print(
+            f"--mode logs/status/stop --job {state.job_id} follow, show or cancel it",
+            soft_wrap=True,
+        )
+        return 0
+    last: list[str] = []
+    try:
+        final = batch.stream(
+            remote, state, sys.stdout, lambda s: show_status(s, last, "the script")
+        )
+    except KeyboardInterrupt:
+        if confirm_cancel(state.job_id):
+            remote.stop(state)
+            console.print(f"cancelled batch job {state.job_id}")
+        else:
+            console.print(f"batch job {state.job_id} keeps running; --job {state.job_id} finds it")
+        return 130
+    code = batch.exit_status(remote, state, final)
+    saved.delete(state.key)
+    console.print(f"batch job {state.job_id} ended ({final.state}); script exit status {code}")
+    return code
+
+
+def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
+    """Print the job script (batch mode's with --script) and the Dask config; submit nothing."""
+    run_dir = f"$HOME/.eohpc/runs/{site.uid}-TIMESTAMP"
     if site.is_local:
         print("# local site: JupyterLab runs on this machine (no batch script)")
+    elif args.script is not None:
+        print(f"# batch-mode job script for site '{site.uid}' (sbatch --parsable, on stdin)")
+        print(
+            render_batch(
+                site, run_dir, args.script.name, args.script_args, args.workers, args.timeout
+            )
+        )
     else:
         print(f"# batch script for site '{site.uid}' (sbatch --parsable, script on stdin)")
-        print(render(site, f"$HOME/.eohpc/runs/{site.uid}-TIMESTAMP"))
+        print(render(site, run_dir, args.max_worker_jobs if args.scheduler else None))
     print(f"# Dask config (DASK_CONFIG of the job) from {site.profile.path}")
     print(dask_yaml(site.profile))
     return 0

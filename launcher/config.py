@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import copy
 import dataclasses
 import difflib
 import importlib.util
@@ -16,7 +17,9 @@ from typing import Any
 import platformdirs
 import yaml
 
+from launcher.dask_checks import check_dask, is_loopback
 from launcher.errors import ConfigError, UnknownSiteError
+from launcher.slurmtime import parse_slurm_time
 
 APP_NAME = "eo-hpc"
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "platforms"
@@ -104,7 +107,8 @@ MANAGERS = ("venv", "conda", "mamba", "current")
 INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jump")
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
-INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS
+INI_DASK_KEYS = ("dask_interface",)
+INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_DASK_KEYS
 
 
 def default_config_paths() -> list[Path]:
@@ -231,6 +235,7 @@ def _check_profile(profile: Profile) -> None:
         )
     if profile.job.mem and profile.job.mem_per_cpu:
         raise ConfigError(f"{path}: set only one of 'job.mem' and 'job.mem_per_cpu'.")
+    _check_time(profile.job.time, f"{path}: key 'job.time'")
     slurm = profile.dask.get("jobqueue", {}).get("slurm", {})
     if not isinstance(slurm, dict):
         raise ConfigError(f"{path}: key 'dask.jobqueue.slurm' must be a mapping.")
@@ -241,6 +246,19 @@ def _check_profile(profile: Profile) -> None:
                 f"{path}: unknown key 'dask.jobqueue.slurm.{key}'{_did_you_mean(key, allowed)}. "
                 f"Allowed (dask-jobqueue): {', '.join(sorted(allowed))}."
             )
+    if profile.scheduler == "slurm":
+        check_dask(path, profile.dask, profile.job.mem_per_cpu)
+
+
+def _check_time(value: str, where: str) -> None:
+    """A SLURM --time value, or a ConfigError naming where it came from."""
+    try:
+        parse_slurm_time(value)
+    except ValueError:
+        raise ConfigError(
+            f"{where} is {value!r}, not a SLURM time. Use M, M:S, H:M:S, D-H, D-H:M or "
+            'D-H:M:S, e.g. "04:00:00".'
+        ) from None
 
 
 def jobqueue_slurm_keys() -> set[str]:
@@ -259,6 +277,8 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
     for key in INI_JOB_KEYS:
         if key in values:
             job_changes[key] = _ini_int(values, key, src) if key == "cpus" else values[key]
+    if "time" in values:
+        _check_time(values["time"], f"{src}: key 'time'")
     if "mem" in values:
         job_changes["mem_per_cpu"] = None
     if "mem_per_cpu" in values:
@@ -272,7 +292,28 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
         profile,
         job=dataclasses.replace(profile.job, **job_changes),
         environment=dataclasses.replace(profile.environment, **env_changes),
+        dask=_dask_overrides(profile, values, src),
     )
+
+
+def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[str, Any]:
+    """The profile's Dask config with the site's `dask_interface` (workers and scheduler)."""
+    interface = values.get("dask_interface")
+    if not interface:
+        return profile.dask
+    if profile.scheduler != "slurm":
+        raise ConfigError(
+            f"{src}: key 'dask_interface' applies to SLURM platforms only; remove it."
+        )
+    if is_loopback(interface):
+        raise ConfigError(
+            f"{src}: key 'dask_interface' is '{interface}': workers on other nodes cannot "
+            "reach a scheduler on the loopback interface. Name the compute nodes' network "
+            "interface (e.g. ib0), or remove the key."
+        )
+    dask = copy.deepcopy(profile.dask)
+    dask.setdefault("jobqueue", {}).setdefault("slurm", {})["interface"] = interface
+    return dask
 
 
 def _ini_int(values: dict[str, str], key: str, src: str) -> int | None:

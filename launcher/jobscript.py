@@ -1,8 +1,9 @@
-"""Render the Jupyter batch script, the Jupyter config and the Dask config from a profile."""
+"""Render the Jupyter and batch-mode job scripts, the Jupyter config and the Dask config."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shlex
 import string
 from importlib import resources
@@ -13,6 +14,7 @@ import yaml
 from launcher.config import JobSpec, Profile, Site
 
 WRAPPER_NAME = "jupyter_wrapper.py"
+BATCH_DRIVER_NAME = "batch_driver.py"
 JUPYTER_CONFIG_NAME = "jupyter_server_config.json"
 
 
@@ -84,13 +86,25 @@ def jupyter_args(profile: Profile) -> list[str]:
     return args + profile.jupyter.args
 
 
-def render(site: Site, run_dir: str) -> str:
-    """Render the batch script for a site; run_dir is an absolute path on the cluster."""
+def wrapper_args(site: Site, scheduler_max_jobs: int | None) -> list[str]:
+    """Options of jupyter_wrapper.py: start the session scheduler when max jobs are given."""
+    if scheduler_max_jobs is None:
+        return []
+    return ["--scheduler-max-jobs", str(int(scheduler_max_jobs)), "--session", site.uid]
+
+
+def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> str:
+    """Render the Jupyter job script; run_dir is an absolute path on the cluster.
+
+    With `scheduler_max_jobs` the job also runs the session's Dask scheduler (adaptive from 0
+    to that many worker jobs).
+    """
     profile = site.profile
     directives = sbatch_directives(
         profile.job, f"eohpc-jupyter-{site.uid}", f"{run_dir}/job-%j.out"
     )
     lines, python = activation_lines(profile)
+    extra = wrapper_args(site, scheduler_max_jobs)
     return _Template(template_text("jupyter_slurm.sh")).substitute(
         directives="\n".join(directives),
         uid=site.uid,
@@ -98,7 +112,39 @@ def render(site: Site, run_dir: str) -> str:
         run_dir=shlex.quote(run_dir),
         activate="\n".join(lines),
         python=python,
+        wrapper_args="".join(f"{shlex.quote(a)} " for a in extra),
         jupyter_args=" ".join(shlex.quote(a) for a in jupyter_args(profile)),
+    )
+
+
+def render_batch(
+    site: Site,
+    run_dir: str,
+    script_name: str,
+    script_args: list[str],
+    workers: int,
+    timeout: float,
+) -> str:
+    """Render the batch-mode job script: batch_driver.py runs the uploaded script.
+
+    The job itself takes one CPU (the profile's other job settings apply): the Dask workers
+    are SLURM jobs of their own, sized by the profile's jobqueue.slurm config.
+    """
+    profile = site.profile
+    job = dataclasses.replace(profile.job, cpus=1)
+    directives = sbatch_directives(job, f"eohpc-batch-{site.uid}", f"{run_dir}/job-%j.out")
+    lines, python = activation_lines(profile)
+    return _Template(template_text("batch_slurm.sh")).substitute(
+        directives="\n".join(directives),
+        uid=site.uid,
+        platform=site.platform,
+        run_dir=shlex.quote(run_dir),
+        activate="\n".join(lines),
+        python=python,
+        workers=int(workers),
+        timeout=int(timeout),
+        script='"$RUN_DIR"/' + shlex.quote(script_name),
+        script_args=" ".join(shlex.quote(a) for a in script_args),
     )
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("EO_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
+DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+ARTIFACTS = Path(os.environ.get("EO_TEST_ARTIFACTS", DEFAULT_ARTIFACTS))
 
 # Chromium on a machine without outside network: no background services, no sandbox as root.
 CHROMIUM_ARGS = [

@@ -556,15 +556,16 @@ def wait_node_idle(info: ClusterInfo, timeout: float = 60) -> None:
 
 
 def cancel_all_jobs(info: ClusterInfo, timeout: float = 30) -> None:
-    """Cancel every job of the rig's users and wait until the queue is empty."""
-    for user in (info.user, info.other_user):
+    """Cancel every job of the rig's users (this session's two) and wait until they are gone."""
+    users = ",".join(sorted({info.user, info.other_user}))
+    for user in users.split(","):
         run(slurm_cmd(info, "scancel", "-u", user), check=False)
 
-    def empty() -> bool:
-        proc = run(slurm_cmd(info, "squeue", "-h", "-o", "%i"), check=False)
+    def gone() -> bool:
+        proc = run(slurm_cmd(info, "squeue", "-h", "-u", users, "-o", "%i"), check=False)
         return proc.returncode == 0 and not proc.stdout.strip()
 
-    wait_for(empty, timeout, "the queue to empty after scancel", 0.2)
+    wait_for(gone, timeout, f"the jobs of {users} to leave the queue after scancel", 0.2)
 
 
 def down(topology: str) -> None:

@@ -126,4 +126,4 @@ def test_queue_is_empty_after_cleanup(slurm_cluster: rig.ClusterInfo) -> None:
         assert conn.run("squeue -h -u $USER -o %i", hide=True, in_stream=False).stdout.strip()
     rig.cancel_all_jobs(slurm_cluster)
     with connect(slurm_cluster) as conn:
-        assert conn.run("squeue -h -o %i", hide=True, in_stream=False).stdout.strip() == ""
+        assert conn.run("squeue -h -u $USER -o %i", hide=True, in_stream=False).stdout.strip() == ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import io
 import stat
 import threading
 from pathlib import Path
@@ -106,9 +105,23 @@ class SSHLink:
 
     def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
         """Run a command on the login node; return (exit code, stdout, stderr)."""
-        in_stream = io.StringIO(stdin) if stdin is not None else False
-        result = self.conn.run(command, hide=True, warn=True, in_stream=in_stream)
+        if stdin is not None:
+            return self._run_with_input(command, stdin)
+        result = self.conn.run(command, hide=True, warn=True, in_stream=False)
         return result.exited, result.stdout, result.stderr
+
+    def _run_with_input(self, command: str, stdin: str) -> tuple[int, str, str]:
+        """Run a command fed with ``stdin`` on one SSH channel (sent at once, then EOF)."""
+        channel = self.transport().open_session()
+        try:
+            channel.exec_command(command)
+            channel.sendall(stdin.encode())
+            channel.shutdown_write()
+            stdout = channel.makefile("rb").read().decode(errors="replace")
+            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+            return channel.recv_exit_status(), stdout, stderr
+        finally:
+            channel.close()
 
     def check(self, command: str, stdin: str | None = None) -> str:
         """Run a command and return its stdout; a failure raises `error` with its message."""

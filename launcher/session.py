@@ -1,4 +1,8 @@
-"""A JupyterLab session in a batch job: start, wait, tunnel, status, logs, stop."""
+"""A JupyterLab session in a batch job: start, wait, tunnel, status, logs, stop.
+
+With a session scheduler (`--scheduler`) the job also runs a Dask scheduler; its files are
+copied to this machine and its port is forwarded next to Jupyter's (see session_scheduler).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import secrets
 import shlex
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+from launcher import session_scheduler
 from launcher import state as saved
 from launcher.config import Site
 from launcher.errors import JobFailedError, JupyterTimeoutError, SchedulerError
@@ -52,21 +58,29 @@ class RemoteSession:
         """Write text to a cluster file created with mode 0600 (umask 077)."""
         self._run(f"umask 077 && cat > {shlex.quote(path)}", stdin=text)
 
-    def start(self, local_port: int) -> SessionState:
-        """Prepare a 0700 run directory, upload the token config, submit the job."""
+    def new_run_dir(self, label: str) -> str:
+        """Create a fresh 0700 run directory with the site's Dask config; return its path."""
         home = self.home()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = f"{home}/.eohpc/runs"
-        run_dir = f"{base}/{self.site.uid}-{stamp}-{secrets.token_hex(3)}"
+        run_dir = f"{base}/{label}-{stamp}-{secrets.token_hex(3)}"
         self._run(
             f"umask 077 && mkdir -p {shlex.quote(run_dir)}/dask && chmod 700 "
             f"{shlex.quote(home + '/.eohpc')} {shlex.quote(base)} {shlex.quote(run_dir)}"
         )
+        self.upload(f"{run_dir}/dask/eohpc.yaml", dask_yaml(self.site.profile, home))
+        return run_dir
+
+    def start(self, local_port: int, scheduler_max_jobs: int | None = None) -> SessionState:
+        """Prepare a run directory, upload the token config, submit the job.
+
+        With `scheduler_max_jobs` the job also runs the session's Dask scheduler.
+        """
+        run_dir = self.new_run_dir(self.site.uid)
         token = new_token()
         self.upload(f"{run_dir}/{JUPYTER_CONFIG_NAME}", json.dumps(jupyter_config(token)))
         self.upload(f"{run_dir}/{WRAPPER_NAME}", template_text(WRAPPER_NAME))
-        self.upload(f"{run_dir}/dask/eohpc.yaml", dask_yaml(self.site.profile, home))
-        job_id = self.scheduler.submit(render(self.site, run_dir))
+        job_id = self.scheduler.submit(render(self.site, run_dir, scheduler_max_jobs))
         state = SessionState(
             uid=self.site.uid,
             platform=self.site.platform,
@@ -103,7 +117,7 @@ class RemoteSession:
                     return state
                 if time.monotonic() - running_since > timeout:
                     self.scheduler.cancel(state.job_id)
-                    saved.delete(state.uid)
+                    saved.delete(state.key)
                     raise JupyterTimeoutError(
                         f"Jupyter was not ready {timeout:.0f}s after job {state.job_id} started "
                         f"on {status.node}; the job was cancelled. Last lines of its output:\n"
@@ -136,6 +150,58 @@ class RemoteSession:
             wait_for_api(state.local_port, state.token, ready_timeout)
             yield tunnel
 
+    def wait_scheduler(self, state: SessionState, timeout: float) -> SessionState:
+        """Wait for the job's session scheduler file, then copy it and its TLS files here.
+
+        On expiry, or if the job ends first, the job is cancelled.
+        """
+        path = session_scheduler.remote_file(state.run_dir)
+        deadline = time.monotonic() + timeout
+        while not self._exists(path):
+            status = self.scheduler.status(state.job_id)
+            if status.finished:
+                raise JobFailedError(self.failure_message(state, status))
+            if time.monotonic() > deadline:
+                self.stop(state)
+                raise JupyterTimeoutError(
+                    f"the session scheduler of job {state.job_id} published no {path} within "
+                    f"{timeout:.0f}s; the job was cancelled. Last lines of its output:\n"
+                    f"{self.tail(state)}\nFix: check that eotoolkit and dask-jobqueue are in "
+                    "the cluster environment (--mode install), or raise --timeout."
+                )
+            time.sleep(POLL_SECONDS)
+        dest = session_scheduler.local_dir(state.uid)
+        published = session_scheduler.copy_files(self.link.conn.sftp(), state.run_dir, dest)
+        state.scheduler_remote = published["address"]
+        state.scheduler_file = str(dest / session_scheduler.FILE_NAME)
+        session_scheduler.write_local_file(dest, published, state.scheduler_port)
+        saved.save(state)
+        return state
+
+    def _exists(self, path: str) -> bool:
+        code, _, _ = self.scheduler.run(f"test -s {shlex.quote(path)}")
+        return code == 0
+
+    @contextlib.contextmanager
+    def scheduler_tunnel(self, state: SessionState) -> Iterator[Tunnel]:
+        """Forward 127.0.0.1:scheduler_port to the session scheduler; point the copy at it."""
+        host, port = session_scheduler.parse_address(state.scheduler_remote)
+        path = Path(state.scheduler_file)
+        published = session_scheduler.read_local_file(path)
+        with Tunnel(self.link, host, port, state.scheduler_port) as tunnel:
+            session_scheduler.write_local_file(path.parent, published, state.scheduler_port)
+            yield tunnel
+
+    def read_from(self, path: str, offset: int) -> bytes:
+        """The bytes of a cluster file from offset on (b"" while it does not exist)."""
+        try:
+            with self.link.conn.sftp().open(path, "rb") as handle:
+                handle.seek(offset)
+                data: bytes = handle.read()
+                return data
+        except OSError:
+            return b""
+
     def status(self, state: SessionState) -> JobStatus:
         """The job's scheduler status."""
         return self.scheduler.status(state.job_id)
@@ -164,10 +230,16 @@ class RemoteSession:
         self.link.conn.run(f"tail -n {int(lines)} -F {path}", warn=True, in_stream=False)
 
     def stop(self, state: SessionState) -> None:
-        """Cancel the job, remove the token file on the cluster and forget the session."""
+        """Cancel the job, remove the token file on the cluster and forget the session.
+
+        Cancelling sends SIGTERM to the job's processes: a session scheduler then cancels its
+        worker jobs, a batch job's driver its workers. The local scheduler files are removed.
+        """
         try:
             self.scheduler.cancel(state.job_id)
         finally:
             with contextlib.suppress(SchedulerError):
                 self._run(f"rm -f {shlex.quote(state.run_dir)}/{JUPYTER_CONFIG_NAME}")
-            saved.delete(state.uid)
+            if state.scheduler_file:
+                session_scheduler.remove_local(state.uid)
+            saved.delete(state.key)

@@ -1,4 +1,8 @@
-"""Saved sessions: one JSON file per site in the user's state dir, mode 0600."""
+"""Saved sessions: one JSON file per session in the user's state dir, mode 0600.
+
+A site's interactive session is saved as `<uid>.json`; each batch job as
+`<uid>.batch-<job id>.json`, so batch jobs never collide with the interactive session.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import platformdirs
 from launcher.config import APP_NAME
 
 STATE_DIR_ENV = "EOHPC_STATE_DIR"
+JUPYTER = "jupyter"
+BATCH = "batch"
 
 
 @dataclass
@@ -30,6 +36,20 @@ class SessionState:
     remote_port: int = 0
     pid: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    kind: str = JUPYTER
+    scheduler_remote: str = ""
+    scheduler_port: int = 0
+    scheduler_file: str = ""
+
+    @property
+    def key(self) -> str:
+        """The name the session is saved under."""
+        return self.uid if self.kind == JUPYTER else f"{self.uid}.{self.kind}-{self.job_id}"
+
+    @property
+    def scheduler_address(self) -> str:
+        """The session scheduler's address on this machine (the forwarded port), or ""."""
+        return f"tls://127.0.0.1:{self.scheduler_port}" if self.scheduler_port else ""
 
     @property
     def url(self) -> str:
@@ -50,13 +70,13 @@ def state_dir() -> Path:
     return path
 
 
-def _path(uid: str) -> Path:
-    return state_dir() / f"{uid}.json"
+def _path(key: str) -> Path:
+    return state_dir() / f"{key}.json"
 
 
 def save(state: SessionState) -> None:
     """Write the state atomically with mode 0600."""
-    path = _path(state.uid)
+    path = _path(state.key)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -64,17 +84,22 @@ def save(state: SessionState) -> None:
     os.replace(tmp, path)
 
 
-def load(uid: str) -> SessionState | None:
-    """Return the saved session of a site, if any."""
-    path = _path(uid)
+def load(key: str) -> SessionState | None:
+    """Return a saved session: a site's interactive one by its uid, or any by its key."""
+    path = _path(key)
     if not path.is_file():
         return None
     return SessionState(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def delete(uid: str) -> None:
-    """Forget a site's session."""
-    _path(uid).unlink(missing_ok=True)
+def delete(key: str) -> None:
+    """Forget a session (a site's interactive one by its uid)."""
+    _path(key).unlink(missing_ok=True)
+
+
+def find(uid: str, job_id: str) -> SessionState | None:
+    """Return the site's saved session (interactive or batch) whose job is job_id."""
+    return next((s for s in load_all() if s.uid == uid and s.job_id == job_id), None)
 
 
 def load_all() -> list[SessionState]:

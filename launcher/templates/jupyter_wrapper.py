@@ -3,6 +3,12 @@
 Runs inside the batch job (or as a local subprocess) with only the standard library.
 The token is read from the 0600 Jupyter config file in the run directory; it never
 appears on a command line or in the environment SLURM records.
+
+With --scheduler-max-jobs M it first starts the session's Dask scheduler,
+`python -m eotoolkit.cluster serve`, adaptive from 0 to M worker jobs, publishing
+<run dir>/scheduler/scheduler.json; EOHPC_SCHEDULER_FILE and EOHPC_SESSION are exported to
+Jupyter so that notebooks' `eotoolkit.cluster.get_client()` find it. Signals reach both
+processes, and the scheduler is stopped (it cancels its worker jobs) when Jupyter ends.
 """
 
 import argparse
@@ -34,11 +40,45 @@ def answers(port, token):
         return False
 
 
+def start_scheduler(run_dir, session, max_jobs):
+    """Start the session scheduler in the background and export where it publishes itself."""
+    scheduler_file = os.path.join(run_dir, "scheduler", "scheduler.json")
+    os.environ["EOHPC_SCHEDULER_FILE"] = scheduler_file
+    os.environ["EOHPC_SESSION"] = session
+    command = [
+        sys.executable,
+        "-m",
+        "eotoolkit.cluster",
+        "serve",
+        "--scheduler-file",
+        scheduler_file,
+        "--adapt-min",
+        "0",
+        "--adapt-max",
+        str(max_jobs),
+    ]
+    print("eo-hpc: starting", " ".join(command), flush=True)
+    return subprocess.Popen(command)
+
+
+def stop_scheduler(scheduler):
+    """SIGTERM the scheduler (it cancels its worker jobs) and wait for it."""
+    if scheduler is None or scheduler.poll() is not None:
+        return
+    scheduler.terminate()
+    try:
+        scheduler.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        scheduler.kill()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--ip", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--scheduler-max-jobs", type=int, default=None)
+    parser.add_argument("--session", default="default")
     parser.add_argument("jupyter_args", nargs="*")
     args = parser.parse_args()
     config_file = os.path.join(args.run_dir, "jupyter_server_config.json")
@@ -54,11 +94,16 @@ def main():
         f"--ip={args.ip}",
         f"--port={port}",
     ]
+    scheduler = None
+    if args.scheduler_max_jobs is not None:
+        scheduler = start_scheduler(args.run_dir, args.session, args.scheduler_max_jobs)
     print("eo-hpc: starting", " ".join(command), flush=True)
     child = subprocess.Popen(command)
 
     def forward(signum, _frame):
-        child.send_signal(signum)
+        for process in (child, scheduler):
+            if process is not None and process.poll() is None:
+                process.send_signal(signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
@@ -76,7 +121,9 @@ def main():
             json.dump(info, handle)
         os.replace(path + ".tmp", path)
         print(f"eo-hpc: Jupyter is ready on {info['host']}:{port}", flush=True)
-    sys.exit(child.wait())
+    code = child.wait()
+    stop_scheduler(scheduler)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

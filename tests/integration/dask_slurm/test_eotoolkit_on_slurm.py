@@ -61,3 +61,53 @@ def test_stac_to_zarr_on_slurm_workers(dask_single: rig.ClusterInfo) -> None:
     assert result["valid"] > 0
     assert result["epsg"] == 32631
     assert remote.wait_no_jobs(dask_single) == []
+
+
+SPRING_INDEX = r"""
+import json, tempfile
+from pathlib import Path
+
+import dask
+import numpy as np
+import xarray as xr
+
+from eotoolkit.cluster import slurm_cluster
+from eotoolkit.daymet import open_daymet, spring_index_by_year
+from eotoolkit.phenology import spring_index
+from eotoolkit.synthetic.daymet import write_daymet_like
+
+work = Path(tempfile.mkdtemp(dir=Path.home() / ".eo-tests"))
+catalog = write_daymet_like(work / "daymet", years=(2019, 2020), ny=24, nx=32)
+ds = open_daymet(catalog, chunks={"time": -1, "y": 12, "x": 16})
+store = str(work / "si.zarr")
+
+with slurm_cluster(jobs=2, timeout=240) as client:
+    workers = len(client.scheduler_info()["workers"])
+    groups = spring_index_by_year(ds, store)
+
+same = []
+with dask.config.set(scheduler="synchronous"):
+    for group in groups:
+        year = ds.sel(time=group)
+        expected = spring_index(year["tmin"], year["tmax"], year["dayl"]).compute()
+        got = xr.open_zarr(store, group=group)
+        same.append(bool(
+            np.array_equal(got["first_leaf"].values, expected["first_leaf"].values, equal_nan=True)
+            and np.array_equal(
+                got["first_bloom"].values, expected["first_bloom"].values, equal_nan=True
+            )
+        ))
+chunks = ds["tmin"].data.numblocks
+print("RESULT " + json.dumps(
+    {"workers": workers, "groups": groups, "same": same, "chunks": chunks[1] * chunks[2]}
+))
+"""
+
+
+def test_spring_index_by_year_on_slurm_workers(dask_single: rig.ClusterInfo) -> None:
+    result = remote.run_python(dask_single, SPRING_INDEX, timeout=600)
+    assert result["workers"] == 2
+    assert result["groups"] == ["2019", "2020"]
+    assert result["same"] == [True, True]
+    assert result["chunks"] == 4  # the spatial chunks were computed as separate tasks
+    assert remote.wait_no_jobs(dask_single) == []

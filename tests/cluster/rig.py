@@ -45,7 +45,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_USER = os.environ.get("EO_RIG_USER", "eouser")
 OTHER_USER = "eoother"
 PARTITION = "work"
-APT_PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge", "openssh-server", "iproute2"]
+APT_PACKAGES = [
+    "slurmctld",
+    "slurmd",
+    "slurm-client",
+    "munge",
+    "openssh-server",
+    "iproute2",
+    "python3-venv",
+]
 REQUIRED_COMMANDS = ["slurmctld", "slurmd", "sbatch", "munged", "sshd", "ip", "nsenter", "unshare"]
 MUNGE_RUN = Path("/run/munge")
 HOSTS_BEGIN = "# BEGIN eo-rig"

@@ -1,11 +1,18 @@
-"""STAC catalogs to analysis-ready, chunked xarray data and Zarr stores."""
+"""STAC catalogs to analysis-ready, chunked xarray data and Zarr stores.
+
+Importing the package registers the ``.eo`` accessor and the error types; the public functions
+are imported from their modules on first access, so that ``import eotoolkit`` (paid by every
+Dask worker on its first task) does not load Dask arrays, Zarr, spyndex or the STAC clients.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers the .eo accessor)
-from .api import open_stac
-from .catalog import build_catalog, copy_assets, generate_subcatalogs
-from .cog import to_cog
-from .composite import composite
-from .daymet import open_daymet, spring_index_by_year
 from .errors import (
     AssetReadError,
     AssetReadWarning,
@@ -19,14 +26,29 @@ from .errors import (
     StoreExistsError,
     StoreLayoutError,
 )
-from .indices import index
-from .io import open_zarr, to_zarr
-from .loader import load
-from .masking import mask_clouds, mask_landsat
-from .phenology import growing_degree_hours, spring_index
-from .resample import resample
-from .search import search
-from .subset import subset
+
+#: Public function -> the module defining it, imported on first access.
+_LAZY = {
+    "build_catalog": "catalog",
+    "composite": "composite",
+    "copy_assets": "catalog",
+    "generate_subcatalogs": "catalog",
+    "growing_degree_hours": "phenology",
+    "index": "indices",
+    "load": "loader",
+    "mask_clouds": "masking",
+    "mask_landsat": "masking",
+    "open_daymet": "daymet",
+    "open_stac": "api",
+    "open_zarr": "io",
+    "resample": "resample",
+    "search": "search",
+    "spring_index": "phenology",
+    "spring_index_by_year": "daymet",
+    "subset": "subset",
+    "to_cog": "cog",
+    "to_zarr": "io",
+}
 
 __all__ = [
     "AssetReadError",
@@ -60,3 +82,31 @@ __all__ = [
     "to_cog",
     "to_zarr",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public function from its module on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Module attributes including the functions not imported yet."""
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The package module: a submodule named like its public function (``composite``,
+    ``resample``, ``search``, ``subset``) does not replace the function when it is imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

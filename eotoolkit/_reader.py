@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -20,6 +21,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.env import set_gdal_config
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
@@ -34,11 +36,20 @@ GDAL_OPTIONS = {
     "GDAL_HTTP_VERSION": "2",
     "GDAL_HTTP_MAX_RETRY": "3",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
-    "VSI_CACHE": "TRUE",
+    "VSI_CACHE": "FALSE",
+    "VSI_CACHE_SIZE": str(2 * 2**20),
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.jp2,.vrt",
 }
+#: Upper bound of GDAL's block cache per process (GDAL's default is 5 % of the machine's RAM,
+#: memory that Dask neither sees nor can free).
+GDAL_CACHE_MAX = 128 * 2**20
+GDAL_CACHE_MIN = 16 * 2**20
+#: Share of a Dask worker's memory limit given to GDAL's block cache.
+GDAL_CACHE_FRACTION = 1 / 16
 _HANDLES_PER_THREAD = 64
 _local = threading.local()
+_config_lock = threading.Lock()
+_configured_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,56 @@ def gdal_path(href: str) -> str:
     if href.startswith(("gs://", "gcs://")):
         return "/vsigs/" + href.split("://", 1)[1]
     return href
+
+
+def _worker_memory_limit() -> int | None:
+    """The memory limit of the Dask worker running the calling task, if any."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        worker = distributed.get_worker()
+    except ValueError:
+        return None
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    return int(limit) if limit else None
+
+
+def gdal_cache_bytes(memory_limit: int | None) -> int:
+    """GDAL block cache size: a share of ``memory_limit`` within bounds, else the upper bound."""
+    if not memory_limit:
+        return GDAL_CACHE_MAX
+    share = int(memory_limit * GDAL_CACHE_FRACTION)
+    return max(GDAL_CACHE_MIN, min(GDAL_CACHE_MAX, share))
+
+
+def configure_gdal() -> None:
+    """Bound GDAL's process-wide block cache once per process.
+
+    A ``GDAL_CACHEMAX`` environment variable is left to GDAL.
+    """
+    global _configured_pid
+    pid = os.getpid()
+    if _configured_pid == pid:
+        return
+    with _config_lock:
+        if _configured_pid == pid:
+            return
+        if "GDAL_CACHEMAX" not in os.environ:
+            set_gdal_config("GDAL_CACHEMAX", gdal_cache_bytes(_worker_memory_limit()))
+        _configured_pid = pid
+
+
+def _is_remote(href: str) -> bool:
+    """Whether an href is read over the network (or through another GDAL virtual file system)."""
+    return ("://" in href and not href.startswith("file://")) or href.startswith("/vsi")
+
+
+def gdal_options(sources: tuple[Source, ...]) -> dict[str, str]:
+    """GDAL configuration for reading ``sources``: a small per-file cache for remote files only."""
+    if any(_is_remote(s.href) for s in sources):
+        return {**GDAL_OPTIONS, "VSI_CACHE": "TRUE"}
+    return GDAL_OPTIONS
 
 
 @lru_cache(maxsize=32)
@@ -95,7 +156,7 @@ def _open(href: str, overview_level: int | None = None) -> rasterio.DatasetReade
 
 def _local_version(href: str) -> tuple[int, int] | None:
     """(mtime, size) of a local file so that a rewritten file is not read from a stale handle."""
-    if "://" in href and not href.startswith("file://"):
+    if _is_remote(href):
         return None
     try:
         st = os.stat(gdal_path(href))
@@ -195,35 +256,28 @@ def _read_warped(
 def _read_source(
     s: Source, req: ChunkRead, resampling: Resampling
 ) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
-    """(values as output dtype, valid mask, output slices) of one source, None if disjoint."""
+    """(raw values, valid mask, output slices) of one source, None if disjoint."""
     src = _open(s.href)
     nodata = s.nodata if s.nodata is not None else src.nodata
-    full = (slice(0, req.shape[0]), slice(0, req.shape[1]))
     if src.crs == _rio_crs(req.crs):
         got = _read_same_crs(src, req, resampling)
         if got is None:
             return None
         raw, where = got
-        valid = np.ones(raw.shape, bool) if nodata is None else _valid(raw, nodata)
+        alpha = None
     else:
         warped = _read_warped(s.href, req, resampling, nodata)
         if warped is None:
             return None
         raw, alpha = warped
-        where = full
-        if alpha is not None:
-            valid = alpha
-        else:
-            valid = _valid(raw, nodata) if nodata is not None else np.ones(raw.shape, bool)
-    if req.scaled:
-        values = raw.astype(np.float32)
-        if s.scale != 1.0:
-            values *= np.float32(s.scale)
-        if s.offset != 0.0:
-            values += np.float32(s.offset)
+        where = (slice(0, req.shape[0]), slice(0, req.shape[1]))
+    if alpha is not None:
+        valid = alpha
+    elif nodata is None:
+        valid = np.ones(raw.shape, bool)
     else:
-        values = raw.astype(req.dtype, copy=False)
-    return values, valid, where
+        valid = _valid(raw, nodata)
+    return raw, valid, where
 
 
 def _valid(raw: np.ndarray, nodata: float) -> np.ndarray:
@@ -232,37 +286,115 @@ def _valid(raw: np.ndarray, nodata: float) -> np.ndarray:
     return raw != nodata
 
 
+def _scale(raw: np.ndarray, scale: float, offset: float) -> np.ndarray:
+    """``raw * scale + offset`` as a new float32 array (one rounding per operation)."""
+    if scale != 1.0:
+        out = np.multiply(raw, np.float32(scale), dtype=np.float32, casting="unsafe")
+    else:
+        out = raw.astype(np.float32)
+    if offset != 0.0:
+        np.add(out, np.float32(offset), out=out)
+    return out
+
+
+class _Mosaic:
+    """First-valid mosaic of raw source windows in their own dtype."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.data: np.ndarray | None = None
+        self.filled = np.zeros(shape, bool)
+        self.complete = False
+
+    def add(self, raw: np.ndarray, valid: np.ndarray, where: tuple[slice, slice]) -> bool:
+        """Fill the pixels still empty with the valid pixels of ``raw``; True once complete."""
+        if self.data is None:
+            if raw.shape == self.shape:
+                self.data, self.filled = raw, valid
+            else:
+                self.data = np.zeros(self.shape, raw.dtype)
+                self.data[where] = raw
+                self.filled[where] = valid
+            self.complete = bool(self.filled.all())
+            return self.complete
+        if raw.dtype != self.data.dtype:
+            self.data = self.data.astype(np.result_type(self.data, raw))
+        region = self.filled[where]
+        np.copyto(self.data[where], raw, where=valid & ~region)
+        region |= valid
+        self.complete = bool(self.filled.all())
+        return self.complete
+
+    def result(self, dtype: str, fill: float, scale: float, offset: float) -> np.ndarray:
+        """The mosaic as ``dtype`` (scaled to float when ``dtype`` is floating), ``fill`` where
+        no source had a valid pixel. Called once: the mosaic's buffers are reused."""
+        if self.data is None:
+            return np.full(self.shape, fill, dtype=dtype)
+        if np.issubdtype(np.dtype(dtype), np.floating):
+            out = _scale(self.data, scale, offset)
+            out = out.astype(dtype, copy=False)
+        else:
+            out = self.data.astype(dtype, copy=self.data.dtype != np.dtype(dtype))
+        if not self.complete:
+            empty = np.logical_not(self.filled, out=self.filled)
+            np.copyto(out, np.asarray(fill, dtype=out.dtype), where=empty)
+        return out
+
+
+def _uniform_scaling(sources: tuple[Source, ...]) -> tuple[float, float] | None:
+    """The (scale, offset) shared by all sources, None when they differ."""
+    pairs = {(s.scale, s.offset) for s in sources}
+    return pairs.pop() if len(pairs) == 1 else None
+
+
+def _read_or_warn(
+    s: Source, req: ChunkRead, resampling: Resampling
+) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
+    """``_read_source``, raising AssetReadError or warning (None) on failure."""
+    try:
+        return _read_source(s, req, resampling)
+    except Exception as exc:
+        _forget(s.href)
+        if req.fail_on_error:
+            raise AssetReadError(
+                f"Could not read asset {s.href}: {exc}. Fix or remove the item, or pass "
+                f"fail_on_error=False to fill its pixels with nodata."
+            ) from exc
+        warnings.warn(
+            f"Could not read asset {s.href} ({exc}); its pixels are filled with nodata.",
+            AssetReadWarning,
+            stacklevel=3,
+        )
+        return None
+
+
 def read_chunk(req: ChunkRead) -> np.ndarray:
-    """Mosaic the sources of one chunk, first valid pixel wins; returns shape (1, h, w)."""
-    out = np.full(req.shape, req.fill, dtype=req.dtype)
-    filled = np.zeros(req.shape, bool)
+    """Mosaic the sources of one chunk, first valid pixel wins; returns shape (1, h, w).
+
+    The mosaic is built in the sources' own dtype; scale, offset and the fill value are
+    applied once to the result. Sources with differing scale or offset are scaled one by one.
+    """
     resampling = Resampling[req.resampling]
-    with rasterio.Env(**GDAL_OPTIONS):
+    shared = _uniform_scaling(req.sources) if req.scaled else (1.0, 0.0)
+    mosaic = _Mosaic(req.shape)
+    configure_gdal()
+    with rasterio.Env(**gdal_options(req.sources)):
         for s in req.sources:
-            try:
-                got = _read_source(s, req, resampling)
-            except Exception as exc:
-                _forget(s.href)
-                if req.fail_on_error:
-                    raise AssetReadError(
-                        f"Could not read asset {s.href}: {exc}. Fix or remove the item, or pass "
-                        f"fail_on_error=False to fill its pixels with nodata."
-                    ) from exc
-                warnings.warn(
-                    f"Could not read asset {s.href} ({exc}); its pixels are filled with nodata.",
-                    AssetReadWarning,
-                    stacklevel=2,
-                )
-                continue
+            got = _read_or_warn(s, req, resampling)
             if got is None:
                 continue
-            values, valid, where = got
-            region = filled[where]
-            np.copyto(out[where], values, where=valid & ~region)
-            region |= valid
-            if filled.all():
+            raw, valid, where = got
+            if shared is None:
+                raw = _scale(raw, s.scale, s.offset)
+            if mosaic.add(raw, valid, where):
                 break
-    return out[np.newaxis]
+    scale, offset = shared or (1.0, 0.0)
+    return mosaic.result(req.dtype, req.fill, scale, offset)[np.newaxis]
+
+
+def read_sources(req: ChunkRead, sources: tuple[Source, ...]) -> np.ndarray:
+    """``read_chunk`` of ``req`` with ``sources``: one ``req`` serves every time slot of a chunk."""
+    return read_chunk(replace(req, sources=sources))
 
 
 def fill_chunk(shape: tuple[int, int], fill: float, dtype: str) -> np.ndarray:

@@ -1,14 +1,14 @@
-"""The ``.eo`` accessor on xarray Datasets and DataArrays."""
+"""The ``.eo`` accessor on xarray Datasets and DataArrays.
+
+The methods import their modules when called, so that registering the accessor only needs
+xarray.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import xarray as xr
-
-from . import composite as _composite
-from . import indices, masking, resample, subset
-from . import io as zarr_io
 
 
 @xr.register_dataset_accessor("eo")
@@ -20,31 +20,45 @@ class EODatasetAccessor:
 
     def index(self, name: str, **params: Any) -> xr.DataArray:
         """See :func:`eotoolkit.index`."""
-        return indices.index(self._ds, name, **params)
+        from .indices import index
+
+        return index(self._ds, name, **params)
 
     def mask_clouds(self, **kwargs: Any) -> xr.Dataset:
         """See :func:`eotoolkit.mask_clouds`."""
-        return masking.mask_clouds(self._ds, **kwargs)
+        from .masking import mask_clouds
+
+        return mask_clouds(self._ds, **kwargs)
 
     def mask_landsat(self, **kwargs: Any) -> xr.Dataset:
         """See :func:`eotoolkit.mask_landsat`."""
-        return masking.mask_landsat(self._ds, **kwargs)
+        from .masking import mask_landsat
+
+        return mask_landsat(self._ds, **kwargs)
 
     def composite(self, freq: str = "1MS", stat: Any = "median") -> Any:
         """See :func:`eotoolkit.composite`."""
-        return _composite.composite(self._ds, freq=freq, stat=stat)
+        from .composite import composite
+
+        return composite(self._ds, freq=freq, stat=stat)
 
     def subset(self, **kwargs: Any) -> xr.Dataset:
         """See :func:`eotoolkit.subset`."""
-        return subset.subset(self._ds, **kwargs)
+        from .subset import subset
+
+        return subset(self._ds, **kwargs)
 
     def resample(self, **kwargs: Any) -> Any:
         """See :func:`eotoolkit.resample`."""
-        return resample.resample(self._ds, **kwargs)
+        from .resample import resample
+
+        return resample(self._ds, **kwargs)
 
     def to_zarr(self, store: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_zarr`."""
-        return zarr_io.to_zarr(self._ds, store, **kwargs)
+        from .io import to_zarr
+
+        return to_zarr(self._ds, store, **kwargs)
 
 
 @xr.register_dataarray_accessor("eo")
@@ -56,15 +70,21 @@ class EODataArrayAccessor:
 
     def composite(self, freq: str = "1MS", stat: Any = "median") -> Any:
         """See :func:`eotoolkit.composite`."""
-        return _composite.composite(self._da, freq=freq, stat=stat)
+        from .composite import composite
+
+        return composite(self._da, freq=freq, stat=stat)
 
     def resample(self, **kwargs: Any) -> Any:
         """See :func:`eotoolkit.resample`."""
-        return resample.resample(self._da, **kwargs)
+        from .resample import resample
+
+        return resample(self._da, **kwargs)
 
     def to_zarr(self, store: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_zarr`."""
-        return zarr_io.to_zarr(self._da, store, **kwargs)
+        from .io import to_zarr
+
+        return to_zarr(self._da, store, **kwargs)
 
     def to_cog(self, path: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_cog`."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from itertools import product
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 SIMPLE = {"mean", "min", "max", "count", "median"}
 
@@ -34,40 +38,80 @@ def _parse_stat(stat: str) -> tuple[str, float | None]:
 NETWORK_MAX = 16
 
 
-def _sort_small(data: np.ndarray) -> np.ndarray:
-    """Sort a short stack along axis 0 with an odd-even transposition network of elementwise
-    min/max (NaN treated as +inf, so it sorts last). Much faster than ``np.sort`` along a
-    non-contiguous axis for a few time steps."""
-    rows = [np.where(np.isnan(r), np.float32(np.inf), r) for r in data]
+def _sort_small(data: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Sort a short stack along axis 0 with an odd-even transposition network of element-wise
+    ``fmin``/``maximum``: ``fmin`` keeps the number of a (number, NaN) pair and ``maximum``
+    the NaN, so NaN sorts last. Returns new arrays; ``data`` is not modified."""
+    rows = list(data)
     n = len(rows)
     for rnd in range(n):
         for j in range(rnd % 2, n - 1, 2):
-            lo = np.minimum(rows[j], rows[j + 1])
-            np.maximum(rows[j], rows[j + 1], out=rows[j + 1])
-            rows[j] = lo
-    return np.stack(rows)
+            rows[j], rows[j + 1] = np.fmin(rows[j], rows[j + 1]), np.maximum(rows[j], rows[j + 1])
+    return rows
 
 
-def nanquantile_sorted(block: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
+def _sorted_rows(rows: list[np.ndarray]) -> list[np.ndarray]:
+    """New arrays: ``rows`` sorted element-wise, NaN last."""
+    if len(rows) <= NETWORK_MAX:
+        return _sort_small(rows)
+    return list(np.sort(np.stack(rows), axis=0))
+
+
+def _midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a + b) * 0.5`` in float32, as numpy's and xarray's median of two values."""
+    out = np.add(a, b)
+    out *= np.float32(0.5)
+    return out
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Linear interpolation between ``a`` and ``b`` with the rounding of ``np.nanquantile``."""
+    diff = b - a
+    if t >= 0.5:
+        return b - diff * np.float32(1 - t)
+    return a + diff * np.float32(t)
+
+
+def _order_statistic(rows: list[np.ndarray], m: int, q: float, median: bool) -> np.ndarray:
+    """Quantile ``q`` of pixels whose ``m`` valid values are ``rows[:m]`` (sorted)."""
+    if median:
+        return rows[m // 2] if m % 2 else _midpoint(rows[m // 2 - 1], rows[m // 2])
+    virtual = m * q + (1 + q * (1 - 1 - 1)) - 1  # numpy's "linear" method
+    if virtual >= m - 1:
+        return rows[m - 1]
+    lo = max(math.floor(virtual), 0)
+    t = virtual - lo
+    return rows[lo] if t == 0 else _lerp(rows[lo], rows[lo + 1], t)
+
+
+def _quantile_rows(rows: list[np.ndarray], q: float, median: bool) -> np.ndarray:
+    """NaN-aware quantile across equally shaped float32 ``rows`` (one per time step)."""
+    if len(rows) == 1:
+        return rows[0]
+    ordered = _sorted_rows(rows)
+    # the median reads ordered[0] only for m == 2, before the first write: no copy needed
+    out = ordered[0] if median else ordered[0].copy()
+    for m in range(2, len(ordered) + 1):
+        enough = np.isnan(ordered[m - 1])
+        np.logical_not(enough, out=enough)
+        np.copyto(out, _order_statistic(ordered, m, q, median), where=enough)
+    return out
+
+
+def nanquantile_sorted(
+    block: np.ndarray, q: float, axis: int = 0, median: bool | None = None
+) -> np.ndarray:
     """NaN-aware quantile (linear interpolation, like ``np.nanquantile``) by sorting along axis.
 
-    Much faster than ``np.nanmedian`` on short stacks: after sorting with NaN last, the valid
-    values of each pixel are its first ``n`` entries. Returns the reduced axis with length 1.
+    After sorting with NaN last, a pixel with ``m`` valid values takes the order statistic for
+    ``m``, selected by the validity of sorted row ``m - 1``. ``median`` (default: ``q == 0.5``)
+    averages the two middle values as ``(a + b) * 0.5`` like ``np.nanmedian``. Returns the
+    reduced axis with length 1.
     """
     data = np.moveaxis(block.astype(np.float32, copy=False), axis, 0)
-    n = np.sum(~np.isnan(data), axis=0, keepdims=True)
-    ordered = _sort_small(data) if data.shape[0] <= NETWORK_MAX else np.sort(data, axis=0)
-    last = (n - 1).clip(min=0)
-    pos = last * np.float32(q)
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, last)
-    frac = (pos - lo).astype(np.float32)
-    vlo = np.take_along_axis(ordered, lo, axis=0)
-    vhi = np.take_along_axis(ordered, hi, axis=0)
-    with np.errstate(invalid="ignore"):
-        out = np.where(frac == 0, vlo, vlo + (vhi - vlo) * frac)
-    out = np.where(n == 0, np.float32(np.nan), out)
-    return np.moveaxis(out, 0, axis)
+    median = q == 0.5 if median is None else median
+    out = _quantile_rows(list(data), q, median)
+    return np.moveaxis(out[np.newaxis], 0, axis)
 
 
 def _reduce(block: np.ndarray, kind: str, q: float | None) -> np.ndarray:
@@ -75,14 +119,44 @@ def _reduce(block: np.ndarray, kind: str, q: float | None) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if kind == "median":
-            return nanquantile_sorted(block, 0.5)
+            return nanquantile_sorted(block, 0.5, median=True)
         if kind == "quantile":
-            return nanquantile_sorted(block, float(q or 0.0))
+            return nanquantile_sorted(block, float(q or 0.0), median=False)
         if kind == "count":
             return np.sum(~np.isnan(block), axis=0, keepdims=True).astype(np.int16)
         data = block.astype(np.float32, copy=False)
         fn: Any = {"mean": np.nanmean, "min": np.nanmin, "max": np.nanmax}[kind]
         return fn(data, axis=0, keepdims=True).astype(np.float32)
+
+
+def _reduce_blocks(blocks: list[np.ndarray], kind: str, q: float | None) -> np.ndarray:
+    """Reduce (1, ...) blocks of consecutive time steps to one (1, ...) block."""
+    if kind not in ("median", "quantile"):
+        return _reduce(np.concatenate(blocks, axis=0), kind, q)
+    rows = [b[0].astype(np.float32, copy=False) for b in blocks]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _quantile_rows(rows, float(q or 0.0), kind == "median")[np.newaxis]
+
+
+def _grouped_reduce(
+    data: da.Array, sizes: tuple[int, ...], kind: str, q: float | None, dtype: type
+) -> da.Array:
+    """One task per period and spatial block over the period's blocks of single time steps."""
+    name = "composite-" + tokenize(data.name, sizes, kind, q)
+    starts = np.cumsum((0, *sizes)).tolist()
+    spatial = list(product(*(range(len(c)) for c in data.chunks[1:])))
+    dsk: dict[Any, tuple] = {}
+    for k in range(len(sizes)):
+        steps = range(starts[k], starts[k + 1])
+        for idx in spatial:
+            keys = [(data.name, t, *idx) for t in steps]
+            key = (name, k, *idx)
+            dsk[key] = (_reduce_blocks, keys, kind, q)
+    dependencies: list[Any] = [data]
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
+    chunks = ((1,) * len(sizes), *data.chunks[1:])
+    return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0,) * data.ndim, dtype))
 
 
 def _bins(time: pd.DatetimeIndex, freq: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -95,8 +169,9 @@ def _bins(time: pd.DatetimeIndex, freq: str) -> tuple[pd.DatetimeIndex, np.ndarr
 def _composite_array(arr: xr.DataArray, freq: str, kind: str, q: float | None) -> xr.DataArray:
     time = pd.DatetimeIndex(arr["time"].values)
     order = np.argsort(time.values, kind="stable")
-    arr = arr.isel(time=order)
-    time = time[order]
+    if (order != np.arange(len(order))).any():
+        arr = arr.isel(time=order)
+        time = time[order]
     labels, idx = _bins(time, freq)
     axis = arr.get_axis_num("time")
     data = arr.data
@@ -107,16 +182,19 @@ def _composite_array(arr: xr.DataArray, freq: str, kind: str, q: float | None) -
         data = data.astype(np.float32)
     counts = np.bincount(idx, minlength=len(labels))
     sizes = tuple(int(c) for c in counts if c > 0)
-    data = data.rechunk({0: sizes})
     out_dtype = np.int16 if kind == "count" else np.float32
-    reduced = data.map_blocks(
-        _reduce,
-        kind,
-        q,
-        chunks=((1,) * len(sizes), *data.chunks[1:]),
-        dtype=out_dtype,
-        meta=np.empty((0,) * data.ndim, out_dtype),
-    )
+    if all(c == 1 for c in data.chunks[0]):
+        reduced = _grouped_reduce(data, sizes, kind, q, out_dtype)
+    else:
+        data = data.rechunk({0: sizes}, method="tasks")
+        reduced = data.map_blocks(
+            _reduce,
+            kind,
+            q,
+            chunks=((1,) * len(sizes), *data.chunks[1:]),
+            dtype=out_dtype,
+            meta=np.empty((0,) * data.ndim, out_dtype),
+        )
     pieces = []
     k = 0
     fill = 0 if kind == "count" else np.nan

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import spyndex
 import xarray as xr
 
 from .errors import SpectralIndexError
@@ -87,6 +86,8 @@ def index(ds: xr.Dataset, name: str, **params: Any) -> xr.DataArray:
     common name or Sentinel-2 / Landsat asset names; ``params`` override bands or constants
     (e.g. ``L=0.5``, or ``N=ds["B8A"]``). Constants default to the catalogue's values.
     """
+    import spyndex
+
     catalogue = spyndex.indices
     key = next((k for k in catalogue if k.lower() == name.lower()), None)
     if key is None:
@@ -120,7 +121,8 @@ def index(ds: xr.Dataset, name: str, **params: Any) -> xr.DataArray:
         values.setdefault(k, v)
     result = spyndex.computeIndex(key, params=values)
     if isinstance(result, xr.DataArray):
-        result = result.astype(np.float32)
+        if result.dtype != np.float32:
+            result = result.astype(np.float32)
         result.name = key
         result.attrs = {"long_name": spec.long_name, "formula": spec.formula}
         return result

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
@@ -10,14 +14,13 @@ import numpy as np
 import pandas as pd
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 
 from . import _grid
-from ._items import ItemTable, band_dtype, parse_items
-from ._reader import ChunkRead, fill_chunk, read_chunk
+from ._items import ItemTable, Source, band_dtype, parse_items
+from ._reader import ChunkRead, fill_chunk, read_sources
 
 DEFAULT_CHUNK = 1024
 CATEGORICAL = {"scl", "qa_pixel", "qa", "fmask", "mask", "cloud_mask", "qa_radsat"}
@@ -85,12 +88,71 @@ def _chunk_ranges(
     return y0, y1, x0, x1
 
 
+@dataclass(frozen=True)
+class ChunkIndex:
+    """Items touching each (time slot, chunk) of the output, in mosaic order."""
+
+    keys: list[tuple[int, int, int]]  # (time slot, chunk row, chunk column) with items
+    rows: list[list[int]]  # item rows per key, first on top
+
+
+def chunk_index(groups: list[np.ndarray], ranges: tuple[np.ndarray, ...]) -> ChunkIndex:
+    """Expand every item into the chunks its footprint touches, grouped per (slot, chunk)."""
+    order = np.concatenate(groups) if groups else np.zeros(0, np.intp)
+    slot = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    y0, y1, x0, x1 = (np.asarray(r)[order] for r in ranges)
+    ny, nx = np.maximum(y1 - y0, 0), np.maximum(x1 - x0, 0)
+    count = ny * nx
+    rep = np.repeat(np.arange(len(order)), count)
+    k = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
+    iy = y0[rep] + k // nx[rep]
+    ix = x0[rep] + k % nx[rep]
+    ts = slot[rep]
+    sort = np.lexsort((rep, ix, iy, ts))
+    ts, iy, ix, item = ts[sort], iy[sort], ix[sort], order[rep[sort]]
+    new = np.ones(len(ts), bool)
+    new[1:] = (ts[1:] != ts[:-1]) | (iy[1:] != iy[:-1]) | (ix[1:] != ix[:-1])
+    starts = np.flatnonzero(new)
+    keys = list(zip(ts[starts].tolist(), iy[starts].tolist(), ix[starts].tolist(), strict=True))
+    bounds = [*starts.tolist(), len(ts)]
+    items = item.tolist()
+    rows = [items[bounds[j] : bounds[j + 1]] for j in range(len(starts))]
+    return ChunkIndex(keys, rows)
+
+
+def _base_token(
+    groups: list[np.ndarray], geobox: GeoBox, chunks: tuple[tuple[int, ...], tuple[int, ...]]
+) -> Any:
+    """A hash of the inputs shared by every band: grouping, grid and chunks."""
+    h = hashlib.sha1(usedforsecurity=False)
+    sizes = np.asarray([len(g) for g in groups], np.int64)
+    order = np.concatenate(groups).astype(np.int64) if groups else np.zeros(0, np.int64)
+    h.update(sizes.tobytes() + b"|" + order.tobytes())
+    h.update(repr((tuple(geobox.transform), geobox.shape, str(geobox.crs), chunks)).encode())
+    return h
+
+
+def _band_token(base: Any, band: str, srcs: list[Source | None], options: tuple) -> str:
+    """``base`` extended with a band's sources and read options, as a hex digest."""
+    h = base.copy()
+    h.update(repr((band, options)).encode())
+    h.update("\0".join("\1" if s is None else s.href for s in srcs).encode())
+    nan = float("nan")
+    values = [
+        (nan, nan, nan) if s is None else (s.scale, s.offset, nan if s.nodata is None else s.nodata)
+        for s in srcs
+    ]
+    h.update(np.asarray(values, np.float64).tobytes())
+    return h.hexdigest()
+
+
 def _band_array(
     table: ItemTable,
     band: str,
-    groups: list[np.ndarray],
+    ntimes: int,
+    index: ChunkIndex,
+    base: Any,
     geobox: GeoBox,
-    ranges: tuple[np.ndarray, ...],
     chunks: tuple[tuple[int, ...], tuple[int, ...]],
     dtype: str,
     fill: float,
@@ -103,60 +165,37 @@ def _band_array(
     t = geobox.transform
     crs = str(geobox.crs)
     srcs = table.sources[band]
-    y0, y1, x0, x1 = (r.tolist() for r in ranges)
-    name = (
-        "load-"
-        + band
-        + "-"
-        + tokenize(
-            band,
-            [s.href if s else None for s in srcs],
-            [g.tolist() for g in groups],
-            geobox.transform,
-            geobox.shape,
-            crs,
-            chunks,
-            dtype,
-            fill,
-            scaled,
-            resampling,
-            fail_on_error,
-            [(s.scale, s.offset, s.nodata) if s else None for s in srcs],
+    options = (dtype, fill, scaled, resampling, fail_on_error)
+    name = "load-" + band + "-" + _band_token(base, band, srcs, options)
+    specs = {
+        (iy, ix): ChunkRead(
+            transform=(t.a, t.b, t.c + ix * cx * t.a, t.d, t.e, t.f + iy * cy * t.e),
+            shape=(h, w),
+            crs=crs,
+            sources=(),
+            dtype=dtype,
+            fill=fill,
+            scaled=scaled,
+            resampling=resampling,
+            fail_on_error=fail_on_error,
         )
-    )
+        for iy, h in enumerate(ychunks)
+        for ix, w in enumerate(xchunks)
+    }
     dsk: dict[Any, tuple] = {}
-    for ti, rows in enumerate(groups):
-        per_chunk: dict[tuple[int, int], list] = {}
-        for row in rows.tolist():
-            s = srcs[row]
-            if s is None:
-                continue
-            for iy in range(y0[row], y1[row]):
-                for ix in range(x0[row], x1[row]):
-                    per_chunk.setdefault((iy, ix), []).append(s)
-        for iy, h in enumerate(ychunks):
-            for ix, w in enumerate(xchunks):
-                found = per_chunk.get((iy, ix))
-                if not found:
-                    dsk[(name, ti, iy, ix)] = (fill_chunk, (h, w), fill, dtype)
-                    continue
-                req = ChunkRead(
-                    transform=(t.a, t.b, t.c + ix * cx * t.a, t.d, t.e, t.f + iy * cy * t.e),
-                    shape=(h, w),
-                    crs=crs,
-                    sources=tuple(found),
-                    dtype=dtype,
-                    fill=fill,
-                    scaled=scaled,
-                    resampling=resampling,
-                    fail_on_error=fail_on_error,
-                )
-                dsk[(name, ti, iy, ix)] = (read_chunk, req)
+    for (ti, iy, ix), rows in zip(index.keys, index.rows, strict=True):
+        found = tuple(s for r in rows if (s := srcs[r]) is not None)
+        if found:
+            dsk[(name, ti, iy, ix)] = (read_sources, specs[iy, ix], found)
+    for (iy, ix), spec in specs.items():
+        empty = (fill_chunk, spec.shape, fill, dtype)
+        for ti in range(ntimes):
+            dsk.setdefault((name, ti, iy, ix), empty)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     return da.Array(
         graph,
         name,
-        chunks=((1,) * len(groups), ychunks, xchunks),
+        chunks=((1,) * ntimes, ychunks, xchunks),
         dtype=dtype,
         meta=np.empty((0, 0, 0), dtype=dtype),
     )
@@ -179,6 +218,79 @@ def _output_type(table: ItemTable, band: str, dtype: Any) -> tuple[str, float, b
         return out.name, float("nan"), True
     nd = next((s.nodata for s in srcs if s.nodata is not None), 0.0)
     return out.name, float(nd), False
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: the many small objects of a large graph would
+    otherwise trigger full collections that walk every live object (e.g. the pystac items)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(
+    items: Any,
+    bands: Sequence[str] | str | None,
+    resolution: float | None,
+    crs: Any,
+    bbox: tuple[float, float, float, float] | None,
+    geometry: Any,
+    groupby: str | None,
+    chunks: Mapping[str, int] | int | None,
+    resampling: str | Mapping[str, str] | None,
+    dtype: Any,
+    fail_on_error: bool,
+) -> xr.Dataset:
+    """The body of :func:`load`."""
+    if isinstance(bands, str):
+        bands = [bands]
+    table, band_list = parse_items(items, bands)
+    out_crs = _grid.choose_crs(table, crs)
+    res = _grid.choose_resolution(table, band_list, resolution)
+    foot = _grid.footprints(table, out_crs)
+    geobox = _grid.output_geobox(foot, out_crs, res, bbox, geometry)
+    times, groups = group_items(table, groupby)
+    cy, cx = _chunk_sizes(chunks)
+    h, w = geobox.shape
+    block = (_split(h, min(cy, h)), _split(w, min(cx, w)))
+    ranges = _chunk_ranges(foot, geobox, block[0][0], block[1][0])
+    coords = xr_coords(geobox, crs_coord_name="spatial_ref")
+    coords["time"] = pd.DatetimeIndex(times).astype("datetime64[ns]")
+    index = chunk_index(groups, ranges)
+    base = _base_token(groups, geobox, block)
+    data_vars = {}
+    for band in band_list:
+        out_dtype, fill, scaled = _output_type(table, band, _per_band(dtype, band, None))
+        default = "nearest"
+        method = _per_band(resampling, band, default)
+        if band.lower() in CATEGORICAL and not isinstance(resampling, Mapping):
+            method = "nearest"
+        arr = _band_array(
+            table,
+            band,
+            len(groups),
+            index,
+            base,
+            geobox,
+            block,
+            out_dtype,
+            fill,
+            scaled,
+            method,
+            fail_on_error,
+        )
+        attrs: dict[str, Any] = {"grid_mapping": "spatial_ref"}
+        if not np.issubdtype(np.dtype(out_dtype), np.floating):
+            attrs["nodata"] = fill
+        if table.common_names[band]:
+            attrs["common_name"] = table.common_names[band]
+        data_vars[band] = xr.DataArray(arr, dims=("time", "y", "x"), attrs=attrs)
+    return xr.Dataset(data_vars, coords=coords)
 
 
 def load(
@@ -204,44 +316,8 @@ def load(
     Sentinel-2 baseline >= 04.00 offset) are float32 with NaN for nodata unless ``dtype``
     (a dtype or a mapping band -> dtype) asks for an integer type, which yields raw values.
     """
-    if isinstance(bands, str):
-        bands = [bands]
-    table, band_list = parse_items(items, bands)
-    out_crs = _grid.choose_crs(table, crs)
-    res = _grid.choose_resolution(table, band_list, resolution)
-    foot = _grid.footprints(table, out_crs)
-    geobox = _grid.output_geobox(foot, out_crs, res, bbox, geometry)
-    times, groups = group_items(table, groupby)
-    cy, cx = _chunk_sizes(chunks)
-    h, w = geobox.shape
-    block = (_split(h, min(cy, h)), _split(w, min(cx, w)))
-    ranges = _chunk_ranges(foot, geobox, block[0][0], block[1][0])
-    coords = xr_coords(geobox, crs_coord_name="spatial_ref")
-    coords["time"] = pd.DatetimeIndex(times).astype("datetime64[ns]")
-    data_vars = {}
-    for band in band_list:
-        out_dtype, fill, scaled = _output_type(table, band, _per_band(dtype, band, None))
-        default = "nearest"
-        method = _per_band(resampling, band, default)
-        if band.lower() in CATEGORICAL and not isinstance(resampling, Mapping):
-            method = "nearest"
-        arr = _band_array(
-            table,
-            band,
-            groups,
-            geobox,
-            ranges,
-            block,
-            out_dtype,
-            fill,
-            scaled,
-            method,
+    with _gc_paused():
+        return _build(
+            items, bands, resolution, crs, bbox, geometry, groupby, chunks, resampling, dtype,
             fail_on_error,
-        )
-        attrs: dict[str, Any] = {"grid_mapping": "spatial_ref"}
-        if not np.issubdtype(np.dtype(out_dtype), np.floating):
-            attrs["nodata"] = fill
-        if table.common_names[band]:
-            attrs["common_name"] = table.common_names[band]
-        data_vars[band] = xr.DataArray(arr, dims=("time", "y", "x"), attrs=attrs)
-    return xr.Dataset(data_vars, coords=coords)
+        )  # fmt: skip

@@ -35,6 +35,15 @@ def _find(ds: xr.Dataset, name: str) -> str:
     )
 
 
+def _set_nan(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """``values`` with NaN where ``bad``; integers become float32."""
+    if np.issubdtype(values.dtype, np.floating):
+        return np.where(bad, np.asarray(np.nan, values.dtype), values)
+    out = values.astype(np.float32)
+    np.copyto(out, np.float32(np.nan), where=bad)
+    return out
+
+
 def _apply(ds: xr.Dataset, bad: xr.DataArray, mask_var: str, keep: bool) -> xr.Dataset:
     out: dict[Any, xr.DataArray] = {}
     for name, var in ds.data_vars.items():
@@ -45,22 +54,46 @@ def _apply(ds: xr.Dataset, bad: xr.DataArray, mask_var: str, keep: bool) -> xr.D
         if not {"y", "x"} <= set(var.dims):
             out[name] = var
             continue
-        if not np.issubdtype(var.dtype, np.floating):
-            var = var.astype(np.float32)
-        masked = var.where(~bad)
+        dtype = var.dtype if np.issubdtype(var.dtype, np.floating) else np.dtype(np.float32)
+        masked = xr.apply_ufunc(
+            _set_nan, var, bad, dask="parallelized", output_dtypes=[dtype], keep_attrs=False
+        )
+        masked = masked.transpose(*var.dims, ...)
         masked.attrs = dict(var.attrs)
         masked.attrs.pop("nodata", None)
-        out[name] = masked
+        out[name] = masked.rename(name)
     return xr.Dataset(out, coords=ds.coords, attrs=dict(ds.attrs))
 
 
+#: Up to this many classes are tested by comparisons, more with a lookup table.
+_COMPARE_MAX = 8
+
+
+def _in_classes(values: np.ndarray, classes: tuple[int, ...], lut: np.ndarray) -> np.ndarray:
+    """True where ``values`` is one of ``classes``, by comparisons or by ``lut``."""
+    if len(classes) > _COMPARE_MAX:
+        return np.take(lut, values)
+    out = np.zeros(values.shape, bool)
+    for c in classes:
+        out |= values == c
+    return out
+
+
 def class_mask(var: xr.DataArray, classes: Iterable[int]) -> xr.DataArray:
-    """Boolean array: True where ``var`` is one of ``classes`` (lookup table for 8/16-bit)."""
+    """Boolean array: True where ``var`` is one of ``classes`` (comparisons or a lookup table
+    for 8/16-bit)."""
     if var.dtype not in (np.uint8, np.uint16):
         return var.isin(list(classes))
     lut = np.zeros(np.iinfo(var.dtype).max + 1, bool)
-    lut[[c for c in classes if 0 <= c < lut.size]] = True
-    return xr.apply_ufunc(lut.__getitem__, var, dask="parallelized", output_dtypes=[bool])
+    valid = tuple(sorted({int(c) for c in classes if 0 <= c < lut.size}))
+    lut[list(valid)] = True
+    return xr.apply_ufunc(
+        _in_classes,
+        var,
+        kwargs={"classes": valid, "lut": lut},
+        dask="parallelized",
+        output_dtypes=[bool],
+    )
 
 
 def mask_clouds(

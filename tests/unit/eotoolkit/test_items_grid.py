@@ -121,3 +121,66 @@ def test_geometry_sets_the_extent() -> None:
     part = eotoolkit.load(items, bands=["red"], geometry=box(x0, y0, x1, y1), groupby="time")
     assert 40 <= part.sizes["x"] <= 60 and 30 <= part.sizes["y"] <= 50
     assert part.rio.bounds()[0] >= bounds[0] and part.rio.bounds()[2] <= bounds[2]
+
+
+def _naive_chunk_members(
+    groups: list[np.ndarray], ranges: tuple[np.ndarray, ...]
+) -> dict[tuple[int, int, int], list[int]]:
+    y0, y1, x0, x1 = ranges
+    out: dict[tuple[int, int, int], list[int]] = {}
+    for ti, rows in enumerate(groups):
+        for row in rows.tolist():
+            for iy in range(y0[row], y1[row]):
+                for ix in range(x0[row], x1[row]):
+                    out.setdefault((ti, iy, ix), []).append(row)
+    return out
+
+
+def test_chunk_index_matches_a_loop_over_items() -> None:
+    from eotoolkit.loader import chunk_index
+
+    rng = np.random.default_rng(5)
+    n = 60
+    y0 = rng.integers(0, 4, n)
+    x0 = rng.integers(0, 5, n)
+    ranges = (y0, y0 + rng.integers(0, 3, n), x0, x0 + rng.integers(0, 3, n))
+    order = rng.permutation(n)
+    groups = [order[:7], order[7:8], order[8:30], order[30:]]
+    index = chunk_index(groups, ranges)
+    expected = _naive_chunk_members(groups, ranges)
+    assert dict(zip(index.keys, index.rows, strict=True)) == expected
+    assert index.keys == sorted(index.keys)
+
+
+def test_graph_tasks_mosaic_order_and_names() -> None:
+    from eotoolkit._reader import fill_chunk, read_sources
+
+    items = [_item(i) for i in range(4)] + [_item(0) | {"id": "again"}]
+    ds = eotoolkit.load(items, bands=["red", "scl"], chunks=64, groupby="solar_day")
+    again = eotoolkit.load(items, bands=["red", "scl"], chunks=64, groupby="solar_day")
+    assert ds.red.data.name == again.red.data.name and ds.red.data.name != ds.scl.data.name
+    other = eotoolkit.load(items[:4], bands=["red", "scl"], chunks=64, groupby="solar_day")
+    assert other.red.data.name != ds.red.data.name
+    graph = dict(ds.red.data.__dask_graph__())
+    assert len(graph) == ds.red.data.npartitions
+    kinds = {task[0] for task in graph.values()}
+    assert kinds <= {read_sources, fill_chunk} and read_sources in kinds
+    doubled = [t for t in graph.values() if t[0] is read_sources and len(t[2]) == 2]
+    assert doubled and all(t[2][0].href == t[2][1].href for t in doubled)
+
+
+def test_load_restores_the_garbage_collector() -> None:
+    import gc
+
+    assert gc.isenabled()
+    eotoolkit.load([_item(0)], bands=["red"], chunks=64)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        eotoolkit.load([_item(0)], bands=["red"], chunks=64)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(BandNotFoundError):
+        eotoolkit.load([_item(0)], bands=["nope"])
+    assert gc.isenabled()

@@ -75,3 +75,30 @@ def test_index_errors_name_missing_bands() -> None:
         eotoolkit.index(ds, "NBR")
     with pytest.raises(SpectralIndexError, match="Unknown spectral index"):
         eotoolkit.index(ds, "NOT_AN_INDEX")
+
+
+@pytest.mark.parametrize("classes", [[3], [0, 3, 8, 9, 10], list(range(0, 20, 2))])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_class_mask_matches_isin(classes: list[int], dtype: type) -> None:
+    from eotoolkit.masking import class_mask
+
+    values = np.random.default_rng(3).integers(0, 25, (2, 12, 16)).astype(dtype)
+    var = xr.DataArray(da.from_array(values, chunks=(1, 6, 8)), dims=("time", "y", "x"))
+    got = class_mask(var, classes)
+    assert isinstance(got.data, da.Array) and got.dtype == bool
+    np.testing.assert_array_equal(got.values, np.isin(values, classes))
+
+
+def test_mask_clouds_dtypes_and_attrs() -> None:
+    ds = _s2(np.random.default_rng(4))
+    ds["B02"] = (ds.B02 * 10000).astype(np.uint16).assign_attrs(nodata=0, common_name="blue")
+    ds["red"] = ds.red.astype(np.float64)
+    out = eotoolkit.mask_clouds(ds, classes=[8, 9])
+    assert out.B02.dtype == np.float32 and out.red.dtype == np.float64
+    assert out.nir.dtype == np.float32 and out.B02.attrs == {"common_name": "blue"}
+    assert list(out.data_vars) == ["red", "nir", "B02"] and out.B02.dims == ("time", "y", "x")
+    bad = np.isin(ds.scl.values, [8, 9])
+    expected = ds.B02.values.astype(np.float32)
+    expected[bad] = np.nan
+    np.testing.assert_array_equal(out.B02.values, expected)
+    np.testing.assert_array_equal(np.isnan(out.red.values), bad)

@@ -1,0 +1,53 @@
+"""The package namespace: lazy public functions, a cheap import and the .eo accessor."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import pytest
+import xarray as xr
+
+import eotoolkit
+
+HEAVY = ("spyndex", "zarr", "dask.array", "pystac_client", "eotoolkit.io", "eotoolkit.loader")
+
+
+def test_import_is_cheap_and_registers_the_accessor() -> None:
+    code = (
+        "import sys, xarray, eotoolkit\n"
+        "assert hasattr(xarray.Dataset, 'eo') and hasattr(xarray.DataArray, 'eo')\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_every_public_name_resolves_and_is_listed() -> None:
+    for name in eotoolkit.__all__:
+        assert not isinstance(getattr(eotoolkit, name), types.ModuleType), name
+    assert set(eotoolkit.__all__) <= set(dir(eotoolkit))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        eotoolkit.no_such_name  # noqa: B018
+
+
+def test_submodule_import_keeps_the_function() -> None:
+    import eotoolkit.composite
+    import eotoolkit.resample
+    import eotoolkit.search
+    import eotoolkit.subset
+
+    for name in ("composite", "resample", "search", "subset"):
+        assert callable(getattr(eotoolkit, name)), name
+        assert not isinstance(getattr(eotoolkit, name), types.ModuleType), name
+    from eotoolkit.composite import nanquantile_sorted
+
+    assert callable(nanquantile_sorted)
+
+
+def test_accessor_methods_reach_the_functions() -> None:
+    ds = xr.Dataset({"v": (("time", "y", "x"), [[[1.0]]])}, coords={"time": ["2024-01-01"]})
+    ds["time"] = ds.time.astype("datetime64[ns]")
+    out = ds.eo.composite(freq="1MS", stat="max")
+    assert float(out.v.values.ravel()[0]) == 1.0

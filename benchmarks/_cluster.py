@@ -14,6 +14,9 @@ class Skip(Exception):
     """The suite cannot run here; the message says why and what to do."""
 
 
+STARTED: set[str] = set()  # topologies this process brought up, stopped by stop_started()
+
+
 def cluster(topology: str) -> Any:
     """The rig's ClusterInfo for ``topology``, bringing it up (idempotent) if it is down."""
     if os.geteuid() != 0:
@@ -23,6 +26,8 @@ def cluster(topology: str) -> Any:
     except Exception as exc:  # the rig module may be missing in an installed copy
         raise Skip(f"tests.cluster.rig is not importable ({exc})") from exc
     try:
+        if not rig.is_up(topology):
+            STARTED.add(topology)
         info = rig.up(topology)
         if not os.path.exists(f"{info.venv}/bin/python"):
             rig.ensure_cluster_venv()  # an existing venv is used as it is
@@ -32,6 +37,17 @@ def cluster(topology: str) -> Any:
             f"`python -m tests.cluster.rig up --topology {topology} --venv` and retry"
         ) from exc
     return info
+
+
+def stop_started() -> None:
+    """Stop the test-cluster topologies that this process started."""
+    if not STARTED:
+        return
+    from tests.cluster import rig
+
+    for topology in sorted(STARTED):
+        rig.down(topology)
+    STARTED.clear()
 
 
 def connection(info: Any) -> Any:

@@ -146,19 +146,25 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown suite(s) {sorted(unknown)}; choose from {SUITES}")
     tag = f"-{args.tag}" if args.tag else ""
-    for suite in only:
-        print(f"== {suite}", flush=True)
-        started = measure.machine()  # load average at the start of the suite
-        if suite == "workload":
-            result = workload(args)
-            name = f"workload-{args.size}px-{args.dates}d{tag}"
-        else:
-            module = __import__(f"benchmarks.{suite}_bench", fromlist=["bench"])
-            result = module.bench(args)
-            name = f"{suite}{tag}" if suite != "graph" else f"graph-{args.size}px{tag}"
-        result["machine"] = started
-        path = measure.save(name, result)
-        print(f"   -> {path.relative_to(measure.ROOT)}", flush=True)
+    try:
+        for suite in only:
+            print(f"== {suite}", flush=True)
+            started = measure.machine()  # load average at the start of the suite
+            if suite == "workload":
+                result = workload(args)
+                name = f"workload-{args.size}px-{args.dates}d{tag}"
+            else:
+                module = __import__(f"benchmarks.{suite}_bench", fromlist=["bench"])
+                result = module.bench(args)
+                name = f"{suite}{tag}" if suite != "graph" else f"graph-{args.size}px{tag}"
+            result["machine"] = started
+            path = measure.save(name, result)
+            print(f"   -> {path.relative_to(measure.ROOT)}", flush=True)
+
+    finally:
+        from ._cluster import stop_started
+
+        stop_started()
 
 
 if __name__ == "__main__":

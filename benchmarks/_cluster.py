@@ -52,18 +52,7 @@ def stop_started() -> None:
 
 def connection(info: Any) -> Any:
     """A fabric connection to the login node as the cluster user."""
-    from fabric import Connection
-
-    return Connection(
-        info.ssh_host,
-        user=info.user,
-        port=info.ssh_port,
-        connect_kwargs={
-            "key_filename": info.key_path,
-            "look_for_keys": False,
-            "allow_agent": False,
-        },
-    )
+    return info.connection()
 
 
 def sh(conn: Any, command: str, **kwargs: Any) -> Any:

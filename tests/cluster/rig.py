@@ -38,6 +38,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fabric import Connection
 
 RIG_ROOT = Path(os.environ.get("EO_RIG_ROOT", "/var/lib/eo-rig"))
 VENV_ROOT = Path(os.environ.get("EO_RIG_VENV", "/opt/eo-rig/venv"))
@@ -102,6 +106,22 @@ class ClusterInfo:
             "keypath": self.key_path,
             "partition": self.partition,
         }
+
+    def connection(self, *, other: bool = False) -> Connection:
+        """A fabric connection to the login node as the cluster user (or as the other user)."""
+        from fabric import Connection
+
+        return Connection(
+            self.ssh_host,
+            user=self.other_user if other else self.user,
+            port=self.ssh_port,
+            connect_kwargs={
+                "key_filename": self.other_key_path if other else self.key_path,
+                "look_for_keys": False,
+                "allow_agent": False,
+            },
+            connect_timeout=10,
+        )
 
     def ssh_command(
         self, *remote: str, key: str | None = None, user: str | None = None

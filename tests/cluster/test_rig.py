@@ -23,20 +23,6 @@ echo "partition=$SLURM_JOB_PARTITION"
 """
 
 
-def connect(info: rig.ClusterInfo) -> Connection:
-    return Connection(
-        info.ssh_host,
-        user=info.user,
-        port=info.ssh_port,
-        connect_kwargs={
-            "key_filename": info.key_path,
-            "look_for_keys": False,
-            "allow_agent": False,
-        },
-        connect_timeout=10,
-    )
-
-
 def submit_and_read(conn: Connection, script: str, timeout: float = 60) -> tuple[str, str]:
     """Submit ``script`` on stdin with ``sbatch --parsable``, poll the queue, read the output."""
     job_id = conn.run("cd ~ && sbatch --parsable", in_stream=io.StringIO(script), hide=True)
@@ -60,7 +46,7 @@ def submit_and_read(conn: Connection, script: str, timeout: float = 60) -> tuple
 
 def test_single_node_job_over_ssh(clean_queue: rig.ClusterInfo) -> None:
     info = clean_queue
-    with connect(info) as conn:
+    with info.connection() as conn:
         _, out = submit_and_read(conn, JOB)
     assert f"host={info.compute_hostname}" in out
     assert f"user={info.user}" in out
@@ -70,7 +56,7 @@ def test_single_node_job_over_ssh(clean_queue: rig.ClusterInfo) -> None:
 
 def test_netns_job_runs_on_the_compute_node(clean_netns_queue: rig.ClusterInfo) -> None:
     info = clean_netns_queue
-    with connect(info) as conn:
+    with info.connection() as conn:
         login = conn.run("hostname", hide=True, in_stream=False).stdout.strip()
         _, out = submit_and_read(conn, JOB)
     assert login == info.login_hostname
@@ -87,7 +73,7 @@ def test_netns_compute_node_is_reachable_only_through_the_login_node(
     with pytest.raises(OSError), socket.create_connection((rig.COMPUTE_ADDR, 6818), timeout=3):
         pass
     with (
-        connect(info) as conn,
+        info.connection() as conn,
         conn.forward_local(
             local_port=(port := rig.free_port()),
             remote_port=6818,
@@ -121,9 +107,9 @@ def test_up_is_idempotent(slurm_cluster: rig.ClusterInfo) -> None:
 
 
 def test_queue_is_empty_after_cleanup(slurm_cluster: rig.ClusterInfo) -> None:
-    with connect(slurm_cluster) as conn:
+    with slurm_cluster.connection() as conn:
         conn.run("cd ~ && sbatch --parsable --wrap 'sleep 300'", hide=True, in_stream=False)
         assert conn.run("squeue -h -u $USER -o %i", hide=True, in_stream=False).stdout.strip()
     rig.cancel_all_jobs(slurm_cluster)
-    with connect(slurm_cluster) as conn:
+    with slurm_cluster.connection() as conn:
         assert conn.run("squeue -h -u $USER -o %i", hide=True, in_stream=False).stdout.strip() == ""

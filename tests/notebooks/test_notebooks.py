@@ -82,7 +82,7 @@ def test_dask_notebook_runs_on_the_slurm_cluster(dask_single_for_notebook: objec
 
     info = dask_single_for_notebook
     path = next(p for p in NOTEBOOKS if p.name.startswith("01_"))
-    with remote.connection(info) as conn:  # type: ignore[arg-type]
+    with info.connection() as conn:  # type: ignore[attr-defined]
         target = f"{remote.home(conn)}/.eo-tests/{path.name}"
         remote.sh(conn, "mkdir -p ~/.eo-tests")
         conn.put(str(path), target)

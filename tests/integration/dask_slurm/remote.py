@@ -33,20 +33,6 @@ DEFAULT_JOBQUEUE = {
 }
 
 
-def connection(info: rig.ClusterInfo, *, other: bool = False) -> Connection:
-    """An SSH connection to the login node as the cluster user (or as the other user)."""
-    return Connection(
-        info.ssh_host,
-        user=info.other_user if other else info.user,
-        port=info.ssh_port,
-        connect_kwargs={
-            "key_filename": info.other_key_path if other else info.key_path,
-            "look_for_keys": False,
-            "allow_agent": False,
-        },
-    )
-
-
 def sh(conn: Connection, command: str, **kwargs: object) -> Result:
     """Run ``command`` remotely without reading this process's stdin (pytest captures it)."""
     kwargs.setdefault("hide", True)
@@ -73,7 +59,7 @@ def jobqueue_config(info: rig.ClusterInfo, user_home: str) -> dict[str, object]:
 
 def install_dask_config(info: rig.ClusterInfo) -> dict[str, object]:
     """Write the user's ``~/.config/dask/jobqueue.yaml``; return the config written."""
-    with connection(info) as conn:
+    with info.connection() as conn:
         user_home = home(conn)
         config = jobqueue_config(info, user_home)
         sh(conn, "mkdir -p ~/.config/dask ~/.eo-tests")
@@ -86,7 +72,7 @@ def run_python(
     info: rig.ClusterInfo, script: str, *, args: str = "", timeout: float = 300
 ) -> dict[str, Any]:
     """Run ``script`` with the cluster venv's Python as the user; return its RESULT JSON line."""
-    with connection(info) as conn:
+    with info.connection() as conn:
         path = f"{home(conn)}/.eo-tests/{secrets.token_hex(4)}.py"
         sh(conn, "mkdir -p ~/.eo-tests")
         conn.put(io.StringIO(script), path)

@@ -59,7 +59,7 @@ def wait_remote_file(
 
 def test_tls_session_scheduler_from_the_laptop(dask_netns: rig.ClusterInfo, tmp_path: Path) -> None:
     info = dask_netns
-    with remote.connection(info) as conn:
+    with info.connection() as conn:
         home = remote.home(conn)
         session_dir = f"{home}/.local/state/eo-hpc/sessions/test-{secrets.token_hex(3)}"
         scheduler_file = f"{session_dir}/scheduler.json"
@@ -134,7 +134,7 @@ def test_tls_session_scheduler_from_the_laptop(dask_netns: rig.ClusterInfo, tmp_
             assert found == {"address": published.address, "hosts": [info.compute_hostname]}
 
             # Another user of the cluster can read neither the certificates nor the file.
-            with remote.connection(info, other=True) as other:
+            with info.connection(other=True) as other:
                 for name in ("key.pem", "cert.pem", "ca.pem", "scheduler.json"):
                     denied = remote.sh(other, f"cat {session_dir}/{name}", warn=True)
                     assert denied.failed and "Permission denied" in denied.stderr

@@ -110,19 +110,33 @@ def sandbox(
 ) -> Iterator[Launcher]:
     """The launcher pointed at the two-namespace cluster; every job cancelled afterwards."""
     info = clean_netns_queue
-    launcher = Launcher(tmp_path / "platforms.ini", _env(tmp_path), info)
+    launcher = Launcher(tmp_path / "platforms.ini", launcher_env(tmp_path), info)
     launcher.write_site("sandbox", **info.ini_section(), env_path=cluster_venv)
     yield launcher
+
+
+def checked_sandbox(
+    info: rig.ClusterInfo, venv: str, tmp_path: Path, env: dict[str, str] | None = None
+) -> Iterator[Launcher]:
+    """The launcher on the cluster; asserts that the test leaves none of its user's jobs."""
+    launcher = Launcher(tmp_path / "platforms.ini", env or launcher_env(tmp_path), info)
+    launcher.write_site("sandbox", **info.ini_section(), env_path=venv)
+    assert launcher.squeue() == "", "jobs of the test user were queued before the test"
+    try:
+        yield launcher
+        assert wait_until(lambda: launcher.squeue() == "", 60), launcher.squeue()
+    finally:
+        subprocess.run(rig.slurm_cmd(info, "scancel", "-u", info.user), check=False)
 
 
 @pytest.fixture
 def local_launcher(tmp_path: Path) -> Launcher:
     """The launcher with only the built-in sites."""
-    launcher = Launcher(tmp_path / "platforms.ini", _env(tmp_path))
+    launcher = Launcher(tmp_path / "platforms.ini", launcher_env(tmp_path))
     launcher.write_site("local", platform="local")
     return launcher
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def launcher_env(tmp_path: Path) -> dict[str, str]:
     state = tmp_path / "state"
     return {**os.environ, "EOHPC_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import select
 import subprocess
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Launcher, wait_until
+from tests.integration.launcher.conftest import Launcher, checked_sandbox, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -56,16 +55,7 @@ def batch_launcher(
     netns_cluster: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
 ) -> Iterator[Launcher]:
     """The launcher pointed at the cluster; asserts that the test leaves none of its user's jobs."""
-    env = {**os.environ, "EOHPC_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
-    launcher = Launcher(tmp_path / "platforms.ini", env, netns_cluster)
-    launcher.write_site("sandbox", **netns_cluster.ini_section(), env_path=cluster_venv)
-    assert launcher.squeue() == "", "jobs of the test user were queued before the test"
-    try:
-        yield launcher
-        assert wait_until(lambda: launcher.squeue() == "", 60), launcher.squeue()
-    finally:
-        user = netns_cluster.user
-        subprocess.run(rig.slurm_cmd(netns_cluster, "scancel", "-u", user), check=False)
+    yield from checked_sandbox(netns_cluster, cluster_venv, tmp_path)
 
 
 def write_script(tmp_path: Path, name: str, text: str) -> Path:

@@ -7,7 +7,6 @@ TLS files here and forwards a port while a launcher process (`attach` here) hold
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -21,7 +20,13 @@ import pytest
 from distributed import Client
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Launcher, url_of, wait_until
+from tests.integration.launcher.conftest import (
+    Launcher,
+    checked_sandbox,
+    launcher_env,
+    url_of,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -45,18 +50,10 @@ def scheduler_launcher(
     netns_cluster: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
 ) -> Iterator[Launcher]:
     """The launcher pointed at the cluster; asserts that the test leaves none of its user's jobs."""
-    env = {**os.environ, "EOHPC_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"}
+    env = launcher_env(tmp_path)
     env.pop("EOHPC_SCHEDULER_FILE", None)
     env.pop("DASK_SCHEDULER_ADDRESS", None)
-    launcher = Launcher(tmp_path / "platforms.ini", env, netns_cluster)
-    launcher.write_site("sandbox", **netns_cluster.ini_section(), env_path=cluster_venv)
-    assert launcher.squeue() == "", "jobs of the test user were queued before the test"
-    try:
-        yield launcher
-        assert wait_until(lambda: launcher.squeue() == "", 60), launcher.squeue()
-    finally:
-        user = netns_cluster.user
-        subprocess.run(rig.slurm_cmd(netns_cluster, "scancel", "-u", user), check=False)
+    yield from checked_sandbox(netns_cluster, cluster_venv, tmp_path, env)
 
 
 def job_names(launcher: Launcher) -> set[str]:

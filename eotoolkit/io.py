@@ -159,6 +159,12 @@ def _write_layout(
     attrs = {**ds.attrs, STATUS: "incomplete", LAYOUT: fp}
     layout = ds.copy()
     layout.attrs = attrs
+    for name, var in ds.data_vars.items():
+        if isinstance(var.data, da.Array):
+            # xarray builds a store graph even with compute=False: give it one task per chunk
+            # instead of the data's own graph (its optimisation alone can take a second)
+            template = da.empty(var.shape, dtype=var.dtype, chunks=var.data.chunks)
+            layout[name] = var.copy(data=template)
     with _quiet():
         layout.to_zarr(
             store,

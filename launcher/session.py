@@ -33,6 +33,8 @@ from launcher.state import SessionState
 from launcher.tunnel import Tunnel
 
 POLL_SECONDS = 1.0
+#: How often the login node looks for the job's connection file while the job runs.
+FILE_CHECK_SECONDS = 0.1
 WATCH_SECONDS = 10.0
 TAIL_LINES = 30
 
@@ -109,7 +111,7 @@ class RemoteSession:
                 raise JobFailedError(self.failure_message(state, status))
             if status.running:
                 running_since = running_since or time.monotonic()
-                found = self._connection_file(state)
+                found = self._connection_file(state, wait=POLL_SECONDS)
                 if found is not None:
                     state.node = status.node
                     state.remote_host, state.remote_port = found
@@ -124,10 +126,20 @@ class RemoteSession:
                         f"{self.tail(state)}\nFix: raise --timeout, or check the environment "
                         "activation in the platform profile."
                     )
-            time.sleep(POLL_SECONDS)
+            else:
+                time.sleep(POLL_SECONDS)
 
-    def _connection_file(self, state: SessionState) -> tuple[str, int] | None:
-        code, out, _ = self.scheduler.run(f"cat {shlex.quote(state.run_dir)}/connection.json")
+    def _connection_file(self, state: SessionState, wait: float = 0.0) -> tuple[str, int] | None:
+        """(host, port) from the job's connection file; the login node waits up to ``wait``
+        seconds for it, looking every FILE_CHECK_SECONDS (one SSH round trip in all)."""
+        path = shlex.quote(f"{state.run_dir}/connection.json")
+        checks = max(0, round(wait / FILE_CHECK_SECONDS))
+        loop = (
+            f'i=0; while [ ! -s "$1" ] && [ $i -lt {checks} ]; do '
+            f"sleep {FILE_CHECK_SECONDS} 2>/dev/null || sleep 1; i=$((i+1)); done; "
+            'cat "$1"'
+        )
+        code, out, _ = self.scheduler.run(f"sh -c {shlex.quote(loop)} sh {path}")
         if code != 0 or not out.strip():
             return None
         info = json.loads(out)

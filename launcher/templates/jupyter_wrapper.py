@@ -108,7 +108,7 @@ def main():
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     while child.poll() is None and not answers(port, token):
-        time.sleep(0.5)
+        time.sleep(0.1)
     if child.poll() is None:
         info = {
             "host": socket.gethostname(),

@@ -39,8 +39,10 @@ def _grid(args: argparse.Namespace) -> tuple[tuple[float, ...], tuple[float, ...
 
 def _dask_stack() -> None:
     """Modules that xarray and dask import lazily on first use, so that all of the import cost
-    lands in the import phase of the dask-based implementations."""
+    lands in the import phase of the dask-based implementations (dask imports distributed on
+    the first compute, to look for a default client)."""
     import dask.array  # noqa: F401
+    import distributed.worker  # noqa: F401
     import pystac  # noqa: F401
     import rasterio  # noqa: F401
     import xarray

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -44,7 +45,40 @@ def _set_nan(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return out
 
 
-def _apply(ds: xr.Dataset, bad: xr.DataArray, mask_var: str, keep: bool) -> xr.Dataset:
+def _per_block(func: Callable[..., np.ndarray], dtype: np.dtype | type) -> Callable[..., Any]:
+    """``func`` for ``xr.apply_ufunc(..., dask="allowed")``: on dask arrays one ``map_blocks``
+    layer, which dask fuses with the blockwise operations around it; on numpy arrays a call."""
+
+    def apply(*arrays: Any, **kwargs: Any) -> Any:
+        if any(isinstance(a, da.Array) for a in arrays):
+            meta = np.empty((0,) * arrays[0].ndim, dtype)
+            return da.map_blocks(func, *arrays, dtype=dtype, meta=meta, **kwargs)
+        return func(*arrays, **kwargs)
+
+    return apply
+
+
+def _masked(
+    values: np.ndarray, flags: np.ndarray, test: Callable[..., np.ndarray], options: dict[str, Any]
+) -> np.ndarray:
+    """``values`` with NaN where ``test(flags, **options)``; integers become float32."""
+    return _set_nan(values, test(flags, **options))
+
+
+def _apply(
+    ds: xr.Dataset,
+    mask_var: str,
+    test: Callable[..., np.ndarray],
+    options: dict[str, Any],
+    keep: bool,
+) -> xr.Dataset:
+    """Mask every (y, x) band but ``mask_var`` where ``test`` is true of ``mask_var``.
+
+    Each band's mask is one blockwise operation that evaluates ``test`` itself (a few integer
+    comparisons per pixel): no shared mask array, so that dask can fuse the masking with
+    whatever follows (an index, a composite) into one task per chunk.
+    """
+    flags = ds[mask_var]
     out: dict[Any, xr.DataArray] = {}
     for name, var in ds.data_vars.items():
         if name == mask_var:
@@ -56,7 +90,12 @@ def _apply(ds: xr.Dataset, bad: xr.DataArray, mask_var: str, keep: bool) -> xr.D
             continue
         dtype = var.dtype if np.issubdtype(var.dtype, np.floating) else np.dtype(np.float32)
         masked = xr.apply_ufunc(
-            _set_nan, var, bad, dask="parallelized", output_dtypes=[dtype], keep_attrs=False
+            _per_block(_masked, dtype),
+            var,
+            flags,
+            kwargs={"test": test, "options": options},
+            dask="allowed",
+            keep_attrs=False,
         )
         masked = masked.transpose(*var.dims, ...)
         masked.attrs = dict(var.attrs)
@@ -79,21 +118,29 @@ def _in_classes(values: np.ndarray, classes: tuple[int, ...], lut: np.ndarray) -
     return out
 
 
+def _isin(values: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    return np.isin(values, classes)
+
+
+def _class_test(
+    dtype: np.dtype, classes: Iterable[int]
+) -> tuple[Callable[..., np.ndarray], dict[str, Any]]:
+    """(test, options): ``test(values, **options)`` is True where a value is in ``classes``;
+    comparisons or a lookup table for 8/16-bit values, ``np.isin`` otherwise."""
+    wanted = tuple(sorted({int(c) for c in classes}))
+    if dtype not in (np.uint8, np.uint16):
+        return _isin, {"classes": wanted}
+    lut = np.zeros(np.iinfo(dtype).max + 1, bool)
+    valid = tuple(c for c in wanted if 0 <= c < lut.size)
+    lut[list(valid)] = True
+    return _in_classes, {"classes": valid, "lut": lut}
+
+
 def class_mask(var: xr.DataArray, classes: Iterable[int]) -> xr.DataArray:
     """Boolean array: True where ``var`` is one of ``classes`` (comparisons or a lookup table
     for 8/16-bit)."""
-    if var.dtype not in (np.uint8, np.uint16):
-        return var.isin(list(classes))
-    lut = np.zeros(np.iinfo(var.dtype).max + 1, bool)
-    valid = tuple(sorted({int(c) for c in classes if 0 <= c < lut.size}))
-    lut[list(valid)] = True
-    return xr.apply_ufunc(
-        _in_classes,
-        var,
-        kwargs={"classes": valid, "lut": lut},
-        dask="parallelized",
-        output_dtypes=[bool],
-    )
+    test, options = _class_test(var.dtype, classes)
+    return xr.apply_ufunc(_per_block(test, bool), var, kwargs=options, dask="allowed")
 
 
 def mask_clouds(
@@ -108,8 +155,8 @@ def mask_clouds(
     Integer bands become float32. The SCL band is dropped unless ``keep_scl``.
     """
     name = _find(ds, scl)
-    bad = class_mask(ds[name], classes)
-    return _apply(ds, bad, name, keep_scl)
+    test, options = _class_test(ds[name].dtype, classes)
+    return _apply(ds, name, test, options, keep_scl)
 
 
 def mask_landsat(
@@ -138,8 +185,11 @@ def mask_landsat(
     for key, on in chosen.items():
         if on:
             bits |= 1 << LANDSAT_QA_BITS[key]
-    qa_var = ds[name]
-    if np.issubdtype(qa_var.dtype, np.floating):
-        qa_var = qa_var.fillna(1).astype(np.uint16)
-    bad = (qa_var.astype(np.uint16) & np.uint16(bits)) != 0
-    return _apply(ds, bad, name, keep_qa)
+    return _apply(ds, name, _bits_set, {"bits": bits}, keep_qa)
+
+
+def _bits_set(qa: np.ndarray, bits: int) -> np.ndarray:
+    """True where any of ``bits`` is set in ``qa``; NaN (no QA value) counts as fill (bit 0)."""
+    if np.issubdtype(qa.dtype, np.floating):
+        qa = np.where(np.isnan(qa), 1, qa)
+    return (qa.astype(np.uint16) & np.uint16(bits)) != 0

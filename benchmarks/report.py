@@ -14,6 +14,7 @@ README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 NAMES = {
     "eotoolkit": "(a) eotoolkit",
+    "eotoolkit-zstd": "(a') eotoolkit, zarr's default codec",
     "odc": "(b) odc-stac + xarray",
     "stackstac": "(c) stackstac + xarray",
     "numpy": "(d) rasterio + numpy",
@@ -64,7 +65,7 @@ def workload_section(w: dict[str, Any]) -> str:
     base_min = mins.get("numpy")
     for impl, s in w["summary"].items():
         if "error" in s:
-            rows.append([NAMES.get(impl, impl), "failed", *["-"] * 10])
+            rows.append([NAMES.get(impl, impl), "failed", *["-"] * 11])
             continue
         rows.append(
             [
@@ -79,21 +80,23 @@ def workload_section(w: dict[str, Any]) -> str:
                 _f(s["cpu_s"] / base_cpu) + "x" if base_cpu else "-",
                 _f(s["peak_rss_mib"], 0),
                 _f(s["decoded_mb_per_s"], 0),
+                _f(s.get("store_mb"), 0),
                 str(s["runs"]),
             ]
         )
     head = [
         "implementation", "run median (s)", "vs (d)", "run min (s)", "min vs (d)",
         "imports (s)", "items (s)", "CPU (s)", "CPU vs (d)", "peak RSS (MiB)",
-        "decoded MB/s", "runs",
+        "decoded MB/s", "Zarr (MB)", "runs",
     ]  # fmt: skip
     out = [
         f"W on {p['tiles']} tiles x {p['dates']} dates, {p['size']} px at 10 m; output grid "
         f"{g['shape'][0]} x {g['shape'][1]} at 20 m; {w['decoded_mb']:.0f} MB of decoded "
         "pixels. Run = items to Zarr, without imports (separate column); items = reading the "
         "catalog (included in run); CPU = user + system time of the whole subprocess, imports "
-        "included; decoded MB/s uses the median run. Under contention from other jobs on the "
-        "machine the minimum and the CPU time are the steadier figures.",
+        "included; decoded MB/s uses the median run; Zarr = size of the written store. Under "
+        "contention from other jobs on the machine the minimum and the CPU time are the "
+        "steadier figures.",
         "",
         _table(head, rows),
     ]

@@ -41,6 +41,11 @@ def _workload_cmd(impl: str, cat: Path, out: Path, grid: dataset.Grid) -> list[s
     ]  # fmt: skip
 
 
+def _tree_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def _overlap_x(items: list[dict]) -> tuple[float, float] | None:
     boxes = sorted({tuple(it["properties"]["proj:bbox"]) for it in items})
     if len(boxes) < 2:
@@ -76,7 +81,8 @@ def workload(args: argparse.Namespace) -> dict[str, Any]:
                 print(m.stderr_tail, flush=True)
             if r == 0 and not args.no_warmup:
                 continue  # warm-up round: imports compiled, files cached
-            runs[impl].append({**asdict(m), "ok": m.returncode == 0})
+            size = _tree_bytes(stores[impl]) if m.returncode == 0 else 0
+            runs[impl].append({**asdict(m), "ok": m.returncode == 0, "store_bytes": size})
     summary = {}
     for impl, rs in runs.items():
         ok = [r for r in rs if r["ok"]]
@@ -98,6 +104,7 @@ def workload(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_s": statistics.median(r["cpu"] for r in ok),
             "peak_rss_mib": statistics.median(r["peak_rss"] for r in ok) / 2**20,
             "decoded_mb_per_s": decoded / 1e6 / med["run"],
+            "store_mb": statistics.median(r.get("store_bytes", 0) for r in ok) / 1e6,
             "runs": len(ok),
         }
     base = summary.get(BASELINE, {}).get("run_s")

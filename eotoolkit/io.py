@@ -25,6 +25,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
+from zarr.codecs import BloscCodec
 
 from .errors import IncompleteStoreError, StoreExistsError, StoreLayoutError
 
@@ -32,6 +33,10 @@ STATUS = "eotoolkit:status"
 LAYOUT = "eotoolkit:layout"
 DONE_DIR = "_eotoolkit_done"
 MODES = ("w-", "w", "resume")
+#: Default compression of the data variables: Blosc with LZ4 and byte shuffle (zarr-python 2's
+#: default). On float rasters it encodes several times faster than zarr 3's default (Zstandard
+#: level 3) and gives smaller chunks.
+DEFAULT_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
 
 
 @contextmanager
@@ -59,8 +64,9 @@ def _regular(var: xr.DataArray) -> xr.DataArray:
     return var.chunk(target) if target else var
 
 
-def prepare(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
-    """Dataset ready for region writes: dask data vars with regular chunks, chunk encoding."""
+def prepare(obj: xr.Dataset | xr.DataArray, compressors: Any = DEFAULT_COMPRESSORS) -> xr.Dataset:
+    """Dataset ready for region writes: dask data vars with regular chunks, chunk and
+    compressor encoding."""
     ds = _as_dataset(obj)
     out = {}
     for name, var in ds.data_vars.items():
@@ -69,7 +75,10 @@ def prepare(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
             continue
         var = _regular(var)
         if isinstance(var.data, da.Array) and var.ndim:
-            var.encoding = {"chunks": tuple(c[0] for c in var.data.chunks)}
+            var.encoding = {
+                "chunks": tuple(c[0] for c in var.data.chunks),
+                "compressors": compressors,
+            }
         else:
             var.encoding = {}
         out[name] = var
@@ -193,17 +202,20 @@ def to_zarr(
     group: str | None = None,
     mode: str = "w-",
     storage_options: dict | None = None,
+    compressors: Any = DEFAULT_COMPRESSORS,
 ) -> str:
     """Write lazily computed data to a Zarr (format 3) store, resumably.
 
     ``mode``: "w-" creates and refuses an existing store, "w" overwrites, "resume" writes only
     the regions missing from an interrupted run with the same layout (or creates the store).
-    ``store`` is a path or an fsspec URL. Chunks follow the dask chunks. Returns ``store``.
+    ``store`` is a path or an fsspec URL. Chunks follow the dask chunks. ``compressors`` of the
+    data variables, as zarr's ``create_array`` takes them ("auto" for zarr's default, None for
+    none); by default Blosc LZ4 with byte shuffle. Returns ``store``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
     store = str(store)
-    ds = prepare(obj)
+    ds = prepare(obj, compressors)
     fp = fingerprint(ds)
     fs, done_path = _fs_path(store, group, storage_options)
     attrs = _read_attrs(store, group, storage_options)

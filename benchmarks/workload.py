@@ -92,8 +92,10 @@ def _eo_api() -> dict[str, Callable[..., Any]]:
 
 
 def import_eotoolkit() -> Any:
-    """Import the eotoolkit stack."""
+    """Import the eotoolkit stack (spyndex, which ``index`` imports on first use, included)."""
     _dask_stack()
+    import spyndex  # noqa: F401
+
     return _eo_api()
 
 

@@ -12,7 +12,8 @@ import os
 import sys
 import threading
 import warnings
-from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -26,6 +27,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from ._handles import HandlePool
 from ._items import Source
 from .errors import AssetReadError, AssetReadWarning
 
@@ -46,8 +48,9 @@ GDAL_CACHE_MAX = 128 * 2**20
 GDAL_CACHE_MIN = 16 * 2**20
 #: Share of a Dask worker's memory limit given to GDAL's block cache.
 GDAL_CACHE_FRACTION = 1 / 16
-_HANDLES_PER_THREAD = 64
-_local = threading.local()
+#: Idle dataset handles kept open per process (shared by its threads).
+MAX_IDLE_HANDLES = 128
+_handles = HandlePool(MAX_IDLE_HANDLES)
 _config_lock = threading.Lock()
 _configured_pid: int | None = None
 
@@ -133,25 +136,19 @@ def _rio_crs(crs: str) -> CRS:
     return CRS.from_user_input(crs)
 
 
-def _open(href: str, overview_level: int | None = None) -> rasterio.DatasetReader:
-    """An open dataset from the per-thread cache."""
-    cache: OrderedDict[tuple, rasterio.DatasetReader] | None = getattr(_local, "handles", None)
-    if cache is None:
-        cache = _local.handles = OrderedDict()
+@contextmanager
+def _dataset(href: str, overview_level: int | None = None) -> Iterator[rasterio.DatasetReader]:
+    """An open dataset of ``href`` (at an overview level) for the calling thread, from the
+    process's pool of idle handles."""
+
+    def opener() -> rasterio.DatasetReader:
+        if overview_level is None:
+            return rasterio.open(gdal_path(href))
+        return rasterio.open(gdal_path(href), overview_level=overview_level)
+
     key = (href, overview_level, _local_version(href))
-    src = cache.get(key)
-    if src is not None and not src.closed:
-        cache.move_to_end(key)
-        return src
-    if overview_level is None:
-        src = rasterio.open(gdal_path(href))
-    else:
-        src = rasterio.open(gdal_path(href), overview_level=overview_level)
-    cache[key] = src
-    while len(cache) > _HANDLES_PER_THREAD:
-        _, old = cache.popitem(last=False)
-        old.close()
-    return src
+    with _handles.take(key, opener) as src:
+        yield src
 
 
 def _local_version(href: str) -> tuple[int, int] | None:
@@ -166,18 +163,12 @@ def _local_version(href: str) -> tuple[int, int] | None:
 
 
 def _forget(href: str) -> None:
-    cache = getattr(_local, "handles", None)
-    if cache:
-        for key in [k for k in cache if k[0] == href]:
-            cache.pop(key).close()
+    _handles.discard(lambda key: key[0] == href)  # type: ignore[index]
 
 
 def clear_cache() -> None:
-    """Close the open datasets cached by the calling thread."""
-    cache = getattr(_local, "handles", None)
-    while cache:
-        _, src = cache.popitem()
-        src.close()
+    """Close the idle datasets of this process."""
+    _handles.discard(lambda key: True)
 
 
 def _pixel_range(start: float, stop: float, origin: float, step: float, n: int) -> tuple[int, int]:
@@ -224,19 +215,17 @@ def _overview_level(src: rasterio.DatasetReader, dst_res_in_src: float) -> int |
 def _read_warped(
     href: str, req: ChunkRead, resampling: Resampling, nodata: float | None
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
-    src = _open(href)
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     dst_transform = Affine(*req.transform)
     left, top = dst_transform.c, dst_transform.f
     right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
-    sb = transform_bounds(dst_crs, src.crs, left, bottom, right, top, densify_pts=5)
-    sl, sbm, sr, st = src.bounds
-    if sb[0] >= sr or sb[2] <= sl or sb[1] >= st or sb[3] <= sbm:
-        return None
-    level = _overview_level(src, (sb[2] - sb[0]) / w)
-    if level is not None:
-        src = _open(href, level)
+    with _dataset(href) as src:
+        sb = transform_bounds(dst_crs, src.crs, left, bottom, right, top, densify_pts=5)
+        sl, sbm, sr, st = src.bounds
+        if sb[0] >= sr or sb[2] <= sl or sb[1] >= st or sb[3] <= sbm:
+            return None
+        level = _overview_level(src, (sb[2] - sb[0]) / w)
     opts: dict = {
         "crs": dst_crs,
         "transform": dst_transform,
@@ -244,12 +233,13 @@ def _read_warped(
         "height": h,
         "resampling": resampling,
     }
-    if nodata is not None:
-        opts.update(src_nodata=nodata, nodata=nodata)
-        with WarpedVRT(src, **opts) as vrt:
-            return vrt.read(1), None
-    with WarpedVRT(src, add_alpha=True, **opts) as vrt:
-        data = vrt.read([1, vrt.count])
+    with _dataset(href, level) as src:
+        if nodata is not None:
+            opts.update(src_nodata=nodata, nodata=nodata)
+            with WarpedVRT(src, **opts) as vrt:
+                return vrt.read(1), None
+        with WarpedVRT(src, add_alpha=True, **opts) as vrt:
+            data = vrt.read([1, vrt.count])
     return data[0], data[1] > 0
 
 
@@ -257,10 +247,11 @@ def _read_source(
     s: Source, req: ChunkRead, resampling: Resampling
 ) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
     """(raw values, valid mask, output slices) of one source, None if disjoint."""
-    src = _open(s.href)
-    nodata = s.nodata if s.nodata is not None else src.nodata
-    if src.crs == _rio_crs(req.crs):
-        got = _read_same_crs(src, req, resampling)
+    with _dataset(s.href) as src:
+        nodata = s.nodata if s.nodata is not None else src.nodata
+        same_crs = src.crs == _rio_crs(req.crs)
+        got = _read_same_crs(src, req, resampling) if same_crs else None
+    if same_crs:
         if got is None:
             return None
         raw, where = got

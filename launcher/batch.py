@@ -63,9 +63,11 @@ def submit(
     if workers < 1:
         raise LauncherError("--workers must be at least 1.")
     site = session.site
-    run_dir = session.new_run_dir(f"{site.uid}-batch")
-    session.upload(f"{run_dir}/{BATCH_DRIVER_NAME}", template_text(BATCH_DRIVER_NAME))
-    session.upload(f"{run_dir}/{script.name}", script.read_text(encoding="utf-8"))
+    files = {
+        BATCH_DRIVER_NAME: template_text(BATCH_DRIVER_NAME),
+        script.name: script.read_text(encoding="utf-8"),
+    }
+    run_dir = session.new_run_dir(f"{site.uid}-batch", files)
     job = render_batch(site, run_dir, script.name, script_args, workers, timeout)
     job_id = session.scheduler.submit(job)
     state = SessionState(

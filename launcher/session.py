@@ -7,12 +7,14 @@ copied to this machine and its port is forwarded next to Jupyter's (see session_
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import secrets
 import shlex
+import tarfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
 
 from launcher import session_scheduler
 from launcher import state as saved
@@ -41,6 +43,24 @@ TAIL_LINES = 30
 StatusCallback = Callable[[JobStatus], None]
 
 
+def private_tar(files: Mapping[str, str]) -> bytes:
+    """A tar archive of ``files`` (relative path -> text): files 0600, directories 0700."""
+    buffer = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        dirs = sorted({str(PurePosixPath(n).parent) for n in files} - {"."})
+        for name in dirs:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, now
+            tar.addfile(info)
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o600, now
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 class RemoteSession:
     """JupyterLab as a batch job on a site, reached through an SSH tunnel."""
 
@@ -49,28 +69,30 @@ class RemoteSession:
         self.link = link
         self.scheduler = scheduler_for(site.profile.scheduler, link)
 
-    def _run(self, command: str, stdin: str | None = None) -> str:
+    def _run(self, command: str, stdin: str | bytes | None = None) -> str:
         return self.scheduler.check(command, stdin)
 
     def home(self) -> str:
         """The user's home directory on the cluster."""
         return self._run('printf %s "$HOME"').strip()
 
-    def upload(self, path: str, text: str) -> None:
-        """Write text to a cluster file created with mode 0600 (umask 077)."""
-        self._run(f"umask 077 && cat > {shlex.quote(path)}", stdin=text)
+    def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
+        """Create a fresh 0700 run directory holding the site's Dask config and ``files``
+        (relative path -> text, each 0600), in one round trip; return its path.
 
-    def new_run_dir(self, label: str) -> str:
-        """Create a fresh 0700 run directory with the site's Dask config; return its path."""
+        The files travel as a tar archive on the command's standard input, never on a
+        command line."""
         home = self.home()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = f"{home}/.eohpc/runs"
         run_dir = f"{base}/{label}-{stamp}-{secrets.token_hex(3)}"
+        contents = {"dask/eohpc.yaml": dask_yaml(self.site.profile, home), **files}
         self._run(
-            f"umask 077 && mkdir -p {shlex.quote(run_dir)}/dask && chmod 700 "
-            f"{shlex.quote(home + '/.eohpc')} {shlex.quote(base)} {shlex.quote(run_dir)}"
+            f"umask 077 && mkdir -p {shlex.quote(run_dir)} && chmod 700 "
+            f"{shlex.quote(home + '/.eohpc')} {shlex.quote(base)} {shlex.quote(run_dir)} && "
+            f"tar -x -o -f - -C {shlex.quote(run_dir)}",
+            stdin=private_tar(contents),
         )
-        self.upload(f"{run_dir}/dask/eohpc.yaml", dask_yaml(self.site.profile, home))
         return run_dir
 
     def start(self, local_port: int, scheduler_max_jobs: int | None = None) -> SessionState:
@@ -78,10 +100,12 @@ class RemoteSession:
 
         With `scheduler_max_jobs` the job also runs the session's Dask scheduler.
         """
-        run_dir = self.new_run_dir(self.site.uid)
         token = new_token()
-        self.upload(f"{run_dir}/{JUPYTER_CONFIG_NAME}", json.dumps(jupyter_config(token)))
-        self.upload(f"{run_dir}/{WRAPPER_NAME}", template_text(WRAPPER_NAME))
+        files = {
+            JUPYTER_CONFIG_NAME: json.dumps(jupyter_config(token)),
+            WRAPPER_NAME: template_text(WRAPPER_NAME),
+        }
+        run_dir = self.new_run_dir(self.site.uid, files)
         job_id = self.scheduler.submit(render(self.site, run_dir, scheduler_max_jobs))
         state = SessionState(
             uid=self.site.uid,

@@ -103,19 +103,19 @@ class SSHLink:
             raise SSHError("the SSH connection is closed")
         return transport
 
-    def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+    def run(self, command: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
         """Run a command on the login node; return (exit code, stdout, stderr)."""
         if stdin is not None:
             return self._run_with_input(command, stdin)
         result = self.conn.run(command, hide=True, warn=True, in_stream=False)
         return result.exited, result.stdout, result.stderr
 
-    def _run_with_input(self, command: str, stdin: str) -> tuple[int, str, str]:
+    def _run_with_input(self, command: str, stdin: str | bytes) -> tuple[int, str, str]:
         """Run a command fed with ``stdin`` on one SSH channel (sent at once, then EOF)."""
         channel = self.transport().open_session()
         try:
             channel.exec_command(command)
-            channel.sendall(stdin.encode())
+            channel.sendall(stdin if isinstance(stdin, bytes) else stdin.encode())
             channel.shutdown_write()
             stdout = channel.makefile("rb").read().decode(errors="replace")
             stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
@@ -123,7 +123,7 @@ class SSHLink:
         finally:
             channel.close()
 
-    def check(self, command: str, stdin: str | None = None) -> str:
+    def check(self, command: str, stdin: str | bytes | None = None) -> str:
         """Run a command and return its stdout; a failure raises `error` with its message."""
         code, out, err = self.run(command, stdin)
         if code != 0:

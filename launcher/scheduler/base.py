@@ -46,11 +46,11 @@ class Scheduler(abc.ABC):
     def __init__(self, link: SSHLink) -> None:
         self.link = link
 
-    def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+    def run(self, command: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
         """Run a command on the login node and return (exit code, stdout, stderr)."""
         return self.link.run(command, stdin)
 
-    def check(self, command: str, stdin: str | None = None) -> str:
+    def check(self, command: str, stdin: str | bytes | None = None) -> str:
         """Run a command and return its stdout, raising SchedulerError on failure."""
         code, out, err = self.run(command, stdin)
         if code != 0:

@@ -1,4 +1,4 @@
-"""The login-node wait for the job's connection file, run by a real POSIX shell."""
+"""Session parts run by real tools: the wait for the connection file, the upload archive."""
 
 from __future__ import annotations
 
@@ -55,3 +55,19 @@ def test_connection_file_absent_waits_at_most_the_given_time(tmp_path: Path) -> 
     start = time.monotonic()
     assert _session()._connection_file(_state(tmp_path)) is None  # no wait: one look
     assert time.monotonic() - start < 0.5
+
+
+def test_private_tar_extracts_private_files_with_tar(tmp_path: Path) -> None:
+    from launcher.session import private_tar
+
+    files = {"dask/eohpc.yaml": "jobqueue: {}\n", "jupyter.json": '{"token": "s3cr\u00e9t"}'}
+    dest = tmp_path / "run"
+    dest.mkdir(mode=0o700)
+    subprocess.run(
+        f"umask 077 && tar -x -o -f - -C '{dest}'", shell=True, check=True, input=private_tar(files)
+    )
+    for name, text in files.items():
+        path = dest / name
+        assert path.read_text(encoding="utf-8") == text
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert (dest / "dask").stat().st_mode & 0o777 == 0o700

@@ -154,20 +154,24 @@ class RemoteSession:
                 time.sleep(POLL_SECONDS)
 
     def _connection_file(self, state: SessionState, wait: float = 0.0) -> tuple[str, int] | None:
-        """(host, port) from the job's connection file; the login node waits up to ``wait``
-        seconds for it, looking every FILE_CHECK_SECONDS (one SSH round trip in all)."""
-        path = shlex.quote(f"{state.run_dir}/connection.json")
+        """(host, port) from the job's connection file, waiting up to ``wait`` seconds for it."""
+        text = self._wait_for_file(f"{state.run_dir}/connection.json", wait)
+        if not text.strip():
+            return None
+        info = json.loads(text)
+        return str(info["host"]), int(info["port"])
+
+    def _wait_for_file(self, path: str, wait: float) -> str:
+        """The text of a cluster file once it is non-empty ("" if it is not within ``wait``
+        seconds). The login node looks every FILE_CHECK_SECONDS: one SSH round trip in all."""
         checks = max(0, round(wait / FILE_CHECK_SECONDS))
         loop = (
             f'i=0; while [ ! -s "$1" ] && [ $i -lt {checks} ]; do '
             f"sleep {FILE_CHECK_SECONDS} 2>/dev/null || sleep 1; i=$((i+1)); done; "
-            'cat "$1"'
+            'if [ -s "$1" ]; then cat "$1"; fi'
         )
-        code, out, _ = self.scheduler.run(f"sh -c {shlex.quote(loop)} sh {path}")
-        if code != 0 or not out.strip():
-            return None
-        info = json.loads(out)
-        return str(info["host"]), int(info["port"])
+        code, out, _ = self.scheduler.run(f"sh -c {shlex.quote(loop)} sh {shlex.quote(path)}")
+        return out if code == 0 else ""
 
     def failure_message(self, state: SessionState, status: JobStatus) -> str:
         """Explain a job that ended before Jupyter was ready."""
@@ -193,7 +197,7 @@ class RemoteSession:
         """
         path = session_scheduler.remote_file(state.run_dir)
         deadline = time.monotonic() + timeout
-        while not self._exists(path):
+        while not self._wait_for_file(path, POLL_SECONDS).strip():
             status = self.scheduler.status(state.job_id)
             if status.finished:
                 raise JobFailedError(self.failure_message(state, status))
@@ -205,7 +209,6 @@ class RemoteSession:
                     f"{self.tail(state)}\nFix: check that eotoolkit and dask-jobqueue are in "
                     "the cluster environment (--mode install), or raise --timeout."
                 )
-            time.sleep(POLL_SECONDS)
         dest = session_scheduler.local_dir(state.uid)
         published = session_scheduler.copy_files(self.link.conn.sftp(), state.run_dir, dest)
         state.scheduler_remote = published["address"]
@@ -213,10 +216,6 @@ class RemoteSession:
         session_scheduler.write_local_file(dest, published, state.scheduler_port)
         saved.save(state)
         return state
-
-    def _exists(self, path: str) -> bool:
-        code, _, _ = self.scheduler.run(f"test -s {shlex.quote(path)}")
-        return code == 0
 
     @contextlib.contextmanager
     def scheduler_tunnel(self, state: SessionState) -> Iterator[Tunnel]:

@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 import webbrowser
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -247,12 +247,7 @@ def cmd_run(args: argparse.Namespace, site: Site, session: Session) -> int:
             raise
         return serve(args, site, session, state, cancel_on_exit=True)
     except KeyboardInterrupt:
-        if confirm_cancel(state.job_id):
-            session.stop(state)
-            console.print(f"cancelled job {state.job_id}")
-        else:
-            console.print(f"job {state.job_id} keeps running; --mode attach reconnects")
-        return 130
+        return interrupted(session.stop, state, "job", "--mode attach reconnects")
 
 
 def cmd_attach(args: argparse.Namespace, site: Site, session: Session) -> int:
@@ -351,6 +346,22 @@ def confirm_cancel(job_id: str) -> bool:
     except (EOFError, KeyboardInterrupt):
         return True
     return answer in ("", "y", "yes")
+
+
+def interrupted(
+    stop: Callable[[saved.SessionState], object],
+    state: saved.SessionState,
+    what: str,
+    resume_hint: str,
+) -> int:
+    """After Ctrl-C: cancel the job if the user agrees (see confirm_cancel), else say how to
+    find it again. Returns 130, the exit status of an interrupted command."""
+    if confirm_cancel(state.job_id):
+        stop(state)
+        console.print(f"cancelled {what} {state.job_id}")
+    else:
+        console.print(f"{what} {state.job_id} keeps running; {resume_hint}")
+    return 130
 
 
 def _port_free(port: int) -> bool:
@@ -513,12 +524,7 @@ def cmd_batch(args: argparse.Namespace, site: Site, session: Session) -> int:
             remote, state, sys.stdout, lambda s: show_status(s, last, "the script")
         )
     except KeyboardInterrupt:
-        if confirm_cancel(state.job_id):
-            remote.stop(state)
-            console.print(f"cancelled batch job {state.job_id}")
-        else:
-            console.print(f"batch job {state.job_id} keeps running; --job {state.job_id} finds it")
-        return 130
+        return interrupted(remote.stop, state, "batch job", f"--job {state.job_id} finds it")
     code = batch.exit_status(remote, state, final)
     saved.delete(state.key)
     console.print(f"batch job {state.job_id} ended ({final.state}); script exit status {code}")

@@ -93,27 +93,39 @@ def wrapper_args(site: Site, scheduler_max_jobs: int | None) -> list[str]:
     return ["--scheduler-max-jobs", str(int(scheduler_max_jobs)), "--session", site.uid]
 
 
-def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> str:
-    """Render the Jupyter job script; run_dir is an absolute path on the cluster.
-
-    With `scheduler_max_jobs` the job also runs the session's Dask scheduler (adaptive from 0
-    to that many worker jobs).
-    """
-    profile = site.profile
-    directives = sbatch_directives(
-        profile.job, f"eohpc-jupyter-{site.uid}", f"{run_dir}/job-%j.out"
-    )
-    lines, python = activation_lines(profile)
-    extra = wrapper_args(site, scheduler_max_jobs)
-    return _Template(template_text("jupyter_slurm.sh")).substitute(
+def _job_script(
+    template: str, site: Site, run_dir: str, job: JobSpec, name: str, **fields: object
+) -> str:
+    """``template`` filled with what every job script has (directives, site, run directory,
+    environment activation, python) and the template's own ``fields``."""
+    directives = sbatch_directives(job, name, f"{run_dir}/job-%j.out")
+    lines, python = activation_lines(site.profile)
+    return _Template(template_text(template)).substitute(
         directives="\n".join(directives),
         uid=site.uid,
         platform=site.platform,
         run_dir=shlex.quote(run_dir),
         activate="\n".join(lines),
         python=python,
+        **fields,
+    )
+
+
+def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> str:
+    """Render the Jupyter job script; run_dir is an absolute path on the cluster.
+
+    With `scheduler_max_jobs` the job also runs the session's Dask scheduler (adaptive from 0
+    to that many worker jobs).
+    """
+    extra = wrapper_args(site, scheduler_max_jobs)
+    return _job_script(
+        "jupyter_slurm.sh",
+        site,
+        run_dir,
+        site.profile.job,
+        f"eohpc-jupyter-{site.uid}",
         wrapper_args="".join(f"{shlex.quote(a)} " for a in extra),
-        jupyter_args=" ".join(shlex.quote(a) for a in jupyter_args(profile)),
+        jupyter_args=" ".join(shlex.quote(a) for a in jupyter_args(site.profile)),
     )
 
 
@@ -130,17 +142,12 @@ def render_batch(
     The job itself takes one CPU (the profile's other job settings apply): the Dask workers
     are SLURM jobs of their own, sized by the profile's jobqueue.slurm config.
     """
-    profile = site.profile
-    job = dataclasses.replace(profile.job, cpus=1)
-    directives = sbatch_directives(job, f"eohpc-batch-{site.uid}", f"{run_dir}/job-%j.out")
-    lines, python = activation_lines(profile)
-    return _Template(template_text("batch_slurm.sh")).substitute(
-        directives="\n".join(directives),
-        uid=site.uid,
-        platform=site.platform,
-        run_dir=shlex.quote(run_dir),
-        activate="\n".join(lines),
-        python=python,
+    return _job_script(
+        "batch_slurm.sh",
+        site,
+        run_dir,
+        dataclasses.replace(site.profile.job, cpus=1),
+        f"eohpc-batch-{site.uid}",
         workers=int(workers),
         timeout=int(timeout),
         script='"$RUN_DIR"/' + shlex.quote(script_name),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -21,33 +22,13 @@ def _digest(root: Path) -> str:
 
 
 def test_reproducible_and_consistent(tmp_path: Path) -> None:
-    cat = write_s2_collection(
-        tmp_path / "a",
-        tiles=2,
-        dates=2,
-        size=64,
-        seed=3,
-        start="2024-06-01",
+    write = functools.partial(
+        write_s2_collection, tiles=2, dates=2, size=64, start="2024-06-01",
         bands=("B02", "B04", "B08", "SCL"),
-    )
-    write_s2_collection(
-        tmp_path / "b",
-        tiles=2,
-        dates=2,
-        size=64,
-        seed=3,
-        start="2024-06-01",
-        bands=("B02", "B04", "B08", "SCL"),
-    )
-    write_s2_collection(
-        tmp_path / "c",
-        tiles=2,
-        dates=2,
-        size=64,
-        seed=4,
-        start="2024-06-01",
-        bands=("B02", "B04", "B08", "SCL"),
-    )
+    )  # fmt: skip
+    cat = write(tmp_path / "a", seed=3)
+    write(tmp_path / "b", seed=3)
+    write(tmp_path / "c", seed=4)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
     items = list(cat.get_items(recursive=True))
     assert len(items) == 4

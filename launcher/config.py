@@ -7,7 +7,6 @@ import copy
 import dataclasses
 import difflib
 import importlib.util
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -76,7 +75,7 @@ class Profile:
 
     name: str
     path: Path
-    scheduler: str = "slurm"
+    batch_system: str = "slurm"
     job: JobSpec = field(default_factory=JobSpec)
     environment: EnvironmentSpec = field(default_factory=EnvironmentSpec)
     jupyter: JupyterSpec = field(default_factory=JupyterSpec)
@@ -104,7 +103,10 @@ class Site:
         return self.platform == LOCAL_PLATFORM
 
 
-SCHEDULERS = ("slurm", "local")
+#: ``batch_system:`` values; "local" runs JupyterLab on this machine.
+BATCH_SYSTEM_NAMES = ("slurm", "local")
+#: The profile key's older spelling, still read.
+OLD_BATCH_SYSTEM_KEY = "scheduler"
 MANAGERS = ("venv", "conda", "mamba", "current")
 INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jump")
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
@@ -218,6 +220,12 @@ def load_profile(platform: str, config_path: Path | None) -> Profile:
         raise ConfigError(f"{path}: invalid YAML ({exc}).") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level.")
+    if OLD_BATCH_SYSTEM_KEY in data:
+        if "batch_system" in data:
+            raise ConfigError(
+                f"{path}: set only 'batch_system' ('{OLD_BATCH_SYSTEM_KEY}' is its old name)."
+            )
+        data["batch_system"] = data.pop(OLD_BATCH_SYSTEM_KEY)
     profile = _build(Profile, {**data, "name": platform, "path": path}, path, "")
     _check_profile(profile)
     return profile
@@ -226,9 +234,10 @@ def load_profile(platform: str, config_path: Path | None) -> Profile:
 def _check_profile(profile: Profile) -> None:
     """Check the values that the types alone do not constrain."""
     path = profile.path
-    if profile.scheduler not in SCHEDULERS:
+    if profile.batch_system not in BATCH_SYSTEM_NAMES:
         raise ConfigError(
-            f"{path}: key 'scheduler' is '{profile.scheduler}'; allowed: {', '.join(SCHEDULERS)}."
+            f"{path}: key 'batch_system' is '{profile.batch_system}'; allowed: "
+            f"{', '.join(BATCH_SYSTEM_NAMES)}."
         )
     if profile.environment.manager not in MANAGERS:
         raise ConfigError(
@@ -248,7 +257,7 @@ def _check_profile(profile: Profile) -> None:
                 f"{path}: unknown key 'dask.jobqueue.slurm.{key}'{_did_you_mean(key, allowed)}. "
                 f"Allowed (dask-jobqueue): {', '.join(sorted(allowed))}."
             )
-    if profile.scheduler == "slurm":
+    if profile.batch_system == "slurm":
         check_dask(path, profile.dask, profile.job.mem_per_cpu)
 
 
@@ -303,7 +312,7 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
     interface = values.get("dask_interface")
     if not interface:
         return profile.dask
-    if profile.scheduler != "slurm":
+    if profile.batch_system != "slurm":
         raise ConfigError(
             f"{src}: key 'dask_interface' applies to SLURM platforms only; remove it."
         )
@@ -383,8 +392,3 @@ def _type_name(annotation: Any) -> str:
     if typing.get_origin(annotation) is dict:
         return "a mapping"
     return getattr(annotation, "__name__", str(annotation))
-
-
-def expand_env_path(value: str) -> str:
-    """Expand ~ and $VARS in a local path."""
-    return os.path.expandvars(os.path.expanduser(value))

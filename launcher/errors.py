@@ -41,13 +41,13 @@ class AuthenticationError(SSHError):
     """The login node refused the credentials."""
 
 
-class SchedulerError(LauncherError):
-    """The batch scheduler rejected a command (sbatch, squeue, scancel)."""
+class BatchSystemError(LauncherError):
+    """The batch system rejected a command (submit, status, cancel)."""
 
     exit_code = 4
 
 
-class JobFailedError(SchedulerError):
+class JobFailedError(BatchSystemError):
     """The Jupyter job ended before Jupyter was ready."""
 
 

@@ -89,7 +89,7 @@ def install(site: Site, link: SSHLink, console: Console) -> None:
         if project is None:
             wheel = build_wheel()
             remote_wheel = f"{home}/.eohpc/dist/{wheel.name}"
-            link.conn.put(str(wheel), remote_wheel)
+            link.put(wheel, remote_wheel)
             files.append(remote_wheel)
             project = f"{remote_wheel}[jupyter]"
         packages = [project, *site.profile.install.packages]

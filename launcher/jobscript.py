@@ -1,4 +1,7 @@
-"""Render the Jupyter and batch-mode job scripts, the Jupyter config and the Dask config."""
+"""Render the Jupyter and batch-mode job scripts, the Jupyter config and the Dask config.
+
+The header directives come from the profile's batch system (:mod:`launcher.batchsystem`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,15 @@ from typing import Any
 
 import yaml
 
+from launcher.batchsystem import BATCH_SYSTEMS, batch_system_class
 from launcher.config import JobSpec, Profile, Site
+from launcher.scheduler import local_copy
+from launcher.scheduler.contract import BATCH_SYSTEM_ENV, SCHEDULER_FILE_ENV, SESSION_ENV
 
 WRAPPER_NAME = "jupyter_wrapper.py"
-BATCH_DRIVER_NAME = "batch_driver.py"
 JUPYTER_CONFIG_NAME = "jupyter_server_config.json"
+#: The run directory's Dask config directory (DASK_CONFIG of its jobs).
+DASK_DIR = "dask"
 
 
 class _Template(string.Template):
@@ -38,28 +45,6 @@ def remote_path(path: str) -> str:
     if path.startswith("~/"):
         return '"$HOME"/' + shlex.quote(path[2:])
     return shlex.quote(path)
-
-
-def sbatch_directives(job: JobSpec, job_name: str, output: str) -> list[str]:
-    """Return the #SBATCH lines for the Jupyter job."""
-    options = [
-        f"--job-name={job_name}",
-        f"--output={output}",
-        f"--time={job.time}",
-        "--nodes=1",
-        "--ntasks=1",
-        f"--cpus-per-task={job.cpus}",
-    ]
-    if job.partition:
-        options.append(f"--partition={job.partition}")
-    if job.account:
-        options.append(f"--account={job.account}")
-    if job.mem:
-        options.append(f"--mem={job.mem}")
-    if job.mem_per_cpu:
-        options.append(f"--mem-per-cpu={job.mem_per_cpu}")
-    options.extend(job.directives)
-    return [line if line.startswith("#SBATCH") else f"#SBATCH {line}" for line in options]
 
 
 def activation_lines(profile: Profile) -> tuple[list[str], str]:
@@ -86,26 +71,42 @@ def jupyter_args(profile: Profile) -> list[str]:
     return args + profile.jupyter.args
 
 
-def wrapper_args(site: Site, scheduler_max_jobs: int | None) -> list[str]:
-    """Options of jupyter_wrapper.py: start the session scheduler when max jobs are given."""
-    if scheduler_max_jobs is None:
-        return []
-    return ["--scheduler-max-jobs", str(int(scheduler_max_jobs)), "--session", site.uid]
+def job_exports(site: Site, run_dir: str, with_scheduler: bool = False) -> list[str]:
+    """The environment every job of a site exports: its Dask config and batch system, and
+    with a session scheduler where that publishes itself (names from the contract)."""
+    lines = [
+        f'export DASK_CONFIG="$RUN_DIR/{DASK_DIR}"',
+        f"export {BATCH_SYSTEM_ENV}={shlex.quote(site.profile.batch_system)}",
+    ]
+    if with_scheduler:
+        published = local_copy.remote_file(run_dir)
+        lines.append(f"export {SCHEDULER_FILE_ENV}={shlex.quote(published)}")
+        lines.append(f"export {SESSION_ENV}={shlex.quote(site.uid)}")
+    return lines
 
 
 def _job_script(
-    template: str, site: Site, run_dir: str, job: JobSpec, name: str, **fields: object
+    template: str,
+    site: Site,
+    run_dir: str,
+    job: JobSpec,
+    name: str,
+    with_scheduler: bool = False,
+    **fields: object,
 ) -> str:
     """``template`` filled with what every job script has (directives, site, run directory,
-    environment activation, python) and the template's own ``fields``."""
-    directives = sbatch_directives(job, name, f"{run_dir}/job-%j.out")
+    environment activation, exports, python) and the template's own ``fields``."""
+    system = batch_system_class(site.profile.batch_system)()
+    directives = system.directives(job, name, f"{run_dir}/{system.output_pattern}")
     lines, python = activation_lines(site.profile)
     return _Template(template_text(template)).substitute(
         directives="\n".join(directives),
         uid=site.uid,
         platform=site.platform,
         run_dir=shlex.quote(run_dir),
+        job_id_variable=system.job_id_variable,
         activate="\n".join(lines),
+        exports="\n".join(job_exports(site, run_dir, with_scheduler)),
         python=python,
         **fields,
     )
@@ -117,13 +118,14 @@ def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> s
     With `scheduler_max_jobs` the job also runs the session's Dask scheduler (adaptive from 0
     to that many worker jobs).
     """
-    extra = wrapper_args(site, scheduler_max_jobs)
+    extra = [] if scheduler_max_jobs is None else ["--scheduler-max-jobs", str(scheduler_max_jobs)]
     return _job_script(
-        "jupyter_slurm.sh",
+        "jupyter_job.sh",
         site,
         run_dir,
         site.profile.job,
         f"eohpc-jupyter-{site.uid}",
+        with_scheduler=scheduler_max_jobs is not None,
         wrapper_args="".join(f"{shlex.quote(a)} " for a in extra),
         jupyter_args=" ".join(shlex.quote(a) for a in jupyter_args(site.profile)),
     )
@@ -137,13 +139,13 @@ def render_batch(
     workers: int,
     timeout: float,
 ) -> str:
-    """Render the batch-mode job script: batch_driver.py runs the uploaded script.
+    """Render the batch-mode job script: launcher.scheduler.driver runs the uploaded script.
 
     The job itself takes one CPU (the profile's other job settings apply): the Dask workers
-    are SLURM jobs of their own, sized by the profile's jobqueue.slurm config.
+    are jobs of their own, sized by the profile's jobqueue config.
     """
     return _job_script(
-        "batch_slurm.sh",
+        "batch_job.sh",
         site,
         run_dir,
         dataclasses.replace(site.profile.job, cpus=1),
@@ -158,20 +160,21 @@ def render_batch(
 def dask_config(profile: Profile, home: str | None = None) -> dict[str, Any]:
     """Return the profile's Dask config.
 
-    jobqueue.slurm inherits queue/account from the Jupyter job, and a leading ~/ in its
-    directories becomes `home` (dask-jobqueue does not expand it).
+    The batch system's jobqueue section inherits queue/account from the Jupyter job, and a
+    leading ~/ in its directories becomes `home` (dask-jobqueue does not expand it).
     """
     config = copy.deepcopy(profile.dask)
-    if profile.scheduler == "slurm":
-        slurm = config.setdefault("jobqueue", {}).setdefault("slurm", {})
+    if profile.batch_system in BATCH_SYSTEMS:
+        section = BATCH_SYSTEMS[profile.batch_system].jobqueue_section
+        workers = config.setdefault("jobqueue", {}).setdefault(section, {})
         if profile.job.partition:
-            slurm.setdefault("queue", profile.job.partition)
+            workers.setdefault("queue", profile.job.partition)
         if profile.job.account:
-            slurm.setdefault("account", profile.job.account)
+            workers.setdefault("account", profile.job.account)
         for key in ("local-directory", "log-directory"):
-            value = slurm.get(key)
+            value = workers.get(key)
             if home and isinstance(value, str) and value.startswith("~/"):
-                slurm[key] = f"{home}/{value[2:]}"
+                workers[key] = f"{home}/{value[2:]}"
     return config
 
 

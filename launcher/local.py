@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from launcher import state as saved
+from launcher.batchsystem import FINISHED, RUNNING, JobStatus
 from launcher.config import Site
 from launcher.errors import JobFailedError, JupyterTimeoutError
 from launcher.jobscript import (
+    DASK_DIR,
     JUPYTER_CONFIG_NAME,
     WRAPPER_NAME,
     dask_yaml,
@@ -24,17 +25,17 @@ from launcher.jobscript import (
     template_text,
 )
 from launcher.readiness import new_token, wait_for_api
-from launcher.scheduler import JobStatus
-from launcher.session import POLL_SECONDS, TAIL_LINES, StatusCallback
+from launcher.remote import (
+    CONNECTION_FILE,
+    POLL_SECONDS,
+    TAIL_LINES,
+    ProblemCallback,
+    StatusCallback,
+)
+from launcher.scheduler.files import make_private_dir, state_dir, write_private
 from launcher.state import SessionState
 
 LOG_NAME = "jupyter.log"
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def _alive(pid: int) -> bool:
@@ -51,26 +52,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class LocalSession:
-    """JupyterLab on this machine, started through the same wrapper as the batch job."""
+class LocalSite:
+    """JupyterLab on this machine, started through the same wrapper as the batch job; it
+    serves the directory the command was started from, as `jupyter lab` does."""
 
     def __init__(self, site: Site) -> None:
         self.site = site
 
-    def start(self, local_port: int) -> SessionState:
+    def submit_jupyter(self, local_port: int) -> SessionState:
         """Start JupyterLab in its own process group, listening on 127.0.0.1:local_port."""
-        runs = saved.state_dir() / "runs"
-        runs.mkdir(mode=0o700, exist_ok=True)
+        runs = make_private_dir(state_dir() / "runs")
         run_dir = runs / f"{self.site.uid}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir.mkdir(mode=0o700)
-        (run_dir / "dask").mkdir(mode=0o700)
+        make_private_dir(run_dir / DASK_DIR)
         token = new_token()
-        _write_private(
+        write_private(
             run_dir / JUPYTER_CONFIG_NAME,
             json.dumps(jupyter_config(token, allow_root=os.geteuid() == 0)),
         )
-        _write_private(run_dir / WRAPPER_NAME, template_text(WRAPPER_NAME))
-        _write_private(run_dir / "dask" / "eohpc.yaml", dask_yaml(self.site.profile))
+        write_private(run_dir / WRAPPER_NAME, template_text(WRAPPER_NAME))
+        write_private(run_dir / DASK_DIR / "eohpc.yaml", dask_yaml(self.site.profile))
         command = [
             sys.executable,
             str(run_dir / WRAPPER_NAME),
@@ -83,7 +84,7 @@ class LocalSession:
             "--",
             *jupyter_args(self.site.profile),
         ]
-        env = {**os.environ, "DASK_CONFIG": str(run_dir / "dask")}
+        env = {**os.environ, "DASK_CONFIG": str(run_dir / DASK_DIR)}
         fd = os.open(run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "ab") as log:
             process = subprocess.Popen(
@@ -93,9 +94,9 @@ class LocalSession:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                cwd=Path.home(),
+                cwd=Path.cwd(),
             )
-        state = SessionState(
+        return SessionState(
             uid=self.site.uid,
             platform=self.site.platform,
             job_id=f"pid-{process.pid}",
@@ -105,24 +106,21 @@ class LocalSession:
             pid=process.pid,
             node="localhost",
         )
-        saved.save(state)
-        return state
 
     def wait_ready(self, state: SessionState, timeout: float, show: StatusCallback) -> SessionState:
         """Wait until the wrapper wrote connection.json; the process is stopped on timeout."""
         deadline = time.monotonic() + timeout
-        connection = Path(state.run_dir) / "connection.json"
+        connection = Path(state.run_dir) / CONNECTION_FILE
         while not connection.is_file():
             status = self.status(state)
             show(status)
             if status.finished:
-                saved.delete(state.uid)
                 raise JobFailedError(
                     f"JupyterLab exited before it was ready. Last lines of its log:\n"
                     f"{self.tail(state)}\nFix: pip install -e .[jupyter]"
                 )
             if time.monotonic() > deadline:
-                self.stop(state)
+                self.cancel(state)
                 raise JupyterTimeoutError(
                     f"JupyterLab was not ready within {timeout:.0f}s and was stopped. Last lines "
                     f"of its log:\n{self.tail(state)}\nFix: raise --timeout."
@@ -130,11 +128,12 @@ class LocalSession:
             time.sleep(POLL_SECONDS / 4)
         info = json.loads(connection.read_text(encoding="utf-8"))
         state.remote_host, state.remote_port = "127.0.0.1", int(info["port"])
-        saved.save(state)
         return state
 
     @contextlib.contextmanager
-    def tunnel(self, state: SessionState, ready_timeout: float = 60.0) -> Iterator[None]:
+    def tunnel(
+        self, state: SessionState, on_problem: ProblemCallback, ready_timeout: float = 60.0
+    ) -> Iterator[None]:
         """No tunnel is needed locally; only check /api/status with the token."""
         wait_for_api(state.local_port, state.token, ready_timeout)
         yield None
@@ -145,10 +144,11 @@ class LocalSession:
         return JobStatus(
             job_id=state.job_id,
             state="RUNNING" if running else "COMPLETED",
+            phase=RUNNING if running else FINISHED,
             node="localhost" if running else "",
         )
 
-    def watch(self, state: SessionState) -> JobStatus:
+    def watch(self, state: SessionState, on_problem: ProblemCallback) -> JobStatus:
         """Block while JupyterLab runs; return its final status."""
         while (status := self.status(state)).running:
             time.sleep(POLL_SECONDS)
@@ -164,8 +164,8 @@ class LocalSession:
         """Print the log as it grows (until Ctrl-C)."""
         subprocess.run(["tail", "-n", str(lines), "-F", str(Path(state.run_dir) / LOG_NAME)])
 
-    def stop(self, state: SessionState) -> None:
-        """Terminate JupyterLab's process group and forget the session."""
+    def cancel(self, state: SessionState) -> None:
+        """Terminate JupyterLab's process group and remove its token file."""
         if state.pid and _alive(state.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(state.pid, signal.SIGTERM)
@@ -176,4 +176,3 @@ class LocalSession:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(state.pid, signal.SIGKILL)
         (Path(state.run_dir) / JUPYTER_CONFIG_NAME).unlink(missing_ok=True)
-        saved.delete(state.uid)

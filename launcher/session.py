@@ -1,280 +1,384 @@
-"""A JupyterLab session in a batch job: start, wait, tunnel, status, logs, stop.
+"""The session lifecycle: start, wait, tunnel, watch, stop, and the saved state of each.
 
-With a session scheduler (`--scheduler`) the job also runs a Dask scheduler; its files are
-copied to this machine and its port is forwarded next to Jupyter's (see session_scheduler).
+A session is one job of a site: JupyterLab (`run`, `attach`) or a script with Dask workers
+(`batch`). This module is the only one that saves or forgets a session
+(:mod:`launcher.state`); the site objects it drives (:class:`~launcher.remote.RemoteSite`,
+:class:`~launcher.local.LocalSite`) submit, query and cancel jobs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import json
-import secrets
-import shlex
-import tarfile
-import time
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path, PurePosixPath
+import sys
+import webbrowser
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
-from launcher import session_scheduler
+from rich.console import Console
+
+from launcher import batch
 from launcher import state as saved
+from launcher.batchsystem import JobStatus
 from launcher.config import Site
-from launcher.errors import JobFailedError, JupyterTimeoutError, SchedulerError
-from launcher.jobscript import (
-    JUPYTER_CONFIG_NAME,
-    WRAPPER_NAME,
-    dask_yaml,
-    jupyter_config,
-    render,
-    template_text,
+from launcher.dashboard import dashboard_hint
+from launcher.errors import (
+    JobFailedError,
+    JupyterTimeoutError,
+    LauncherError,
+    NoSessionError,
+    SessionExistsError,
 )
-from launcher.readiness import new_token, wait_for_api
-from launcher.scheduler import JobStatus, scheduler_for
+from launcher.local import LocalSite
+from launcher.remote import RemoteSite
+from launcher.scheduler import local_copy
+from launcher.scheduler.contract import read_scheduler_file
 from launcher.ssh import SSHLink
 from launcher.state import SessionState
-from launcher.tunnel import Tunnel
+from launcher.tunnel import check_port_free, free_port, port_free
 
-POLL_SECONDS = 1.0
-#: How often the login node looks for the job's connection file while the job runs.
-FILE_CHECK_SECONDS = 0.1
-WATCH_SECONDS = 10.0
-TAIL_LINES = 30
-
-StatusCallback = Callable[[JobStatus], None]
+SiteJobs = LocalSite | RemoteSite
 
 
-def private_tar(files: Mapping[str, str]) -> bytes:
-    """A tar archive of ``files`` (relative path -> text): files 0600, directories 0700."""
-    buffer = io.BytesIO()
-    now = int(time.time())
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        dirs = sorted({str(PurePosixPath(n).parent) for n in files} - {"."})
-        for name in dirs:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, now
-            tar.addfile(info)
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o600, now
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+@dataclass
+class Options:
+    """What the command line says about a session."""
+
+    local_port: int | None = None
+    timeout: float = 300.0
+    no_browser: bool = False
+    detach: bool = False
+    new: bool = False
+    scheduler_max_jobs: int | None = None
 
 
-class RemoteSession:
-    """JupyterLab as a batch job on a site, reached through an SSH tunnel."""
+@contextlib.contextmanager
+def open_site(site: Site) -> Iterator[SiteJobs]:
+    """The local site, or a remote one over the run's single SSH connection."""
+    if site.is_local:
+        yield LocalSite(site)
+        return
+    with SSHLink(site) as link:
+        yield RemoteSite(site, link)
 
-    def __init__(self, site: Site, link: SSHLink) -> None:
+
+def require_remote(jobs: SiteJobs, what: str) -> RemoteSite:
+    """The site as a RemoteSite, or an error saying that `what` needs a batch system."""
+    if not isinstance(jobs, RemoteSite):
+        raise LauncherError(f"{what} needs a cluster site; the local site has no batch system.")
+    return jobs
+
+
+class Lifecycle:
+    """Start, wait for, serve, stop and report the sessions of one site."""
+
+    def __init__(self, site: Site, jobs: SiteJobs, console: Console) -> None:
         self.site = site
-        self.link = link
-        self.scheduler = scheduler_for(site.profile.scheduler, link)
+        self.jobs = jobs
+        self.console = console
+        self._last_status = ""
 
-    def _run(self, command: str, stdin: str | bytes | None = None) -> str:
-        return self.scheduler.check(command, stdin)
+    # ---------------------------------------------------------------------------- messages
 
-    def home(self) -> str:
-        """The user's home directory on the cluster."""
-        return self._run('printf %s "$HOME"').strip()
+    def say(self, text: str) -> None:
+        """One line for the user (never markup or emoji)."""
+        self.console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
-    def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
-        """Create a fresh 0700 run directory holding the site's Dask config and ``files``
-        (relative path -> text, each 0600), in one round trip; return its path.
+    def problem(self, text: str) -> None:
+        """A problem noticed in the background, as one line."""
+        self.console.print(f"warning: {text}", markup=False, emoji=False, soft_wrap=True)
 
-        The files travel as a tar archive on the command's standard input, never on a
-        command line."""
-        home = self.home()
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{home}/.eohpc/runs"
-        run_dir = f"{base}/{label}-{stamp}-{secrets.token_hex(3)}"
-        contents = {"dask/eohpc.yaml": dask_yaml(self.site.profile, home), **files}
-        self._run(
-            f"umask 077 && mkdir -p {shlex.quote(run_dir)} && chmod 700 "
-            f"{shlex.quote(home + '/.eohpc')} {shlex.quote(base)} {shlex.quote(run_dir)} && "
-            f"tar -x -o -f - -C {shlex.quote(run_dir)}",
-            stdin=private_tar(contents),
+    def show_status(self, status: JobStatus, waiting_for: str = "Jupyter") -> None:
+        """Print the job's queue state when it changes."""
+        if status.pending:
+            text = f"job {status.job_id} {status.state}"
+            if status.reason:
+                text += f" ({status.reason})"
+            if status.start_estimate:
+                text += f", estimated start {status.start_estimate}"
+        elif status.running:
+            text = f"job {status.job_id} {status.state} on {status.node}, waiting for {waiting_for}"
+        else:
+            text = f"job {status.job_id} {status.state}"
+        if text != self._last_status:
+            self._last_status = text
+            self.say(f"- {text}")
+
+    # ---------------------------------------------------------------------------- run/attach
+
+    def require_no_live_session(self) -> None:
+        """Refuse a second job for a site whose saved session is still queued or running."""
+        existing = saved.load(self.site.uid)
+        if existing is None:
+            return
+        status = self.jobs.status(existing)
+        if status.finished:
+            self.forget(existing)
+            return
+        raise SessionExistsError(
+            f"site '{self.site.uid}' already has a live session (job {existing.job_id}, "
+            f"{status.state}). Reconnect with --mode attach, end it with --mode stop, or pass "
+            "--new for a second job."
         )
-        return run_dir
 
-    def start(self, local_port: int, scheduler_max_jobs: int | None = None) -> SessionState:
-        """Prepare a run directory, upload the token config, submit the job.
-
-        With `scheduler_max_jobs` the job also runs the session's Dask scheduler.
-        """
-        token = new_token()
-        files = {
-            JUPYTER_CONFIG_NAME: json.dumps(jupyter_config(token)),
-            WRAPPER_NAME: template_text(WRAPPER_NAME),
-        }
-        run_dir = self.new_run_dir(self.site.uid, files)
-        job_id = self.scheduler.submit(render(self.site, run_dir, scheduler_max_jobs))
-        state = SessionState(
-            uid=self.site.uid,
-            platform=self.site.platform,
-            job_id=job_id,
-            run_dir=run_dir,
-            token=token,
-            local_port=local_port,
-        )
+    def run(self, options: Options) -> int:
+        """Submit, wait, tunnel, open the browser; stay in the foreground unless detached."""
+        if not options.new:
+            self.require_no_live_session()
+        port = options.local_port or free_port()
+        check_port_free(port)
+        if options.scheduler_max_jobs is not None:
+            remote = require_remote(self.jobs, "--scheduler")
+            state = remote.submit_jupyter(port, options.scheduler_max_jobs)
+        elif isinstance(self.jobs, RemoteSite):
+            state = self.jobs.submit_jupyter(port, None)
+        else:
+            state = self.jobs.submit_jupyter(port)
         saved.save(state)
-        return state
-
-    def output_path(self, state: SessionState) -> str:
-        """The job's output file on the cluster."""
-        return f"{state.run_dir}/job-{state.job_id}.out"
-
-    def wait_ready(self, state: SessionState, timeout: float, show: StatusCallback) -> SessionState:
-        """Wait (however long the job pends) until Jupyter wrote its connection file.
-
-        `timeout` counts from the moment the job runs; on expiry the job is cancelled.
-        """
-        running_since: float | None = None
-        while True:
-            status = self.scheduler.status(state.job_id)
-            show(status)
-            if status.finished:
-                raise JobFailedError(self.failure_message(state, status))
-            if status.running:
-                running_since = running_since or time.monotonic()
-                found = self._connection_file(state, wait=POLL_SECONDS)
-                if found is not None:
-                    state.node = status.node
-                    state.remote_host, state.remote_port = found
-                    saved.save(state)
-                    return state
-                if time.monotonic() - running_since > timeout:
-                    self.scheduler.cancel(state.job_id)
-                    saved.delete(state.key)
-                    raise JupyterTimeoutError(
-                        f"Jupyter was not ready {timeout:.0f}s after job {state.job_id} started "
-                        f"on {status.node}; the job was cancelled. Last lines of its output:\n"
-                        f"{self.tail(state)}\nFix: raise --timeout, or check the environment "
-                        "activation in the platform profile."
-                    )
-            else:
-                time.sleep(POLL_SECONDS)
-
-    def _connection_file(self, state: SessionState, wait: float = 0.0) -> tuple[str, int] | None:
-        """(host, port) from the job's connection file, waiting up to ``wait`` seconds for it."""
-        text = self._wait_for_file(f"{state.run_dir}/connection.json", wait)
-        if not text.strip():
-            return None
-        info = json.loads(text)
-        return str(info["host"]), int(info["port"])
-
-    def _wait_for_file(self, path: str, wait: float) -> str:
-        """The text of a cluster file once it is non-empty ("" if it is not within ``wait``
-        seconds). The login node looks every FILE_CHECK_SECONDS: one SSH round trip in all."""
-        checks = max(0, round(wait / FILE_CHECK_SECONDS))
-        loop = (
-            f'i=0; while [ ! -s "$1" ] && [ $i -lt {checks} ]; do '
-            f"sleep {FILE_CHECK_SECONDS} 2>/dev/null || sleep 1; i=$((i+1)); done; "
-            'if [ -s "$1" ]; then cat "$1"; fi'
-        )
-        code, out, _ = self.scheduler.run(f"sh -c {shlex.quote(loop)} sh {shlex.quote(path)}")
-        return out if code == 0 else ""
-
-    def failure_message(self, state: SessionState, status: JobStatus) -> str:
-        """Explain a job that ended before Jupyter was ready."""
-        exit_code = f", exit code {status.exit_code}" if status.exit_code else ""
-        return (
-            f"job {state.job_id} ended before Jupyter was ready (state {status.state}"
-            f"{exit_code}). Last lines of {self.output_path(state)}:\n{self.tail(state)}\n"
-            "Fix the cause shown above (often the environment: run --mode install, or check "
-            "the profile's modules/env_path)."
-        )
-
-    @contextlib.contextmanager
-    def tunnel(self, state: SessionState, ready_timeout: float = 60.0) -> Iterator[Tunnel]:
-        """Forward 127.0.0.1:local_port to Jupyter and check /api/status with the token."""
-        with Tunnel(self.link, state.remote_host, state.remote_port, state.local_port) as tunnel:
-            wait_for_api(state.local_port, state.token, ready_timeout)
-            yield tunnel
-
-    def wait_scheduler(self, state: SessionState, timeout: float) -> SessionState:
-        """Wait for the job's session scheduler file, then copy it and its TLS files here.
-
-        On expiry, or if the job ends first, the job is cancelled.
-        """
-        path = session_scheduler.remote_file(state.run_dir)
-        deadline = time.monotonic() + timeout
-        while not self._wait_for_file(path, POLL_SECONDS).strip():
-            status = self.scheduler.status(state.job_id)
-            if status.finished:
-                raise JobFailedError(self.failure_message(state, status))
-            if time.monotonic() > deadline:
-                self.stop(state)
-                raise JupyterTimeoutError(
-                    f"the session scheduler of job {state.job_id} published no {path} within "
-                    f"{timeout:.0f}s; the job was cancelled. Last lines of its output:\n"
-                    f"{self.tail(state)}\nFix: check that eotoolkit and dask-jobqueue are in "
-                    "the cluster environment (--mode install), or raise --timeout."
-                )
-        dest = session_scheduler.local_dir(state.uid)
-        published = session_scheduler.copy_files(self.link.conn.sftp(), state.run_dir, dest)
-        state.scheduler_remote = published["address"]
-        state.scheduler_file = str(dest / session_scheduler.FILE_NAME)
-        session_scheduler.write_local_file(dest, published, state.scheduler_port)
-        saved.save(state)
-        return state
-
-    @contextlib.contextmanager
-    def scheduler_tunnel(self, state: SessionState) -> Iterator[Tunnel]:
-        """Forward 127.0.0.1:scheduler_port to the session scheduler; point the copy at it."""
-        host, port = session_scheduler.parse_address(state.scheduler_remote)
-        path = Path(state.scheduler_file)
-        published = session_scheduler.read_local_file(path)
-        with Tunnel(self.link, host, port, state.scheduler_port) as tunnel:
-            session_scheduler.write_local_file(path.parent, published, state.scheduler_port)
-            yield tunnel
-
-    def read_from(self, path: str, offset: int) -> bytes:
-        """The bytes of a cluster file from offset on (b"" while it does not exist)."""
+        self.say(f"submitted job {state.job_id} for site '{self.site.uid}'")
         try:
-            with self.link.conn.sftp().open(path, "rb") as handle:
-                handle.seek(offset)
-                data: bytes = handle.read()
-                return data
-        except OSError:
-            return b""
+            self.wait(state, options.timeout)
+            return self.serve(state, options, cancel_on_exit=True)
+        except KeyboardInterrupt:
+            return self.interrupted(state, "job", "--mode attach reconnects")
 
-    def status(self, state: SessionState) -> JobStatus:
-        """The job's scheduler status."""
-        return self.scheduler.status(state.job_id)
+    def wait(self, state: SessionState, timeout: float) -> None:
+        """Wait for Jupyter (and the session scheduler, if any); save what was learnt. A job
+        that failed, or was cancelled for taking too long, is forgotten."""
+        try:
+            self.jobs.wait_ready(state, timeout, self.show_status)
+            saved.save(state)
+            if isinstance(self.jobs, RemoteSite) and state.with_scheduler:
+                self.say("- waiting for the session's Dask scheduler")
+                info = self.jobs.wait_scheduler(state, timeout)
+                state.scheduler_remote = info.address
+                state.scheduler_port = state.scheduler_port or free_port()
+                state.scheduler_file = str(
+                    local_copy.point_at(state.uid, info, state.scheduler_port)
+                )
+                saved.save(state)
+        except (JobFailedError, JupyterTimeoutError):
+            self.forget(state)
+            raise
 
-    def watch(self, state: SessionState) -> JobStatus:
-        """Block while the job runs; return its final status. Survives SSH reconnects."""
-        while True:
-            time.sleep(WATCH_SECONDS)
-            try:
-                status = self.scheduler.status(state.job_id)
-            except Exception:  # the link may be reconnecting; the tunnel thread handles that
-                continue
-            if status.finished:
-                return status
+    def attach(self, options: Options) -> int:
+        """Open a new tunnel to the site's running session (the same job)."""
+        state = saved.load(self.site.uid)
+        if state is None:
+            raise NoSessionError(
+                f"no session saved for site '{self.site.uid}'. Start one with --mode run."
+            )
+        status = self.jobs.status(state)
+        if status.finished:
+            self.forget(state)
+            raise NoSessionError(
+                f"job {state.job_id} of site '{self.site.uid}' has ended ({status.state}). "
+                "Start a new one with --mode run."
+            )
+        if options.local_port:
+            state.local_port = options.local_port
+        elif not port_free(state.local_port):
+            state.local_port = free_port()
+        check_port_free(state.local_port)
+        if self.site.is_local:
+            state.local_port = state.remote_port or state.local_port
+        if state.scheduler_remote and not port_free(state.scheduler_port):
+            state.scheduler_port = free_port()
+        if not state.ready or (state.with_scheduler and not state.scheduler_remote):
+            self.wait(state, options.timeout)
+        if state.scheduler_remote:
+            info = read_scheduler_file(state.scheduler_file)
+            local_copy.point_at(state.uid, info, state.scheduler_port)
+        saved.save(state)
+        try:
+            return self.serve(state, options, cancel_on_exit=False)
+        except KeyboardInterrupt:
+            self.say(f"detached; job {state.job_id} keeps running (--mode stop ends it)")
+            return 130
 
-    def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
-        """The last lines of the job's output."""
-        code, out, err = self.scheduler.run(
-            f"tail -n {int(lines)} {shlex.quote(self.output_path(state))}"
+    def serve(self, state: SessionState, options: Options, cancel_on_exit: bool) -> int:
+        """Open the tunnels, announce the URL, and keep them up while the job runs."""
+        with contextlib.ExitStack() as tunnels:
+            tunnels.enter_context(self.jobs.tunnel(state, self.problem))
+            if state.scheduler_remote:
+                remote = require_remote(self.jobs, "--scheduler")
+                tunnels.enter_context(remote.scheduler_tunnel(state, self.problem))
+            self.console.print(
+                f"[green]Jupyter is ready[/] (job {state.job_id} on {state.node})",
+                emoji=False,
+                soft_wrap=True,
+            )
+            print(state.url, flush=True)
+            if state.scheduler_remote:
+                self.announce_scheduler(state)
+            self.say(dashboard_hint(self.site.profile, state.local_port))
+            if not options.no_browser:
+                webbrowser.open(state.url)
+            if options.detach:
+                self.say(f"detached; --mode attach reconnects, --mode stop ends job {state.job_id}")
+                return 0
+            self.say("Ctrl-C " + ("cancels the job" if cancel_on_exit else "detaches"))
+            final = self.jobs.watch(state, self.problem)
+        self.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
+        self.say(self.jobs.tail(state))
+        self.forget(state)
+        return 1
+
+    def announce_scheduler(self, state: SessionState) -> None:
+        """Print where the session scheduler is and the one call that connects to it."""
+        self.say(
+            f"Dask scheduler is ready at {state.scheduler_address} (forwarded to "
+            f"{state.scheduler_remote}); scheduler file {state.scheduler_file}"
         )
-        return out.rstrip() if code == 0 else f"(no output yet: {err.strip()})"
+        print(f"export EOHPC_SESSION={state.uid}  # or EOHPC_SCHEDULER_FILE={state.scheduler_file}")
+        print(local_copy.USAGE, flush=True)
 
-    def follow(self, state: SessionState, lines: int = TAIL_LINES) -> None:
-        """Print the job's output as it grows (until Ctrl-C)."""
-        path = shlex.quote(self.output_path(state))
-        self.link.conn.run(f"tail -n {int(lines)} -F {path}", warn=True, in_stream=False)
+    # ---------------------------------------------------------------------------- stop
+
+    def forget(self, state: SessionState) -> None:
+        """Forget a session: its saved state and the local copy of its scheduler files."""
+        if state.scheduler_file:
+            local_copy.remove(state.uid)
+        saved.delete(state.key)
 
     def stop(self, state: SessionState) -> None:
-        """Cancel the job, remove the token file on the cluster and forget the session.
-
-        Cancelling sends SIGTERM to the job's processes: a session scheduler then cancels its
-        worker jobs, a batch job's driver its workers. The local scheduler files are removed.
-        """
+        """Cancel the session's job and forget it."""
         try:
-            self.scheduler.cancel(state.job_id)
+            self.jobs.cancel(state)
         finally:
-            with contextlib.suppress(SchedulerError):
-                self._run(f"rm -f {shlex.quote(state.run_dir)}/{JUPYTER_CONFIG_NAME}")
-            if state.scheduler_file:
-                session_scheduler.remove_local(state.uid)
-            saved.delete(state.key)
+            self.forget(state)
+
+    def interrupted(self, state: SessionState, what: str, resume_hint: str) -> int:
+        """After Ctrl-C: cancel the job if the user agrees (see confirm_cancel), else say how
+        to find it again. Returns 130, the exit status of an interrupted command."""
+        if confirm_cancel(state.job_id):
+            self.stop(state)
+            self.say(f"cancelled {what} {state.job_id}")
+        else:
+            self.say(f"{what} {state.job_id} keeps running; {resume_hint}")
+        return 130
+
+    # ---------------------------------------------------------------------------- reports
+
+    def find(self, job_id: str | None) -> SessionState:
+        """The saved session of job `job_id`, else the site's interactive session."""
+        uid = self.site.uid
+        if job_id:
+            state = saved.find(uid, job_id)
+            if state is None:
+                raise NoSessionError(f"no session or batch job {job_id} saved for site '{uid}'.")
+            return state
+        state = saved.load(uid)
+        if state is None:
+            batch_jobs = [s.job_id for s in saved.load_all() if s.uid == uid]
+            hint = f" Batch jobs: {', '.join(batch_jobs)} (pass --job JOBID)." if batch_jobs else ""
+            raise NoSessionError(
+                f"no session saved for site '{uid}'. Start one with --mode run.{hint}"
+            )
+        return state
+
+    def status_record(self, job_id: str | None) -> dict[str, str | int | None]:
+        """What status reports about a saved session or batch job (no session: state NONE)."""
+        if not job_id and saved.load(self.site.uid) is None:
+            return {
+                "uid": self.site.uid,
+                "job_id": None,
+                "state": "NONE",
+                "reason": "",
+                "node": "",
+                "time_left": "",
+                "url": None,
+                "local_port": None,
+            }
+        state = self.find(job_id)
+        status = self.jobs.status(state)
+        record: dict[str, str | int | None] = {
+            "uid": self.site.uid,
+            "job_id": state.job_id,
+            "state": status.state,
+            "reason": status.reason,
+            "node": status.node or state.node,
+            "time_left": status.time_left,
+            "url": state.url if state.ready else None,
+            "local_port": state.local_port,
+        }
+        if state.scheduler_remote:
+            record["scheduler_address"] = state.scheduler_address
+            record["scheduler_file"] = state.scheduler_file
+        if state.kind == saved.BATCH:
+            remote = require_remote(self.jobs, "batch mode")
+            record["url"] = record["local_port"] = None
+            record["kind"] = state.kind
+            record["run_dir"] = state.run_dir
+            record["exit_status"] = (
+                batch.exit_status(remote, state, status) if status.finished else None
+            )
+        return record
+
+    def stop_saved(self, job_id: str | None) -> None:
+        """Cancel a saved session's job (`job_id` picks a batch job) and forget it."""
+        if not job_id and saved.load(self.site.uid) is None:
+            raise NoSessionError(f"no session saved for site '{self.site.uid}'; nothing to stop.")
+        state = self.find(job_id)
+        self.stop(state)
+        what = "batch job" if state.kind == saved.BATCH else "job"
+        self.say(f"stopped {what} {state.job_id} of site '{self.site.uid}'")
+
+    def logs(self, job_id: str | None, follow: bool, lines: int, out: TextIO) -> None:
+        """Print the tail of the job's output (follow: as it grows; a batch job until it ends)."""
+        state = self.find(job_id)
+        if follow and state.kind == saved.BATCH:
+            with contextlib.suppress(KeyboardInterrupt):
+                batch.stream(require_remote(self.jobs, "batch mode"), state, out, lambda _: None)
+            return
+        if follow:
+            with contextlib.suppress(KeyboardInterrupt):
+                self.jobs.follow(state, lines)
+            return
+        print(self.jobs.tail(state, lines), file=out)
+
+    # ---------------------------------------------------------------------------- batch
+
+    def batch(
+        self,
+        script: Path | None,
+        script_args: list[str],
+        workers: int,
+        timeout: float,
+        detach: bool,
+        out: TextIO,
+    ) -> int:
+        """Submit a script with N Dask workers; stream its output and return its exit status."""
+        remote = require_remote(self.jobs, "--mode batch")
+        if script is None:
+            raise LauncherError("--mode batch needs --script PATH (and --workers N).")
+        state = batch.submit(remote, script, script_args, workers, timeout)
+        saved.save(state)
+        self.say(
+            f"submitted batch job {state.job_id} for site '{self.site.uid}' "
+            f"(run directory {state.run_dir})"
+        )
+        if detach:
+            print(state.job_id, flush=True)
+            self.say(f"--mode logs/status/stop --job {state.job_id} follow, show or cancel it")
+            return 0
+        try:
+            final = batch.stream(remote, state, out, lambda s: self.show_status(s, "the script"))
+        except KeyboardInterrupt:
+            return self.interrupted(state, "batch job", f"--job {state.job_id} finds it")
+        code = batch.exit_status(remote, state, final)
+        self.forget(state)
+        self.say(f"batch job {state.job_id} ended ({final.state}); script exit status {code}")
+        return code
+
+
+def confirm_cancel(job_id: str) -> bool:
+    """Ask before cancelling on a terminal; cancel without asking otherwise."""
+    if not sys.stdin.isatty():
+        return True
+    try:
+        answer = input(f"\nCancel job {job_id}? [Y/n] ").strip().lower()
+    except (EOFError, KeyboardInterrupt):
+        return True
+    return answer in ("", "y", "yes")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
@@ -67,7 +69,12 @@ def load_key(path: Path, passphrase: str | None = None) -> paramiko.PKey:
 
 
 class SSHLink:
-    """The run's one SSH connection to a site's login node, reopened when it drops."""
+    """The run's one SSH connection to a site's login node, reopened when it drops.
+
+    Every command, file transfer and port forward of a run goes through this object, so that
+    each reuses the one authenticated connection and meets the same reconnect and error
+    translation: a failure is an :class:`SSHError` naming the host and what was being done.
+    """
 
     def __init__(self, site: Site) -> None:
         self.site = site
@@ -82,62 +89,98 @@ class SSHLink:
         self.close()
 
     @property
-    def conn(self) -> Connection:
-        """The open Connection (opened on first use)."""
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._open()
-            return self._conn
-
-    @property
     def alive(self) -> bool:
         """True while the SSH transport is up."""
         conn = self._conn
         transport = conn.client.get_transport() if conn is not None else None
         return transport is not None and transport.is_active()
 
+    def _connected(self) -> Connection:
+        """The open Connection: opened on first use, reopened if it dropped."""
+        with self._lock:
+            if self._conn is None or not self.alive:
+                self.close()
+                self._conn = self._open()
+            return self._conn
+
+    @contextlib.contextmanager
+    def _doing(self, what: str) -> Iterator[None]:
+        """Translate a connection lost in the middle of ``what`` into one SSHError."""
+        try:
+            yield
+        except SSHError:
+            raise
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise SSHError(
+                f"the SSH connection to {self.site.host} failed during {what} "
+                f"({exc or type(exc).__name__}). Run the command again; --mode status shows "
+                "whether the job is still there."
+            ) from None
+
     def transport(self) -> paramiko.Transport:
         """The current SSH transport (for port forwarding)."""
-        transport = self.conn.client.get_transport()
+        transport = self._connected().client.get_transport()
         if transport is None:
-            raise SSHError("the SSH connection is closed")
+            raise SSHError(f"the SSH connection to {self.site.host} is closed")
         return transport
 
     def run(self, command: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
-        """Run a command on the login node; return (exit code, stdout, stderr)."""
-        if stdin is not None:
-            return self._run_with_input(command, stdin)
-        result = self.conn.run(command, hide=True, warn=True, in_stream=False)
-        return result.exited, result.stdout, result.stderr
+        """Run a command on the login node; return (exit code, stdout, stderr).
 
-    def _run_with_input(self, command: str, stdin: str | bytes) -> tuple[int, str, str]:
-        """Run a command fed with ``stdin`` on one SSH channel (sent at once, then EOF)."""
-        channel = self.transport().open_session()
-        try:
-            channel.exec_command(command)
-            channel.sendall(stdin if isinstance(stdin, bytes) else stdin.encode())
-            channel.shutdown_write()
-            stdout = channel.makefile("rb").read().decode(errors="replace")
-            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
-            return channel.recv_exit_status(), stdout, stderr
-        finally:
-            channel.close()
+        ``stdin`` is sent at once on the command's channel, then end-of-file.
+        """
+        with self._doing(f"`{command.split()[0] if command.split() else command}`"):
+            channel = self.transport().open_session()
+            try:
+                channel.exec_command(command)
+                if stdin is not None:
+                    channel.sendall(stdin if isinstance(stdin, bytes) else stdin.encode())
+                channel.shutdown_write()
+                stdout = channel.makefile("rb").read().decode(errors="replace")
+                stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+                return channel.recv_exit_status(), stdout, stderr
+            finally:
+                channel.close()
 
     def check(self, command: str, stdin: str | bytes | None = None) -> str:
-        """Run a command and return its stdout; a failure raises `error` with its message."""
+        """Run a command and return its stdout; a non-zero exit raises RemoteCommandError."""
         code, out, err = self.run(command, stdin)
         if code != 0:
             message = (err or out).strip() or f"exit code {code}"
             raise RemoteCommandError(f"`{command}` failed on {self.site.host}: {message}")
         return out
 
+    def stream(self, command: str) -> int:
+        """Run a command with its output shown here as it comes (until it ends or Ctrl-C);
+        return its exit code."""
+        with self._doing(f"`{command.split()[0]}`"):
+            result = self._connected().run(command, warn=True, in_stream=False)
+            return int(result.exited)
+
+    def read(self, path: str, offset: int = 0) -> bytes:
+        """The bytes of a cluster file from ``offset`` on (b"" while it does not exist)."""
+        with self._doing(f"reading {path}"):
+            sftp = self._connected().sftp()
+            try:
+                with sftp.open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data: bytes = handle.read()
+                    return data
+            except OSError:  # missing or unreadable: nothing to show yet
+                return b""
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to the cluster (created with mode 0600)."""
+        with (
+            self._doing(f"copying {local.name}"),
+            self._connected().sftp().open(remote, "wb") as handle,
+        ):
+            handle.chmod(0o600)
+            handle.write(local.read_bytes())
+
     def reconnect(self) -> None:
         """Replace a dropped connection by a new one (no-op if it is alive)."""
-        with self._lock:
-            if self.alive:
-                return
-            self.close()
-            self._conn = self._open()
+        self._connected()
 
     def close(self) -> None:
         """Close the connection."""

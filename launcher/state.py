@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
+from launcher.scheduler.files import state_dir, write_private
 
-from launcher.config import APP_NAME
-
-STATE_DIR_ENV = "EOHPC_STATE_DIR"
 JUPYTER = "jupyter"
 BATCH = "batch"
 
@@ -35,8 +31,8 @@ class SessionState:
     remote_host: str = ""
     remote_port: int = 0
     pid: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
     kind: str = JUPYTER
+    with_scheduler: bool = False
     scheduler_remote: str = ""
     scheduler_port: int = 0
     scheduler_file: str = ""
@@ -62,26 +58,13 @@ class SessionState:
         return bool(self.remote_host and self.remote_port)
 
 
-def state_dir() -> Path:
-    """Return the state directory ($EOHPC_STATE_DIR or the platform's user state dir), 0700."""
-    path = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir(APP_NAME))
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
-    return path
-
-
 def _path(key: str) -> Path:
     return state_dir() / f"{key}.json"
 
 
 def save(state: SessionState) -> None:
     """Write the state atomically with mode 0600."""
-    path = _path(state.key)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(dataclasses.asdict(state), handle, indent=2)
-    os.replace(tmp, path)
+    write_private(_path(state.key), json.dumps(dataclasses.asdict(state), indent=2))
 
 
 def load(key: str) -> SessionState | None:
@@ -89,7 +72,9 @@ def load(key: str) -> SessionState | None:
     path = _path(key)
     if not path.is_file():
         return None
-    return SessionState(**json.loads(path.read_text(encoding="utf-8")))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in dataclasses.fields(SessionState)}
+    return SessionState(**{k: v for k, v in data.items() if k in known})
 
 
 def delete(key: str) -> None:

@@ -2,7 +2,8 @@
 
 The listening socket is bound once (so the URL stays valid); each browser connection gets a
 `direct-tcpip` channel on the link's current SSH transport. A watchdog thread reopens the SSH
-connection when it drops.
+connection when it drops. Problems noticed in these background threads (a lost connection, a
+channel the login node refuses) reach the user as one readable line through ``on_problem``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import paramiko
 
@@ -50,14 +52,30 @@ def check_port_free(port: int) -> None:
     bind_local(port).close()
 
 
+def port_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be bound."""
+    try:
+        check_port_free(port)
+    except PortInUseError:
+        return False
+    return True
+
+
 class Tunnel:
     """Forward 127.0.0.1:local_port to remote_host:remote_port as seen from the login node."""
 
-    def __init__(self, link: SSHLink, remote_host: str, remote_port: int, local_port: int) -> None:
+    def __init__(
+        self,
+        link: SSHLink,
+        remote_host: str,
+        remote_port: int,
+        local_port: int,
+        on_problem: Callable[[str], None] = log.warning,
+    ) -> None:
         self.link = link
         self.remote = (remote_host, remote_port)
         self.local_port = local_port
-        self.reconnects = 0
+        self.on_problem = on_problem
         self._listener = bind_local(local_port)
         self._stop = threading.Event()
         self._threads = [
@@ -90,15 +108,21 @@ class Tunnel:
     def _serve(self, client: socket.socket, peer: tuple[str, int]) -> None:
         with client:
             channel = None
+            error: Exception | None = None
             for _ in range(3):
                 try:
                     transport = self.link.transport()
                     channel = transport.open_channel("direct-tcpip", self.remote, peer, timeout=15)
                     break
-                except Exception as exc:  # the transport may be mid-reconnect
-                    log.debug("opening a channel failed: %s", exc)
+                except (SSHError, paramiko.SSHException, OSError, EOFError) as exc:
+                    error = exc  # the transport may be mid-reconnect: try again
                     self._reconnect_if_dead()
             if channel is None:
+                host, port = self.remote
+                self.on_problem(
+                    f"the login node could not open a forward to {host}:{port} ({error}); "
+                    "--mode status shows whether the job still runs"
+                )
                 return
             with channel:
                 self._pump(client, channel)
@@ -124,13 +148,17 @@ class Tunnel:
         if self.link.alive or self._stop.is_set():
             return
         delay = 1.0
+        failed = False
         while not self._stop.is_set():
             try:
                 self.link.reconnect()
-                self.reconnects += 1
-                log.info("SSH connection re-established")
-                return
             except SSHError as exc:
-                log.warning("SSH reconnect failed (%s); retrying in %.0f s", exc, delay)
+                if not failed:
+                    self.on_problem(f"the SSH connection was lost; reconnecting ({exc})")
+                failed = True
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
+                continue
+            if failed:
+                self.on_problem("the SSH connection is back")
+            return

@@ -1,14 +1,16 @@
 """Start JupyterLab, wait until it answers, then write connection.json next to this file.
 
-Runs inside the batch job (or as a local subprocess) with only the standard library.
-The token is read from the 0600 Jupyter config file in the run directory; it never
-appears on a command line or in the environment SLURM records.
+Runs inside the batch job (or as a local subprocess) with only the standard library, so that
+a plain Jupyter session needs nothing of eo-hpc in the cluster's environment: it is uploaded
+into the run directory rather than imported. The token is read from the 0600 Jupyter config
+file in the run directory; it never appears on a command line or in the environment the batch
+system records.
 
 With --scheduler-max-jobs M it first starts the session's Dask scheduler,
-`python -m eotoolkit.cluster serve`, adaptive from 0 to M worker jobs, publishing
-<run dir>/scheduler/scheduler.json; EOHPC_SCHEDULER_FILE and EOHPC_SESSION are exported to
-Jupyter so that notebooks' `eotoolkit.cluster.get_client()` find it. Signals reach both
-processes, and the scheduler is stopped (it cancels its worker jobs) when Jupyter ends.
+`python -m launcher.scheduler.serve`, adaptive from 0 to M worker jobs; it publishes itself
+where the job script's exports say (EOHPC_SCHEDULER_FILE, which Jupyter inherits, so that
+notebooks' `eotoolkit.cluster.get_client()` find it). Signals reach both processes, and the
+scheduler is stopped (it cancels its worker jobs) when Jupyter ends.
 """
 
 import argparse
@@ -40,18 +42,12 @@ def answers(port, token):
         return False
 
 
-def start_scheduler(run_dir, session, max_jobs):
-    """Start the session scheduler in the background and export where it publishes itself."""
-    scheduler_file = os.path.join(run_dir, "scheduler", "scheduler.json")
-    os.environ["EOHPC_SCHEDULER_FILE"] = scheduler_file
-    os.environ["EOHPC_SESSION"] = session
+def start_scheduler(max_jobs):
+    """Start the session scheduler in the background."""
     command = [
         sys.executable,
         "-m",
-        "eotoolkit.cluster",
-        "serve",
-        "--scheduler-file",
-        scheduler_file,
+        "launcher.scheduler.serve",
         "--adapt-min",
         "0",
         "--adapt-max",
@@ -78,7 +74,6 @@ def main():
     parser.add_argument("--ip", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--scheduler-max-jobs", type=int, default=None)
-    parser.add_argument("--session", default="default")
     parser.add_argument("jupyter_args", nargs="*")
     args = parser.parse_args()
     config_file = os.path.join(args.run_dir, "jupyter_server_config.json")
@@ -96,7 +91,7 @@ def main():
     ]
     scheduler = None
     if args.scheduler_max_jobs is not None:
-        scheduler = start_scheduler(args.run_dir, args.session, args.scheduler_max_jobs)
+        scheduler = start_scheduler(args.scheduler_max_jobs)
     print("eo-hpc: starting", " ".join(command), flush=True)
     child = subprocess.Popen(command)
 
@@ -110,12 +105,7 @@ def main():
     while child.poll() is None and not answers(port, token):
         time.sleep(0.1)
     if child.poll() is None:
-        info = {
-            "host": socket.gethostname(),
-            "port": port,
-            "pid": child.pid,
-            "job_id": os.environ.get("SLURM_JOB_ID", ""),
-        }
+        info = {"host": socket.gethostname(), "port": port, "pid": child.pid}
         path = os.path.join(args.run_dir, "connection.json")
         with open(path + ".tmp", "w", encoding="utf-8") as handle:
             json.dump(info, handle)

@@ -15,7 +15,7 @@ from distributed import Client
 from fabric import Connection
 
 from eotoolkit import cluster as eocluster
-from eotoolkit._security import create_session_tls
+from launcher.scheduler.tls import create_session_tls
 from tests.cluster import rig
 from tests.integration.dask_slurm import remote
 
@@ -91,7 +91,7 @@ def test_tls_session_scheduler_from_the_laptop(dask_netns: rig.ClusterInfo, tmp_
             published = eocluster.read_scheduler_file(local / "scheduler.json")
             assert published.address.startswith("tls://")
             assert published.host == info.compute_hostname
-            assert published.slurm_job_id == job_id
+            assert published.job_id == job_id
             target = urlsplit(published.address)
             assert target.hostname is not None and target.port is not None
 

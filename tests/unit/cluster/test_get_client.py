@@ -13,7 +13,8 @@ import pytest
 from distributed import LocalCluster
 
 from eotoolkit import cluster as eocluster
-from eotoolkit._security import TLSFiles
+from launcher.scheduler.contract import FORMAT, write_scheduler_file
+from launcher.scheduler.tls import TLSFiles
 from tests.unit.cluster.conftest import local_cluster
 
 DEAD_ADDRESS = "tcp://127.0.0.1:9"
@@ -21,7 +22,7 @@ DEAD_ADDRESS = "tcp://127.0.0.1:9"
 
 def publish(path: Path, cluster: LocalCluster, tls: TLSFiles | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    eocluster.write_scheduler_file(
+    write_scheduler_file(
         path, eocluster.SchedulerInfo(address=cluster.scheduler_address, tls=tls, pid=os.getpid())
     )
 
@@ -93,7 +94,7 @@ def test_stale_scheduler_file_falls_back_to_local_cluster(
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch
     path = clean_env / "sessions" / "default" / "scheduler.json"
     path.parent.mkdir(parents=True)
-    eocluster.write_scheduler_file(path, eocluster.SchedulerInfo(address=DEAD_ADDRESS))
+    write_scheduler_file(path, eocluster.SchedulerInfo(address=DEAD_ADDRESS))
     with pytest.warns(RuntimeWarning, match="ignoring the session scheduler file"):
         client = eocluster.get_client(n_workers=1, processes=False, dashboard_address=":0")
     with client:

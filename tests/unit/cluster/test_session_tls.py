@@ -13,7 +13,9 @@ from cryptography import x509
 from distributed import Client, LocalCluster
 
 from eotoolkit import cluster as eocluster
-from eotoolkit._security import TLSFiles, create_session_tls
+from launcher.scheduler import local_copy
+from launcher.scheduler.contract import FORMAT, SchedulerFileError, write_scheduler_file
+from launcher.scheduler.tls import TLSFiles, create_session_tls
 from tests.unit.cluster.conftest import local_cluster
 
 
@@ -75,14 +77,14 @@ def test_scheduler_file_round_trip_with_relative_tls_paths(
         tls=session_tls,
         host="node1",
         pid=7,
-        slurm_job_id="99",
+        job_id="99",
         worker_job_name="eohpc-dask-x",
         started="now",
     )
-    eocluster.write_scheduler_file(path, info)
+    write_scheduler_file(path, info)
     assert mode(path) == 0o600
     data = json.loads(path.read_text())
-    assert data["format"] == eocluster.FORMAT
+    assert data["format"] == FORMAT
     assert data["tls"] == {"ca_file": "ca.pem", "cert": "cert.pem", "key": "key.pem"}
     assert eocluster.read_scheduler_file(path) == info
 
@@ -91,7 +93,7 @@ def test_connect_through_a_copied_directory_and_another_address(
     tls_cluster: LocalCluster, session_tls: TLSFiles, tmp_path: Path
 ) -> None:
     directory = session_tls.ca_file.parent
-    eocluster.write_scheduler_file(
+    write_scheduler_file(
         directory / "scheduler.json",
         eocluster.SchedulerInfo(address="tls://node-unknown.invalid:1", tls=session_tls),
     )
@@ -105,10 +107,59 @@ def test_connect_through_a_copied_directory_and_another_address(
 
 def test_connect_refuses_a_key_others_can_read(session_tls: TLSFiles, tmp_path: Path) -> None:
     directory = session_tls.ca_file.parent
-    eocluster.write_scheduler_file(
+    write_scheduler_file(
         directory / "scheduler.json",
         eocluster.SchedulerInfo(address="tls://127.0.0.1:1", tls=session_tls),
     )
     session_tls.key.chmod(0o644)
     with pytest.raises(PermissionError, match="must be private"):
         eocluster.connect(directory / "scheduler.json")
+
+
+def test_the_contract_written_by_the_cluster_side_is_read_by_the_laptop_side(
+    tls_cluster: LocalCluster,
+    session_tls: TLSFiles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job's side publishes with write_scheduler_file; the launcher copies the published
+    directory with local_copy (reading cluster files through a function, as over SSH) and points
+    it at a forwarded port; get_client() with EOHPC_SESSION finds and uses that copy."""
+    published = session_tls.ca_file.parent / "scheduler.json"
+    port = int(tls_cluster.scheduler_address.rsplit(":", 1)[1])
+    write_scheduler_file(
+        published,
+        eocluster.SchedulerInfo(
+            address="tls://node-only-the-cluster-knows.invalid:40123",
+            tls=session_tls,
+            batch_system="slurm",
+            job_id="7",
+            worker_job_name="eohpc-dask-x",
+        ),
+    )
+    run_dir = tmp_path / "run"
+    (run_dir / local_copy.REMOTE_DIR).mkdir(parents=True)
+    for path in published.parent.iterdir():
+        shutil.copy(path, run_dir / local_copy.REMOTE_DIR / path.name)
+
+    info = local_copy.copy_published(lambda p: Path(p).read_bytes(), str(run_dir), "site-a")
+    assert info.address == "tls://node-only-the-cluster-knows.invalid:40123"
+    assert info.tls is not None and info.tls.key.parent == local_copy.local_file("site-a").parent
+    assert mode(info.tls.key) == 0o600 and mode(info.tls.key.parent) == 0o700
+    path = local_copy.point_at("site-a", info, port)
+    copied = eocluster.read_scheduler_file(path)
+    assert copied.address == f"tls://127.0.0.1:{port}"
+    assert copied.remote_address == info.address and copied.job_id == "7"
+
+    monkeypatch.setenv("EOHPC_SESSION", "site-a")
+    with eocluster.get_client() as client:
+        assert client.submit(sum, [2, 3]).result() == 5
+    local_copy.remove("site-a")
+    assert not path.exists()
+
+
+def test_a_scheduler_file_of_another_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.json"
+    path.write_text(json.dumps({"format": "eo-hpc-scheduler/1", "address": "tls://n:1"}))
+    with pytest.raises(SchedulerFileError, match="this version reads 'eo-hpc-scheduler/2'"):
+        eocluster.read_scheduler_file(path)

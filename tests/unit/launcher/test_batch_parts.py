@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -11,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from eotoolkit.cluster import read_scheduler_file
-from launcher import session_scheduler
 from launcher import state as saved
-from launcher.batch import slurm_exit_code
+from launcher.batch import job_exit_code
 from launcher.cli import build_parser, split_script_args
 from launcher.config import REPO_CONFIG_DIR, load_site
-from launcher.jobscript import render, render_batch, template_text
+from launcher.jobscript import render, render_batch
+from launcher.scheduler.contract import STATE_DIR_ENV
+from launcher.scheduler.driver import script_env
+from launcher.scheduler.tls import create_session_tls
 
 SITE = load_site("sandbox", REPO_CONFIG_DIR / "platforms.ini")
 
@@ -26,8 +26,8 @@ SITE = load_site("sandbox", REPO_CONFIG_DIR / "platforms.ini")
     ("code", "expected"),
     [("0:0", 0), ("3:0", 3), ("0:15", 143), ("1:9", 137), ("", None), ("x:0", None)],
 )
-def test_slurm_exit_code(code: str, expected: int | None) -> None:
-    assert slurm_exit_code(code) == expected
+def test_job_exit_code(code: str, expected: int | None) -> None:
+    assert job_exit_code(code) == expected
 
 
 def test_script_args_follow_the_double_dash() -> None:
@@ -45,6 +45,8 @@ def test_batch_job_script() -> None:
     assert "#SBATCH --cpus-per-task=1" in script
     assert "source /opt/eo-rig/venv/bin/activate" in script
     assert 'export DASK_CONFIG="$RUN_DIR/dask"' in script
+    assert "export EOHPC_BATCH_SYSTEM=slurm" in script
+    assert "-m launcher.scheduler.driver" in script
     assert "--workers 2" in script and "--timeout 300" in script
     assert """-- "$RUN_DIR"/'my analysis.py' 'a b' '$x'""" in script
     syntax = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
@@ -56,7 +58,10 @@ def test_jupyter_job_with_and_without_session_scheduler() -> None:
     assert "--scheduler-max-jobs" not in plain
     assert "--ip 0.0.0.0 -- \\\n    lab" in plain
     with_scheduler = render(SITE, "/r", scheduler_max_jobs=3)
-    assert "--ip 0.0.0.0 --scheduler-max-jobs 3 --session sandbox -- \\\n" in with_scheduler
+    assert "--ip 0.0.0.0 --scheduler-max-jobs 3 -- \\\n" in with_scheduler
+    assert "export EOHPC_SCHEDULER_FILE=/r/scheduler/scheduler.json" in with_scheduler
+    assert "export EOHPC_SESSION=sandbox" in with_scheduler
+    assert "EOHPC_SCHEDULER_FILE" not in plain
     for script in (plain, with_scheduler):
         syntax = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
         assert syntax.returncode == 0, syntax.stderr
@@ -65,7 +70,7 @@ def test_jupyter_job_with_and_without_session_scheduler() -> None:
 def test_batch_and_interactive_states_do_not_collide(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(saved.STATE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
     session = saved.SessionState("s", "p", "10", "/r", "tok", 8888)
     job = saved.SessionState("s", "p", "11", "/b", "", 0, kind=saved.BATCH)
     saved.save(session)
@@ -79,36 +84,11 @@ def test_batch_and_interactive_states_do_not_collide(
     assert stat.S_IMODE((tmp_path / "s.json").stat().st_mode) == 0o600
 
 
-def test_local_scheduler_file_is_readable_by_eotoolkit(tmp_path: Path) -> None:
-    dest = tmp_path / "sessions" / "s"
-    dest.mkdir(parents=True, mode=0o700)
-    published = {
-        "format": "eo-hpc-scheduler/1",
-        "address": "tls://node042:40123",
-        "tls": {"ca_file": "ca.pem", "cert": "cert.pem", "key": "key.pem"},
-        "host": "node042",
-        "worker_job_name": "eohpc-dask-1a2b3c4d",
-    }
-    path = session_scheduler.write_local_file(dest, published, 45678)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    data = json.loads(path.read_text())
-    assert data["address"] == "tls://127.0.0.1:45678"
-    assert data["remote_address"] == "tls://node042:40123"
-    info = read_scheduler_file(path)
-    assert info.address == "tls://127.0.0.1:45678" and info.tls is not None
-    assert info.tls.key == dest / "key.pem"
-    again = session_scheduler.write_local_file(dest, data, 45679)  # attach on another port
-    assert json.loads(again.read_text())["remote_address"] == "tls://node042:40123"
-    assert session_scheduler.parse_address(data["remote_address"]) == ("node042", 40123)
-
-
 def test_batch_driver_environment_makes_a_plain_client_use_tls(tmp_path: Path) -> None:
-    """The variables batch_driver.py exports configure distributed.Client() without arguments."""
-    namespace: dict[str, object] = {"__name__": "batch_driver"}
-    exec(compile(template_text("batch_driver.py"), "batch_driver.py", "exec"), namespace)
-    _, files = namespace["run_security"](str(tmp_path))  # type: ignore[operator]
-    env = namespace["script_env"]("tls://node:1234", files, str(tmp_path))  # type: ignore[operator]
-    for path in files.values():
+    """The variables the batch driver exports configure distributed.Client() without arguments."""
+    tls = create_session_tls(tmp_path / "tls")
+    env = script_env("tls://node:1234", tls, tmp_path)
+    for path in (tls.ca_file, tls.cert, tls.key):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     probe = (
         "import dask, distributed; s = distributed.Security(); "
@@ -118,4 +98,4 @@ def test_batch_driver_environment_makes_a_plain_client_use_tls(tmp_path: Path) -
     out = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert out == ["tls://node:1234", "True", files["ca_file"], files["key"]]
+    assert out == ["tls://node:1234", "True", str(tls.ca_file), str(tls.key)]

@@ -24,7 +24,7 @@ def write(tmp_path: Path, ini: str, profiles: dict[str, str] | None = None) -> P
 def test_shipped_profiles_validate(platform: str) -> None:
     profile = load_profile(platform, None)
     assert profile.name == platform
-    if profile.scheduler == "slurm":
+    if profile.batch_system == "slurm":
         slurm = profile.dask["jobqueue"]["slurm"]
         assert "--lifetime-stagger" in slurm["worker-extra-args"]
         assert profile.dask["labextension"]["factory"]["class"] == "SLURMCluster"
@@ -91,7 +91,7 @@ def test_profile_unknown_key_names_file_key_and_allowed(tmp_path: Path) -> None:
     ini = write(
         tmp_path,
         "[s]\nplatform = mine\nhost = h\n",
-        {"mine": "scheduler: slurm\njob:\n  partiton: x\n"},
+        {"mine": "batch_system: slurm\njob:\n  partiton: x\n"},
     )
     with pytest.raises(ConfigError) as err:
         load_site("s", ini)

@@ -33,7 +33,7 @@ def lifetime(life: str, stagger: str) -> list[str]:
 
 def load(tmp_path: Path, slurm: dict[str, object], **top: object) -> Path:
     """Write profile `mine` with this jobqueue.slurm section; return the profile's path."""
-    data: dict[str, object] = {"scheduler": "slurm", **top}
+    data: dict[str, object] = {"batch_system": "slurm", **top}
     data.setdefault("dask", {})
     data["dask"]["jobqueue"] = {"slurm": slurm}  # type: ignore[index]
     path = tmp_path / "mine.yaml"
@@ -151,7 +151,7 @@ def test_directories_required(tmp_path: Path, key: str) -> None:
 
 
 def test_jobqueue_section_required(tmp_path: Path) -> None:
-    (tmp_path / "mine.yaml").write_text("scheduler: slurm\n")
+    (tmp_path / "mine.yaml").write_text("batch_system: slurm\n")
     (tmp_path / "platforms.ini").write_text("[s]\nplatform = mine\nhost = h\n")
     with pytest.raises(ConfigError, match=r"mine.yaml: missing key 'dask.jobqueue.slurm'"):
         load_profile("mine", tmp_path / "platforms.ini")

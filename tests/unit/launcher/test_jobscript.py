@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from launcher.config import REPO_CONFIG_DIR, load_profile, load_site
-from launcher.jobscript import dask_config, jupyter_config, render, sbatch_directives
+from launcher.batchsystem import Slurm
+from launcher.jobscript import dask_config, jupyter_config, render
 from launcher.readiness import new_token
 
 
@@ -22,7 +23,7 @@ def test_sandbox_script() -> None:
 
 def test_delftblue_directives_have_no_mem() -> None:
     profile = load_profile("delftblue", None)
-    lines = sbatch_directives(profile.job, "j", "out")
+    lines = Slurm().directives(profile.job, "j", "out")
     assert "#SBATCH --mem-per-cpu=4G" in lines
     assert not any(line.startswith("#SBATCH --mem=") for line in lines)
 

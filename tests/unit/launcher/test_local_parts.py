@@ -12,12 +12,13 @@ import pytest
 from launcher import state
 from launcher.config import load_site
 from launcher.errors import KeyFileError, PortInUseError
+from launcher.scheduler.files import STATE_DIR_ENV
 from launcher.ssh import SSHLink, check_key_file
 from launcher.tunnel import bind_local, free_port
 
 
 def test_state_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(state.STATE_DIR_ENV, str(tmp_path / "st"))
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "st"))
     saved = state.SessionState("s", "p", "1", "/r", "tok", 8888, remote_host="n", remote_port=1)
     state.save(saved)
     path = tmp_path / "st" / "s.json"

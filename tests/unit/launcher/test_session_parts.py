@@ -1,4 +1,4 @@
-"""Session parts run by real tools: the wait for the connection file, the upload archive."""
+"""Remote-site parts run by real tools: the wait for a job's file, the upload archive."""
 
 from __future__ import annotations
 
@@ -8,26 +8,21 @@ import threading
 import time
 from pathlib import Path
 
-from launcher.session import RemoteSession
-from launcher.state import SessionState
+from launcher.remote import CONNECTION_FILE, RemoteSite, private_tar
 
 
 class LocalShell:
-    """Runs scheduler commands in a local shell, as the login node's shell would."""
+    """Runs commands in a local shell, as the login node's shell would (the SSH link's run)."""
 
     def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
         done = subprocess.run(command, shell=True, capture_output=True, text=True, input=stdin)
         return done.returncode, done.stdout, done.stderr
 
 
-def _session() -> RemoteSession:
-    session = RemoteSession.__new__(RemoteSession)
-    session.scheduler = LocalShell()  # type: ignore[assignment]
-    return session
-
-
-def _state(run_dir: Path) -> SessionState:
-    return SessionState("site", "generic", "1", str(run_dir), "t", 8888)
+def _site() -> RemoteSite:
+    site = RemoteSite.__new__(RemoteSite)
+    site.link = LocalShell()  # type: ignore[assignment]
+    return site
 
 
 def test_connection_file_found_soon_after_it_appears(tmp_path: Path) -> None:
@@ -41,25 +36,23 @@ def test_connection_file_found_soon_after_it_appears(tmp_path: Path) -> None:
     writer = threading.Thread(target=write_later)
     start = time.monotonic()
     writer.start()
-    found = _session()._connection_file(_state(run_dir), wait=3.0)
+    found = _site().wait_for_file(str(run_dir / CONNECTION_FILE), wait=3.0)
     elapsed = time.monotonic() - start
     writer.join()
-    assert found == ("node7", 8765)
+    assert json.loads(found) == {"host": "node7", "port": 8765}
     assert 0.4 <= elapsed < 1.5
 
 
 def test_connection_file_absent_waits_at_most_the_given_time(tmp_path: Path) -> None:
     start = time.monotonic()
-    assert _session()._connection_file(_state(tmp_path), wait=0.5) is None
+    assert _site().wait_for_file(str(tmp_path / CONNECTION_FILE), wait=0.5) == ""
     assert 0.4 <= time.monotonic() - start < 2.0
     start = time.monotonic()
-    assert _session()._connection_file(_state(tmp_path)) is None  # no wait: one look
+    assert _site().wait_for_file(str(tmp_path / CONNECTION_FILE), wait=0) == ""  # one look
     assert time.monotonic() - start < 0.5
 
 
 def test_private_tar_extracts_private_files_with_tar(tmp_path: Path) -> None:
-    from launcher.session import private_tar
-
     files = {"dask/eohpc.yaml": "jobqueue: {}\n", "jupyter.json": '{"token": "s3cr\u00e9t"}'}
     dest = tmp_path / "run"
     dest.mkdir(mode=0o700)

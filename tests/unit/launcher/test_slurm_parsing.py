@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.errors import SchedulerError
-from launcher.scheduler.slurm import parse_sacct, parse_sbatch, parse_scontrol, parse_squeue
+from launcher.batchsystem import Slurm
+from launcher.batchsystem.slurm import parse_sacct, parse_scontrol, parse_squeue
+from launcher.errors import BatchSystemError
+
+SLURM = Slurm()
 
 
 def test_sbatch() -> None:
-    assert parse_sbatch("1234\n") == "1234"
-    assert parse_sbatch("1234;cluster\n") == "1234"
-    with pytest.raises(SchedulerError):
-        parse_sbatch("sbatch: error: nope")
+    assert SLURM.parse_job_id("1234\n") == "1234"
+    assert SLURM.parse_job_id("1234;cluster\n") == "1234"
+    assert SLURM.parse_job_id("sbatch: warning: x\n1234\n") == "1234"
+    with pytest.raises(BatchSystemError, match="sbatch printed no job id"):
+        SLURM.parse_job_id("sbatch: error: nope")
 
 
 def test_squeue_pending_and_running() -> None:
-    pending = parse_squeue("7", "PENDING|Resources|||2030-01-01T10:00:00\n")
-    assert pending and pending.pending and pending.reason == "Resources"
+    pending = parse_squeue("PENDING|Resources|||2030-01-01T10:00:00\n")
+    assert pending is not None and pending.reason == "Resources"
+    assert SLURM.complete("7", pending).pending
     assert pending.start_estimate == "2030-01-01T10:00:00"
-    running = parse_squeue("7", "RUNNING|None|node1|29:50|2030-01-01T10:00:00")
-    assert running and running.running and running.node == "node1" and running.reason == ""
-    assert parse_squeue("7", "") is None
+    running = parse_squeue("RUNNING|None|node1|29:50|2030-01-01T10:00:00")
+    assert running is not None and running.node == "node1" and running.reason == ""
+    assert SLURM.complete("7", running).running
+    assert parse_squeue("") is None
 
 
 def test_scontrol_finished_job() -> None:
@@ -29,12 +35,25 @@ def test_scontrol_finished_job() -> None:
         "JobId=7 JobName=x UserId=u(1) JobState=FAILED Reason=NonZeroExitCode "
         "Dependency=(null) ExitCode=1:0 NodeList=eorig-compute"
     )
-    status = parse_scontrol("7", out)
-    assert status and status.finished and status.exit_code == "1:0"
+    fields = parse_scontrol(out)
+    assert fields is not None
+    status = SLURM.complete("7", fields)
+    assert status.finished and status.exit_code == "1:0"
     assert status.node == "eorig-compute" and status.reason == "NonZeroExitCode"
-    assert parse_scontrol("7", "slurm_load_jobs error: Invalid job id specified") is None
+    assert parse_scontrol("slurm_load_jobs error: Invalid job id specified") is None
 
 
 def test_sacct() -> None:
-    status = parse_sacct("7", "CANCELLED by 1001|0:15|node1\n")
-    assert status and status.state == "CANCELLED" and status.exit_code == "0:15"
+    fields = parse_sacct("CANCELLED by 1001|0:15|node1\n")
+    assert fields is not None and fields.state == "CANCELLED" and fields.exit_code == "0:15"
+    assert SLURM.complete("7", fields).finished
+
+
+@pytest.mark.parametrize(
+    ("state", "phase"),
+    [("PENDING", "pending"), ("REQUEUED", "pending"), ("RUNNING", "running"),
+     ("COMPLETING", "running"), ("COMPLETED", "finished"), ("NODE_FAIL", "finished"),
+     ("OUT_OF_MEMORY", "finished")],
+)
+def test_state_mapping(state: str, phase: str) -> None:
+    assert SLURM.phase(state) == phase

@@ -1,4 +1,4 @@
-"""Per-session TLS material for a Dask scheduler, and private files.
+"""Per-session TLS material for a Dask scheduler, its workers and its clients.
 
 A session gets its own certificate authority (CA) and one certificate/key pair signed by it,
 used by the scheduler, its workers and its clients alike. The CA's private key is never
@@ -15,26 +15,28 @@ Files (all mode 0600, in a directory of mode 0700):
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
-import os
 import secrets
 import socket
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from distributed.security import Security
+
+from launcher.scheduler.files import check_private, make_private_dir, write_private
+
+if TYPE_CHECKING:
+    from distributed.security import Security
 
 CA_FILE = "ca.pem"
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
+TLS_KEYS = ("ca_file", "cert", "key")
 DEFAULT_VALIDITY = datetime.timedelta(days=14)
 
 
@@ -47,42 +49,9 @@ class TLSFiles:
     key: Path
 
     def security(self) -> Security:
-        """Dask :class:`~distributed.security.Security` using these files for every role."""
+        """Dask's Security using these files for every role (the key must be private)."""
+        check_private(self.key)
         return session_security(self)
-
-
-def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it mode 0700; it must belong to this user."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = path.stat()
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"{path} belongs to uid {info.st_uid}, not to this user")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        path.chmod(0o700)
-    return path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, mode 0600 from the first byte on."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def check_private(path: Path) -> None:
-    """Raise :class:`PermissionError` if ``path`` is readable or writable by group or others."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise PermissionError(f"{path} has mode {mode:04o}; it must be private (chmod 600)")
 
 
 def _name(common_name: str) -> x509.Name:
@@ -215,6 +184,8 @@ def create_session_tls(
 
 def session_security(files: TLSFiles) -> Security:
     """A Security that requires TLS and uses the session certificate for every role."""
+    from distributed.security import Security
+
     ca, cert, key = str(files.ca_file), str(files.cert), str(files.key)
     return Security(
         tls_ca_file=ca,

@@ -1,12 +1,12 @@
 #!/bin/bash
 @{directives}
-# JupyterLab batch job written by eo-hpc for site "@{uid}" (platform "@{platform}").
+# JupyterLab job written by eo-hpc for site "@{uid}" (platform "@{platform}").
 set -eo pipefail
 umask 077
 RUN_DIR=@{run_dir}
-echo "eo-hpc: job ${SLURM_JOB_ID:-?} on $(hostname) started $(date -Is)"
+echo "eo-hpc: job ${@{job_id_variable}:-?} on $(hostname) started $(date -Is)"
 @{activate}
-export DASK_CONFIG="$RUN_DIR/dask"
+@{exports}
 # Dask dashboard links go through Jupyter's proxy (jupyter-server-proxy): <prefix>proxy/<port>/status
 export JUPYTERHUB_SERVICE_PREFIX="${JUPYTERHUB_SERVICE_PREFIX:-/}"
 export DASK_DISTRIBUTED__DASHBOARD__LINK='{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status'

@@ -1,0 +1,41 @@
+"""Batch systems the launcher submits jobs to, one small declarative class each."""
+
+from __future__ import annotations
+
+from launcher.batchsystem.base import (
+    FINISHED,
+    PENDING,
+    RUNNING,
+    BatchSystem,
+    JobStatus,
+    Runner,
+    local_runner,
+)
+from launcher.batchsystem.slurm import Slurm
+from launcher.errors import ConfigError
+
+__all__ = [
+    "BATCH_SYSTEMS",
+    "FINISHED",
+    "PENDING",
+    "RUNNING",
+    "BatchSystem",
+    "JobStatus",
+    "Runner",
+    "Slurm",
+    "batch_system_class",
+    "local_runner",
+]
+
+#: Every batch system by its profile name.
+BATCH_SYSTEMS: dict[str, type[BatchSystem]] = {cls.name: cls for cls in (Slurm,)}
+
+
+def batch_system_class(name: str) -> type[BatchSystem]:
+    """The batch system a profile names."""
+    try:
+        return BATCH_SYSTEMS[name]
+    except KeyError:
+        raise ConfigError(
+            f"batch system '{name}' cannot run jobs; use one of: {', '.join(BATCH_SYSTEMS)}."
+        ) from None

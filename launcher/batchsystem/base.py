@@ -1,0 +1,199 @@
+"""The batch-system adaptor: what one batch system's commands are, and what its states mean.
+
+A batch system is described as data in the manner of dask-jobqueue: the submit and cancel
+commands, the pattern of the job id that submission prints, the queries that tell a job's state
+and how to read them, which native states mean "pending" and "running", and the header
+directives of a job script. Commands run through a ``Runner`` (the site's SSH link on the
+laptop, a local subprocess on the cluster), so this module imports nothing of SSH.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from launcher.errors import BatchSystemError
+
+if TYPE_CHECKING:
+    from launcher.config import JobSpec
+
+#: Run a shell command with optional standard input; return (exit code, stdout, stderr).
+Runner = Callable[[str, "str | bytes | None"], tuple[int, str, str]]
+
+PENDING = "pending"
+RUNNING = "running"
+FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the batch system says about one job; ``state`` is its own name for the state."""
+
+    job_id: str
+    state: str
+    phase: str = FINISHED
+    reason: str = ""
+    node: str = ""
+    time_left: str = ""
+    start_estimate: str = ""
+    exit_code: str = ""
+
+    @property
+    def pending(self) -> bool:
+        """True while the job waits in the queue."""
+        return self.phase == PENDING
+
+    @property
+    def running(self) -> bool:
+        """True while the job runs."""
+        return self.phase == RUNNING
+
+    @property
+    def finished(self) -> bool:
+        """True once the job has left the queue for good."""
+        return self.phase == FINISHED
+
+
+@dataclass(frozen=True)
+class JobFields:
+    """What one status query found: the native state and the fields it reported."""
+
+    state: str
+    reason: str = ""
+    node: str = ""
+    time_left: str = ""
+    start_estimate: str = ""
+    exit_code: str = ""
+
+
+#: A status query: a command template (``{job_id}`` is quoted in) and the parser of its output,
+#: which returns None when the query does not know the job.
+StatusQuery = tuple[str, Callable[[str], "JobFields | None"]]
+
+
+def local_runner(command: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
+    """Run a shell command on this machine (the cluster side of a job)."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    proc = subprocess.run(
+        ["/bin/sh", "-c", command], input=data, capture_output=True, timeout=120, check=False
+    )
+    return (
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
+    )
+
+
+class BatchSystem:
+    """One batch system: fill the class attributes and ``header`` in a subclass."""
+
+    #: The profile's ``batch_system:`` value.
+    name: ClassVar[str]
+    #: Prefix of a header directive line in a job script (``#SBATCH``).
+    directive_prefix: ClassVar[str]
+    #: The environment variable holding the job id inside a job.
+    job_id_variable: ClassVar[str]
+    #: Submits the job script given on standard input; prints the job id.
+    submit_command: ClassVar[str]
+    #: The job id in the submit command's output (group 1).
+    job_id_pattern: ClassVar[re.Pattern[str]]
+    #: Cancels one job; ``{job_id}`` is filled in.
+    cancel_command: ClassVar[str]
+    #: Texts of a failed cancel that mean the job has already ended.
+    cancel_gone: ClassVar[tuple[str, ...]] = ()
+    #: Cancels every job of ``{user}`` named ``{name}`` (argv template).
+    cancel_by_name: ClassVar[tuple[str, ...]]
+    #: Queries tried in turn until one knows the job.
+    status_queries: ClassVar[tuple[StatusQuery, ...]]
+    #: Native states that mean the job waits, and that it runs; every other state is final.
+    pending_states: ClassVar[frozenset[str]]
+    running_states: ClassVar[frozenset[str]]
+    #: The job's output file in its run directory, as the submit directive names it.
+    output_pattern: ClassVar[str] = "job-%j.out"
+    #: dask-jobqueue's config section and cluster class for this batch system.
+    jobqueue_section: ClassVar[str]
+    jobqueue_class: ClassVar[str]
+
+    def __init__(self, run: Runner = local_runner) -> None:
+        self.run = run
+
+    def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
+        """The job's header directives (without the prefix)."""
+        raise NotImplementedError
+
+    def directives(self, job: JobSpec, job_name: str, output: str) -> list[str]:
+        """The job script's header lines; the profile's own ``directives`` come last."""
+        options = [*self.header(job, job_name, output), *job.directives]
+        prefix = self.directive_prefix
+        return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]
+
+    def output_name(self, job_id: str) -> str:
+        """The name the job's output file has once the job id is known."""
+        return f"job-{job_id}.out"
+
+    def phase(self, state: str) -> str:
+        """PENDING, RUNNING or FINISHED for a native state."""
+        if state in self.pending_states:
+            return PENDING
+        if state in self.running_states:
+            return RUNNING
+        return FINISHED
+
+    def parse_job_id(self, output: str) -> str:
+        """The job id the submit command printed."""
+        match = self.job_id_pattern.search(output.strip())
+        if match is None:
+            raise BatchSystemError(
+                f"{self.submit_command.split()[0]} printed no job id: {output.strip()!r}"
+            )
+        return match.group(1)
+
+    def submit(self, script: str) -> str:
+        """Submit a job script (on standard input); return the job id."""
+        code, out, err = self.run(self.submit_command, script)
+        if code != 0:
+            message = err.strip() or out.strip() or f"exit code {code}"
+            raise BatchSystemError(
+                f"{self.submit_command.split()[0]} rejected the job: {message}. Fix the job "
+                "settings (queue, account, time, cpus, memory) in platforms.ini or the profile."
+            )
+        return self.parse_job_id(out)
+
+    def status(self, job_id: str) -> JobStatus:
+        """The job's state, also after it left the queue (UNKNOWN when nothing knows it)."""
+        for template, parse in self.status_queries:
+            code, out, _ = self.run(template.format(job_id=shlex.quote(job_id)), None)
+            found = parse(out) if code == 0 else None
+            if found is not None:
+                return self.complete(job_id, found)
+        return JobStatus(job_id=job_id, state="UNKNOWN")
+
+    def complete(self, job_id: str, fields: JobFields) -> JobStatus:
+        """Turn a query's fields into a JobStatus (subclasses may ask for more)."""
+        return JobStatus(
+            job_id=job_id,
+            state=fields.state,
+            phase=self.phase(fields.state),
+            reason=fields.reason,
+            node=fields.node,
+            time_left=fields.time_left,
+            start_estimate=fields.start_estimate,
+            exit_code=fields.exit_code,
+        )
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel the job; one that already ended is not an error."""
+        code, out, err = self.run(self.cancel_command.format(job_id=shlex.quote(job_id)), None)
+        if code != 0 and not any(text in err + out for text in self.cancel_gone):
+            raise BatchSystemError(
+                f"{self.cancel_command.split()[0]} {job_id} failed: {(err or out).strip()}"
+            )
+
+    def cancel_named(self, job_name: str, user: str) -> None:
+        """Cancel every job of ``user`` named ``job_name`` (no error when there is none)."""
+        argv = [part.format(name=job_name, user=user) for part in self.cancel_by_name]
+        self.run(shlex.join(argv), None)

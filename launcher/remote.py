@@ -1,0 +1,271 @@
+"""A cluster site: jobs of its batch system, their run directories, output and tunnels.
+
+Everything here goes through the site's one :class:`~launcher.ssh.SSHLink`. Nothing here saves
+or forgets a session: :mod:`launcher.session` owns the saved state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import secrets
+import shlex
+import tarfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import PurePosixPath
+
+from launcher.batchsystem import JobStatus, batch_system_class
+from launcher.config import Site
+from launcher.errors import JobFailedError, JupyterTimeoutError, LauncherError, SSHError
+from launcher.jobscript import (
+    DASK_DIR,
+    JUPYTER_CONFIG_NAME,
+    WRAPPER_NAME,
+    dask_yaml,
+    jupyter_config,
+    render,
+    template_text,
+)
+from launcher.readiness import new_token, wait_for_api
+from launcher.scheduler import local_copy
+from launcher.scheduler.contract import SchedulerInfo, parse_address
+from launcher.ssh import SSHLink
+from launcher.state import SessionState
+from launcher.tunnel import Tunnel
+
+POLL_SECONDS = 1.0
+#: How often the login node looks for a file the job writes (connection or scheduler file).
+FILE_CHECK_SECONDS = 0.1
+WATCH_SECONDS = 10.0
+TAIL_LINES = 30
+CONNECTION_FILE = "connection.json"
+RUNS_DIR = ".eohpc/runs"
+
+StatusCallback = Callable[[JobStatus], None]
+#: Receives one readable line about a problem noticed in the background.
+ProblemCallback = Callable[[str], None]
+
+
+def private_tar(files: Mapping[str, str]) -> bytes:
+    """A tar archive of ``files`` (relative path -> text): files 0600, directories 0700."""
+    buffer = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        dirs = sorted({str(PurePosixPath(n).parent) for n in files} - {"."})
+        for name in dirs:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, now
+            tar.addfile(info)
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o600, now
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class RemoteSite:
+    """A site's login node and batch system, reached through one SSH link."""
+
+    def __init__(self, site: Site, link: SSHLink) -> None:
+        self.site = site
+        self.link = link
+        self.batch = batch_system_class(site.profile.batch_system)(link.run)
+        self._home: str | None = None
+
+    def home(self) -> str:
+        """The user's home directory on the cluster (asked once per run)."""
+        if self._home is None:
+            self._home = self.link.check('printf %s "$HOME"').strip()
+        return self._home
+
+    def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
+        """Create a fresh 0700 run directory holding the site's Dask config and ``files``
+        (relative path -> text, each 0600), in one round trip; return its path.
+
+        The files travel as a tar archive on the command's standard input, never on a
+        command line."""
+        home = self.home()
+        base = f"{home}/{RUNS_DIR}"
+        run_dir = f"{base}/{label}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        contents = {f"{DASK_DIR}/eohpc.yaml": dask_yaml(self.site.profile, home), **files}
+        self.link.check(
+            f"umask 077 && mkdir -p {shlex.quote(run_dir)} && chmod 700 "
+            f"{shlex.quote(home + '/.eohpc')} {shlex.quote(base)} {shlex.quote(run_dir)} && "
+            f"tar -x -o -f - -C {shlex.quote(run_dir)}",
+            stdin=private_tar(contents),
+        )
+        return run_dir
+
+    def submit_jupyter(self, local_port: int, scheduler_max_jobs: int | None) -> SessionState:
+        """Prepare a run directory with a fresh token and submit the Jupyter job.
+
+        With `scheduler_max_jobs` the job also runs the session's Dask scheduler.
+        """
+        token = new_token()
+        files = {
+            JUPYTER_CONFIG_NAME: json.dumps(jupyter_config(token)),
+            WRAPPER_NAME: template_text(WRAPPER_NAME),
+        }
+        run_dir = self.new_run_dir(self.site.uid, files)
+        job_id = self.batch.submit(render(self.site, run_dir, scheduler_max_jobs))
+        return SessionState(
+            uid=self.site.uid,
+            platform=self.site.platform,
+            job_id=job_id,
+            run_dir=run_dir,
+            token=token,
+            local_port=local_port,
+            with_scheduler=scheduler_max_jobs is not None,
+        )
+
+    def output_path(self, state: SessionState) -> str:
+        """The job's output file on the cluster."""
+        return f"{state.run_dir}/{self.batch.output_name(state.job_id)}"
+
+    def wait_ready(self, state: SessionState, timeout: float, show: StatusCallback) -> SessionState:
+        """Wait (however long the job pends) until Jupyter wrote its connection file.
+
+        `timeout` counts from the moment the job runs; on expiry the job is cancelled.
+        """
+        running_since: float | None = None
+        while True:
+            status = self.batch.status(state.job_id)
+            show(status)
+            if status.finished:
+                raise JobFailedError(self.failure_message(state, status, "Jupyter was ready"))
+            if not status.running:
+                time.sleep(POLL_SECONDS)
+                continue
+            running_since = running_since or time.monotonic()
+            text = self.wait_for_file(f"{state.run_dir}/{CONNECTION_FILE}", POLL_SECONDS)
+            if text.strip():
+                info = json.loads(text)
+                state.node = status.node
+                state.remote_host, state.remote_port = str(info["host"]), int(info["port"])
+                return state
+            if time.monotonic() - running_since > timeout:
+                self.cancel(state)
+                raise JupyterTimeoutError(
+                    f"Jupyter was not ready {timeout:.0f}s after job {state.job_id} started "
+                    f"on {status.node}; the job was cancelled. Last lines of its output:\n"
+                    f"{self.tail(state)}\nFix: raise --timeout, or check the environment "
+                    "activation in the platform profile."
+                )
+
+    def wait_for_file(self, path: str, wait: float) -> str:
+        """The text of a cluster file once it is non-empty ("" if it is not within ``wait``
+        seconds). The login node looks every FILE_CHECK_SECONDS: one SSH round trip in all."""
+        checks = max(0, round(wait / FILE_CHECK_SECONDS))
+        loop = (
+            f'i=0; while [ ! -s "$1" ] && [ $i -lt {checks} ]; do '
+            f"sleep {FILE_CHECK_SECONDS} 2>/dev/null || sleep 1; i=$((i+1)); done; "
+            'if [ -s "$1" ]; then cat "$1"; fi'
+        )
+        code, out, _ = self.link.run(f"sh -c {shlex.quote(loop)} sh {shlex.quote(path)}")
+        return out if code == 0 else ""
+
+    def failure_message(self, state: SessionState, status: JobStatus, before: str) -> str:
+        """Explain a job that ended before ``before`` happened."""
+        exit_code = f", exit code {status.exit_code}" if status.exit_code else ""
+        return (
+            f"job {state.job_id} ended before {before} (state {status.state}{exit_code}). "
+            f"Last lines of {self.output_path(state)}:\n{self.tail(state)}\n"
+            "Fix the cause shown above (often the environment: run --mode install, or check "
+            "the profile's modules/env_path)."
+        )
+
+    def wait_scheduler(self, state: SessionState, timeout: float) -> SchedulerInfo:
+        """Wait for the job's session scheduler to publish itself; copy its files here.
+
+        On expiry, or if the job ends first, the job is cancelled.
+        """
+        path = local_copy.remote_file(state.run_dir)
+        deadline = time.monotonic() + timeout
+        while not self.wait_for_file(path, POLL_SECONDS).strip():
+            status = self.batch.status(state.job_id)
+            if status.finished:
+                raise JobFailedError(
+                    self.failure_message(state, status, "its Dask scheduler was ready")
+                )
+            if time.monotonic() > deadline:
+                self.cancel(state)
+                raise JupyterTimeoutError(
+                    f"the session scheduler of job {state.job_id} published no {path} within "
+                    f"{timeout:.0f}s; the job was cancelled. Last lines of its output:\n"
+                    f"{self.tail(state)}\nFix: check that eo-hpc and dask-jobqueue are in "
+                    "the cluster environment (--mode install), or raise --timeout."
+                )
+        return local_copy.copy_published(self.link.read, state.run_dir, state.uid)
+
+    @contextlib.contextmanager
+    def tunnel(
+        self, state: SessionState, on_problem: ProblemCallback, ready_timeout: float = 60.0
+    ) -> Iterator[Tunnel]:
+        """Forward 127.0.0.1:local_port to Jupyter and check /api/status with the token."""
+        with Tunnel(
+            self.link, state.remote_host, state.remote_port, state.local_port, on_problem
+        ) as tunnel:
+            wait_for_api(state.local_port, state.token, ready_timeout)
+            yield tunnel
+
+    @contextlib.contextmanager
+    def scheduler_tunnel(
+        self, state: SessionState, on_problem: ProblemCallback
+    ) -> Iterator[Tunnel]:
+        """Forward 127.0.0.1:scheduler_port to the session scheduler."""
+        host, port = parse_address(state.scheduler_remote)
+        with Tunnel(self.link, host, port, state.scheduler_port, on_problem) as tunnel:
+            yield tunnel
+
+    def status(self, state: SessionState) -> JobStatus:
+        """The job's status."""
+        return self.batch.status(state.job_id)
+
+    def watch(self, state: SessionState, on_problem: ProblemCallback) -> JobStatus:
+        """Block while the job runs; return its final status. A lost connection is reported
+        once and retried (the tunnel reconnects it)."""
+        reported = False
+        while True:
+            time.sleep(WATCH_SECONDS)
+            try:
+                status = self.batch.status(state.job_id)
+            except SSHError as exc:
+                if not reported:
+                    on_problem(f"cannot ask for job {state.job_id}'s state: {exc}")
+                reported = True
+                continue
+            if reported:
+                on_problem(f"the connection to {self.site.host} is back")
+                reported = False
+            if status.finished:
+                return status
+
+    def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
+        """The last lines of the job's output."""
+        code, out, err = self.link.run(
+            f"tail -n {int(lines)} {shlex.quote(self.output_path(state))}"
+        )
+        return out.rstrip() if code == 0 else f"(no output yet: {err.strip()})"
+
+    def follow(self, state: SessionState, lines: int = TAIL_LINES) -> None:
+        """Print the job's output as it grows (until Ctrl-C)."""
+        self.link.stream(f"tail -n {int(lines)} -F {shlex.quote(self.output_path(state))}")
+
+    def read_output(self, state: SessionState, offset: int) -> bytes:
+        """The job's output from ``offset`` on."""
+        return self.link.read(self.output_path(state), offset)
+
+    def cancel(self, state: SessionState) -> None:
+        """Cancel the job and remove its token file on the cluster.
+
+        Cancelling sends SIGTERM to the job's processes: a session scheduler then cancels its
+        worker jobs, a batch job's driver its workers.
+        """
+        try:
+            self.batch.cancel(state.job_id)
+        finally:
+            with contextlib.suppress(LauncherError):
+                self.link.run(f"rm -f {shlex.quote(state.run_dir)}/{JUPYTER_CONFIG_NAME}")

@@ -14,6 +14,7 @@ from launcher import state as saved
 from launcher.config import Site, find_config, load_site, site_names
 from launcher.errors import LauncherError
 from launcher.jobscript import dask_yaml, render, render_batch
+from launcher.remote import RUNS_DIR
 from launcher.session import Lifecycle, Options, open_site
 
 MODES = (
@@ -227,7 +228,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     """Print the job script (batch mode's with --script) and the Dask config; submit nothing."""
-    run_dir = f"$HOME/.eohpc/runs/{site.uid}-TIMESTAMP"
+    run_dir = f"$HOME/{RUNS_DIR}/{site.uid}-TIMESTAMP"
     submit = f"{site.profile.batch_system}: job script on the submit command's standard input"
     if site.is_local:
         print("# local site: JupyterLab runs on this machine (no batch script)")

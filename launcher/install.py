@@ -14,7 +14,7 @@ from rich.console import Console
 
 from launcher.config import REPO_CONFIG_DIR, Site
 from launcher.errors import InstallError, LauncherError
-from launcher.jobscript import dask_yaml
+from launcher.jobscript import dask_yaml, expand_home
 from launcher.ssh import SSHLink
 
 REPO_ROOT = REPO_CONFIG_DIR.parent.parent
@@ -23,10 +23,6 @@ PIP_TIMEOUT = 3600
 
 def _q(path: str) -> str:
     return shlex.quote(path)
-
-
-def _resolve(path: str, home: str) -> str:
-    return f"{home}/{path[2:]}" if path.startswith("~/") else path
 
 
 def _prefix(site: Site) -> str:
@@ -73,8 +69,8 @@ def install(site: Site, link: SSHLink, console: Console) -> None:
             f"site '{site.uid}' has no cluster environment to install (profile "
             f"{site.profile.path} sets no environment.path). Set environment.path or env_path."
         )
-    home = link.check('printf %s "$HOME"').strip()
-    path = _resolve(env.path, home)
+    home = link.home()
+    path = expand_home(env.path, home)
     manifest = _read_manifest(link, manifest_path(site, home))
     existed = link.run(f"test -x {_q(path)}/bin/python")[0] == 0
     created = bool(manifest.get("created_env")) or not existed
@@ -106,7 +102,7 @@ def install(site: Site, link: SSHLink, console: Console) -> None:
 
 def uninstall(site: Site, link: SSHLink, console: Console) -> None:
     """Remove exactly what install recorded in its manifest."""
-    home = link.check('printf %s "$HOME"').strip()
+    home = link.home()
     path = manifest_path(site, home)
     manifest = _read_manifest(link, path)
     if not manifest:

@@ -47,6 +47,11 @@ def remote_path(path: str) -> str:
     return shlex.quote(path)
 
 
+def expand_home(path: str, home: str | None) -> str:
+    """A cluster path with a leading ~/ made absolute with ``home`` (when known)."""
+    return f"{home}/{path[2:]}" if home and path.startswith("~/") else path
+
+
 def activation_lines(profile: Profile) -> tuple[list[str], str]:
     """Return the shell lines that activate the environment and the python to run."""
     env = profile.environment
@@ -173,8 +178,8 @@ def dask_config(profile: Profile, home: str | None = None) -> dict[str, Any]:
             workers.setdefault("account", profile.job.account)
         for key in ("local-directory", "log-directory"):
             value = workers.get(key)
-            if home and isinstance(value, str) and value.startswith("~/"):
-                workers[key] = f"{home}/{value[2:]}"
+            if isinstance(value, str):
+                workers[key] = expand_home(value, home)
     return config
 
 

@@ -73,13 +73,6 @@ class RemoteSite:
         self.site = site
         self.link = link
         self.batch = batch_system_class(site.profile.batch_system)(link.run)
-        self._home: str | None = None
-
-    def home(self) -> str:
-        """The user's home directory on the cluster (asked once per run)."""
-        if self._home is None:
-            self._home = self.link.check('printf %s "$HOME"').strip()
-        return self._home
 
     def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
         """Create a fresh 0700 run directory holding the site's Dask config and ``files``
@@ -87,7 +80,7 @@ class RemoteSite:
 
         The files travel as a tar archive on the command's standard input, never on a
         command line."""
-        home = self.home()
+        home = self.link.home()
         base = f"{home}/{RUNS_DIR}"
         run_dir = f"{base}/{label}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         contents = {f"{DASK_DIR}/eohpc.yaml": dask_yaml(self.site.profile, home), **files}

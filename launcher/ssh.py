@@ -80,6 +80,7 @@ class SSHLink:
         self.site = site
         self._pkey: paramiko.PKey | None = None
         self._conn: Connection | None = None
+        self._home: str | None = None
         self._lock = threading.RLock()
 
     def __enter__(self) -> SSHLink:
@@ -149,6 +150,12 @@ class SSHLink:
             message = (err or out).strip() or f"exit code {code}"
             raise RemoteCommandError(f"`{command}` failed on {self.site.host}: {message}")
         return out
+
+    def home(self) -> str:
+        """The user's home directory on the login node (asked once per link)."""
+        if self._home is None:
+            self._home = self.check('printf %s "$HOME"').strip()
+        return self._home
 
     def stream(self, command: str) -> int:
         """Run a command with its output shown here as it comes (until it ends or Ctrl-C);

@@ -35,8 +35,8 @@ class RichProgress(Callback):
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from .io import to_zarr
     from .recipe import build, read_recipe
+    from .zarr_store import to_zarr
 
     recipe = read_recipe(args.recipe)
     client = None

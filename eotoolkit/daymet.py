@@ -135,11 +135,11 @@ def open_daymet(
 
 
 def _zarr_writer() -> Callable[..., Any] | None:
-    """``eotoolkit.io.to_zarr`` if that module exists, else None."""
+    """``eotoolkit.zarr_store.to_zarr`` if that module exists, else None."""
     try:
-        module = importlib.import_module("eotoolkit.io")
+        module = importlib.import_module("eotoolkit.zarr_store")
     except ModuleNotFoundError as exc:
-        if exc.name not in ("eotoolkit.io", "eotoolkit"):
+        if exc.name not in ("eotoolkit.zarr_store", "eotoolkit"):
             raise
         return None
     writer = getattr(module, "to_zarr", None)
@@ -154,7 +154,9 @@ def _write_group(ds: xr.Dataset, store: Any, group: str, mode: str) -> None:
     elif mode in get_args(ZarrMode):
         ds.to_zarr(store, group=group, mode=cast(ZarrMode, mode), zarr_format=3, consolidated=True)
     else:
-        raise ValueError(f"mode {mode!r} needs eotoolkit.io.to_zarr; xarray takes {ZarrMode}")
+        raise ValueError(
+            f"mode {mode!r} needs eotoolkit.zarr_store.to_zarr; xarray takes {ZarrMode}"
+        )
 
 
 def spring_index_by_year(
@@ -168,9 +170,10 @@ def spring_index_by_year(
 
     ``ds`` needs ``tmin``, ``tmax`` and ``dayl`` on (time, y, x) covering whole years (as from
     :func:`open_daymet`); ``kwargs`` go to :func:`eotoolkit.phenology.spring_index`. Each
-    group is written with ``mode`` (default ``"w"``: replace that group; ``eotoolkit.io`` also
-    knows ``"w-"`` and ``"resume"``). The CRS of ``ds`` is kept in a ``spatial_ref``
-    coordinate (``crs_wkt``), which rioxarray and ``eotoolkit.io.open_zarr`` read back.
+    group is written with ``mode`` (default ``"w"``: replace that group;
+    ``eotoolkit.zarr_store`` also knows ``"w-"`` and ``"resume"``). The CRS of ``ds`` is kept
+    in a ``spatial_ref`` coordinate (``crs_wkt``), which rioxarray and ``eotoolkit.open_zarr``
+    read back.
     Returns the group names written.
     """
     crs = ds.rio.crs

@@ -8,8 +8,8 @@ from pathlib import Path
 import pystac
 import pytest
 
+from eotoolkit.discovery import is_api_root, search
 from eotoolkit.errors import EmptySearchError, NoItemsError, StacSourceError
-from eotoolkit.search import is_api_root, search
 from tests.stacapi.sample import COMPOSITE_ID, write_sample_catalog
 from tests.stacapi.server import free_port
 

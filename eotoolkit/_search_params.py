@@ -262,6 +262,3 @@ class SearchParams:
         if self.filter is not None:
             parts.append(f"filter={self.filter.to_text()!r}")
         return ", ".join(parts) or "no filters"
-
-
-# --- STAC API --------------------------------------------------------------------------------

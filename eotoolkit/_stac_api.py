@@ -97,6 +97,3 @@ def _search_api(url: str, root: dict[str, Any], params: SearchParams) -> list[py
             f"STAC API {url} rejected the search (HTTP {status}; {params.describe()}): {exc}; "
             "check the parameters against the API's conformance classes and queryables"
         ) from exc
-
-
-# --- static catalog --------------------------------------------------------------------------

@@ -67,6 +67,3 @@ def search(
             "collection ids"
         )
     return pystac.ItemCollection(items, clone_items=False)
-
-
-# --- source access ---------------------------------------------------------------------------

@@ -188,16 +188,3 @@ def build(recipe: Recipe) -> xr.Dataset:
             stat=recipe.composite.get("stat", "median"),
         )
     return ds
-
-
-def run(recipe: Recipe) -> str:
-    """Compute the recipe and write its Zarr output; returns the store."""
-    from .zarr_store import to_zarr
-
-    ds = build(recipe)
-    return to_zarr(
-        ds,
-        recipe.output["zarr"],
-        group=recipe.output.get("group"),
-        mode=recipe.output.get("mode", "w-"),
-    )

@@ -62,33 +62,11 @@ def _pystac_items(catalog: str) -> list[Any]:
 
 
 def _eo_api() -> dict[str, Callable[..., Any]]:
-    """The public functions, wherever the package currently exposes them."""
-    import importlib
-    import types
-
+    """The public functions the workload uses."""
     import eotoolkit
 
-    where = {
-        "load": ("loader",),
-        "mask_clouds": ("masking",),
-        "index": ("indices",),
-        "composite": ("composite",),
-        "to_zarr": ("io", "zarr_io"),
-    }
-    api = {}
-    for name, modules in where.items():
-        fn = getattr(eotoolkit, name, None)
-        for module in modules:
-            if fn is not None and not isinstance(fn, types.ModuleType):
-                break
-            try:
-                fn = getattr(importlib.import_module(f"eotoolkit.{module}"), name)
-            except (ImportError, AttributeError):
-                fn = None
-        if fn is None:
-            raise ImportError(f"eotoolkit has no public {name}() yet")
-        api[name] = fn
-    return api
+    names = ("load", "mask_clouds", "index", "composite", "to_zarr")
+    return {name: getattr(eotoolkit, name) for name in names}
 
 
 def import_eotoolkit() -> Any:

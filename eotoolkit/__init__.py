@@ -8,8 +8,6 @@ Dask worker on its first task) does not load Dask arrays, Zarr, spyndex or the S
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers the .eo accessor)
@@ -30,7 +28,7 @@ from .errors import (
 #: Public function -> the module defining it, imported on first access.
 _LAZY = {
     "build_catalog": "catalog",
-    "composite": "composite",
+    "composite": "temporal",
     "copy_assets": "catalog",
     "generate_subcatalogs": "catalog",
     "growing_degree_hours": "phenology",
@@ -39,15 +37,15 @@ _LAZY = {
     "mask_clouds": "masking",
     "mask_landsat": "masking",
     "open_daymet": "daymet",
-    "open_stac": "api",
-    "open_zarr": "io",
-    "resample": "resample",
-    "search": "search",
+    "open_stac": "loader",
+    "open_zarr": "zarr_store",
+    "resample": "regrid",
+    "search": "discovery",
     "spring_index": "phenology",
     "spring_index_by_year": "daymet",
-    "subset": "subset",
+    "subset": "selection",
     "to_cog": "cog",
-    "to_zarr": "io",
+    "to_zarr": "zarr_store",
 }
 
 __all__ = [
@@ -97,16 +95,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     """Module attributes including the functions not imported yet."""
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """The package module: a submodule named like its public function (``composite``,
-    ``resample``, ``search``, ``subset``) does not replace the function when it is imported."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -7,7 +7,7 @@ on plain tuples and numpy arrays instead of pystac objects.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,8 +291,3 @@ def band_dtype(table: ItemTable, band: str) -> str | None:
             f"Pass dtype= (e.g. dtype='float32') to load them into one type."
         )
     return declared.pop() if declared else None
-
-
-def iter_hrefs(table: ItemTable, band: str) -> Iterable[str]:
-    """Hrefs of one band across items (items lacking the band are skipped)."""
-    return (s.href for s in table.sources[band] if s is not None)

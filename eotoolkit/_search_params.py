@@ -202,6 +202,7 @@ class SearchParams:
     """Validated search parameters, shared by the API and static paths."""
 
     collections: list[str] | None
+    ids: list[str] | None
     bbox: list[float] | None
     intersects: BaseGeometry | None
     datetime: Interval | None
@@ -225,10 +226,15 @@ class SearchParams:
         sortby: Any,
         max_items: int | None,
         limit: int | None,
+        ids: str | Sequence[str] | None = None,
     ) -> SearchParams:
         """Validate and normalise raw search arguments."""
         if isinstance(collections, str):
             collections = [c.strip() for c in collections.split(",") if c.strip()]
+        if isinstance(ids, str):
+            ids = [i.strip() for i in ids.split(",") if i.strip()]
+        if ids is not None and (not ids or not all(isinstance(i, str) and i for i in ids)):
+            raise SearchParameterError(f"ids must be a non-empty list of item ids, got {ids!r}")
         if max_items is not None and max_items < 1:
             raise SearchParameterError(f"max_items must be >= 1, got {max_items}")
         if limit is not None and limit < 1:
@@ -237,6 +243,7 @@ class SearchParams:
             bbox_geometry(bbox)
         return cls(
             collections=list(collections) if collections is not None else None,
+            ids=list(ids) if ids is not None else None,
             bbox=[float(v) for v in bbox] if bbox is not None else None,
             intersects=_geometry(intersects) if intersects is not None else None,
             datetime=parse_datetime_range(datetime),
@@ -251,7 +258,7 @@ class SearchParams:
     def describe(self) -> str:
         """Human-readable list of the filters that were applied."""
         parts = []
-        for name in ("collections", "bbox", "query", "max_items"):
+        for name in ("collections", "ids", "bbox", "query", "max_items"):
             value = getattr(self, name)
             if value is not None:
                 parts.append(f"{name}={value}")
@@ -262,6 +269,3 @@ class SearchParams:
         if self.filter is not None:
             parts.append(f"filter={self.filter.to_text()!r}")
         return ", ".join(parts) or "no filters"
-
-
-# --- STAC API --------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ def _search_api(url: str, root: dict[str, Any], params: SearchParams) -> list[py
         query, cql2_json = None, parts[0] if len(parts) == 1 else {"op": "and", "args": parts}
     kwargs: dict[str, Any] = {
         "collections": params.collections,
+        "ids": params.ids,
         "bbox": params.bbox,
         "intersects": shapely.geometry.mapping(params.intersects) if params.intersects else None,
         "datetime": "/".join(map(fmt, params.datetime)) if params.datetime else None,
@@ -97,6 +98,3 @@ def _search_api(url: str, root: dict[str, Any], params: SearchParams) -> list[py
             f"STAC API {url} rejected the search (HTTP {status}; {params.describe()}): {exc}; "
             "check the parameters against the API's conformance classes and queryables"
         ) from exc
-
-
-# --- static catalog --------------------------------------------------------------------------

@@ -116,10 +116,13 @@ def matches_cql2(item: pystac.Item, expr: Any) -> bool:
 def item_matcher(params: SearchParams) -> Callable[[pystac.Item], bool]:
     """Build a predicate applying every filter of ``params`` to one item."""
     wanted = set(params.collections) if params.collections is not None else None
+    ids = set(params.ids) if params.ids is not None else None
     areas = [g for g in (params.bbox and bbox_geometry(params.bbox), params.intersects) if g]
 
     def matches(item: pystac.Item) -> bool:
         if wanted is not None and item_collection_id(item) not in wanted:
+            return False
+        if ids is not None and item.id not in ids:
             return False
         if areas:
             footprint = item_geometry(item)

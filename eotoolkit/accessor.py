@@ -38,25 +38,25 @@ class EODatasetAccessor:
 
     def composite(self, freq: str = "1MS", stat: Any = "median") -> Any:
         """See :func:`eotoolkit.composite`."""
-        from .composite import composite
+        from .temporal import composite
 
         return composite(self._ds, freq=freq, stat=stat)
 
     def subset(self, **kwargs: Any) -> xr.Dataset:
         """See :func:`eotoolkit.subset`."""
-        from .subset import subset
+        from .selection import subset
 
         return subset(self._ds, **kwargs)
 
     def resample(self, **kwargs: Any) -> Any:
         """See :func:`eotoolkit.resample`."""
-        from .resample import resample
+        from .regrid import resample
 
         return resample(self._ds, **kwargs)
 
     def to_zarr(self, store: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_zarr`."""
-        from .io import to_zarr
+        from .zarr_store import to_zarr
 
         return to_zarr(self._ds, store, **kwargs)
 
@@ -70,19 +70,19 @@ class EODataArrayAccessor:
 
     def composite(self, freq: str = "1MS", stat: Any = "median") -> Any:
         """See :func:`eotoolkit.composite`."""
-        from .composite import composite
+        from .temporal import composite
 
         return composite(self._da, freq=freq, stat=stat)
 
     def resample(self, **kwargs: Any) -> Any:
         """See :func:`eotoolkit.resample`."""
-        from .resample import resample
+        from .regrid import resample
 
         return resample(self._da, **kwargs)
 
     def to_zarr(self, store: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_zarr`."""
-        from .io import to_zarr
+        from .zarr_store import to_zarr
 
         return to_zarr(self._da, store, **kwargs)
 

@@ -1,12 +1,20 @@
-"""``eotoolkit`` console command: ``eotoolkit run recipe.yaml [--scheduler ADDRESS]``."""
+"""``eotoolkit`` console command: ``eotoolkit run recipe.yaml [--scheduler ADDRESS]``.
+
+The recipe computes on a Dask scheduler when one is named (``--scheduler``, Dask's
+``scheduler-address`` config or ``DASK_SCHEDULER_ADDRESS``, or the session scheduler file of
+:mod:`eotoolkit.cluster` when its scheduler answers), connected by
+:func:`eotoolkit.cluster.get_client`; otherwise on local threads with a progress bar.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import dask
 from dask.callbacks import Callback
 from rich.console import Console
 from rich.markup import escape
@@ -34,18 +42,47 @@ class RichProgress(Callback):
         self._progress.advance(self._task)
 
 
+def _scheduler_named(address: str | None, console: Console) -> bool:
+    """Whether a scheduler to compute on is named: ``address``, Dask's ``scheduler-address``
+    config (``DASK_SCHEDULER_ADDRESS``) or a session scheduler file whose scheduler answers,
+    the first three choices of :func:`eotoolkit.cluster.get_client`."""
+    from launcher.scheduler.serve import answers
+
+    from .cluster import read_scheduler_file, scheduler_file_path
+
+    if address or dask.config.get("scheduler-address", None):
+        return True
+    if os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return True
+    path = scheduler_file_path()
+    if not path.exists():
+        return False
+    try:
+        info = read_scheduler_file(path)
+    except (OSError, ValueError) as exc:
+        reason = str(exc)
+    else:
+        if answers(info.address):
+            return True
+        reason = f"nothing answers at {info.address}"
+    console.print(escape(f"Ignoring the session scheduler file {path}: {reason}; local threads"))
+    return False
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from .io import to_zarr
     from .recipe import build, read_recipe
+    from .zarr_store import to_zarr
 
     recipe = read_recipe(args.recipe)
     client = None
-    if args.scheduler:
-        from distributed import Client
+    if _scheduler_named(args.scheduler, console):
+        from .cluster import get_client
 
-        client = Client(args.scheduler)
-        console.print(f"Dask scheduler {args.scheduler}, dashboard {client.dashboard_link}")
+        client = get_client(args.scheduler)
     try:
+        if client is not None:
+            address = client.scheduler_info()["address"]
+            console.print(f"Dask scheduler {address}, dashboard {client.dashboard_link}")
         ds = build(recipe)
         console.print(f"Writing {list(ds.data_vars)} {dict(ds.sizes)} to {recipe.output['zarr']}")
         kwargs = {"group": recipe.output.get("group"), "mode": recipe.output.get("mode", "w-")}
@@ -74,7 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a YAML recipe (load, mask, index, composite, Zarr)")
     run.add_argument("recipe", help="path of the recipe YAML file")
-    run.add_argument("--scheduler", help="address of a dask scheduler (default: local threads)")
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a Dask scheduler (default: the one Dask's config or "
+        "DASK_SCHEDULER_ADDRESS names, else the session scheduler if it answers, else local "
+        "threads)",
+    )
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:

@@ -10,9 +10,8 @@ Zarr group (``"2020"``, ``"2021"``, ...).
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast, get_args
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import fsspec
@@ -22,11 +21,11 @@ import pystac
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from eotoolkit.phenology import spring_index
+from .phenology import spring_index
+from .zarr_store import to_zarr
 
 __all__ = ["open_daymet", "spring_index_by_year"]
 
-ZarrMode = Literal["w", "w-", "a", "a-", "r+"]
 DEFAULT_CHUNKS: dict[str, int] = {"time": -1, "y": 256, "x": 256}
 DEFAULT_GRID_MAPPING = "lambert_conformal_conic"
 _DROP = ("time_bnds", "yearday")
@@ -134,29 +133,6 @@ def open_daymet(
     return out
 
 
-def _zarr_writer() -> Callable[..., Any] | None:
-    """``eotoolkit.io.to_zarr`` if that module exists, else None."""
-    try:
-        module = importlib.import_module("eotoolkit.io")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("eotoolkit.io", "eotoolkit"):
-            raise
-        return None
-    writer = getattr(module, "to_zarr", None)
-    return writer if callable(writer) else None
-
-
-def _write_group(ds: xr.Dataset, store: Any, group: str, mode: str) -> None:
-    """Write ``ds`` as Zarr group ``group`` with the project writer or xarray's."""
-    writer = _zarr_writer()
-    if writer is not None:
-        writer(ds, store, group=group, mode=mode)
-    elif mode in get_args(ZarrMode):
-        ds.to_zarr(store, group=group, mode=cast(ZarrMode, mode), zarr_format=3, consolidated=True)
-    else:
-        raise ValueError(f"mode {mode!r} needs eotoolkit.io.to_zarr; xarray takes {ZarrMode}")
-
-
 def spring_index_by_year(
     ds: xr.Dataset,
     store: Any,
@@ -168,9 +144,9 @@ def spring_index_by_year(
 
     ``ds`` needs ``tmin``, ``tmax`` and ``dayl`` on (time, y, x) covering whole years (as from
     :func:`open_daymet`); ``kwargs`` go to :func:`eotoolkit.phenology.spring_index`. Each
-    group is written with ``mode`` (default ``"w"``: replace that group; ``eotoolkit.io`` also
-    knows ``"w-"`` and ``"resume"``). The CRS of ``ds`` is kept in a ``spatial_ref``
-    coordinate (``crs_wkt``), which rioxarray and ``eotoolkit.io.open_zarr`` read back.
+    group is written by :func:`eotoolkit.to_zarr` with ``mode`` (default ``"w"``: replace that
+    group; also ``"w-"`` and ``"resume"``). The CRS of ``ds`` is kept in a ``spatial_ref``
+    coordinate (``crs_wkt``), which rioxarray and ``eotoolkit.open_zarr`` read back.
     Returns the group names written.
     """
     crs = ds.rio.crs
@@ -189,6 +165,6 @@ def spring_index_by_year(
             out = out.rio.write_crs(crs)
         out.attrs["year"] = int(year)
         group = str(int(year))
-        _write_group(out, store, group, mode)
+        to_zarr(out, store, group=group, mode=mode)
         groups.append(group)
     return groups

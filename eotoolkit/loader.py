@@ -1,9 +1,11 @@
-"""``load``: STAC items to a lazy, dask-backed, georeferenced ``xarray.Dataset``."""
+"""``load``: STAC items to a lazy, dask-backed, georeferenced ``xarray.Dataset``; ``open_stac``:
+search a STAC source and load the result."""
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from odc.geo.xr import xr_coords
 from . import _grid
 from ._items import ItemTable, Source, band_dtype, parse_items
 from ._reader import ChunkRead, fill_chunk, read_sources
+from .discovery import search
 
 DEFAULT_CHUNK = 1024
 CATEGORICAL = {"scl", "qa_pixel", "qa", "fmask", "mask", "cloud_mask", "qa_radsat"}
@@ -321,3 +324,15 @@ def load(
             items, bands, resolution, crs, bbox, geometry, groupby, chunks, resampling, dtype,
             fail_on_error,
         )  # fmt: skip
+
+
+LOAD_ARGS = set(inspect.signature(load).parameters) - {"items"}
+
+
+def open_stac(source: Any, **kwargs: Any) -> xr.Dataset:
+    """``search(source, ...)`` then ``load(items, ...)``: keyword arguments go to whichever
+    accepts them (``bbox`` goes to both)."""
+    load_kwargs = {k: v for k, v in kwargs.items() if k in LOAD_ARGS}
+    search_kwargs = {k: v for k, v in kwargs.items() if k not in LOAD_ARGS or k == "bbox"}
+    items = search(source, **search_kwargs)
+    return load(items, **load_kwargs)

@@ -123,7 +123,7 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
             comp = {"stat": comp}
         if not isinstance(comp, dict) or set(comp) - {"freq", "stat"}:
             raise _fail("composite", "expected a mapping with freq (e.g. 1MS) and stat (median).")
-        from .composite import _parse_stat
+        from .temporal import _parse_stat
 
         try:
             for s in _str_list(comp.get("stat", "median"), "composite.stat"):
@@ -163,14 +163,12 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
 
 def build(recipe: Recipe) -> xr.Dataset:
     """The lazy dataset the recipe describes (nothing computed yet)."""
-    from .composite import composite
     from .indices import index
-    from .loader import load
+    from .loader import load, open_stac
     from .masking import mask_clouds, mask_landsat
+    from .temporal import composite
 
     if recipe.search is not None:
-        from .api import open_stac
-
         ds = open_stac(recipe.source, **recipe.search, bands=recipe.bands, **recipe.load)
     else:
         obj = pystac.read_file(recipe.source)
@@ -190,16 +188,3 @@ def build(recipe: Recipe) -> xr.Dataset:
             stat=recipe.composite.get("stat", "median"),
         )
     return ds
-
-
-def run(recipe: Recipe) -> str:
-    """Compute the recipe and write its Zarr output; returns the store."""
-    from .io import to_zarr
-
-    ds = build(recipe)
-    return to_zarr(
-        ds,
-        recipe.output["zarr"],
-        group=recipe.output.get("group"),
-        mode=recipe.output.get("mode", "w-"),
-    )

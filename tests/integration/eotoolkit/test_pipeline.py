@@ -84,6 +84,30 @@ def test_recipe_cli_writes_the_same_as_the_api(
     assert main(["run", str(path)]) == 2  # store exists: clear refusal, no overwrite
 
 
+def test_recipe_search_ids_picks_the_items(
+    s2_url: str, s2_items: list[pystac.Item], tmp_path: Path
+) -> None:
+    first = min(item.datetime for item in s2_items if item.datetime is not None)
+    chosen = sorted(item.id for item in s2_items if item.datetime == first)
+    assert 0 < len(chosen) < len(s2_items)
+    recipe = {
+        "source": f"{s2_url}/catalog.json",
+        "search": {"ids": chosen},
+        "bands": ["red"],
+        "chunks": {"x": 64, "y": 64},
+        "output": "red.zarr",
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["run", str(path)]) == 0
+    got = eotoolkit.open_zarr(str(tmp_path / "red.zarr"))
+    expected = eotoolkit.load(
+        [item for item in s2_items if item.id in chosen], bands=["red"], chunks=64
+    )
+    assert got.sizes["time"] == 1
+    np.testing.assert_array_equal(got.red.values, expected.red.values)
+
+
 def test_to_cog_roundtrip(s2_items: list[pystac.Item], tmp_path: Path) -> None:
     ds = eotoolkit.load(s2_items, bands=["red", "nir", "scl"], chunks=64)
     ndvi = _ndvi_median(ds).isel(time=0)  # type: ignore[attr-defined]

@@ -145,21 +145,3 @@ def test_open_daymet_over_http_matches_local(http_root: str, catalog: pystac.Cat
     assert href is not None and href.startswith("http://")
     local = open_daymet(catalog, years=[2021], variables=["tmax"])
     np.testing.assert_array_equal(remote.tmax.values, local.tmax.values)
-
-
-def test_spring_index_by_year_without_eotoolkit_io(
-    catalog: pystac.Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import eotoolkit.daymet as daymet
-
-    monkeypatch.setattr(daymet, "_zarr_writer", lambda: None)
-    ds = open_daymet(catalog, years=[2021], chunks={"time": -1, "y": 10, "x": 12}, coarsen=2)
-    store = tmp_path / "fallback.zarr"
-    assert spring_index_by_year(ds, str(store), start_doy=20, end_doy=200) == ["2021"]
-    stored = xr.open_zarr(store, group="2021", decode_coords="all")
-    direct = spring_index(ds.tmin, ds.tmax, ds.dayl, start_doy=20, end_doy=200).compute()
-    np.testing.assert_array_equal(stored.first_leaf.values, direct.first_leaf.values)
-    np.testing.assert_array_equal(stored.first_bloom.values, direct.first_bloom.values)
-    assert pyproj.CRS.from_user_input(stored.rio.crs).equals(DAYMET_CRS)
-    with pytest.raises(ValueError, match="needs eotoolkit"):
-        spring_index_by_year(ds, str(store), mode="resume")

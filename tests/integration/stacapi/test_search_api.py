@@ -10,8 +10,8 @@ from typing import Any
 import pystac
 import pytest
 
+from eotoolkit.discovery import search
 from eotoolkit.errors import EmptySearchError, SearchParameterError, StacSourceError
-from eotoolkit.search import search
 from tests.stacapi.fixture import StacApi
 from tests.stacapi.sample import COMPOSITE_ID, sample_items, write_sample_catalog
 from tests.stacapi.server import free_port
@@ -36,6 +36,11 @@ CASES: dict[str, tuple[dict[str, Any], int]] = {
     "all": ({}, 19),
     "collections": ({"collections": ["sample-b"]}, 7),
     "collections-str": ({"collections": "sample-a"}, 12),
+    "ids": ({"ids": ["T32TLR-20240105", "T32TLS-20240224", COMPOSITE_ID]}, 3),
+    "ids-and-collections": (
+        {"ids": ["T32TLR-20240105", "T32TLS-20240224", COMPOSITE_ID], "collections": "sample-b"},
+        2,
+    ),
     "bbox": ({"bbox": [10.2, 45.2, 10.8, 45.8]}, 6),
     "bbox-two-tiles": ({"bbox": [10.5, 45.5, 11.5, 45.9]}, 12),
     "intersects": ({"intersects": {"type": "Point", "coordinates": [10.5, 46.5]}}, 7),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pkgutil
 import subprocess
 import sys
 import types
@@ -11,7 +12,14 @@ import xarray as xr
 
 import eotoolkit
 
-HEAVY = ("spyndex", "zarr", "dask.array", "pystac_client", "eotoolkit.io", "eotoolkit.loader")
+HEAVY = (
+    "spyndex",
+    "zarr",
+    "dask.array",
+    "pystac_client",
+    "eotoolkit.zarr_store",
+    "eotoolkit.loader",
+)
 
 
 def test_import_is_cheap_and_registers_the_accessor() -> None:
@@ -32,16 +40,25 @@ def test_every_public_name_resolves_and_is_listed() -> None:
         eotoolkit.no_such_name  # noqa: B018
 
 
-def test_submodule_import_keeps_the_function() -> None:
-    import eotoolkit.composite
-    import eotoolkit.resample
-    import eotoolkit.search
-    import eotoolkit.subset
+def test_no_module_is_named_like_a_public_function() -> None:
+    modules = {m.name for m in pkgutil.iter_modules(eotoolkit.__path__)}
+    assert not modules & set(eotoolkit.__all__)
+    for module in set(eotoolkit._LAZY.values()):
+        assert module in modules, module
 
-    for name in ("composite", "resample", "search", "subset"):
+
+def test_submodule_import_keeps_the_function() -> None:
+    import eotoolkit.discovery
+    import eotoolkit.loader
+    import eotoolkit.regrid
+    import eotoolkit.selection
+    import eotoolkit.temporal
+    import eotoolkit.zarr_store
+
+    for name in ("composite", "open_stac", "resample", "search", "subset", "to_zarr"):
         assert callable(getattr(eotoolkit, name)), name
         assert not isinstance(getattr(eotoolkit, name), types.ModuleType), name
-    from eotoolkit.composite import nanquantile_sorted
+    from eotoolkit.temporal import nanquantile_sorted
 
     assert callable(nanquantile_sorted)
 

@@ -28,6 +28,12 @@ def test_good_recipe_resolves_paths(tmp_path: Path) -> None:
     assert r.index == ["NDVI"] and r.mask == {"type": "s2_scl"} and r.load == {"resolution": 20.0}
 
 
+def test_search_keys_reach_the_recipe(tmp_path: Path) -> None:
+    search = {"collections": ["s2"], "ids": ["a", "b"], "datetime": "2024-03"}
+    r = parse_recipe({**GOOD, "search": search}, base=tmp_path)
+    assert r.search == search
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [

@@ -16,7 +16,7 @@ import xarray as xr
 
 import eotoolkit
 from eotoolkit.errors import IncompleteStoreError, StoreExistsError, StoreLayoutError
-from eotoolkit.io import store_status
+from eotoolkit.zarr_store import store_status
 
 FAIL_AFTER = 12  # blocks produced before the simulated crash
 

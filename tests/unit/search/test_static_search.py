@@ -8,8 +8,13 @@ from pathlib import Path
 import pystac
 import pytest
 
-from eotoolkit.errors import EmptySearchError, NoItemsError, StacSourceError
-from eotoolkit.search import is_api_root, search
+from eotoolkit.discovery import is_api_root, search
+from eotoolkit.errors import (
+    EmptySearchError,
+    NoItemsError,
+    SearchParameterError,
+    StacSourceError,
+)
 from tests.stacapi.sample import COMPOSITE_ID, write_sample_catalog
 from tests.stacapi.server import free_port
 
@@ -46,6 +51,25 @@ def test_collections_filter_skips_other_collections(catalog_dir: Path) -> None:
     found = search(catalog_dir, collections=["sample-b"])
     assert len(found) == 7
     assert {item.collection_id for item in found} == {"sample-b"}
+
+
+def test_ids_keep_only_those_items(catalog_dir: Path) -> None:
+    wanted = ["T32TLR-20240105", COMPOSITE_ID, "T32TMR-20240224"]
+    assert sorted(ids(search(catalog_dir, ids=wanted))) == sorted(wanted)
+    assert ids(search(catalog_dir, ids=",".join(wanted))) == ids(search(catalog_dir, ids=wanted))
+    # ids combine with the other filters
+    assert ids(search(catalog_dir, ids=wanted, collections=["sample-a"])) == [
+        "T32TMR-20240224",
+        "T32TLR-20240105",
+    ]
+    assert ids(search(catalog_dir, ids=wanted, datetime="2024-01-31")) == [COMPOSITE_ID]
+
+
+def test_ids_matching_nothing_or_empty(catalog_dir: Path) -> None:
+    with pytest.raises(EmptySearchError, match=r"ids=\['no-such-item'\]"):
+        search(catalog_dir, ids=["no-such-item"])
+    with pytest.raises(SearchParameterError, match="ids"):
+        search(catalog_dir, ids=[])
 
 
 def test_max_items_keeps_the_newest(catalog_dir: Path) -> None:

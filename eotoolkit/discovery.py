@@ -2,7 +2,8 @@
 
 A STAC API (its root has ``conformsTo`` or a ``search`` link) is searched by pystac-client.
 A static catalog is walked with pystac and its items are filtered locally with the same
-semantics: collections, bbox, intersects, datetime, the query extension and CQL2 filters.
+semantics: collections, item ids, bbox, intersects, datetime, the query extension and CQL2
+filters.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def search(
     source: str | Path,
     *,
     collections: str | Sequence[str] | None = None,
+    ids: str | Sequence[str] | None = None,
     bbox: Sequence[float] | None = None,
     intersects: dict[str, Any] | BaseGeometry | Any | None = None,
     datetime: DatetimeLike = None,
@@ -38,6 +40,11 @@ def search(
     sortby: str | Sequence[str] | Sequence[dict[str, str]] | None = None,
 ) -> pystac.ItemCollection:
     """Search items of a STAC API URL or a static catalog (path or URL).
+
+    ``ids`` keeps only the items with these ids (a list, or one string of comma-separated ids);
+    like every other filter it combines with the rest (an item must also be in
+    ``collections``, intersect ``bbox``, ...). A STAC API gets it as the ``ids`` parameter of
+    its item search; a static catalog is filtered by item id.
 
     Raises ``StacSourceError`` when the source is unreachable or not STAC,
     ``SearchParameterError`` for invalid parameters and ``EmptySearchError`` when nothing
@@ -55,6 +62,7 @@ def search(
         sortby,
         max_items,
         limit,
+        ids,
     )
     if is_api_root(root):
         items = _search_api(href, root, params)
@@ -67,6 +75,3 @@ def search(
             "collection ids"
         )
     return pystac.ItemCollection(items, clone_items=False)
-
-
-# --- source access ---------------------------------------------------------------------------

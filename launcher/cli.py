@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from launcher import batch, session_scheduler
 from launcher import state as saved
-from launcher.config import Site, find_config, load_site, site_names
+from launcher.config import Site, config_help, find_config, load_site, site_names
 from launcher.dashboard import dashboard_hint
 from launcher.errors import JobFailedError, LauncherError, NoSessionError, SessionExistsError
 from launcher.jobscript import dask_yaml, render, render_batch
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--uid", help="site: a section of platforms.ini, or 'local'")
     parser.add_argument("--mode", choices=MODES, default="run", help="what to do (default: run)")
-    parser.add_argument("--config", type=Path, help="platforms.ini to read")
+    parser.add_argument("--config", type=Path, help=config_help())
     parser.add_argument("--local-port", type=int, help="local port of the tunnel (default: free)")
     parser.add_argument(
         "--timeout",
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--add-platform",
         action="store_true",
-        help="add a site section to platforms.ini interactively",
+        help="add a site section to your platforms.ini interactively",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug output, tracebacks")
     parser.add_argument(
@@ -152,7 +152,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.add_platform:
         from launcher.add_platform import add_platform
 
-        return add_platform(config or args.config)
+        return add_platform(config)
     if args.mode == "list":
         return cmd_list(args)
     if not args.uid:

@@ -1,4 +1,18 @@
-"""Load platforms.ini and the platform profiles into validated, typed site objects."""
+"""Load platforms.ini and the platform profiles into validated, typed site objects.
+
+Where sites and profiles come from (one rule; config_help() says it in `--help`):
+
+- Sites: the sections of one file, `--config PATH` if given, else the user's
+  `platforms.ini` in the user config directory, merged with the shipped example sites
+  (`local`, `sandbox`): a section of that file wins over a shipped one of the same name.
+- Profiles: `<platform>.yaml` next to `--config`'s file, then in the user config directory,
+  then among the shipped profiles: the first found wins, so a user profile overrides a
+  shipped one by name.
+
+The shipped profiles and example sites are the package data `launcher.platforms` (the
+repository's config/platforms, mapped by pyproject.toml); the user config directory is
+platformdirs' (`~/.config/eo-hpc` on Linux), or $EOHPC_CONFIG_DIR.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +20,13 @@ import configparser
 import copy
 import dataclasses
 import difflib
+import functools
 import importlib.util
 import os
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +34,18 @@ import platformdirs
 import yaml
 
 from launcher.dask_checks import check_dask, is_loopback
+from launcher.distribution import source_tree
 from launcher.errors import ConfigError, UnknownSiteError
 from launcher.slurmtime import parse_slurm_time
 
 APP_NAME = "eo-hpc"
-REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "platforms"
+#: Overrides the user config directory (platforms.ini and the user's profiles).
+CONFIG_DIR_ENV = "EOHPC_CONFIG_DIR"
+INI_NAME = "platforms.ini"
+#: The package whose data are the shipped profiles and example sites.
+SHIPPED_PACKAGE = "launcher.platforms"
+#: Where a site section or a profile came from.
+SHIPPED, USER, EXPLICIT = "shipped", "user", "--config"
 LOCAL_UID = "local"
 LOCAL_PLATFORM = "local"
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else PyYAML's.
@@ -113,26 +136,130 @@ INI_DASK_KEYS = ("dask_interface",)
 INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_DASK_KEYS
 
 
-def default_config_paths() -> list[Path]:
-    """Return the platforms.ini candidates in lookup order."""
-    user_dir = Path(platformdirs.user_config_dir(APP_NAME))
-    return [REPO_CONFIG_DIR / "platforms.ini", user_dir / "platforms.ini"]
+def user_config_dir() -> Path:
+    """The user's config directory: $EOHPC_CONFIG_DIR, else platformdirs' for eo-hpc."""
+    return Path(os.environ.get(CONFIG_DIR_ENV) or platformdirs.user_config_dir(APP_NAME))
 
 
-def find_config(explicit: Path | None) -> Path | None:
-    """Return the platforms.ini to use, or None when only the built-in sites exist."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(
-                f"{explicit}: no such file. Pass an existing platforms.ini to --config."
-            )
-        return explicit
-    return next((p for p in default_config_paths() if p.is_file()), None)
+@functools.lru_cache(maxsize=1)
+def shipped_dir() -> Path:
+    """The directory of the shipped profiles and example sites (package data).
+
+    importlib.resources finds the package `launcher.platforms`: launcher/platforms/ in a
+    wheel, the repository's config/platforms in an editable install. When this launcher
+    package was imported straight from a source tree that is not the installed one
+    (run_jupyter.py in a clone, PYTHONPATH), the profiles of that same tree are used, so
+    the code and its profiles always come from one place.
+    """
+    try:
+        found = resources.files(SHIPPED_PACKAGE)
+    except ModuleNotFoundError:
+        found = None
+    tree = source_tree()
+    own = tree / "config" / "platforms" if tree is not None else None
+    if (
+        own is not None
+        and own.is_dir()
+        and not (isinstance(found, Path) and _same_path(found, own))
+    ):
+        return own  # launcher runs from a source tree that is not the installed one
+    if not isinstance(found, Path) or not (found / INI_NAME).is_file():
+        raise ConfigError(
+            f"the shipped platform profiles (package data of {SHIPPED_PACKAGE}) are missing "
+            "from this installation. Reinstall eo-hpc."
+        )
+    return found
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class SitesFile:
+    """A platforms.ini that sites are read from, and where it came from."""
+
+    path: Path
+    origin: str  # SHIPPED, USER or EXPLICIT
+
+
+@dataclass(frozen=True)
+class ConfigSources:
+    """Where the sites and the profiles come from: see this module's docstring.
+
+    `explicit` is --config's file; without it the user's platforms.ini is read (if it exists).
+    """
+
+    explicit: Path | None = None
+
+    @property
+    def own_file(self) -> Path:
+        """The file whose sections win (and that --add-platform writes): --config's file,
+        else the user's platforms.ini (which need not exist yet)."""
+        return self.explicit if self.explicit is not None else user_config_dir() / INI_NAME
+
+    @property
+    def own_origin(self) -> str:
+        """EXPLICIT with --config, else USER."""
+        return EXPLICIT if self.explicit is not None else USER
+
+    def files(self) -> list[SitesFile]:
+        """The platforms.ini files read, lowest precedence first."""
+        shipped = SitesFile(shipped_dir() / INI_NAME, SHIPPED)
+        own = self.own_file
+        if own.is_file() and not _same_path(own, shipped.path):
+            return [shipped, SitesFile(own, self.own_origin)]
+        return [shipped]
+
+    def profile_dirs(self) -> list[tuple[Path, str]]:
+        """The directories searched for <platform>.yaml, first match wins, with their origin."""
+        dirs: list[tuple[Path, str]] = []
+        if self.explicit is not None:
+            dirs.append((self.explicit.parent, EXPLICIT))
+        dirs += [(user_config_dir(), USER), (shipped_dir(), SHIPPED)]
+        unique: list[tuple[Path, str]] = []
+        for directory, origin in dirs:
+            same = [i for i, (d, _) in enumerate(unique) if _same_path(d, directory)]
+            if same:  # listed twice (--config in the shipped directory): the later rank holds
+                del unique[same[0]]
+            unique.append((directory, origin))
+        return unique
+
+
+def config_help() -> str:
+    """The lookup rule in one paragraph, for `--help` of --config."""
+    return (
+        "platforms.ini to read instead of your own "
+        f"({user_config_dir() / INI_NAME}; ${CONFIG_DIR_ENV} moves the directory). Its sites "
+        "are merged with the shipped example sites (local, sandbox); a section of the file "
+        "wins over a shipped one of the same name. A profile <platform>.yaml is looked up next "
+        "to the file, then in your config directory, then among the shipped profiles."
+    )
+
+
+def as_sources(config: ConfigSources | Path | None) -> ConfigSources:
+    """ConfigSources from find_config's result, an explicit platforms.ini path, or None
+    (the default lookup)."""
+    if isinstance(config, ConfigSources):
+        return config
+    return ConfigSources(explicit=config)
+
+
+def find_config(explicit: Path | None) -> ConfigSources:
+    """Return where sites and profiles come from; --config's file must exist."""
+    if explicit is not None and not explicit.is_file():
+        raise ConfigError(f"{explicit}: no such file. Pass an existing platforms.ini to --config.")
+    return ConfigSources(explicit=explicit)
+
+
+def ini_parser() -> configparser.ConfigParser:
+    """The parser of platforms.ini: no interpolation; ` ; comment` may end a line."""
+    return configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
 
 
 def read_ini(path: Path | None) -> configparser.ConfigParser:
     """Parse platforms.ini (an empty parser when path is None)."""
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = ini_parser()
     if path is not None:
         try:
             parser.read(path, encoding="utf-8")
@@ -141,32 +268,52 @@ def read_ini(path: Path | None) -> configparser.ConfigParser:
     return parser
 
 
-def site_names(path: Path | None) -> list[str]:
-    """Return the site uids defined in platforms.ini plus the built-in `local`."""
-    names = read_ini(path).sections()
+def read_sections(
+    config: ConfigSources | Path | None,
+) -> dict[str, tuple[dict[str, str], SitesFile]]:
+    """Every site section with the file it came from: the winning file's sections in its
+    order, then the shipped ones it does not override."""
+    sections: dict[str, tuple[dict[str, str], SitesFile]] = {}
+    for sites_file in reversed(as_sources(config).files()):
+        parser = read_ini(sites_file.path)
+        for uid in parser.sections():
+            sections.setdefault(uid, (dict(parser[uid]), sites_file))
+    return sections
+
+
+def site_names(config: ConfigSources | Path | None) -> list[str]:
+    """Return the known site uids (the built-in `local` always among them)."""
+    names = list(read_sections(config))
     return names if LOCAL_UID in names else [*names, LOCAL_UID]
 
 
-def load_site(uid: str, config_path: Path | None) -> Site:
-    """Load and validate one site and its profile."""
-    parser = read_ini(config_path)
-    if uid not in parser:
+def load_site(uid: str, config: ConfigSources | Path | None = None) -> Site:
+    """Load and validate one site and its profile (see the lookup rule above)."""
+    sources = as_sources(config)
+    sections = read_sections(sources)
+    if uid not in sections:
         if uid == LOCAL_UID:
             return Site(
                 uid=uid,
                 platform=LOCAL_PLATFORM,
-                profile=load_profile(LOCAL_PLATFORM, config_path),
-                source=config_path,
+                profile=load_profile(LOCAL_PLATFORM, sources),
+                source=None,
             )
-        known = ", ".join(site_names(config_path))
-        hint = _did_you_mean(uid, site_names(config_path))
-        where = config_path or "the built-in configuration"
+        names = site_names(sources)
+        where = " and ".join(str(f.path) for f in reversed(sources.files()))
         raise UnknownSiteError(
-            f"unknown site '{uid}'{hint} in {where}. Known sites: {known}. "
-            "Add a section with --add-platform or pick one of these."
+            f"unknown site '{uid}'{_did_you_mean(uid, names)} in {where}. Known sites: "
+            f"{', '.join(names)}. Add a section with --add-platform or pick one of these."
         )
-    values = dict(parser[uid])
-    src = f"{config_path} [{uid}]"
+    values, sites_file = sections[uid]
+    return build_site(uid, values, sites_file.path, sources)
+
+
+def build_site(
+    uid: str, values: dict[str, str], path: Path, config: ConfigSources | Path | None
+) -> Site:
+    """Validate one site section (`values`, from the file `path`) and load its profile."""
+    src = f"{path} [{uid}]"
     for key in values:
         if key not in INI_KEYS:
             raise ConfigError(
@@ -180,12 +327,12 @@ def load_site(uid: str, config_path: Path | None) -> Site:
         raise ConfigError(
             f"{src}: missing key 'host'. Add the login node (or a ~/.ssh/config alias)."
         )
-    profile = _apply_overrides(load_profile(platform, config_path), values, src)
+    profile = _apply_overrides(load_profile(platform, config), values, src)
     return Site(
         uid=uid,
         platform=platform,
         profile=profile,
-        source=config_path,
+        source=path,
         host=values.get("host"),
         user=values.get("user"),
         keypath=Path(values["keypath"]).expanduser() if values.get("keypath") else None,
@@ -194,24 +341,28 @@ def load_site(uid: str, config_path: Path | None) -> Site:
     )
 
 
-def profile_path(platform: str, config_path: Path | None) -> Path:
-    """Find config/platforms/<platform>.yaml next to platforms.ini, then in the repository."""
-    dirs = [config_path.parent] if config_path is not None else []
-    dirs.append(REPO_CONFIG_DIR)
-    for directory in dirs:
+def find_profile(platform: str, config: ConfigSources | Path | None) -> tuple[Path, str]:
+    """The file of profile <platform>.yaml and its origin (first match of profile_dirs)."""
+    dirs = as_sources(config).profile_dirs()
+    for directory, origin in dirs:
         candidate = directory / f"{platform}.yaml"
         if candidate.is_file():
-            return candidate
-    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+            return candidate, origin
+    known = sorted({p.stem for d, _ in dirs if d.is_dir() for p in d.glob("*.yaml")})
     raise ConfigError(
         f"no profile '{platform}.yaml'{_did_you_mean(platform, known)} in "
-        f"{', '.join(str(d) for d in dirs)}. Known platforms: {', '.join(known)}."
+        f"{', '.join(str(d) for d, _ in dirs)}. Known platforms: {', '.join(known)}."
     )
 
 
-def load_profile(platform: str, config_path: Path | None) -> Profile:
+def profile_path(platform: str, config: ConfigSources | Path | None) -> Path:
+    """The file of profile <platform>.yaml (see find_profile)."""
+    return find_profile(platform, config)[0]
+
+
+def load_profile(platform: str, config: ConfigSources | Path | None = None) -> Profile:
     """Load and validate a platform profile."""
-    path = profile_path(platform, config_path)
+    path = profile_path(platform, config)
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as exc:

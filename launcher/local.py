@@ -119,7 +119,8 @@ class LocalSession:
                 saved.delete(state.uid)
                 raise JobFailedError(
                     f"JupyterLab exited before it was ready. Last lines of its log:\n"
-                    f"{self.tail(state)}\nFix: pip install -e .[jupyter]"
+                    f"{self.tail(state)}\nFix: pip install 'eo-hpc[jupyter]' "
+                    "(in a checkout: pip install -e '.[jupyter]')"
                 )
             if time.monotonic() > deadline:
                 self.stop(state)

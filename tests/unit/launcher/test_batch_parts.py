@@ -16,10 +16,10 @@ from launcher import session_scheduler
 from launcher import state as saved
 from launcher.batch import slurm_exit_code
 from launcher.cli import build_parser, split_script_args
-from launcher.config import REPO_CONFIG_DIR, load_site
+from launcher.config import load_site, shipped_dir
 from launcher.jobscript import render, render_batch, template_text
 
-SITE = load_site("sandbox", REPO_CONFIG_DIR / "platforms.ini")
+SITE = load_site("sandbox", shipped_dir() / "platforms.ini")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from launcher import batch, session_scheduler
 from launcher import state as saved
-from launcher.config import Site, config_help, find_config, load_site, site_names
+from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from launcher.dashboard import dashboard_hint
 from launcher.errors import JobFailedError, LauncherError, NoSessionError, SessionExistsError
 from launcher.jobscript import dask_yaml, render, render_batch
@@ -37,6 +37,7 @@ MODES = (
     "dry-run",
     "install",
     "uninstall",
+    "sites",
 )
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_WORKER_JOBS = 4
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--new", action="store_true", help="start a new job even though one is live for the site"
     )
-    parser.add_argument("--json", action="store_true", help="status as one JSON object")
+    parser.add_argument("--json", action="store_true", help="status, list, sites: as JSON")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: follow the output")
     parser.add_argument("-n", "--lines", type=int, default=40, help="logs: lines to show")
     parser.add_argument(
@@ -155,6 +156,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return add_platform(config)
     if args.mode == "list":
         return cmd_list(args)
+    if args.mode == "sites":
+        return describe_sites(config, args.json)
     if not args.uid:
         raise LauncherError(f"--uid is required. Known sites: {', '.join(site_names(config))}.")
     site = load_site(args.uid, config)

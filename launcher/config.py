@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import functools
 import importlib.util
+import json
 import os
 import types
 import typing
@@ -45,7 +46,7 @@ INI_NAME = "platforms.ini"
 #: The package whose data are the shipped profiles and example sites.
 SHIPPED_PACKAGE = "launcher.platforms"
 #: Where a site section or a profile came from.
-SHIPPED, USER, EXPLICIT = "shipped", "user", "--config"
+SHIPPED, USER, EXPLICIT, BUILT_IN = "shipped", "user", "--config", "built-in"
 LOCAL_UID = "local"
 LOCAL_PLATFORM = "local"
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else PyYAML's.
@@ -233,7 +234,8 @@ def config_help() -> str:
         f"({user_config_dir() / INI_NAME}; ${CONFIG_DIR_ENV} moves the directory). Its sites "
         "are merged with the shipped example sites (local, sandbox); a section of the file "
         "wins over a shipped one of the same name. A profile <platform>.yaml is looked up next "
-        "to the file, then in your config directory, then among the shipped profiles."
+        "to the file, then in your config directory, then among the shipped profiles. "
+        "--mode sites shows what was found where."
     )
 
 
@@ -539,3 +541,74 @@ def _type_name(annotation: Any) -> str:
 def expand_env_path(value: str) -> str:
     """Expand ~ and $VARS in a local path."""
     return os.path.expandvars(os.path.expanduser(value))
+
+
+def site_records(config: ConfigSources | Path | None) -> list[dict[str, Any]]:
+    """Every known site: its platform, the file it came from (and that file's origin), and its
+    profile's file and origin (an `error` instead when the profile is missing)."""
+    sources = as_sources(config)
+    sections = read_sections(sources)
+    shipped_uids = set(read_ini(shipped_dir() / INI_NAME).sections())
+    records: list[dict[str, Any]] = []
+    for uid, (values, sites_file) in sections.items():
+        platform = values.get("platform", "")
+        records.append(
+            {
+                "uid": uid,
+                "platform": platform,
+                "host": values.get("host"),
+                "origin": sites_file.origin,
+                "file": str(sites_file.path),
+                "overrides_shipped": sites_file.origin != SHIPPED and uid in shipped_uids,
+                **_profile_record(platform, sources),
+            }
+        )
+    if LOCAL_UID not in sections:
+        records.append(
+            {
+                "uid": LOCAL_UID,
+                "platform": LOCAL_PLATFORM,
+                "host": None,
+                "origin": BUILT_IN,
+                "file": None,
+                "overrides_shipped": False,
+                **_profile_record(LOCAL_PLATFORM, sources),
+            }
+        )
+    return records
+
+
+def _profile_record(platform: str, sources: ConfigSources) -> dict[str, Any]:
+    try:
+        path, origin = find_profile(platform, sources)
+    except ConfigError as exc:
+        return {"profile": None, "profile_origin": None, "error": str(exc)}
+    return {"profile": str(path), "profile_origin": origin, "error": None}
+
+
+def describe_sites(config: ConfigSources | Path | None, as_json: bool = False) -> int:
+    """`--mode sites`: print every site, its platform and where it and its profile came from
+    (the shipped examples, the user's file, --config's file); one JSON list with `as_json`."""
+    sources = as_sources(config)
+    records = site_records(sources)
+    if as_json:
+        print(json.dumps(records))
+        return 0
+    labels = {SHIPPED: "shipped", USER: "yours", EXPLICIT: "--config", BUILT_IN: "built-in"}
+    width = max(len(r["uid"]) for r in records)
+    pwidth = max(len(r["platform"]) for r in records)
+    for r in records:
+        shadow = "  (overrides the shipped example)" if r["overrides_shipped"] else ""
+        site = f"site     {labels[r['origin']]:<9} {r['file'] or ''}".rstrip()
+        print(f"{r['uid']:<{width}}  {r['platform']:<{pwidth}}  {site}{shadow}")
+        if r["profile"]:
+            profile = f"profile  {labels[r['profile_origin']]:<9} {r['profile']}"
+        else:
+            profile = f"profile  MISSING: {r['error']}"
+        print(f"{'':<{width}}  {'':<{pwidth}}  {profile}")
+    own = sources.own_file
+    state = "" if own.is_file() else " (not created yet: --add-platform creates it)"
+    print(f"\nsites file read with the shipped examples: {own}{state}")
+    dirs = ", ".join(str(d) for d, _ in sources.profile_dirs())
+    print(f"profiles <platform>.yaml looked up in: {dirs}")
+    return 0

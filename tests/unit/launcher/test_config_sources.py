@@ -1,8 +1,9 @@
 """Where sites and profiles come from (shipped package data, the user's config directory,
---config), which wins, and the package layout behind it."""
+--config), which wins, what `--mode sites` reports, and the package layout behind it."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from launcher.config import (
     read_sections,
     shipped_dir,
     site_names,
+    site_records,
 )
 from launcher.errors import ConfigError, UnknownSiteError
 
@@ -116,12 +118,47 @@ def test_read_sections_order_and_origin(user_config: Path) -> None:
     assert sections["local"][1].path == ini and sections["sandbox"][1].origin == SHIPPED
 
 
+def test_site_records(user_config: Path) -> None:
+    ini = _ini(
+        user_config,
+        "[sandbox]\nplatform = generic-slurm\nhost = h\n[broken]\nplatform = nosuch\nhost = h\n",
+    )
+    records = {r["uid"]: r for r in site_records(None)}
+    assert set(records) == {"sandbox", "broken", "local"}
+    assert records["sandbox"]["origin"] == USER and records["sandbox"]["file"] == str(ini)
+    assert records["sandbox"]["overrides_shipped"]
+    assert records["sandbox"]["profile"] == str(shipped_dir() / "generic-slurm.yaml")
+    assert records["local"]["origin"] == SHIPPED and not records["local"]["overrides_shipped"]
+    assert (
+        records["broken"]["profile"] is None
+        and "no profile 'nosuch.yaml'" in records["broken"]["error"]
+    )
+
+
+def test_mode_sites(user_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ini = _ini(user_config, "[hpc]\nplatform = generic-slurm\nhost = h\n")
+    assert cli.main(["--mode", "sites", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["uid"], r["origin"]) for r in records] == [
+        ("hpc", USER),
+        ("local", SHIPPED),
+        ("sandbox", SHIPPED),
+    ]
+    assert cli.main(["--mode", "sites"]) == 0
+    out = capsys.readouterr().out
+    assert f"hpc      generic-slurm  site     yours     {ini}" in out
+    assert f"profile  shipped   {shipped_dir() / 'generic-slurm.yaml'}" in out
+    assert f"profile  shipped   {shipped_dir() / 'local.yaml'}" in out
+    assert str(user_config) in out
+
+
 def test_help_states_the_lookup_rule(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "merged with the shipped example sites (local, sandbox)" in out
     assert "wins over a shipped one of the same name" in out
+    assert "sites" in out
 
 
 def test_pyproject_lists_every_package() -> None:

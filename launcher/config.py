@@ -24,6 +24,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ import yaml
 from launcher.dask_checks import check_dask, is_loopback
 from launcher.distribution import source_tree
 from launcher.errors import ConfigError, UnknownSiteError
-from launcher.slurmtime import parse_slurm_time
+from launcher.slurmtime import format_seconds, parse_duration, parse_slurm_time
 
 APP_NAME = "eo-hpc"
 #: Overrides the user config directory (platforms.ini and the user's profiles).
@@ -133,8 +134,18 @@ MANAGERS = ("venv", "conda", "mamba", "current")
 INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jump")
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
-INI_DASK_KEYS = ("dask_interface",)
+#: platforms.ini keys that size the Dask worker jobs -> their dask.jobqueue.slurm keys.
+INI_WORKER_KEYS = {
+    "worker_cores": "cores",
+    "worker_memory": "memory",
+    "worker_processes": "processes",
+    "worker_queue": "queue",
+    "worker_walltime": "walltime",
+}
+INI_DASK_KEYS = ("dask_interface", *INI_WORKER_KEYS)
 INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_DASK_KEYS
+#: A Dask memory size with a unit: 4GB, 4GiB, 4G, 512 MiB, 1.5TB.
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([kmgtp]i?b?|b)$", re.IGNORECASE)
 
 
 def user_config_dir() -> Path:
@@ -452,23 +463,116 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
 
 
 def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[str, Any]:
-    """The profile's Dask config with the site's `dask_interface` (workers and scheduler)."""
+    """The profile's Dask config with the site's `dask_interface` (workers and scheduler) and
+    worker sizes (`worker_*` keys -> dask.jobqueue.slurm), checked again as a whole."""
     interface = values.get("dask_interface")
-    if not interface:
+    workers = {key: values[key] for key in INI_WORKER_KEYS if key in values}
+    if not interface and not workers:
         return profile.dask
     if profile.scheduler != "slurm":
+        keys = [*(["dask_interface"] if interface else []), *workers]
+        names = ", ".join(f"'{k}'" for k in keys)
         raise ConfigError(
-            f"{src}: key 'dask_interface' applies to SLURM platforms only; remove it."
+            f"{src}: key {names} applies to SLURM platforms only; remove it."
+            if len(keys) == 1
+            else f"{src}: keys {names} apply to SLURM platforms only; remove them."
         )
-    if is_loopback(interface):
+    if interface and is_loopback(interface):
         raise ConfigError(
             f"{src}: key 'dask_interface' is '{interface}': workers on other nodes cannot "
             "reach a scheduler on the loopback interface. Name the compute nodes' network "
             "interface (e.g. ib0), or remove the key."
         )
     dask = copy.deepcopy(profile.dask)
-    dask.setdefault("jobqueue", {}).setdefault("slurm", {})["interface"] = interface
+    slurm = dask.setdefault("jobqueue", {}).setdefault("slurm", {})
+    if interface:
+        slurm["interface"] = interface
+    for key, value in workers.items():
+        slurm[INI_WORKER_KEYS[key]] = _worker_value(key, value, src)
+    if not workers:
+        return dask
+    if "worker_walltime" in workers:
+        _fit_lifetime(slurm, src)
+    cores, processes = slurm.get("cores"), slurm.get("processes", 1)
+    if isinstance(cores, int) and isinstance(processes, int) and processes > cores:
+        raise ConfigError(
+            f"{src}: the worker jobs would run {processes} processes on {cores} cores "
+            "(worker_processes/worker_cores or the profile's); each process needs a core. "
+            "Lower worker_processes or raise worker_cores."
+        )
+    try:
+        check_dask(profile.path, dask, profile.job.mem_per_cpu)
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: with this site's {', '.join(workers)}: {exc}") from None
     return dask
+
+
+def _worker_value(key: str, value: str, src: str) -> int | str:
+    """A checked `worker_*` value, typed as dask-jobqueue takes it."""
+    text = value.strip()
+    if key in ("worker_cores", "worker_processes"):
+        number = _ini_int({key: text}, key, src)
+        if number is None or number < 1:
+            raise ConfigError(f"{src}: key '{key}' must be a positive integer, got '{value}'.")
+        return number
+    if key == "worker_memory":
+        if not _MEMORY.match(text) or float(re.sub(r"[^\d.]", "", text)) <= 0:
+            raise ConfigError(
+                f"{src}: key 'worker_memory' is {value!r}; give a size with a unit, "
+                'e.g. "4GiB", "16GB" or "512MiB".'
+            )
+        return text
+    if key == "worker_walltime":
+        _check_time(text, f"{src}: key 'worker_walltime'")
+        if parse_slurm_time(text) is None:
+            raise ConfigError(
+                f"{src}: key 'worker_walltime' is {value!r}; worker jobs need a finite time "
+                'limit, e.g. "02:00:00".'
+            )
+        return text
+    if not text or any(c.isspace() for c in text):
+        raise ConfigError(f"{src}: key '{key}' must be one partition name, got {value!r}.")
+    return text
+
+
+def _fit_lifetime(slurm: dict[str, Any], src: str) -> None:
+    """With the site's worker_walltime, workers retire at walltime minus twice the profile's
+    --lifetime-stagger (before SLURM ends their jobs): --lifetime is set to that."""
+    walltime = parse_slurm_time(str(slurm["walltime"])) or 0
+    args = list(slurm.get("worker-extra-args") or [])
+    stagger = _flag_seconds(args, "--lifetime-stagger")
+    if stagger is None:
+        return  # check_dask names the missing flag
+    lifetime = walltime - 2 * stagger
+    if lifetime <= 0:
+        raise ConfigError(
+            f"{src}: key 'worker_walltime' ({format_seconds(walltime)}) leaves workers no "
+            f"lifetime: it must exceed twice the profile's --lifetime-stagger "
+            f"({format_seconds(stagger)})."
+        )
+    text = f"{int(lifetime) // 60}m" if lifetime % 60 == 0 else f"{int(lifetime)}s"
+    for i, arg in enumerate(args):
+        if arg == "--lifetime" and i + 1 < len(args):
+            args[i + 1] = text
+        elif arg.startswith("--lifetime="):
+            args[i] = f"--lifetime={text}"
+    slurm["worker-extra-args"] = args
+
+
+def _flag_seconds(args: list[str], flag: str) -> float | None:
+    """Seconds of a duration flag's value in worker-extra-args (None if absent or invalid)."""
+    for i, arg in enumerate(args):
+        value = None
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        if value is not None:
+            try:
+                return parse_duration(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _ini_int(values: dict[str, str], key: str, src: str) -> int | None:

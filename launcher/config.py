@@ -134,6 +134,7 @@ MANAGERS = ("venv", "conda", "mamba", "current")
 INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jump")
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
+INI_JUPYTER_KEYS = ("notebook_dir",)
 #: platforms.ini keys that size the Dask worker jobs -> their dask.jobqueue.slurm keys.
 INI_WORKER_KEYS = {
     "worker_cores": "cores",
@@ -143,7 +144,7 @@ INI_WORKER_KEYS = {
     "worker_walltime": "walltime",
 }
 INI_DASK_KEYS = ("dask_interface", *INI_WORKER_KEYS)
-INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_DASK_KEYS
+INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_JUPYTER_KEYS + INI_DASK_KEYS
 #: A Dask memory size with a unit: 4GB, 4GiB, 4G, 512 MiB, 1.5TB.
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*([kmgtp]i?b?|b)$", re.IGNORECASE)
 
@@ -454,12 +455,30 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
         env_changes["path"] = values["env_path"]
     if "python" in values:
         env_changes["python"] = values["python"]
+    jupyter_changes: dict[str, Any] = {}
+    if "notebook_dir" in values:
+        jupyter_changes["root_dir"] = _notebook_dir(values["notebook_dir"], src)
     return dataclasses.replace(
         profile,
         job=dataclasses.replace(profile.job, **job_changes),
         environment=dataclasses.replace(profile.environment, **env_changes),
+        jupyter=dataclasses.replace(profile.jupyter, **jupyter_changes),
         dask=_dask_overrides(profile, values, src),
     )
+
+
+def _notebook_dir(value: str, src: str) -> str:
+    """The site's `notebook_dir`: absolute, or under ~ (a relative path is relative to ~)."""
+    path = value.strip()
+    if not path or "$" in path or (path.startswith("~") and path != "~" and path[1] != "/"):
+        raise ConfigError(
+            f"{src}: key 'notebook_dir' is {value!r}. Give an absolute path or one under ~ "
+            "(e.g. ~/notebooks or /scratch/me); variables other than a leading ~ are not "
+            "expanded."
+        )
+    if path.startswith(("/", "~")):
+        return path.rstrip("/") or "/"
+    return "~/" + path.rstrip("/")
 
 
 def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[str, Any]:

@@ -86,6 +86,18 @@ def jupyter_args(profile: Profile) -> list[str]:
     return args + profile.jupyter.args
 
 
+def shell_jupyter_args(profile: Profile) -> str:
+    """jupyter_args quoted for the job script, with the root directory always set: the site's
+    notebook_dir (profile jupyter.root_dir), else the home directory; a leading ~ is $HOME."""
+    root = profile.jupyter.root_dir or "~"
+    jupyter = dataclasses.replace(profile.jupyter, root_dir=root)
+    root_arg = f"--ServerApp.root_dir={root}"
+    return " ".join(
+        "--ServerApp.root_dir=" + remote_path(root) if arg == root_arg else shlex.quote(arg)
+        for arg in jupyter_args(dataclasses.replace(profile, jupyter=jupyter))
+    )
+
+
 def wrapper_args(site: Site, scheduler_max_jobs: int | None) -> list[str]:
     """Options of jupyter_wrapper.py: start the session scheduler when max jobs are given."""
     if scheduler_max_jobs is None:
@@ -125,7 +137,7 @@ def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> s
         site.profile.job,
         f"eohpc-jupyter-{site.uid}",
         wrapper_args="".join(f"{shlex.quote(a)} " for a in extra),
-        jupyter_args=" ".join(shlex.quote(a) for a in jupyter_args(site.profile)),
+        jupyter_args=shell_jupyter_args(site.profile),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from launcher import state as saved
 from launcher.config import Site
-from launcher.errors import JobFailedError, JupyterTimeoutError
+from launcher.errors import ConfigError, JobFailedError, JupyterTimeoutError
 from launcher.jobscript import (
     JUPYTER_CONFIG_NAME,
     WRAPPER_NAME,
@@ -35,6 +36,20 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def root_dir(site: Site) -> Path:
+    """The directory JupyterLab serves on this machine: the site's notebook_dir (profile
+    jupyter.root_dir) if set, else the directory the command was started from, as with
+    `jupyter lab`."""
+    configured = site.profile.jupyter.root_dir
+    return Path(configured).expanduser() if configured else Path.cwd()
+
+
+def local_jupyter_args(site: Site) -> list[str]:
+    """jupyter_args with the root directory spelled out (absolute)."""
+    jupyter = dataclasses.replace(site.profile.jupyter, root_dir=str(root_dir(site)))
+    return jupyter_args(dataclasses.replace(site.profile, jupyter=jupyter))
 
 
 def _alive(pid: int) -> bool:
@@ -59,6 +74,12 @@ class LocalSession:
 
     def start(self, local_port: int) -> SessionState:
         """Start JupyterLab in its own process group, listening on 127.0.0.1:local_port."""
+        root = root_dir(self.site)
+        if not root.is_dir():
+            raise ConfigError(
+                f"the notebook directory {root} does not exist. Create it, or fix "
+                f"'notebook_dir' of site '{self.site.uid}'."
+            )
         runs = saved.state_dir() / "runs"
         runs.mkdir(mode=0o700, exist_ok=True)
         run_dir = runs / f"{self.site.uid}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -81,7 +102,7 @@ class LocalSession:
             "--port",
             str(local_port),
             "--",
-            *jupyter_args(self.site.profile),
+            *local_jupyter_args(self.site),
         ]
         env = {**os.environ, "DASK_CONFIG": str(run_dir / "dask")}
         fd = os.open(run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -93,7 +114,7 @@ class LocalSession:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                cwd=Path.home(),
+                cwd=root,
             )
         state = SessionState(
             uid=self.site.uid,

@@ -1,4 +1,5 @@
-"""Site keys of platforms.ini that reach into the profile: the Dask workers' sizes."""
+"""Site keys of platforms.ini that reach into the profile: worker sizes and the notebook
+directory."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 
 from launcher.config import load_profile, load_site
 from launcher.errors import ConfigError
-from launcher.jobscript import dask_config
+from launcher.jobscript import dask_config, render
+from launcher.local import local_jupyter_args, root_dir
 
 BASE = "[s]\nplatform = generic-slurm\nhost = h\n"
 
@@ -79,3 +81,41 @@ def test_worker_walltime_moves_an_inline_lifetime_flag(tmp_path: Path) -> None:
     site = site_with(tmp_path, "worker_walltime = 60\n", base="[s]\nplatform = mine\nhost = h\n")
     args = site.profile.dask["jobqueue"]["slurm"]["worker-extra-args"]
     assert args == ["--lifetime", "56m", "--lifetime-stagger=2m"]
+
+
+@pytest.mark.parametrize(
+    ("value", "root", "shell"),
+    [
+        (None, None, '--ServerApp.root_dir="$HOME"'),
+        ("~", "~", '--ServerApp.root_dir="$HOME"'),
+        ("work/nb/", "~/work/nb", '--ServerApp.root_dir="$HOME"/work/nb'),
+        ("~/my notebooks", "~/my notebooks", "--ServerApp.root_dir=\"$HOME\"/'my notebooks'"),
+        ("/scratch/me/", "/scratch/me", "--ServerApp.root_dir=/scratch/me"),
+    ],
+)
+def test_notebook_dir_is_jupyters_root(
+    tmp_path: Path, value: str | None, root: str | None, shell: str
+) -> None:
+    site = site_with(tmp_path, f"notebook_dir = {value}\n" if value else "")
+    assert site.profile.jupyter.root_dir == root
+    script = render(site, "/home/u/.eohpc/runs/x")
+    assert script.rstrip().endswith(shell)
+
+
+@pytest.mark.parametrize("value", ["$SCRATCH/nb", "~other/nb"])
+def test_notebook_dir_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"'notebook_dir'.*absolute path or one under ~"):
+        site_with(tmp_path, f"notebook_dir = {value}\n")
+
+
+def test_local_root_is_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    site = load_site("local")
+    assert root_dir(site) == tmp_path
+    assert f"--ServerApp.root_dir={tmp_path}" in local_jupyter_args(site)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ini = tmp_path / "platforms.ini"
+    ini.write_text("[local]\nplatform = local\nnotebook_dir = ~/nb\n")
+    assert root_dir(load_site("local", ini)) == tmp_path / "home" / "nb"

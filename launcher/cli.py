@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from launcher import batch, session_scheduler
+from launcher import batch, dryrun, session_scheduler
 from launcher import state as saved
 from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from launcher.dashboard import dashboard_hint
@@ -538,9 +538,10 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     """Print the job script (batch mode's with --script) and the Dask config; submit nothing."""
     run_dir = f"$HOME/.eohpc/runs/{site.uid}-TIMESTAMP"
     if site.is_local:
-        print("# local site: JupyterLab runs on this machine (no batch script)")
+        print(dryrun.local_header(site))
     elif args.script is not None:
         print(f"# batch-mode job script for site '{site.uid}' (sbatch --parsable, on stdin)")
+        print(dryrun.REMOTE_PLACEHOLDERS)
         print(
             render_batch(
                 site, run_dir, args.script.name, args.script_args, args.workers, args.timeout
@@ -548,7 +549,9 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
         )
     else:
         print(f"# batch script for site '{site.uid}' (sbatch --parsable, script on stdin)")
+        print(dryrun.REMOTE_PLACEHOLDERS)
         print(render(site, run_dir, args.max_worker_jobs if args.scheduler else None))
     print(f"# Dask config (DASK_CONFIG of the job) from {site.profile.path}")
-    print(dask_yaml(site.profile))
+    print(dryrun.dask_note(site))
+    print(dask_yaml(site.profile, dryrun.dask_home(site)))
     return 0

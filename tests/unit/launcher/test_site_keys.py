@@ -1,5 +1,5 @@
 """Site keys of platforms.ini that reach into the profile: worker sizes and the notebook
-directory."""
+directory; and what dry-run prints about them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from launcher import cli
 from launcher.config import load_profile, load_site
+from launcher.dryrun import REMOTE_PLACEHOLDERS
 from launcher.errors import ConfigError
 from launcher.jobscript import dask_config, render
 from launcher.local import local_jupyter_args, root_dir
@@ -119,3 +121,25 @@ def test_local_root_is_the_working_directory(
     ini = tmp_path / "platforms.ini"
     ini.write_text("[local]\nplatform = local\nnotebook_dir = ~/nb\n")
     assert root_dir(load_site("local", ini)) == tmp_path / "home" / "nb"
+
+
+def test_dry_run_remote_names_what_the_cluster_fills_in(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["--uid", "sandbox", "--mode", "dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert REMOTE_PLACEHOLDERS in out
+    dask_part = out.split("# Dask config", 1)[1]
+    assert "log-directory: $HOME/.eohpc/dask-logs" in dask_part
+    assert "$HOME in it is filled in on the cluster" in dask_part
+    assert "~/" not in dask_part
+
+
+def test_dry_run_local_resolves_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--uid", "local", "--mode", "dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"# notebooks (Jupyter's root directory): {tmp_path}" in out
+    assert "$HOME" not in out and "~/" not in out

@@ -53,7 +53,7 @@ BATCH_HELP = (
 )
 
 Session = LocalSession | RemoteSession
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, emoji=False, markup=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except LauncherError as exc:
         if args.verbose:
             console.print_exception()
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, markup=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -207,7 +207,7 @@ def show_status(status: JobStatus, last: list[str], waiting_for: str = "Jupyter"
         text = f"job {status.job_id} {status.state}"
     if not last or last[-1] != text:
         last.append(text)
-        console.print(f"[cyan]•[/] {text}", markup=True, soft_wrap=True)
+        console.print(f"[cyan]•[/] {escape(text)}", markup=True, soft_wrap=True)
 
 
 def require_no_live_session(site: Site, session: Session) -> None:
@@ -298,7 +298,8 @@ def serve(
         if state.scheduler_remote:
             tunnels.enter_context(require_remote(session, "--scheduler").scheduler_tunnel(state))
         console.print(
-            f"[green]Jupyter is ready[/] (job {state.job_id} on {state.node})", markup=True
+            f"[green]Jupyter is ready[/] {escape(f'(job {state.job_id} on {state.node})')}",
+            markup=True,
         )
         print(state.url, flush=True)
         if state.scheduler_remote:
@@ -331,8 +332,11 @@ def require_remote(session: Session, what: str) -> RemoteSession:
 def announce_scheduler(state: saved.SessionState) -> None:
     """Print where the session scheduler is and the one call that connects to it."""
     console.print(
-        f"[green]Dask scheduler is ready[/] at {state.scheduler_address} "
-        f"(forwarded to {state.scheduler_remote}); scheduler file {state.scheduler_file}",
+        "[green]Dask scheduler is ready[/] "
+        + escape(
+            f"at {state.scheduler_address} (forwarded to {state.scheduler_remote}); "
+            f"scheduler file {state.scheduler_file}"
+        ),
         markup=True,
         soft_wrap=True,
     )

@@ -1,5 +1,5 @@
 """Site keys of platforms.ini that reach into the profile: worker sizes and the notebook
-directory; and what dry-run prints about them."""
+directory; what dry-run prints about them; and terminal output printed verbatim."""
 
 from __future__ import annotations
 
@@ -143,3 +143,17 @@ def test_dry_run_local_resolves_paths(
     out = capsys.readouterr().out
     assert f"# notebooks (Jupyter's root directory): {tmp_path}" in out
     assert "$HOME" not in out and "~/" not in out
+
+
+def test_messages_are_printed_verbatim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No emoji codes (H:M:S holds ':M:'), no markup from message text."""
+    ini = tmp_path / "platforms.ini"
+    ini.write_text(BASE + "time = 1:M:S\n")
+    assert cli.main(["--config", str(ini), "--uid", "s", "--mode", "dry-run"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "key 'time' is '1:M:S', not a SLURM time. Use M, M:S, H:M:S, D-H" in err
+    assert "Ⓜ" not in err
+    assert cli.main(["--config", str(ini), "--uid", "x:smile:[bold]y[/bold]", "--mode", "run"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown site 'x:smile:[bold]y[/bold]'" in err
+    assert "😄" not in err

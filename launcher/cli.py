@@ -10,8 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from launcher import dryrun
 from launcher import state as saved
-from launcher.config import Site, find_config, load_site, site_names
+from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from launcher.errors import LauncherError
 from launcher.jobscript import dask_yaml, render, render_batch
 from launcher.remote import RUNS_DIR
@@ -28,6 +29,7 @@ MODES = (
     "dry-run",
     "install",
     "uninstall",
+    "sites",
 )
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_WORKER_JOBS = 4
@@ -42,7 +44,7 @@ BATCH_HELP = (
     "status/logs/stop take --job JOBID."
 )
 
-console = Console(stderr=True, highlight=False, emoji=False)
+console = Console(stderr=True, highlight=False, emoji=False, markup=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--uid", help="site: a section of platforms.ini, or 'local'")
     parser.add_argument("--mode", choices=MODES, default="run", help="what to do (default: run)")
-    parser.add_argument("--config", type=Path, help="platforms.ini to read")
+    parser.add_argument("--config", type=Path, help=config_help())
     parser.add_argument("--local-port", type=int, help="local port of the tunnel (default: free)")
     parser.add_argument(
         "--timeout",
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--new", action="store_true", help="start a new job even though one is live for the site"
     )
-    parser.add_argument("--json", action="store_true", help="status as one JSON object")
+    parser.add_argument("--json", action="store_true", help="status, list, sites: as JSON")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: follow the output")
     parser.add_argument("-n", "--lines", type=int, default=40, help="logs: lines to show")
     parser.add_argument(
@@ -152,9 +154,11 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.add_platform:
         from launcher.add_platform import add_platform
 
-        return add_platform(config or args.config)
+        return add_platform(config)
     if args.mode == "list":
         return cmd_list(args)
+    if args.mode == "sites":
+        return describe_sites(config, args.json)
     if not args.uid:
         raise LauncherError(f"--uid is required. Known sites: {', '.join(site_names(config))}.")
     site = load_site(args.uid, config)
@@ -231,9 +235,10 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     run_dir = f"$HOME/{RUNS_DIR}/{site.uid}-TIMESTAMP"
     submit = f"{site.profile.batch_system}: job script on the submit command's standard input"
     if site.is_local:
-        print("# local site: JupyterLab runs on this machine (no batch script)")
+        print(dryrun.local_header(site))
     elif args.script is not None:
         print(f"# batch-mode job script for site '{site.uid}' ({submit})")
+        print(dryrun.REMOTE_PLACEHOLDERS)
         print(
             render_batch(
                 site, run_dir, args.script.name, args.script_args, args.workers, args.timeout
@@ -241,7 +246,9 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
         )
     else:
         print(f"# Jupyter job script for site '{site.uid}' ({submit})")
+        print(dryrun.REMOTE_PLACEHOLDERS)
         print(render(site, run_dir, args.max_worker_jobs if args.scheduler else None))
     print(f"# Dask config (DASK_CONFIG of the job) from {site.profile.path}")
-    print(dask_yaml(site.profile))
+    print(dryrun.dask_note(site))
+    print(dask_yaml(site.profile, dryrun.dask_home(site)))
     return 0

@@ -1,4 +1,18 @@
-"""Load platforms.ini and the platform profiles into validated, typed site objects."""
+"""Load platforms.ini and the platform profiles into validated, typed site objects.
+
+Where sites and profiles come from (one rule; config_help() says it in `--help`):
+
+- Sites: the sections of one file, `--config PATH` if given, else the user's
+  `platforms.ini` in the user config directory, merged with the shipped example sites
+  (`local`, `sandbox`): a section of that file wins over a shipped one of the same name.
+- Profiles: `<platform>.yaml` next to `--config`'s file, then in the user config directory,
+  then among the shipped profiles: the first found wins, so a user profile overrides a
+  shipped one by name.
+
+The shipped profiles and example sites are the package data `launcher.platforms` (the
+repository's config/platforms, mapped by pyproject.toml); the user config directory is
+platformdirs' (`~/.config/eo-hpc` on Linux), or $EOHPC_CONFIG_DIR.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +20,15 @@ import configparser
 import copy
 import dataclasses
 import difflib
+import functools
 import importlib.util
+import json
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +36,18 @@ import platformdirs
 import yaml
 
 from launcher.dask_checks import check_dask, is_loopback
+from launcher.distribution import source_tree
 from launcher.errors import ConfigError, UnknownSiteError
-from launcher.slurmtime import parse_slurm_time
+from launcher.slurmtime import format_seconds, parse_duration, parse_slurm_time
 
 APP_NAME = "eo-hpc"
-REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "platforms"
+#: Overrides the user config directory (platforms.ini and the user's profiles).
+CONFIG_DIR_ENV = "EOHPC_CONFIG_DIR"
+INI_NAME = "platforms.ini"
+#: The package whose data are the shipped profiles and example sites.
+SHIPPED_PACKAGE = "launcher.platforms"
+#: Where a site section or a profile came from.
+SHIPPED, USER, EXPLICIT, BUILT_IN = "shipped", "user", "--config", "built-in"
 LOCAL_UID = "local"
 LOCAL_PLATFORM = "local"
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else PyYAML's.
@@ -111,30 +137,146 @@ MANAGERS = ("venv", "conda", "mamba", "current")
 INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jump")
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
-INI_DASK_KEYS = ("dask_interface",)
-INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_DASK_KEYS
+INI_JUPYTER_KEYS = ("notebook_dir",)
+#: platforms.ini keys that size the Dask worker jobs -> their dask.jobqueue.slurm keys.
+INI_WORKER_KEYS = {
+    "worker_cores": "cores",
+    "worker_memory": "memory",
+    "worker_processes": "processes",
+    "worker_queue": "queue",
+    "worker_walltime": "walltime",
+}
+INI_DASK_KEYS = ("dask_interface", *INI_WORKER_KEYS)
+INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_JUPYTER_KEYS + INI_DASK_KEYS
+#: A Dask memory size with a unit: 4GB, 4GiB, 4G, 512 MiB, 1.5TB.
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([kmgtp]i?b?|b)$", re.IGNORECASE)
 
 
-def default_config_paths() -> list[Path]:
-    """Return the platforms.ini candidates in lookup order."""
-    user_dir = Path(platformdirs.user_config_dir(APP_NAME))
-    return [REPO_CONFIG_DIR / "platforms.ini", user_dir / "platforms.ini"]
+def user_config_dir() -> Path:
+    """The user's config directory: $EOHPC_CONFIG_DIR, else platformdirs' for eo-hpc."""
+    return Path(os.environ.get(CONFIG_DIR_ENV) or platformdirs.user_config_dir(APP_NAME))
 
 
-def find_config(explicit: Path | None) -> Path | None:
-    """Return the platforms.ini to use, or None when only the built-in sites exist."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(
-                f"{explicit}: no such file. Pass an existing platforms.ini to --config."
-            )
-        return explicit
-    return next((p for p in default_config_paths() if p.is_file()), None)
+@functools.lru_cache(maxsize=1)
+def shipped_dir() -> Path:
+    """The directory of the shipped profiles and example sites (package data).
+
+    importlib.resources finds the package `launcher.platforms`: launcher/platforms/ in a
+    wheel, the repository's config/platforms in an editable install. When this launcher
+    package was imported straight from a source tree that is not the installed one
+    (run_jupyter.py in a clone, PYTHONPATH), the profiles of that same tree are used, so
+    the code and its profiles always come from one place.
+    """
+    try:
+        found = resources.files(SHIPPED_PACKAGE)
+    except ModuleNotFoundError:
+        found = None
+    tree = source_tree()
+    own = tree / "config" / "platforms" if tree is not None else None
+    if (
+        own is not None
+        and own.is_dir()
+        and not (isinstance(found, Path) and _same_path(found, own))
+    ):
+        return own  # launcher runs from a source tree that is not the installed one
+    if not isinstance(found, Path) or not (found / INI_NAME).is_file():
+        raise ConfigError(
+            f"the shipped platform profiles (package data of {SHIPPED_PACKAGE}) are missing "
+            "from this installation. Reinstall eo-hpc."
+        )
+    return found
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class SitesFile:
+    """A platforms.ini that sites are read from, and where it came from."""
+
+    path: Path
+    origin: str  # SHIPPED, USER or EXPLICIT
+
+
+@dataclass(frozen=True)
+class ConfigSources:
+    """Where the sites and the profiles come from: see this module's docstring.
+
+    `explicit` is --config's file; without it the user's platforms.ini is read (if it exists).
+    """
+
+    explicit: Path | None = None
+
+    @property
+    def own_file(self) -> Path:
+        """The file whose sections win (and that --add-platform writes): --config's file,
+        else the user's platforms.ini (which need not exist yet)."""
+        return self.explicit if self.explicit is not None else user_config_dir() / INI_NAME
+
+    @property
+    def own_origin(self) -> str:
+        """EXPLICIT with --config, else USER."""
+        return EXPLICIT if self.explicit is not None else USER
+
+    def files(self) -> list[SitesFile]:
+        """The platforms.ini files read, lowest precedence first."""
+        shipped = SitesFile(shipped_dir() / INI_NAME, SHIPPED)
+        own = self.own_file
+        if own.is_file() and not _same_path(own, shipped.path):
+            return [shipped, SitesFile(own, self.own_origin)]
+        return [shipped]
+
+    def profile_dirs(self) -> list[tuple[Path, str]]:
+        """The directories searched for <platform>.yaml, first match wins, with their origin."""
+        dirs: list[tuple[Path, str]] = []
+        if self.explicit is not None:
+            dirs.append((self.explicit.parent, EXPLICIT))
+        dirs += [(user_config_dir(), USER), (shipped_dir(), SHIPPED)]
+        unique: list[tuple[Path, str]] = []
+        for directory, origin in dirs:
+            same = [i for i, (d, _) in enumerate(unique) if _same_path(d, directory)]
+            if same:  # listed twice (--config in the shipped directory): the later rank holds
+                del unique[same[0]]
+            unique.append((directory, origin))
+        return unique
+
+
+def config_help() -> str:
+    """The lookup rule in one paragraph, for `--help` of --config."""
+    return (
+        "platforms.ini to read instead of your own "
+        f"({user_config_dir() / INI_NAME}; ${CONFIG_DIR_ENV} moves the directory). Its sites "
+        "are merged with the shipped example sites (local, sandbox); a section of the file "
+        "wins over a shipped one of the same name. A profile <platform>.yaml is looked up next "
+        "to the file, then in your config directory, then among the shipped profiles. "
+        "--mode sites shows what was found where."
+    )
+
+
+def as_sources(config: ConfigSources | Path | None) -> ConfigSources:
+    """ConfigSources from find_config's result, an explicit platforms.ini path, or None
+    (the default lookup)."""
+    if isinstance(config, ConfigSources):
+        return config
+    return ConfigSources(explicit=config)
+
+
+def find_config(explicit: Path | None) -> ConfigSources:
+    """Return where sites and profiles come from; --config's file must exist."""
+    if explicit is not None and not explicit.is_file():
+        raise ConfigError(f"{explicit}: no such file. Pass an existing platforms.ini to --config.")
+    return ConfigSources(explicit=explicit)
+
+
+def ini_parser() -> configparser.ConfigParser:
+    """The parser of platforms.ini: no interpolation; ` ; comment` may end a line."""
+    return configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
 
 
 def read_ini(path: Path | None) -> configparser.ConfigParser:
     """Parse platforms.ini (an empty parser when path is None)."""
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = ini_parser()
     if path is not None:
         try:
             parser.read(path, encoding="utf-8")
@@ -143,32 +285,52 @@ def read_ini(path: Path | None) -> configparser.ConfigParser:
     return parser
 
 
-def site_names(path: Path | None) -> list[str]:
-    """Return the site uids defined in platforms.ini plus the built-in `local`."""
-    names = read_ini(path).sections()
+def read_sections(
+    config: ConfigSources | Path | None,
+) -> dict[str, tuple[dict[str, str], SitesFile]]:
+    """Every site section with the file it came from: the winning file's sections in its
+    order, then the shipped ones it does not override."""
+    sections: dict[str, tuple[dict[str, str], SitesFile]] = {}
+    for sites_file in reversed(as_sources(config).files()):
+        parser = read_ini(sites_file.path)
+        for uid in parser.sections():
+            sections.setdefault(uid, (dict(parser[uid]), sites_file))
+    return sections
+
+
+def site_names(config: ConfigSources | Path | None) -> list[str]:
+    """Return the known site uids (the built-in `local` always among them)."""
+    names = list(read_sections(config))
     return names if LOCAL_UID in names else [*names, LOCAL_UID]
 
 
-def load_site(uid: str, config_path: Path | None) -> Site:
-    """Load and validate one site and its profile."""
-    parser = read_ini(config_path)
-    if uid not in parser:
+def load_site(uid: str, config: ConfigSources | Path | None = None) -> Site:
+    """Load and validate one site and its profile (see the lookup rule above)."""
+    sources = as_sources(config)
+    sections = read_sections(sources)
+    if uid not in sections:
         if uid == LOCAL_UID:
             return Site(
                 uid=uid,
                 platform=LOCAL_PLATFORM,
-                profile=load_profile(LOCAL_PLATFORM, config_path),
-                source=config_path,
+                profile=load_profile(LOCAL_PLATFORM, sources),
+                source=None,
             )
-        known = ", ".join(site_names(config_path))
-        hint = _did_you_mean(uid, site_names(config_path))
-        where = config_path or "the built-in configuration"
+        names = site_names(sources)
+        where = " and ".join(str(f.path) for f in reversed(sources.files()))
         raise UnknownSiteError(
-            f"unknown site '{uid}'{hint} in {where}. Known sites: {known}. "
-            "Add a section with --add-platform or pick one of these."
+            f"unknown site '{uid}'{_did_you_mean(uid, names)} in {where}. Known sites: "
+            f"{', '.join(names)}. Add a section with --add-platform or pick one of these."
         )
-    values = dict(parser[uid])
-    src = f"{config_path} [{uid}]"
+    values, sites_file = sections[uid]
+    return build_site(uid, values, sites_file.path, sources)
+
+
+def build_site(
+    uid: str, values: dict[str, str], path: Path, config: ConfigSources | Path | None
+) -> Site:
+    """Validate one site section (`values`, from the file `path`) and load its profile."""
+    src = f"{path} [{uid}]"
     for key in values:
         if key not in INI_KEYS:
             raise ConfigError(
@@ -182,12 +344,12 @@ def load_site(uid: str, config_path: Path | None) -> Site:
         raise ConfigError(
             f"{src}: missing key 'host'. Add the login node (or a ~/.ssh/config alias)."
         )
-    profile = _apply_overrides(load_profile(platform, config_path), values, src)
+    profile = _apply_overrides(load_profile(platform, config), values, src)
     return Site(
         uid=uid,
         platform=platform,
         profile=profile,
-        source=config_path,
+        source=path,
         host=values.get("host"),
         user=values.get("user"),
         keypath=Path(values["keypath"]).expanduser() if values.get("keypath") else None,
@@ -196,24 +358,28 @@ def load_site(uid: str, config_path: Path | None) -> Site:
     )
 
 
-def profile_path(platform: str, config_path: Path | None) -> Path:
-    """Find config/platforms/<platform>.yaml next to platforms.ini, then in the repository."""
-    dirs = [config_path.parent] if config_path is not None else []
-    dirs.append(REPO_CONFIG_DIR)
-    for directory in dirs:
+def find_profile(platform: str, config: ConfigSources | Path | None) -> tuple[Path, str]:
+    """The file of profile <platform>.yaml and its origin (first match of profile_dirs)."""
+    dirs = as_sources(config).profile_dirs()
+    for directory, origin in dirs:
         candidate = directory / f"{platform}.yaml"
         if candidate.is_file():
-            return candidate
-    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+            return candidate, origin
+    known = sorted({p.stem for d, _ in dirs if d.is_dir() for p in d.glob("*.yaml")})
     raise ConfigError(
         f"no profile '{platform}.yaml'{_did_you_mean(platform, known)} in "
-        f"{', '.join(str(d) for d in dirs)}. Known platforms: {', '.join(known)}."
+        f"{', '.join(str(d) for d, _ in dirs)}. Known platforms: {', '.join(known)}."
     )
 
 
-def load_profile(platform: str, config_path: Path | None) -> Profile:
+def profile_path(platform: str, config: ConfigSources | Path | None) -> Path:
+    """The file of profile <platform>.yaml (see find_profile)."""
+    return find_profile(platform, config)[0]
+
+
+def load_profile(platform: str, config: ConfigSources | Path | None = None) -> Profile:
     """Load and validate a platform profile."""
-    path = profile_path(platform, config_path)
+    path = profile_path(platform, config)
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
     except yaml.YAMLError as exc:
@@ -299,32 +465,143 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
         env_changes["path"] = values["env_path"]
     if "python" in values:
         env_changes["python"] = values["python"]
+    jupyter_changes: dict[str, Any] = {}
+    if "notebook_dir" in values:
+        jupyter_changes["root_dir"] = _notebook_dir(values["notebook_dir"], src)
     return dataclasses.replace(
         profile,
         job=dataclasses.replace(profile.job, **job_changes),
         environment=dataclasses.replace(profile.environment, **env_changes),
+        jupyter=dataclasses.replace(profile.jupyter, **jupyter_changes),
         dask=_dask_overrides(profile, values, src),
     )
 
 
+def _notebook_dir(value: str, src: str) -> str:
+    """The site's `notebook_dir`: absolute, or under ~ (a relative path is relative to ~)."""
+    path = value.strip()
+    if not path or "$" in path or (path.startswith("~") and path != "~" and path[1] != "/"):
+        raise ConfigError(
+            f"{src}: key 'notebook_dir' is {value!r}. Give an absolute path or one under ~ "
+            "(e.g. ~/notebooks or /scratch/me); variables other than a leading ~ are not "
+            "expanded."
+        )
+    if path.startswith(("/", "~")):
+        return path.rstrip("/") or "/"
+    return "~/" + path.rstrip("/")
+
+
 def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[str, Any]:
-    """The profile's Dask config with the site's `dask_interface` (workers and scheduler)."""
+    """The profile's Dask config with the site's `dask_interface` (workers and scheduler) and
+    worker sizes (`worker_*` keys -> dask.jobqueue.slurm), checked again as a whole."""
     interface = values.get("dask_interface")
-    if not interface:
+    workers = {key: values[key] for key in INI_WORKER_KEYS if key in values}
+    if not interface and not workers:
         return profile.dask
     if profile.batch_system != "slurm":
+        keys = [*(["dask_interface"] if interface else []), *workers]
+        names = ", ".join(f"'{k}'" for k in keys)
         raise ConfigError(
-            f"{src}: key 'dask_interface' applies to SLURM platforms only; remove it."
+            f"{src}: key {names} applies to SLURM platforms only; remove it."
+            if len(keys) == 1
+            else f"{src}: keys {names} apply to SLURM platforms only; remove them."
         )
-    if is_loopback(interface):
+    if interface and is_loopback(interface):
         raise ConfigError(
             f"{src}: key 'dask_interface' is '{interface}': workers on other nodes cannot "
             "reach a scheduler on the loopback interface. Name the compute nodes' network "
             "interface (e.g. ib0), or remove the key."
         )
     dask = copy.deepcopy(profile.dask)
-    dask.setdefault("jobqueue", {}).setdefault("slurm", {})["interface"] = interface
+    slurm = dask.setdefault("jobqueue", {}).setdefault("slurm", {})
+    if interface:
+        slurm["interface"] = interface
+    for key, value in workers.items():
+        slurm[INI_WORKER_KEYS[key]] = _worker_value(key, value, src)
+    if not workers:
+        return dask
+    if "worker_walltime" in workers:
+        _fit_lifetime(slurm, src)
+    cores, processes = slurm.get("cores"), slurm.get("processes", 1)
+    if isinstance(cores, int) and isinstance(processes, int) and processes > cores:
+        raise ConfigError(
+            f"{src}: the worker jobs would run {processes} processes on {cores} cores "
+            "(worker_processes/worker_cores or the profile's); each process needs a core. "
+            "Lower worker_processes or raise worker_cores."
+        )
+    try:
+        check_dask(profile.path, dask, profile.job.mem_per_cpu)
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: with this site's {', '.join(workers)}: {exc}") from None
     return dask
+
+
+def _worker_value(key: str, value: str, src: str) -> int | str:
+    """A checked `worker_*` value, typed as dask-jobqueue takes it."""
+    text = value.strip()
+    if key in ("worker_cores", "worker_processes"):
+        number = _ini_int({key: text}, key, src)
+        if number is None or number < 1:
+            raise ConfigError(f"{src}: key '{key}' must be a positive integer, got '{value}'.")
+        return number
+    if key == "worker_memory":
+        if not _MEMORY.match(text) or float(re.sub(r"[^\d.]", "", text)) <= 0:
+            raise ConfigError(
+                f"{src}: key 'worker_memory' is {value!r}; give a size with a unit, "
+                'e.g. "4GiB", "16GB" or "512MiB".'
+            )
+        return text
+    if key == "worker_walltime":
+        _check_time(text, f"{src}: key 'worker_walltime'")
+        if parse_slurm_time(text) is None:
+            raise ConfigError(
+                f"{src}: key 'worker_walltime' is {value!r}; worker jobs need a finite time "
+                'limit, e.g. "02:00:00".'
+            )
+        return text
+    if not text or any(c.isspace() for c in text):
+        raise ConfigError(f"{src}: key '{key}' must be one partition name, got {value!r}.")
+    return text
+
+
+def _fit_lifetime(slurm: dict[str, Any], src: str) -> None:
+    """With the site's worker_walltime, workers retire at walltime minus twice the profile's
+    --lifetime-stagger (before SLURM ends their jobs): --lifetime is set to that."""
+    walltime = parse_slurm_time(str(slurm["walltime"])) or 0
+    args = list(slurm.get("worker-extra-args") or [])
+    stagger = _flag_seconds(args, "--lifetime-stagger")
+    if stagger is None:
+        return  # check_dask names the missing flag
+    lifetime = walltime - 2 * stagger
+    if lifetime <= 0:
+        raise ConfigError(
+            f"{src}: key 'worker_walltime' ({format_seconds(walltime)}) leaves workers no "
+            f"lifetime: it must exceed twice the profile's --lifetime-stagger "
+            f"({format_seconds(stagger)})."
+        )
+    text = f"{int(lifetime) // 60}m" if lifetime % 60 == 0 else f"{int(lifetime)}s"
+    for i, arg in enumerate(args):
+        if arg == "--lifetime" and i + 1 < len(args):
+            args[i + 1] = text
+        elif arg.startswith("--lifetime="):
+            args[i] = f"--lifetime={text}"
+    slurm["worker-extra-args"] = args
+
+
+def _flag_seconds(args: list[str], flag: str) -> float | None:
+    """Seconds of a duration flag's value in worker-extra-args (None if absent or invalid)."""
+    for i, arg in enumerate(args):
+        value = None
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        if value is not None:
+            try:
+                return parse_duration(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _ini_int(values: dict[str, str], key: str, src: str) -> int | None:
@@ -392,3 +669,74 @@ def _type_name(annotation: Any) -> str:
     if typing.get_origin(annotation) is dict:
         return "a mapping"
     return getattr(annotation, "__name__", str(annotation))
+
+
+def site_records(config: ConfigSources | Path | None) -> list[dict[str, Any]]:
+    """Every known site: its platform, the file it came from (and that file's origin), and its
+    profile's file and origin (an `error` instead when the profile is missing)."""
+    sources = as_sources(config)
+    sections = read_sections(sources)
+    shipped_uids = set(read_ini(shipped_dir() / INI_NAME).sections())
+    records: list[dict[str, Any]] = []
+    for uid, (values, sites_file) in sections.items():
+        platform = values.get("platform", "")
+        records.append(
+            {
+                "uid": uid,
+                "platform": platform,
+                "host": values.get("host"),
+                "origin": sites_file.origin,
+                "file": str(sites_file.path),
+                "overrides_shipped": sites_file.origin != SHIPPED and uid in shipped_uids,
+                **_profile_record(platform, sources),
+            }
+        )
+    if LOCAL_UID not in sections:
+        records.append(
+            {
+                "uid": LOCAL_UID,
+                "platform": LOCAL_PLATFORM,
+                "host": None,
+                "origin": BUILT_IN,
+                "file": None,
+                "overrides_shipped": False,
+                **_profile_record(LOCAL_PLATFORM, sources),
+            }
+        )
+    return records
+
+
+def _profile_record(platform: str, sources: ConfigSources) -> dict[str, Any]:
+    try:
+        path, origin = find_profile(platform, sources)
+    except ConfigError as exc:
+        return {"profile": None, "profile_origin": None, "error": str(exc)}
+    return {"profile": str(path), "profile_origin": origin, "error": None}
+
+
+def describe_sites(config: ConfigSources | Path | None, as_json: bool = False) -> int:
+    """`--mode sites`: print every site, its platform and where it and its profile came from
+    (the shipped examples, the user's file, --config's file); one JSON list with `as_json`."""
+    sources = as_sources(config)
+    records = site_records(sources)
+    if as_json:
+        print(json.dumps(records))
+        return 0
+    labels = {SHIPPED: "shipped", USER: "yours", EXPLICIT: "--config", BUILT_IN: "built-in"}
+    width = max(len(r["uid"]) for r in records)
+    pwidth = max(len(r["platform"]) for r in records)
+    for r in records:
+        shadow = "  (overrides the shipped example)" if r["overrides_shipped"] else ""
+        site = f"site     {labels[r['origin']]:<9} {r['file'] or ''}".rstrip()
+        print(f"{r['uid']:<{width}}  {r['platform']:<{pwidth}}  {site}{shadow}")
+        if r["profile"]:
+            profile = f"profile  {labels[r['profile_origin']]:<9} {r['profile']}"
+        else:
+            profile = f"profile  MISSING: {r['error']}"
+        print(f"{'':<{width}}  {'':<{pwidth}}  {profile}")
+    own = sources.own_file
+    state = "" if own.is_file() else " (not created yet: --add-platform creates it)"
+    print(f"\nsites file read with the shipped examples: {own}{state}")
+    dirs = ", ".join(str(d) for d, _ in sources.profile_dirs())
+    print(f"profiles <platform>.yaml looked up in: {dirs}")
+    return 0

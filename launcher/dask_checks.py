@@ -28,7 +28,8 @@ def check_dask(path: Path, dask: dict[str, Any], mem_per_cpu: str | None) -> Non
         raise ConfigError(
             f"{path}: missing key '{SLURM_KEY}'. Add it with at least cores, memory, walltime, "
             "local-directory, log-directory and worker-extra-args (--lifetime, "
-            "--lifetime-stagger); see config/platforms/generic-slurm.yaml."
+            "--lifetime-stagger); see the shipped profile generic-slurm.yaml (--mode sites "
+            "prints where the profiles are)."
         )
     check_lifetime(path, slurm)
     check_directories(path, slurm)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from launcher.config import REPO_CONFIG_DIR, Site
+from launcher.config import Site
+from launcher.distribution import project_wheel, running_origin
 from launcher.errors import InstallError, LauncherError
 from launcher.jobscript import dask_yaml, expand_home
 from launcher.ssh import SSHLink
 
-REPO_ROOT = REPO_CONFIG_DIR.parent.parent
 PIP_TIMEOUT = 3600
 
 
@@ -37,28 +35,12 @@ def manifest_path(site: Site, home: str) -> str:
     return f"{home}/.eohpc/installs/{site.uid}.json"
 
 
-def build_wheel() -> Path:
-    """Build this project's wheel locally (no dependencies) and return its path."""
-    out = Path(tempfile.mkdtemp(prefix="eohpc-wheel-"))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(out),
-            str(REPO_ROOT),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    wheels = list(out.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise InstallError(f"building the project wheel failed: {proc.stderr.strip()}")
-    return wheels[0]
+def build_wheel(dest: Path, console: Console) -> Path:
+    """The wheel of the eo-hpc version running here (see launcher.distribution), in `dest`
+    unless it is the wheel file that version was installed from."""
+    origin = running_origin()
+    console.print(f"this machine runs eo-hpc from the {origin.describe()}")
+    return project_wheel(dest, origin)
 
 
 def install(site: Site, link: SSHLink, console: Console) -> None:
@@ -83,9 +65,10 @@ def install(site: Site, link: SSHLink, console: Console) -> None:
         project = site.profile.install.project
         files = [f"{home}/.config/dask/eohpc-{site.platform}.yaml"]
         if project is None:
-            wheel = build_wheel()
-            remote_wheel = f"{home}/.eohpc/dist/{wheel.name}"
-            link.put(wheel, remote_wheel)
+            with tempfile.TemporaryDirectory(prefix="eohpc-wheel-") as out:
+                wheel = build_wheel(Path(out), console)
+                remote_wheel = f"{home}/.eohpc/dist/{wheel.name}"
+                link.put(wheel, remote_wheel)
             files.append(remote_wheel)
             project = f"{remote_wheel}[jupyter]"
         packages = [project, *site.profile.install.packages]

@@ -90,6 +90,18 @@ def job_exports(site: Site, run_dir: str, with_scheduler: bool = False) -> list[
     return lines
 
 
+def shell_jupyter_args(profile: Profile) -> str:
+    """jupyter_args quoted for the job script, with the root directory always set: the site's
+    notebook_dir (profile jupyter.root_dir), else the home directory; a leading ~ is $HOME."""
+    root = profile.jupyter.root_dir or "~"
+    jupyter = dataclasses.replace(profile.jupyter, root_dir=root)
+    root_arg = f"--ServerApp.root_dir={root}"
+    return " ".join(
+        "--ServerApp.root_dir=" + remote_path(root) if arg == root_arg else shlex.quote(arg)
+        for arg in jupyter_args(dataclasses.replace(profile, jupyter=jupyter))
+    )
+
+
 def _job_script(
     template: str,
     site: Site,
@@ -132,7 +144,7 @@ def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> s
         f"eohpc-jupyter-{site.uid}",
         with_scheduler=scheduler_max_jobs is not None,
         wrapper_args="".join(f"{shlex.quote(a)} " for a in extra),
-        jupyter_args=" ".join(shlex.quote(a) for a in jupyter_args(site.profile)),
+        jupyter_args=shell_jupyter_args(site.profile),
     )
 
 

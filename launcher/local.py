@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from launcher.batchsystem import FINISHED, RUNNING, JobStatus
 from launcher.config import Site
-from launcher.errors import JobFailedError, JupyterTimeoutError
+from launcher.errors import ConfigError, JobFailedError, JupyterTimeoutError
 from launcher.jobscript import (
     DASK_DIR,
     JUPYTER_CONFIG_NAME,
@@ -36,6 +37,20 @@ from launcher.scheduler.files import make_private_dir, state_dir, write_private
 from launcher.state import SessionState
 
 LOG_NAME = "jupyter.log"
+
+
+def root_dir(site: Site) -> Path:
+    """The directory JupyterLab serves on this machine: the site's notebook_dir (profile
+    jupyter.root_dir) if set, else the directory the command was started from, as with
+    `jupyter lab`."""
+    configured = site.profile.jupyter.root_dir
+    return Path(configured).expanduser() if configured else Path.cwd()
+
+
+def local_jupyter_args(site: Site) -> list[str]:
+    """jupyter_args with the root directory spelled out (absolute)."""
+    jupyter = dataclasses.replace(site.profile.jupyter, root_dir=str(root_dir(site)))
+    return jupyter_args(dataclasses.replace(site.profile, jupyter=jupyter))
 
 
 def _alive(pid: int) -> bool:
@@ -61,6 +76,12 @@ class LocalSite:
 
     def submit_jupyter(self, local_port: int) -> SessionState:
         """Start JupyterLab in its own process group, listening on 127.0.0.1:local_port."""
+        root = root_dir(self.site)
+        if not root.is_dir():
+            raise ConfigError(
+                f"the notebook directory {root} does not exist. Create it, or fix "
+                f"'notebook_dir' of site '{self.site.uid}'."
+            )
         runs = make_private_dir(state_dir() / "runs")
         run_dir = runs / f"{self.site.uid}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir.mkdir(mode=0o700)
@@ -82,7 +103,7 @@ class LocalSite:
             "--port",
             str(local_port),
             "--",
-            *jupyter_args(self.site.profile),
+            *local_jupyter_args(self.site),
         ]
         env = {**os.environ, "DASK_CONFIG": str(run_dir / DASK_DIR)}
         fd = os.open(run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -94,7 +115,7 @@ class LocalSite:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                cwd=Path.cwd(),
+                cwd=root,
             )
         return SessionState(
             uid=self.site.uid,
@@ -117,7 +138,8 @@ class LocalSite:
             if status.finished:
                 raise JobFailedError(
                     f"JupyterLab exited before it was ready. Last lines of its log:\n"
-                    f"{self.tail(state)}\nFix: pip install -e .[jupyter]"
+                    f"{self.tail(state)}\nFix: pip install 'eo-hpc[jupyter]' "
+                    "(in a checkout: pip install -e '.[jupyter]')"
                 )
             if time.monotonic() > deadline:
                 self.cancel(state)

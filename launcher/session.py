@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 
 from launcher import batch
 from launcher import state as saved
@@ -205,7 +206,8 @@ class Lifecycle:
                 remote = require_remote(self.jobs, "--scheduler")
                 tunnels.enter_context(remote.scheduler_tunnel(state, self.problem))
             self.console.print(
-                f"[green]Jupyter is ready[/] (job {state.job_id} on {state.node})",
+                f"[green]Jupyter is ready[/] {escape(f'(job {state.job_id} on {state.node})')}",
+                markup=True,
                 emoji=False,
                 soft_wrap=True,
             )

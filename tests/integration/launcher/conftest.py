@@ -138,5 +138,10 @@ def local_launcher(tmp_path: Path) -> Launcher:
 
 
 def launcher_env(tmp_path: Path) -> dict[str, str]:
-    state = tmp_path / "state"
-    return {**os.environ, "EOHPC_STATE_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+    """State and user config directories of the test's own (the user's files stay unread)."""
+    return {
+        **os.environ,
+        "EOHPC_STATE_DIR": str(tmp_path / "state"),
+        "EOHPC_CONFIG_DIR": str(tmp_path / "user-config"),
+        "PYTHONUNBUFFERED": "1",
+    }

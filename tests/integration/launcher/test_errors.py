@@ -177,7 +177,7 @@ def test_verbose_shows_traceback(local_launcher: Launcher) -> None:
 
 
 def test_add_platform_appends_a_valid_section(local_launcher: Launcher) -> None:
-    answers = "hpc\ngeneric-slurm\nlogin.example.org\nalice\n\ngpu\n\n"
+    answers = "hpc\ngeneric-slurm\nlocalhost\nalice\n\ngpu\n\n"
     result = subprocess.run(
         local_launcher.command("--add-platform"),
         input=answers,

@@ -13,13 +13,13 @@ import pytest
 from launcher import state as saved
 from launcher.batch import job_exit_code
 from launcher.cli import build_parser, split_script_args
-from launcher.config import REPO_CONFIG_DIR, load_site
+from launcher.config import load_site, shipped_dir
 from launcher.jobscript import render, render_batch
 from launcher.scheduler.contract import STATE_DIR_ENV
 from launcher.scheduler.driver import script_env
 from launcher.scheduler.tls import create_session_tls
 
-SITE = load_site("sandbox", REPO_CONFIG_DIR / "platforms.ini")
+SITE = load_site("sandbox", shipped_dir() / "platforms.ini")
 
 
 @pytest.mark.parametrize(

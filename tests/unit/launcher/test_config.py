@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.config import REPO_CONFIG_DIR, load_profile, load_site
+from launcher.config import load_profile, load_site, shipped_dir
 from launcher.errors import ConfigError, UnknownSiteError
 
 SHIPPED = ["local", "sandbox", "generic-slurm", "spider", "snellius", "delftblue"]
@@ -31,7 +31,7 @@ def test_shipped_profiles_validate(platform: str) -> None:
 
 
 def test_shipped_ini_has_local_and_sandbox() -> None:
-    ini = REPO_CONFIG_DIR / "platforms.ini"
+    ini = shipped_dir() / "platforms.ini"
     assert load_site("local", ini).is_local
     sandbox = load_site("sandbox", ini)
     assert sandbox.host and sandbox.user and sandbox.keypath and sandbox.profile.job.partition

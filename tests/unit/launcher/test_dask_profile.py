@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launcher.config import REPO_CONFIG_DIR, load_profile, load_site
+from launcher.config import load_profile, load_site, shipped_dir
 from launcher.dashboard import dashboard_hint, dashboard_port
 from launcher.errors import ConfigError
 from launcher.jobscript import render
@@ -214,12 +214,12 @@ def test_site_dask_interface(tmp_path: Path) -> None:
 
 
 def test_shipped_sandbox_site_uses_the_compute_interface() -> None:
-    site = load_site("sandbox", REPO_CONFIG_DIR / "platforms.ini")
+    site = load_site("sandbox", shipped_dir() / "platforms.ini")
     assert site.profile.dask["jobqueue"]["slurm"]["interface"] == "eorig-c0"
 
 
 def test_job_links_dashboards_through_jupyter_proxy() -> None:
-    site = load_site("sandbox", REPO_CONFIG_DIR / "platforms.ini")
+    site = load_site("sandbox", shipped_dir() / "platforms.ini")
     script = render(site, "/r")
     assert 'export JUPYTERHUB_SERVICE_PREFIX="${JUPYTERHUB_SERVICE_PREFIX:-/}"' in script
     line = (

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from launcher.batchsystem import Slurm
-from launcher.config import REPO_CONFIG_DIR, load_profile, load_site
+from launcher.config import load_profile, load_site, shipped_dir
 from launcher.jobscript import dask_config, jupyter_config, render
 from launcher.readiness import new_token
 
 
 def test_sandbox_script() -> None:
-    site = load_site("sandbox", REPO_CONFIG_DIR / "platforms.ini")
+    site = load_site("sandbox", shipped_dir() / "platforms.ini")
     script = render(site, "/home/u/.eohpc/runs/r1")
     assert script.startswith("#!/bin/bash\n#SBATCH --job-name=eohpc-jupyter-sandbox\n")
     assert "#SBATCH --output=/home/u/.eohpc/runs/r1/job-%j.out" in script

@@ -1,0 +1,207 @@
+"""The launcher installed like a user installs it: a wheel in a fresh venv, no source tree.
+
+The venv sees this machine's packages (--system-site-packages) for the dependencies; the
+wheel's `launcher` shadows the editable install of the checkout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from launcher.distribution import WHEEL, project_wheel, running_origin
+from tests.integration.launcher.conftest import url_of, wait_until
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[3]
+
+
+def pip_install(venv: Path) -> list[str]:
+    """pip install into `venv` without dependencies (they come from this machine)."""
+    python = str(venv / "bin" / "python")
+    options = ["-q", "--no-deps", "--ignore-installed", "--disable-pip-version-check"]
+    return [python, "-m", "pip", "install", *options]
+
+
+NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+@dataclass
+class Installed:
+    venv: Path
+    wheel: Path
+    workdir: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.venv / "bin" / "run-jupyter"), *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def python(self, code: str) -> str:
+        result = subprocess.run(
+            [str(self.venv / "bin" / "python"), "-c", code],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    base = tmp_path_factory.mktemp("wheel-install")
+    assert not base.resolve().is_relative_to(REPO)
+    dist = base / "dist"
+    dist.mkdir()
+    wheel = project_wheel(dist, running_origin())
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run(
+        [*pip_install(venv), str(wheel)],
+        check=True,
+    )
+    workdir = base / "work"
+    workdir.mkdir()
+    (workdir / "hello.ipynb").write_text(json.dumps(NOTEBOOK))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "EOHPC_"))}
+    env.update(
+        HOME=str(base / "home"),
+        EOHPC_STATE_DIR=str(base / "state"),
+        EOHPC_CONFIG_DIR=str(base / "config"),
+        PYTHONUNBUFFERED="1",
+    )
+    (base / "home").mkdir()
+    return Installed(venv, wheel, workdir, env)
+
+
+def test_wheel_carries_the_profiles(installed: Installed) -> None:
+    names = zipfile.ZipFile(installed.wheel).namelist()
+    for name in ("platforms.ini", "local.yaml", "sandbox.yaml", "generic-slurm.yaml"):
+        assert f"launcher/platforms/{name}" in names
+    assert "launcher/templates/jupyter_wrapper.py" in names
+
+
+def test_venv_runs_the_wheel_not_the_checkout(installed: Installed) -> None:
+    site_packages = installed.venv.resolve()
+    module = Path(installed.python("import launcher; print(launcher.__file__)"))
+    assert module.resolve().is_relative_to(site_packages), module
+    shipped = Path(
+        installed.python("from launcher.config import shipped_dir; print(shipped_dir())")
+    )
+    assert shipped.resolve().is_relative_to(site_packages), shipped
+    origin = installed.python(
+        "from launcher.distribution import running_origin as o; r = o(); print(r.kind, r.location)"
+    )
+    assert origin == f"{WHEEL} {installed.wheel}"
+
+
+def test_sites_come_from_the_shipped_file(installed: Installed) -> None:
+    result = installed.run("--mode", "sites", "--json")
+    assert result.returncode == 0, result.stderr
+    records = {r["uid"]: r for r in json.loads(result.stdout)}
+    assert set(records) == {"local", "sandbox"}
+    for record in records.values():
+        assert record["origin"] == "shipped"
+        assert Path(record["file"]).resolve().is_relative_to(installed.venv.resolve())
+        assert Path(record["profile"]).resolve().is_relative_to(installed.venv.resolve())
+
+
+def test_local_run_serves_the_working_directory(installed: Installed) -> None:
+    result = installed.run("--uid", "local", "--mode", "run", "--no-browser", "--detach")
+    state_file = Path(installed.env["EOHPC_STATE_DIR"]) / "local.json"
+    pid = json.loads(state_file.read_text())["pid"] if state_file.is_file() else 0
+    try:
+        assert result.returncode == 0, result.stderr
+        _, port, token = url_of(result.stdout)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/contents", headers={"Authorization": f"token {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            listing = json.load(response)
+        assert "hello.ipynb" in [item["name"] for item in listing["content"]]
+        stopped = installed.run("--uid", "local", "--mode", "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert wait_until(lambda: not _alive(pid), 15)
+    finally:
+        if pid and _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_editable_install_finds_the_profiles(tmp_path: Path) -> None:
+    """`pip install -e .` maps launcher.platforms onto config/platforms for importlib.resources."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "build.cfg").write_text(f"[egg_info]\negg_base = {scratch}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    subprocess.run(
+        [*pip_install(venv), "-e", str(REPO)],
+        check=True,
+        env={**env, "DIST_EXTRA_CONFIG": str(scratch / "build.cfg")},
+    )
+    code = (
+        "import importlib.resources as r, launcher; "
+        "print(launcher.__file__); print(r.files('launcher.platforms'))"
+    )
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [str(REPO / "launcher" / "__init__.py"), str(REPO / "config" / "platforms")]
+
+
+def test_checkout_wheel_has_no_stale_files(tmp_path: Path) -> None:
+    """A module deleted since an earlier in-tree build stays out of the wheel, and building
+    leaves no build/ or *.egg-info in the tree."""
+    build = REPO / "build"
+    made = not build.exists()
+    stale = build / "lib" / "launcher" / "zz_deleted_module.py"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("")
+    try:
+        wheel = project_wheel(tmp_path, running_origin())
+        egg_info = [p.name for p in REPO.iterdir() if p.name.endswith(".egg-info")]
+    finally:
+        if made:
+            shutil.rmtree(build)
+        else:
+            stale.unlink()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "launcher/cli.py" in names
+    assert not any("zz_deleted_module" in n for n in names)
+    assert egg_info == []
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is no zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -13,7 +13,7 @@ import pytest
 from distributed import LocalCluster
 
 from eotoolkit import cluster as eocluster
-from launcher.scheduler.contract import FORMAT, write_scheduler_file
+from launcher.scheduler.contract import write_scheduler_file
 from launcher.scheduler.tls import TLSFiles
 from tests.unit.cluster.conftest import local_cluster
 

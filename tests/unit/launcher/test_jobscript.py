@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launcher.config import REPO_CONFIG_DIR, load_profile, load_site
 from launcher.batchsystem import Slurm
+from launcher.config import REPO_CONFIG_DIR, load_profile, load_site
 from launcher.jobscript import dask_config, jupyter_config, render
 from launcher.readiness import new_token
 

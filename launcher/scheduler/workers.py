@@ -134,7 +134,12 @@ def submit_failure(exc: BaseException) -> str:
 
 def recording_job_class(cluster_cls: Any, failures: list[str]) -> Any:
     """dask-jobqueue's job class of ``cluster_cls`` that adds the message of each failed
-    submission to ``failures`` (dask-jobqueue itself only logs it from a background task)."""
+    submission to ``failures`` (dask-jobqueue itself only logs it from a background task).
+
+    The failed job is marked failed: a job left "created" makes ``cluster.close()`` fail an
+    assertion of distributed's SpecCluster, hiding the submission's message."""
+    from distributed.core import Status
+
     base = cluster_cls.job_cls
 
     class RecordingJob(base):  # type: ignore[misc, valid-type]
@@ -143,6 +148,7 @@ def recording_job_class(cluster_cls: Any, failures: list[str]) -> Any:
                 await super().start()
             except Exception as exc:
                 failures.append(submit_failure(exc))
+                self.status = Status.failed
                 raise
 
     RecordingJob.__name__ = RecordingJob.__qualname__ = base.__name__
@@ -202,6 +208,10 @@ def wait_for_workers(
             if seen.get(status.job_id) != text:
                 seen[status.job_id] = text
                 report(text)
+        queued = {status.job_id for status in jobs}
+        for job_id in [j for j in seen if j not in queued]:
+            del seen[job_id]
+            report(f"worker job {job_id} left the queue")
         stuck = [s for s in jobs if s.pending and system.waits_for_good(s.reason)]
         if stuck:
             raise WorkersNotReady(

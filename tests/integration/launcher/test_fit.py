@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import REPO, Launcher
+from tests.integration.launcher.conftest import REPO, Launcher, wait_until
 from tests.integration.launcher.test_errors import assert_error
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns]
@@ -98,3 +100,33 @@ def test_a_request_that_fits_is_submitted(sandbox: Launcher) -> None:
     assert "submitted job" in run.stderr + run.stdout
     stop = sandbox.run("--uid", "fits", "--mode", "stop")
     assert stop.returncode == 0, stop.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_batch_ends_early_when_a_worker_job_cannot_start(
+    sandbox: Launcher, cluster_venv: str, tmp_path: Path
+) -> None:
+    """Worker jobs held by SLURM (reason JobHeldUser) end the driver's wait at once."""
+    assert sandbox.info is not None
+    profile = yaml.safe_load((REPO / "config/platforms/sandbox.yaml").read_text())
+    profile["dask"]["jobqueue"]["slurm"]["job-extra-directives"] = ["--hold"]
+    (tmp_path / "heldsandbox.yaml").write_text(yaml.safe_dump(profile))
+    sandbox.write_site(
+        "held", **{**sandbox.info.ini_section(), "platform": "heldsandbox"}, env_path=cluster_venv
+    )
+    script = tmp_path / "analysis.py"
+    script.write_text("print('never runs')\n")
+    start = time.monotonic()
+    result = sandbox.run(
+        "--uid", "held", "--mode", "batch", "--script", str(script), "--workers", "1",
+        "--timeout", "600", timeout=600,
+    )  # fmt: skip
+    assert time.monotonic() - start < 300, result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
+    match = re.search(r"eo-hpc: worker job (\d+) PENDING \(JobHeldUser\)", result.stdout)
+    assert match, result.stdout
+    assert "cannot start" in result.stdout and "does not clear by itself" in result.stdout
+    assert "never runs" not in result.stdout
+    assert "eo-hpc: workers cancelled, cluster closed" in result.stdout
+    assert wait_until(lambda: match.group(1) not in sandbox.squeue(), 60), sandbox.squeue()

@@ -112,3 +112,12 @@ def test_a_rejected_submission_ends_the_wait_with_its_message() -> None:
         wait_for_workers(FakeClient(None), 1, 60, system, "w", failures=failures, poll=0.01)
     assert commands == []
     assert submit_failure(ValueError("plain")) == "plain"
+
+
+def test_a_job_that_leaves_the_queue_is_reported() -> None:
+    system, _ = squeue("12|PENDING|Priority\n", "", "")
+    lines: list[str] = []
+    wait_for_workers(
+        FakeClient(arrive_after=3), 1, 30, system, "w", report=lines.append, poll=0.01, user="u"
+    )
+    assert lines == ["worker job 12 PENDING (Priority)", "worker job 12 left the queue"]

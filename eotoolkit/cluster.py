@@ -36,7 +36,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,15 +52,19 @@ from launcher.scheduler.contract import (
 )
 from launcher.scheduler.serve import answers, serve_scheduler
 from launcher.scheduler.workers import (
+    WorkersNotReady,
     batch_system,
     close_cluster,
     jobqueue,
     new_job_name,
+    recording_job_class,
+    wait_for_workers,
     worker_processes,
 )
 
 __all__ = [
     "SchedulerInfo",
+    "WorkersNotReady",
     "connect",
     "get_client",
     "read_scheduler_file",
@@ -182,6 +186,7 @@ def slurm_cluster(
     *,
     adapt: tuple[int, int] | None = None,
     timeout: float = 120,
+    report: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> Iterator[Client]:
     """A client of a SLURMCluster with ``jobs`` worker jobs (or adaptive ``(min, max)`` jobs).
@@ -189,9 +194,19 @@ def slurm_cluster(
     Waits up to ``timeout`` seconds for the workers of ``jobs`` (or ``min``) jobs, yields the
     client (``client.cluster`` is the SLURMCluster) and, however the block ends, closes the
     cluster and cancels every job it submitted. ``kwargs`` go to ``SLURMCluster``.
+
+    While it waits, each change of a worker job's state or pending reason goes to ``report``
+    (standard error by default) as one line. A worker job that SLURM rejects, or that pends
+    for a reason that does not clear by itself (``ReqNodeNotAvail``, ``PartitionConfig``,
+    ``QOSMax...``), ends the wait at once, as the timeout does, with
+    :class:`~launcher.scheduler.workers.WorkersNotReady` naming the jobs and their reasons.
     """
     job_name = kwargs.pop("job_name", None) or new_job_name()
-    cluster = jobqueue().SLURMCluster(job_name=job_name, **kwargs)
+    system = batch_system("slurm")
+    failures: list[str] = []
+    cls = jobqueue().SLURMCluster
+    kwargs.setdefault("job_cls", recording_job_class(cls, failures))
+    cluster = cls(job_name=job_name, **kwargs)
     try:
         processes = worker_processes(cluster)
         with Client(cluster, timeout=timeout) as client:
@@ -202,10 +217,22 @@ def slurm_cluster(
                 cluster.scale(jobs=jobs)
                 wanted = jobs
             if wanted > 0:
-                client.wait_for_workers(wanted * processes, timeout=timeout)
+                wait_for_workers(
+                    client,
+                    wanted * processes,
+                    timeout,
+                    system,
+                    job_name,
+                    failures=failures,
+                    report=report or _to_stderr,
+                )
             yield client
     finally:
-        close_cluster(cluster, batch_system("slurm"), job_name)
+        close_cluster(cluster, system, job_name)
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,3 +79,7 @@ class InstallError(LauncherError):
     """Creating or removing the cluster-side environment failed."""
 
     exit_code = 9
+
+
+class RequestFitError(BatchSystemError):
+    """A job asks for more than any node of its partition holds, or for no partition there is."""

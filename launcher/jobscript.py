@@ -24,6 +24,9 @@ JUPYTER_CONFIG_NAME = "jupyter_server_config.json"
 #: The run directory's Dask config directory (DASK_CONFIG of its jobs).
 DASK_DIR = "dask"
 
+#: CPUs of the batch-mode job itself: its Dask workers are jobs of their own.
+BATCH_JOB_CPUS = 1
+
 
 class _Template(string.Template):
     """`@{name}` placeholders, so the shell's own `$` needs no escaping."""
@@ -165,7 +168,7 @@ def render_batch(
         "batch_job.sh",
         site,
         run_dir,
-        dataclasses.replace(site.profile.job, cpus=1),
+        dataclasses.replace(site.profile.job, cpus=BATCH_JOB_CPUS),
         f"eohpc-batch-{site.uid}",
         workers=int(workers),
         timeout=int(timeout),

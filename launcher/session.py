@@ -9,6 +9,7 @@ A session is one job of a site: JupyterLab (`run`, `attach`) or a script with Da
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import webbrowser
 from collections.abc import Iterator
@@ -19,10 +20,10 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from launcher import batch
+from launcher import batch, fit
 from launcher import state as saved
 from launcher.batchsystem import JobStatus
-from launcher.config import Site
+from launcher.config import JobSpec, Site
 from launcher.dashboard import dashboard_hint
 from launcher.errors import (
     JobFailedError,
@@ -31,6 +32,7 @@ from launcher.errors import (
     NoSessionError,
     SessionExistsError,
 )
+from launcher.jobscript import BATCH_JOB_CPUS
 from launcher.local import LocalSite
 from launcher.remote import RemoteSite
 from launcher.scheduler import local_copy
@@ -129,6 +131,13 @@ class Lifecycle:
             self.require_no_live_session()
         port = options.local_port or free_port()
         check_port_free(port)
+        if isinstance(self.jobs, RemoteSite):
+            self.check_fit(
+                self.jobs,
+                self.site.profile.job,
+                "the Jupyter job",
+                workers=options.scheduler_max_jobs is not None,
+            )
         if options.scheduler_max_jobs is not None:
             remote = require_remote(self.jobs, "--scheduler")
             state = remote.submit_jupyter(port, options.scheduler_max_jobs)
@@ -143,6 +152,14 @@ class Lifecycle:
             return self.serve(state, options, cancel_on_exit=True)
         except KeyboardInterrupt:
             return self.interrupted(state, "job", "--mode attach reconnects")
+
+    def check_fit(self, remote: RemoteSite, job: JobSpec, what: str, workers: bool) -> None:
+        """Refuse a job (and, with ``workers``, the Dask worker jobs) that no node of its
+        partition can hold, before anything is submitted."""
+        requests: list[fit.Request | None] = [fit.job_request(self.site, job, what)]
+        if workers:
+            requests.append(fit.worker_request(self.site))
+        fit.check(remote.batch, requests, self.problem)
 
     def wait(self, state: SessionState, timeout: float) -> None:
         """Wait for Jupyter (and the session scheduler, if any); save what was learnt. A job
@@ -355,6 +372,8 @@ class Lifecycle:
         remote = require_remote(self.jobs, "--mode batch")
         if script is None:
             raise LauncherError("--mode batch needs --script PATH (and --workers N).")
+        job = dataclasses.replace(self.site.profile.job, cpus=BATCH_JOB_CPUS)
+        self.check_fit(remote, job, "the batch job", workers=True)
         state = batch.submit(remote, script, script_args, workers, timeout)
         saved.save(state)
         self.say(

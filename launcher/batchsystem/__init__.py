@@ -8,6 +8,8 @@ from launcher.batchsystem.base import (
     RUNNING,
     BatchSystem,
     JobStatus,
+    NodeSize,
+    PartitionLimits,
     Runner,
     local_runner,
 )
@@ -21,6 +23,8 @@ __all__ = [
     "RUNNING",
     "BatchSystem",
     "JobStatus",
+    "NodeSize",
+    "PartitionLimits",
     "Runner",
     "Slurm",
     "batch_system_class",

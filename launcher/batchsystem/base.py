@@ -70,6 +70,33 @@ class JobFields:
     exit_code: str = ""
 
 
+@dataclass(frozen=True)
+class NodeSize:
+    """One node of a partition: its name, CPUs and memory in MiB (None when not reported)."""
+
+    name: str
+    cpus: int
+    memory_mb: int | None = None
+
+
+@dataclass(frozen=True)
+class PartitionLimits:
+    """What a partition offers one job: its nodes and the partition's own limits.
+
+    ``partition`` is the partition asked for, or the batch system's default one; when it
+    does not exist, ``exists`` is False and ``partitions`` lists those that do. A limit of
+    None is unlimited or unknown."""
+
+    partition: str
+    exists: bool = True
+    partitions: tuple[str, ...] = ()
+    nodes: tuple[NodeSize, ...] = ()
+    max_cpus_per_node: int | None = None
+    max_mem_per_node_mb: int | None = None
+    max_time_seconds: int | None = None
+    state: str = ""
+
+
 #: A status query: a command template (``{job_id}`` is quoted in) and the parser of its output,
 #: which returns None when the query does not know the job.
 StatusQuery = tuple[str, Callable[[str], "JobFields | None"]]
@@ -192,6 +219,20 @@ class BatchSystem:
             raise BatchSystemError(
                 f"{self.cancel_command.split()[0]} {job_id} failed: {(err or out).strip()}"
             )
+
+    def node_limits(self, partition: str | None) -> PartitionLimits | None:
+        """The nodes and limits of ``partition`` (None: the default one); None when the
+        batch system cannot tell (a submission is then never refused for its size)."""
+        return None
+
+    def named_jobs(self, job_name: str, user: str) -> list[JobStatus] | None:
+        """Every queued job of ``user`` named ``job_name``; None when the batch system
+        cannot tell."""
+        return None
+
+    def waits_for_good(self, reason: str) -> bool:
+        """True when a pending job's reason will not clear by itself."""
+        return False
 
     def cancel_named(self, job_name: str, user: str) -> None:
         """Cancel every job of ``user`` named ``job_name`` (no error when there is none)."""

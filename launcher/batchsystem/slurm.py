@@ -7,13 +7,48 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
-from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus
+from launcher.batchsystem.base import (
+    BatchSystem,
+    JobFields,
+    JobStatus,
+    NodeSize,
+    PartitionLimits,
+)
+from launcher.slurmtime import parse_slurm_time
 
 if TYPE_CHECKING:
     from launcher.config import JobSpec
 
 SQUEUE_FORMAT = "%T|%r|%N|%L|%S"
 NO_ESTIMATE = ("", "N/A", "Unknown")
+#: sinfo's node lines (name, CPUs, memory in MiB, partition; the default one ends in "*").
+SINFO_NODE_FORMAT = "%N|%c|%m|%P"
+#: Separates the sinfo and scontrol parts of the one node-limits command's output.
+LIMITS_SEPARATOR = "--eohpc-partitions--"
+#: squeue's lines about the jobs of one name: job id, state, reason.
+NAMED_FORMAT = "%i|%T|%r"
+#: Pending reasons that do not clear by themselves: the request exceeds a limit of the
+#: partition, association or QOS, names something unusable, or is held (see SLURM's "Job
+#: Reason Codes"). ``AssocMax*``, ``QOSMax*`` and ``Max*PerAccount`` are matched by prefix.
+FOREVER_REASONS = frozenset(
+    {
+        "AccountNotAllowed",
+        "BadConstraints",
+        "DependencyNeverSatisfied",
+        "InvalidAccount",
+        "InvalidQOS",
+        "JobHeldAdmin",
+        "JobHeldUser",
+        "PartitionConfig",
+        "PartitionDown",
+        "PartitionInactive",
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+        "QOSNotAllowed",
+        "ReqNodeNotAvail",
+    }
+)
+FOREVER_PREFIXES = ("AssocMax", "QOSMax")
 
 
 def parse_squeue(output: str) -> JobFields | None:
@@ -57,6 +92,69 @@ def parse_sacct(output: str) -> JobFields | None:
     return JobFields(state=state, exit_code=parts[1], node=parts[2])
 
 
+def _mib(text: str) -> int | None:
+    """MiB of a sinfo/scontrol memory figure ("16000", "16000+"); None when not a number."""
+    digits = text.strip().rstrip("+")
+    return int(digits) if digits.isdigit() else None
+
+
+def _limit(fields: dict[str, str], key: str) -> int | None:
+    value = fields.get(key, "")
+    return int(value) if value.isdigit() else None
+
+
+def parse_partitions(output: str) -> dict[str, dict[str, str]]:
+    """Each partition's fields in `scontrol show partition -o` output, by name."""
+    partitions: dict[str, dict[str, str]] = {}
+    for line in output.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if fields.get("PartitionName"):
+            partitions[fields["PartitionName"]] = fields
+    return partitions
+
+
+def parse_sinfo_nodes(output: str, partition: str) -> tuple[NodeSize, ...]:
+    """The nodes of ``partition`` in `sinfo -h -N -o '%N|%c|%m|%P'` output."""
+    nodes: dict[str, NodeSize] = {}
+    for line in output.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 4 or parts[3].rstrip("*") != partition:
+            continue
+        cpus = _mib(parts[1])
+        if parts[0] and cpus is not None:
+            nodes[parts[0]] = NodeSize(parts[0], cpus, _mib(parts[2]))
+    return tuple(nodes.values())
+
+
+def parse_node_limits(output: str, partition: str | None) -> PartitionLimits | None:
+    """The limits of ``partition`` (None: the default one) in the output of the node-limits
+    command (sinfo nodes, separator, scontrol partitions); None when they cannot be told."""
+    sinfo, found, scontrol = output.partition(LIMITS_SEPARATOR)
+    partitions = parse_partitions(scontrol) if found else {}
+    if not partitions:
+        return None
+    if partition is None:
+        partition = next((n for n, f in partitions.items() if f.get("Default") == "YES"), None)
+        if partition is None:
+            return None
+    fields = partitions.get(partition)
+    if fields is None:
+        return PartitionLimits(partition=partition, exists=False, partitions=tuple(partitions))
+    try:
+        max_time = parse_slurm_time(fields.get("MaxTime", "UNLIMITED"))
+    except ValueError:
+        max_time = None
+    return PartitionLimits(
+        partition=partition,
+        partitions=tuple(partitions),
+        nodes=parse_sinfo_nodes(sinfo, partition),
+        max_cpus_per_node=_limit(fields, "MaxCPUsPerNode"),
+        max_mem_per_node_mb=_limit(fields, "MaxMemPerNode"),
+        max_time_seconds=max_time,
+        state=fields.get("State", ""),
+    )
+
+
 class Slurm(BatchSystem):
     """SLURM's command line tools on the login node."""
 
@@ -97,6 +195,39 @@ class Slurm(BatchSystem):
         if job.mem_per_cpu:
             options.append(f"--mem-per-cpu={job.mem_per_cpu}")
         return options
+
+    def node_limits(self, partition: str | None) -> PartitionLimits | None:
+        """The partition's nodes (sinfo) and limits (scontrol), in one command."""
+        only = f" -p {shlex.quote(partition)}" if partition else ""
+        command = (
+            f"sinfo -h -N{only} -o '{SINFO_NODE_FORMAT}'; echo {LIMITS_SEPARATOR}; "
+            "scontrol show partition -o"
+        )
+        code, out, _ = self.run(command, None)
+        return parse_node_limits(out, partition) if code == 0 else None
+
+    def named_jobs(self, job_name: str, user: str) -> list[JobStatus] | None:
+        """The queued jobs of ``user`` named ``job_name`` with their state and reason."""
+        argv = ["squeue", "-h", f"--name={job_name}", "-u", user, "-o", NAMED_FORMAT]
+        code, out, _ = self.run(shlex.join(argv), None)
+        if code != 0:
+            return None
+        jobs = []
+        for line in out.splitlines():
+            job_id, state, reason = [*line.strip().split("|", 2), "", ""][:3]
+            if job_id and state:
+                fields = JobFields(state=state, reason="" if reason == "None" else reason)
+                jobs.append(super().complete(job_id, fields))
+        return jobs
+
+    def waits_for_good(self, reason: str) -> bool:
+        """True for reasons that need a changed request or an administrator."""
+        code = reason.split(",")[0].strip()
+        return (
+            code in FOREVER_REASONS
+            or code.startswith(FOREVER_PREFIXES)
+            or (code.startswith("Max") and code.endswith("PerAccount"))
+        )
 
     def complete(self, job_id: str, fields: JobFields) -> JobStatus:
         """A pending job gets squeue's start estimate when the first query had none."""

@@ -9,8 +9,10 @@ minimum = maximum, so a lost or retired worker job is replaced), waits for them,
 exported, so that ``distributed.Client()`` without arguments connects to it.
 
 However the script ends, and on SIGTERM (cancel, time limit), SIGINT or SIGHUP, the worker jobs
-are cancelled by name and the cluster is closed. The script's exit status is written to
-``DIR/exit_status`` and is this process's exit status.
+are cancelled by name and the cluster is closed. While it waits for the workers, each change of
+a worker job's state or pending reason is printed; a worker job that cannot be submitted or
+pends for a reason that does not clear by itself ends the wait at once. The script's exit
+status is written to ``DIR/exit_status`` and is this process's exit status.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from launcher.scheduler.workers import (
     batch_system,
     close_cluster,
     cluster_class,
+    recording_job_class,
     scheduler_options,
+    wait_for_workers,
     worker_processes,
 )
 
@@ -65,6 +69,10 @@ def script_env(address: str, tls: TLSFiles, run_dir: Path) -> dict[str, str]:
     }
 
 
+def _say(text: str) -> None:
+    print(f"eo-hpc: {text}", flush=True)
+
+
 def _stop_child(child: subprocess.Popen[Any] | None) -> None:
     if child is None or child.poll() is not None:
         return
@@ -84,10 +92,13 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
     job_name = f"eohpc-batch-{os.environ.get(system.job_id_variable, os.getpid())}-workers"
     code = 1
     cluster = child = None
+    failures: list[str] = []
     try:
         tls = create_session_tls(run_dir / TLS_DIR)
-        cluster = cluster_class(system)(
+        cls = cluster_class(system)
+        cluster = cls(
             job_name=job_name,
+            job_cls=recording_job_class(cls, failures),
             security=tls.security(),
             protocol="tls://",
             scheduler_options=scheduler_options(system),
@@ -100,7 +111,9 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         )
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
         with Client(cluster, timeout=60) as client:
-            client.wait_for_workers(workers, timeout=timeout)
+            wait_for_workers(
+                client, workers, timeout, system, job_name, failures=failures, report=_say
+            )
         print(f"eo-hpc: {workers} workers ready; running {' '.join(command)}", flush=True)
         env = script_env(cluster.scheduler_address, tls, run_dir)
         child = subprocess.Popen([sys.executable, *command], cwd=run_dir, env=env)

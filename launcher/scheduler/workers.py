@@ -1,5 +1,6 @@
-"""Worker jobs: dask-jobqueue's cluster for a batch system, its scheduler options, job names
-and the cancellation of every worker job of a cluster by name."""
+"""Worker jobs: dask-jobqueue's cluster for a batch system, its scheduler options, job names,
+the wait for the workers (telling which jobs pend and why) and the cancellation of every worker
+job of a cluster by name."""
 
 from __future__ import annotations
 
@@ -11,15 +12,23 @@ import signal
 import socket
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dask
 
-from launcher.batchsystem import BatchSystem, batch_system_class
+from launcher.batchsystem import BatchSystem, JobStatus, batch_system_class
 from launcher.scheduler.contract import BATCH_SYSTEM_ENV
 
 log = logging.getLogger(__name__)
 JOB_NAME_PREFIX = "eohpc-dask"
+#: How often the wait for workers asks the batch system about the worker jobs.
+POLL_SECONDS = 3.0
+
+
+class WorkersNotReady(RuntimeError):
+    """The workers did not all arrive; the message says which worker jobs pend and why."""
 
 
 def jobqueue() -> Any:
@@ -87,9 +96,8 @@ def new_job_name(prefix: str = JOB_NAME_PREFIX) -> str:
 
 def cancel_worker_jobs(system: BatchSystem, job_name: str) -> None:
     """Cancel every job of this user named ``job_name`` (failures are logged, not raised)."""
-    user = pwd.getpwuid(os.getuid()).pw_name
     try:
-        system.cancel_named(job_name, user)
+        system.cancel_named(job_name, current_user())
     except Exception as exc:  # cleanup must go on: the caller closes the cluster next
         log.warning("cancelling the worker jobs named %s failed: %s", job_name, exc)
 
@@ -106,3 +114,117 @@ def close_cluster(cluster: Any, system: BatchSystem, job_name: str, timeout: flo
         cluster.close(timeout=timeout)
     finally:
         cancel_worker_jobs(system, job_name)
+
+
+def current_user() -> str:
+    """This process's user name (the owner of the worker jobs)."""
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def submit_failure(exc: BaseException) -> str:
+    """The batch system's own words from a failed worker-job submission.
+
+    dask-jobqueue raises ``RuntimeError("Command exited with non-zero exit code ...
+    stderr:\n<text>")``; the text after ``stderr:`` is the submit command's message."""
+    text = str(exc)
+    _, found, stderr = text.rpartition("stderr:")
+    lines = [line.strip() for line in (stderr if found else text).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
+
+
+def recording_job_class(cluster_cls: Any, failures: list[str]) -> Any:
+    """dask-jobqueue's job class of ``cluster_cls`` that adds the message of each failed
+    submission to ``failures`` (dask-jobqueue itself only logs it from a background task).
+
+    The failed job is marked failed: a job left "created" makes ``cluster.close()`` fail an
+    assertion of distributed's SpecCluster, hiding the submission's message."""
+    from distributed.core import Status
+
+    base = cluster_cls.job_cls
+
+    class RecordingJob(base):  # type: ignore[misc, valid-type]
+        async def start(self) -> None:
+            try:
+                await super().start()
+            except Exception as exc:
+                failures.append(submit_failure(exc))
+                self.status = Status.failed
+                raise
+
+    RecordingJob.__name__ = RecordingJob.__qualname__ = base.__name__
+    return RecordingJob
+
+
+def describe(status: JobStatus) -> str:
+    """``worker job 12 PENDING (Resources)``."""
+    reason = f" ({status.reason})" if status.reason else ""
+    return f"worker job {status.job_id} {status.state}{reason}"
+
+
+def wait_for_workers(
+    client: Any,
+    workers: int,
+    timeout: float,
+    system: BatchSystem,
+    job_name: str,
+    *,
+    failures: list[str] | None = None,
+    report: Callable[[str], None] = print,
+    poll: float = POLL_SECONDS,
+    user: str | None = None,
+) -> None:
+    """Wait up to ``timeout`` seconds until ``workers`` Dask workers run.
+
+    Every ``poll`` seconds the worker jobs (named ``job_name``) are looked up and each change
+    of their state or pending reason is reported as one line. Raises WorkersNotReady at once
+    when a worker job's submission failed (``failures``, see recording_job_class) or a job
+    pends for a reason that does not clear by itself, and on timeout, naming the jobs that pend
+    and why. The caller closes the cluster (cancelling the worker jobs) afterwards."""
+    user = user or current_user()
+    deadline = time.monotonic() + timeout
+    seen: dict[str, str] = {}
+    jobs: list[JobStatus] = []
+    arrived = 0
+    while True:
+        try:
+            wait = max(0.1, min(poll, deadline - time.monotonic()))
+            client.wait_for_workers(workers, timeout=wait)
+            return
+        except TimeoutError as exc:
+            arrived = int(getattr(exc, "available_workers", arrived) or 0)
+        if failures:
+            raise WorkersNotReady(
+                f"{system.submit_command.split()[0]} rejected a worker job: {failures[0]}. "
+                "The worker jobs are cancelled; change the worker request (cores, memory, "
+                "walltime, queue)."
+            )
+        try:
+            jobs = system.named_jobs(job_name, user) or []
+        except Exception as exc:  # the wait goes on without the report
+            log.debug("cannot list the worker jobs named %s: %s", job_name, exc)
+            jobs = []
+        for status in jobs:
+            text = describe(status)
+            if seen.get(status.job_id) != text:
+                seen[status.job_id] = text
+                report(text)
+        queued = {status.job_id for status in jobs}
+        for job_id in [j for j in seen if j not in queued]:
+            del seen[job_id]
+            report(f"worker job {job_id} left the queue")
+        stuck = [s for s in jobs if s.pending and system.waits_for_good(s.reason)]
+        if stuck:
+            raise WorkersNotReady(
+                f"{describe(stuck[0])} cannot start: SLURM's reason {stuck[0].reason!r} does not "
+                f"clear by itself. {arrived}/{workers} workers arrived; the worker jobs are "
+                "cancelled. Change the worker request (cores, memory, walltime, queue) or ask "
+                "the cluster's administrators."
+            )
+        if time.monotonic() >= deadline:
+            listed = ", ".join(describe(s) for s in jobs) or "no worker job is queued"
+            why = f"; {listed}"
+            raise WorkersNotReady(
+                f"only {arrived}/{workers} workers arrived within {timeout:.0f}s{why}. "
+                "The worker jobs are cancelled; raise the timeout, or ask for smaller workers "
+                "if they wait for resources."
+            )

@@ -120,10 +120,10 @@ def test_authentication_refused(local_launcher: Launcher, netns_cluster) -> None
 
 @pytest.mark.cluster
 @pytest.mark.netns
-def test_sbatch_rejects_invalid_partition(sandbox: Launcher) -> None:
+def test_invalid_partition_is_refused_before_submission(sandbox: Launcher) -> None:
     sandbox.write_site("badpart", **{**sandbox.info.ini_section(), "partition": "nosuchpart"})
     result = sandbox.run("--uid", "badpart", "--mode", "run", "--no-browser")
-    assert_error(result, 4, "sbatch rejected the job", "invalid partition")
+    assert_error(result, 4, "partition 'nosuchpart'", "does not exist", "work")
     assert sandbox.squeue() == ""
 
 

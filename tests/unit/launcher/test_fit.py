@@ -188,3 +188,15 @@ def test_check_asks_once_per_partition_and_warns_about_a_down_one() -> None:
     assert len(warnings) == 1 and "'long' is DOWN" in warnings[0]
     with pytest.raises(RequestFitError, match="n001 with 32 CPUs"):
         fit.check(Fake(), [request(), request(cpus=40)], warnings.append)
+
+
+def test_worker_sizes_from_platforms_ini_are_checked(tmp_path: Path) -> None:
+    """worker_* keys of platforms.ini size the worker request the node check compares."""
+    ini = tmp_path / "platforms.ini"
+    ini.write_text(SITE_INI + "worker_cores = 64\nworker_memory = 200GB\nworker_queue = wide\n")
+    workers = fit.worker_request(load_site("big", ini))
+    assert workers is not None
+    # dask-jobqueue asks sbatch for --mem=187G (200 GB rounded up to whole GiB)
+    assert (workers.cpus, workers.mem_mb, workers.partition) == (64, 187 * 1024, "wide")
+    assert "'worker_cores' in platforms.ini [big]" in workers.keys["cpus"]
+    assert "'worker_queue' in platforms.ini [big]" in workers.keys["partition"]

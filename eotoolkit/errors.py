@@ -103,3 +103,32 @@ class StorageNotFoundError(StorageError, FileNotFoundError):
 
 class StorageUnreachableError(StorageError, ConnectionError):
     """The S3 endpoint did not answer; ``endpoint`` is its host:port."""
+
+
+class AssetAccessError(AssetReadError, StorageAccessError):
+    """An asset on S3 could not be read: access denied."""
+
+
+class AssetNotFoundError(AssetReadError, StorageNotFoundError):
+    """An asset on S3 could not be read: no such bucket or object."""
+
+
+class AssetUnreachableError(AssetReadError, StorageUnreachableError):
+    """An asset on S3 could not be read: the endpoint did not answer."""
+
+
+def asset_storage_error(error: StorageError, message: str) -> AssetReadError:
+    """An AssetReadError that is also the StorageError type of ``error``, with ``message``."""
+    cls: type[AssetReadError] = AssetReadError
+    for base, combined in (
+        (StorageAccessError, AssetAccessError),
+        (StorageNotFoundError, AssetNotFoundError),
+        (StorageUnreachableError, AssetUnreachableError),
+    ):
+        if isinstance(error, base):
+            cls = combined
+    if cls is AssetReadError:
+        return AssetReadError(message)
+    out = cls(message)
+    out.__dict__.update(error.__dict__)
+    return out

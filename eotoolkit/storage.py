@@ -698,9 +698,12 @@ def explain(exc: BaseException, url: str, cfg: S3Config, *, action: str) -> Stor
 
 
 @contextmanager
-def storage_errors(url: Any, storage_options: StorageOptions | None, action: str) -> Iterator[None]:
-    """Turn I/O failures on an ``s3://`` ``url`` into :class:`StorageError` naming bucket and key
-    (other URLs and other exceptions pass through)."""
+def storage_errors(
+    url: Any, storage_options: StorageOptions | None, action: str, *, prefix: bool = False
+) -> Iterator[None]:
+    """Turn I/O failures on an ``s3://`` ``url`` (an object, or with ``prefix`` a "directory"
+    such as a Zarr store) into :class:`StorageError` naming bucket and key (other URLs and
+    other exceptions pass through)."""
     try:
         yield
     except StorageError:
@@ -709,7 +712,8 @@ def storage_errors(url: Any, storage_options: StorageOptions | None, action: str
         if not is_s3(str(url)) or not (isinstance(exc, OSError) or _is_io_error(exc)):
             raise
         cfg = resolve(storage_options)
-        better = explain(exc, str(url), cfg, action=action)
+        target = str(url).rstrip("/") + "/" if prefix else str(url)
+        better = explain(exc, target, cfg, action=action)
         if better is None:
             raise
         raise better from None
@@ -722,7 +726,7 @@ def _is_io_error(exc: BaseException) -> bool:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def with_storage_errors(arg: str, action: str) -> Callable[[F], F]:
+def with_storage_errors(arg: str, action: str, *, prefix: bool = False) -> Callable[[F], F]:
     """Decorate a function whose argument ``arg`` is a destination/source URL so that I/O
     failures on ``s3://`` URLs raise :class:`StorageError` (its ``storage_options`` argument,
     when given, says which credentials were used)."""
@@ -742,7 +746,7 @@ def with_storage_errors(arg: str, action: str) -> Callable[[F], F]:
                 return func(*args, **kwargs)
             try:
                 opts = bound.arguments.get("storage_options")
-                with storage_errors(url, opts, action):
+                with storage_errors(url, opts, action, prefix=prefix):
                     return func(*args, **kwargs)
             except StorageError as exc:
                 raise exc.with_traceback(None) from None
@@ -786,6 +790,9 @@ class PrivateOptions:
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         return (PrivateOptions, (self.options,))
+
+    def __dask_tokenize__(self) -> str:
+        return hashlib.sha256(self._key.encode()).hexdigest()
 
 
 def stac_io(storage_options: StorageOptions | None = None) -> Any:

@@ -56,8 +56,10 @@ MAX_IDLE_HANDLES = 128
 _handles = HandlePool(MAX_IDLE_HANDLES)
 _config_lock = threading.Lock()
 _configured_pid: int | None = None
-#: S3 hrefs this process has opened, to tell an object that vanished from one never there.
-_opened_s3: set[str] = set()
+#: S3 hrefs this process has opened -> fingerprint of the settings of the last opening (to tell
+#: an object that vanished from one never there, and to drop GDAL's URL-keyed cache of an
+#: object when it is opened with other credentials, so that they are checked by the server).
+_opened_s3: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -177,17 +179,22 @@ def _dataset(
     process's pool of idle handles. Handles are keyed on the S3 settings too: a handle keeps
     the credentials it was opened with, and one opened with other settings is not reused."""
 
+    token = cfg.token() if cfg else None
+
     def opener() -> rasterio.DatasetReader:
         path = gdal_path(href, cfg)
+        s3 = path.startswith("/vsis3/") and token is not None
+        if s3 and _opened_s3.get(href, token) != token:
+            _clear_gdal_http_cache(path)
         if overview_level is None:
             src = rasterio.open(path)
         else:
             src = rasterio.open(path, overview_level=overview_level)
-        if path.startswith("/vsis3/"):
-            _opened_s3.add(href)
+        if s3 and token is not None:
+            _opened_s3[href] = token
         return src
 
-    key = (href, overview_level, _local_version(href), cfg.token() if cfg else None)
+    key = (href, overview_level, _local_version(href), token)
     with _handles.take(key, opener) as src:
         yield src
 

@@ -653,12 +653,15 @@ def diagnose(
     """Ask the endpoint about ``url`` (an object, or a prefix when it ends with ``/`` or
     ``action`` is not "read") and return the error explaining why it cannot be used, or None
     when it can be read."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-    )
+    try:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+        )
+    except ImportError:  # without the s3 extra there is nobody to ask
+        return None
 
     bucket, key = split(url)
     try:

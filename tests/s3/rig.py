@@ -253,10 +253,10 @@ def _create_user(state_dir: Path, user: S3User) -> None:
 
 
 def _create_bucket(info: RigInfo) -> None:
-    import boto3
+    import botocore.session
     from botocore.config import Config
 
-    s3 = boto3.client(
+    s3 = botocore.session.Session().create_client(
         "s3",
         endpoint_url=info.endpoint,
         aws_access_key_id=info.owner.access_key,

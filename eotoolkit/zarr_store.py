@@ -218,7 +218,7 @@ def to_zarr(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
     store = str(store)
-    storage_options = fsspec_kwargs(store, storage_options)
+    storage_options = fsspec_kwargs(store, storage_options) or None
     ds = prepare(obj, compressors)
     fp = fingerprint(ds)
     fs, done_path = _fs_path(store, group, storage_options)
@@ -284,7 +284,7 @@ def store_status(
     store: str, group: str | None = None, storage_options: StorageOptions | None = None
 ) -> str:
     """ "complete", "incomplete", "absent" or "unknown" (a Zarr store not written by eotoolkit)."""
-    attrs = _read_attrs(str(store), group, fsspec_kwargs(str(store), storage_options))
+    attrs = _read_attrs(str(store), group, fsspec_kwargs(str(store), storage_options) or None)
     if attrs is None:
         return "absent"
     return str(attrs.get(STATUS, "unknown"))
@@ -296,7 +296,7 @@ def open_zarr(
 ) -> xr.Dataset:
     """Open a complete store lazily with its CRS; refuse a store whose write did not finish."""
     status = store_status(store, group, storage_options)
-    storage_options = fsspec_kwargs(str(store), storage_options)
+    storage_options = fsspec_kwargs(str(store), storage_options) or None
     where = f"{store}" + (f" (group {group!r})" if group else "")
     if status == "absent":
         raise FileNotFoundError(f"No Zarr store at {where}.")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -27,9 +28,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from . import storage
 from ._handles import HandlePool
 from ._items import Source
-from .errors import AssetReadError, AssetReadWarning
+from .errors import AssetReadError, AssetReadWarning, StorageError, asset_storage_error
+from .storage import S3Config
 
 GDAL_OPTIONS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
@@ -53,6 +56,10 @@ MAX_IDLE_HANDLES = 128
 _handles = HandlePool(MAX_IDLE_HANDLES)
 _config_lock = threading.Lock()
 _configured_pid: int | None = None
+#: S3 hrefs this process has opened -> fingerprint of the settings of the last opening (to tell
+#: an object that vanished from one never there, and to drop GDAL's URL-keyed cache of an
+#: object when it is opened with other credentials, so that they are checked by the server).
+_opened_s3: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -68,12 +75,17 @@ class ChunkRead:
     scaled: bool
     resampling: str
     fail_on_error: bool
+    #: S3 settings of the load (None: the environment and AWS profile of the reading process)
+    storage: S3Config | None = None
 
 
-def gdal_path(href: str) -> str:
-    """Map file:// URLs to paths; other URLs are handled by GDAL's /vsicurl/ and friends."""
+def gdal_path(href: str, cfg: S3Config | None = None) -> str:
+    """Map file:// URLs to paths and s3:// URLs (and http(s) URLs on the configured S3
+    endpoint) to /vsis3/; other URLs are handled by GDAL's /vsicurl/ and friends."""
     if href.startswith("file://"):
         return href[7:]
+    if cfg is not None and href.startswith(("http://", "https://")):
+        href = storage.endpoint_to_s3(href, cfg) or href
     if href.startswith("s3://"):
         return "/vsis3/" + href[5:]
     if href.startswith(("gs://", "gcs://")):
@@ -136,17 +148,53 @@ def _rio_crs(crs: str) -> CRS:
     return CRS.from_user_input(crs)
 
 
+def s3_config(sources: tuple[Source, ...], explicit: S3Config | None) -> S3Config | None:
+    """The S3 settings for reading ``sources`` (``explicit``, else the environment's), None
+    when no source is on S3."""
+    hrefs = [s.href for s in sources]
+    if not any(h.startswith(("s3://", "/vsis3/", "http://", "https://")) for h in hrefs):
+        return None
+    cfg = explicit if explicit is not None else storage.resolve()
+    if any(storage.is_s3(h) or storage.endpoint_to_s3(h, cfg) for h in hrefs):
+        return cfg
+    return None
+
+
+def _s3_url(href: str, cfg: S3Config | None) -> str | None:
+    """The s3:// URL an href is read from, None when it is not read from S3."""
+    if cfg is None:
+        return None
+    if href.startswith("/vsis3/"):
+        return "s3://" + href[len("/vsis3/") :]
+    if href.startswith("s3://"):
+        return href
+    return storage.endpoint_to_s3(href, cfg)
+
+
 @contextmanager
-def _dataset(href: str, overview_level: int | None = None) -> Iterator[rasterio.DatasetReader]:
+def _dataset(
+    href: str, overview_level: int | None = None, cfg: S3Config | None = None
+) -> Iterator[rasterio.DatasetReader]:
     """An open dataset of ``href`` (at an overview level) for the calling thread, from the
-    process's pool of idle handles."""
+    process's pool of idle handles. Handles are keyed on the S3 settings too: a handle keeps
+    the credentials it was opened with, and one opened with other settings is not reused."""
+
+    token = cfg.token() if cfg else None
 
     def opener() -> rasterio.DatasetReader:
+        path = gdal_path(href, cfg)
+        s3 = path.startswith("/vsis3/") and token is not None
+        if s3 and _opened_s3.get(href, token) != token:
+            _clear_gdal_http_cache(path)
         if overview_level is None:
-            return rasterio.open(gdal_path(href))
-        return rasterio.open(gdal_path(href), overview_level=overview_level)
+            src = rasterio.open(path)
+        else:
+            src = rasterio.open(path, overview_level=overview_level)
+        if s3 and token is not None:
+            _opened_s3[href] = token
+        return src
 
-    key = (href, overview_level, _local_version(href))
+    key = (href, overview_level, _local_version(href), token)
     with _handles.take(key, opener) as src:
         yield src
 
@@ -162,13 +210,48 @@ def _local_version(href: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def _forget(href: str) -> None:
+def _forget(href: str, cfg: S3Config | None = None) -> None:
     _handles.discard(lambda key: key[0] == href)  # type: ignore[index]
+    if _is_remote(href):
+        _clear_gdal_http_cache(gdal_path(href, cfg))
+
+
+@lru_cache(maxsize=1)
+def _gdal_lib() -> Any:
+    """The GDAL library rasterio loaded (for the cache functions rasterio does not wrap)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "libgdal" in line and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.VSICurlPartialClearCache.argtypes = [ctypes.c_char_p]
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def _clear_gdal_http_cache(prefix: str | None = None) -> None:
+    """Drop GDAL's process-wide cache of remote file sizes and byte ranges (keyed by URL only,
+    not by credentials): under ``prefix``, or all of it."""
+    lib = _gdal_lib()
+    if lib is None:
+        return
+    if prefix is None:
+        lib.VSICurlClearCache()
+    elif prefix.startswith("/vsi"):
+        lib.VSICurlPartialClearCache(prefix.encode())
 
 
 def clear_cache() -> None:
-    """Close the idle datasets of this process."""
+    """Close the idle datasets of this process and drop GDAL's cache of remote files."""
     _handles.discard(lambda key: True)
+    _clear_gdal_http_cache()
 
 
 def _pixel_range(start: float, stop: float, origin: float, step: float, n: int) -> tuple[int, int]:
@@ -213,14 +296,18 @@ def _overview_level(src: rasterio.DatasetReader, dst_res_in_src: float) -> int |
 
 
 def _read_warped(
-    href: str, req: ChunkRead, resampling: Resampling, nodata: float | None
+    href: str,
+    req: ChunkRead,
+    resampling: Resampling,
+    nodata: float | None,
+    cfg: S3Config | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     dst_transform = Affine(*req.transform)
     left, top = dst_transform.c, dst_transform.f
     right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
-    with _dataset(href) as src:
+    with _dataset(href, None, cfg) as src:
         sb = transform_bounds(dst_crs, src.crs, left, bottom, right, top, densify_pts=5)
         sl, sbm, sr, st = src.bounds
         if sb[0] >= sr or sb[2] <= sl or sb[1] >= st or sb[3] <= sbm:
@@ -233,7 +320,7 @@ def _read_warped(
         "height": h,
         "resampling": resampling,
     }
-    with _dataset(href, level) as src:
+    with _dataset(href, level, cfg) as src:
         if nodata is not None:
             opts.update(src_nodata=nodata, nodata=nodata)
             with WarpedVRT(src, **opts) as vrt:
@@ -244,10 +331,10 @@ def _read_warped(
 
 
 def _read_source(
-    s: Source, req: ChunkRead, resampling: Resampling
+    s: Source, req: ChunkRead, resampling: Resampling, cfg: S3Config | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
     """(raw values, valid mask, output slices) of one source, None if disjoint."""
-    with _dataset(s.href) as src:
+    with _dataset(s.href, None, cfg) as src:
         nodata = s.nodata if s.nodata is not None else src.nodata
         same_crs = src.crs == _rio_crs(req.crs)
         got = _read_same_crs(src, req, resampling) if same_crs else None
@@ -257,7 +344,7 @@ def _read_source(
         raw, where = got
         alpha = None
     else:
-        warped = _read_warped(s.href, req, resampling, nodata)
+        warped = _read_warped(s.href, req, resampling, nodata, cfg)
         if warped is None:
             return None
         raw, alpha = warped
@@ -339,20 +426,31 @@ def _uniform_scaling(sources: tuple[Source, ...]) -> tuple[float, float] | None:
 
 
 def _read_or_warn(
-    s: Source, req: ChunkRead, resampling: Resampling
+    s: Source, req: ChunkRead, resampling: Resampling, cfg: S3Config | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
-    """``_read_source``, raising AssetReadError or warning (None) on failure."""
+    """``_read_source``, raising AssetReadError or warning (None) on failure. A failure on S3
+    is explained by asking the endpoint (no such bucket or object, access denied, endpoint
+    unreachable): the error is then also a StorageError naming the bucket and key."""
     try:
-        return _read_source(s, req, resampling)
+        return _read_source(s, req, resampling, cfg)
     except Exception as exc:
-        _forget(s.href)
+        _forget(s.href, cfg)
+        href = storage.redact(s.href)
+        why: BaseException = exc
+        url = _s3_url(s.href, cfg)
+        if url is not None and cfg is not None:
+            why = storage.diagnose(cfg, url, vanished=s.href in _opened_s3) or exc
+        text = cfg.scrub(str(why)) if cfg is not None else str(why)
         if req.fail_on_error:
-            raise AssetReadError(
-                f"Could not read asset {s.href}: {exc}. Fix or remove the item, or pass "
+            msg = (
+                f"Could not read asset {href}: {text}. Fix or remove the item, or pass "
                 f"fail_on_error=False to fill its pixels with nodata."
-            ) from exc
+            )
+            if isinstance(why, StorageError):
+                raise asset_storage_error(why, msg) from None
+            raise AssetReadError(msg) from exc
         warnings.warn(
-            f"Could not read asset {s.href} ({exc}); its pixels are filled with nodata.",
+            f"Could not read asset {href} ({text}); its pixels are filled with nodata.",
             AssetReadWarning,
             stacklevel=3,
         )
@@ -369,9 +467,12 @@ def read_chunk(req: ChunkRead) -> np.ndarray:
     shared = _uniform_scaling(req.sources) if req.scaled else (1.0, 0.0)
     mosaic = _Mosaic(req.shape)
     configure_gdal()
-    with rasterio.Env(**gdal_options(req.sources)):
+    cfg = s3_config(req.sources, req.storage)
+    options = gdal_options(req.sources)
+    env = storage.gdal_env(cfg, **options) if cfg is not None else rasterio.Env(**options)
+    with env:
         for s in req.sources:
-            got = _read_or_warn(s, req, resampling)
+            got = _read_or_warn(s, req, resampling, cfg)
             if got is None:
                 continue
             raw, valid, where = got

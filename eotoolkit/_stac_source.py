@@ -10,7 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .errors import StacSourceError
+from . import storage
+from .errors import StacSourceError, StorageNotFoundError
 
 TIMEOUT = 30.0
 
@@ -62,9 +63,27 @@ def _local_root(source: str | Path) -> Path:
     return path
 
 
-def read_root(source: str | Path) -> tuple[str, dict[str, Any]]:
+def _read_object(url: str, storage_options: storage.StorageOptions | None) -> tuple[str, bytes]:
+    """(href, bytes) of the root document at an object-store URL (``s3://``, or another fsspec
+    URL); a URL not ending in .json names the catalog.json or collection.json under it."""
+    io = storage.stac_io(storage_options)
+    if not url.endswith(".json"):
+        base = url.rstrip("/")
+        for name in ("catalog.json", "collection.json"):
+            try:
+                return f"{base}/{name}", str(io.read_text(f"{base}/{name}")).encode()
+            except (StorageNotFoundError, FileNotFoundError):
+                continue
+    return url, str(io.read_text(url)).encode()
+
+
+def read_root(
+    source: str | Path, storage_options: storage.StorageOptions | None = None
+) -> tuple[str, dict[str, Any]]:
     """Return the resolved href and the parsed JSON of a source's root document."""
-    if isinstance(source, str) and _is_url(source):
+    if isinstance(source, str) and _is_url(source) and not source.startswith(("http:", "https:")):
+        href, raw = _read_object(source, storage_options)
+    elif isinstance(source, str) and _is_url(source):
         href, raw = source, _read_url(source)
     else:
         path = _local_root(source)

@@ -10,7 +10,8 @@ import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
 from ._search_params import QUERY_OPS, Interval, SearchParams, bbox_geometry, to_utc
-from .errors import SearchParameterError, StacSourceError
+from .errors import SearchParameterError, StacSourceError, StorageError
+from .storage import StorageOptions, stac_io
 
 DATETIME_FIELDS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
 
@@ -25,11 +26,19 @@ def _walk(catalog: pystac.Catalog, wanted: set[str] | None) -> Iterator[pystac.I
         yield from _walk(child, wanted)
 
 
-def _static_items(href: str, root: dict[str, Any], wanted: set[str] | None) -> list[pystac.Item]:
+def _static_items(
+    href: str,
+    root: dict[str, Any],
+    wanted: set[str] | None,
+    storage_options: StorageOptions | None = None,
+) -> list[pystac.Item]:
+    io = stac_io(storage_options)
     try:
         if root.get("type") == "FeatureCollection":
-            return list(pystac.ItemCollection.from_file(href))
-        catalog = pystac.read_file(href)
+            return list(pystac.ItemCollection.from_file(href, stac_io=io))
+        catalog = pystac.read_file(href, stac_io=io)
+    except StorageError:
+        raise
     except Exception as exc:
         raise StacSourceError(f"cannot read static STAC catalog {href}: {exc}") from exc
     if not isinstance(catalog, pystac.Catalog):
@@ -166,8 +175,14 @@ def sort_items(items: list[pystac.Item], sortby: list[dict[str, str]] | None) ->
     return result
 
 
-def _search_static(href: str, root: dict[str, Any], params: SearchParams) -> list[pystac.Item]:
+def _search_static(
+    href: str,
+    root: dict[str, Any],
+    params: SearchParams,
+    storage_options: StorageOptions | None = None,
+) -> list[pystac.Item]:
     wanted = set(params.collections) if params.collections is not None else None
     matches = item_matcher(params)
-    found = sort_items([i for i in _static_items(href, root, wanted) if matches(i)], params.sortby)
+    items = _static_items(href, root, wanted, storage_options)
+    found = sort_items([i for i in items if matches(i)], params.sortby)
     return found[: params.max_items] if params.max_items is not None else found

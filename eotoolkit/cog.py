@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,8 @@ import rasterio.shutil
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from rasterio.io import MemoryFile
+
+from .storage import StorageOptions, fsspec_kwargs, storage_errors
 
 
 def to_cog(
@@ -21,12 +25,15 @@ def to_cog(
     compress: str = "DEFLATE",
     blocksize: int = 512,
     overview_resampling: str = "average",
+    storage_options: StorageOptions | None = None,
     **creation_options: Any,
 ) -> str:
     """Write a 2-D (y, x) or 3-D (band, y, x) DataArray as a tiled COG with overviews.
 
     The array is computed; it must carry a CRS (``da.rio.crs``). Float NaN is the nodata value
     of float arrays; integer arrays use ``nodata`` or their ``nodata`` attribute.
+    ``path`` may be an ``s3://`` URL (or another fsspec URL): the COG is written to a local
+    temporary file, then uploaded with ``storage_options`` or the AWS environment and profile.
     """
     if da.rio.crs is None:
         raise ValueError("The array has no CRS; write one with da.rio.write_crs(...).")
@@ -46,15 +53,30 @@ def to_cog(
         "transform": da.rio.transform(recalc=True),
         "nodata": nodata,
     }
-    with MemoryFile() as mem, mem.open(**profile) as tmp:
-        tmp.write(arr)
-        rasterio.shutil.copy(
-            tmp,
-            str(path),
-            driver="COG",
-            compress=compress,
-            blocksize=blocksize,
-            overview_resampling=overview_resampling,
-            **creation_options,
-        )
-    return str(path)
+    target = str(path)
+    remote = "://" in target and not target.startswith("file://")
+    with tempfile.TemporaryDirectory(prefix="eotoolkit-cog-") as tmpdir:
+        local = str(Path(tmpdir) / "out.tif") if remote else target.removeprefix("file://")
+        with MemoryFile() as mem, mem.open(**profile) as tmp:
+            tmp.write(arr)
+            rasterio.shutil.copy(
+                tmp,
+                local,
+                driver="COG",
+                compress=compress,
+                blocksize=blocksize,
+                overview_resampling=overview_resampling,
+                **creation_options,
+            )
+        if remote:
+            _upload(local, target, storage_options)
+    return target
+
+
+def _upload(local: str, url: str, storage_options: StorageOptions | None) -> None:
+    """Copy a local file to ``url`` (GDAL cannot create new objects on every S3 server)."""
+    import fsspec
+
+    with storage_errors(url, storage_options, "write"):
+        fs, remote_path = fsspec.core.url_to_fs(url, **fsspec_kwargs(url, storage_options))
+        fs.put_file(local, remote_path)

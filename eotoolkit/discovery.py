@@ -20,6 +20,7 @@ from ._stac_api import _search_api
 from ._stac_source import is_api_root, read_root
 from ._static_search import _search_static
 from .errors import EmptySearchError
+from .storage import StorageOptions
 
 __all__ = ["is_api_root", "search"]
 
@@ -38,6 +39,7 @@ def search(
     max_items: int | None = None,
     limit: int | None = None,
     sortby: str | Sequence[str] | Sequence[dict[str, str]] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> pystac.ItemCollection:
     """Search items of a STAC API URL or a static catalog (path or URL).
 
@@ -49,8 +51,10 @@ def search(
     Raises ``StacSourceError`` when the source is unreachable or not STAC,
     ``SearchParameterError`` for invalid parameters and ``EmptySearchError`` when nothing
     matched. Without ``sortby``, static results are ordered by datetime then id, newest first.
+    A static catalog may live on S3 (``s3://bucket/.../catalog.json``), read with
+    ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.storage`).
     """
-    href, root = read_root(source)
+    href, root = read_root(source, storage_options)
     params = SearchParams.build(
         collections,
         bbox,
@@ -67,7 +71,7 @@ def search(
     if is_api_root(root):
         items = _search_api(href, root, params)
     else:
-        items = _search_static(href, root, params)
+        items = _search_static(href, root, params, storage_options)
     if not items:
         raise EmptySearchError(
             f"no items in {href} matched the search ({params.describe()}); widen the filters "

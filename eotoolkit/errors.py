@@ -68,3 +68,67 @@ class EmptySearchError(NoItemsError):
 
 class SearchParameterError(EOToolkitError, ValueError):
     """A search parameter (bbox, datetime, query, filter, sortby) is invalid."""
+
+
+class StorageError(EOToolkitError, OSError):
+    """An object store (S3) refused or failed a request; ``bucket`` and ``key`` say where."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bucket: str | None = None,
+        key: str | None = None,
+        reason: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.bucket = bucket
+        self.key = key
+        self.reason = reason
+        self.endpoint = endpoint
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StorageAccessError(StorageError, PermissionError):
+    """Access denied: ``reason`` is "credentials" (wrong key or secret, expired token) or
+    "permission" (valid credentials without the permission)."""
+
+
+class StorageNotFoundError(StorageError, FileNotFoundError):
+    """No such bucket, or no such object (possibly one that vanished during the run)."""
+
+
+class StorageUnreachableError(StorageError, ConnectionError):
+    """The S3 endpoint did not answer; ``endpoint`` is its host:port."""
+
+
+class AssetAccessError(AssetReadError, StorageAccessError):
+    """An asset on S3 could not be read: access denied."""
+
+
+class AssetNotFoundError(AssetReadError, StorageNotFoundError):
+    """An asset on S3 could not be read: no such bucket or object."""
+
+
+class AssetUnreachableError(AssetReadError, StorageUnreachableError):
+    """An asset on S3 could not be read: the endpoint did not answer."""
+
+
+def asset_storage_error(error: StorageError, message: str) -> AssetReadError:
+    """An AssetReadError that is also the StorageError type of ``error``, with ``message``."""
+    cls: type[AssetReadError] = AssetReadError
+    for base, combined in (
+        (StorageAccessError, AssetAccessError),
+        (StorageNotFoundError, AssetNotFoundError),
+        (StorageUnreachableError, AssetUnreachableError),
+    ):
+        if isinstance(error, base):
+            cls = combined
+    if cls is AssetReadError:
+        return AssetReadError(message)
+    out = cls(message)
+    out.__dict__.update(error.__dict__)
+    return out

@@ -24,6 +24,7 @@ from . import _grid
 from ._items import ItemTable, Source, band_dtype, parse_items
 from ._reader import ChunkRead, fill_chunk, read_sources
 from .discovery import search
+from .storage import S3Config, StorageOptions, resolve
 
 DEFAULT_CHUNK = 1024
 CATEGORICAL = {"scl", "qa_pixel", "qa", "fmask", "mask", "cloud_mask", "qa_radsat"}
@@ -162,13 +163,14 @@ def _band_array(
     scaled: bool,
     resampling: str,
     fail_on_error: bool,
+    storage: S3Config | None = None,
 ) -> da.Array:
     ychunks, xchunks = chunks
     cy, cx = ychunks[0], xchunks[0]
     t = geobox.transform
     crs = str(geobox.crs)
     srcs = table.sources[band]
-    options = (dtype, fill, scaled, resampling, fail_on_error)
+    options = (dtype, fill, scaled, resampling, fail_on_error, storage and storage.token())
     name = "load-" + band + "-" + _band_token(base, band, srcs, options)
     specs = {
         (iy, ix): ChunkRead(
@@ -181,6 +183,7 @@ def _band_array(
             scaled=scaled,
             resampling=resampling,
             fail_on_error=fail_on_error,
+            storage=storage,
         )
         for iy, h in enumerate(ychunks)
         for ix, w in enumerate(xchunks)
@@ -248,8 +251,10 @@ def _build(
     resampling: str | Mapping[str, str] | None,
     dtype: Any,
     fail_on_error: bool,
+    storage_options: StorageOptions | None = None,
 ) -> xr.Dataset:
     """The body of :func:`load`."""
+    storage = resolve(storage_options) if storage_options is not None else None
     if isinstance(bands, str):
         bands = [bands]
     table, band_list = parse_items(items, bands)
@@ -286,6 +291,7 @@ def _build(
             scaled,
             method,
             fail_on_error,
+            storage,
         )
         attrs: dict[str, Any] = {"grid_mapping": "spatial_ref"}
         if not np.issubdtype(np.dtype(out_dtype), np.floating):
@@ -309,6 +315,7 @@ def load(
     resampling: str | Mapping[str, str] | None = None,
     dtype: Any = None,
     fail_on_error: bool = True,
+    storage_options: StorageOptions | None = None,
 ) -> xr.Dataset:
     """Load STAC items into a lazy ``xarray.Dataset`` with one (time, y, x) variable per band.
 
@@ -318,11 +325,13 @@ def load(
     mosaicked, the first valid pixel wins. Bands with ``raster:bands`` scale/offset (or the
     Sentinel-2 baseline >= 04.00 offset) are float32 with NaN for nodata unless ``dtype``
     (a dtype or a mapping band -> dtype) asks for an integer type, which yields raw values.
+    ``s3://`` hrefs are read with ``storage_options`` (see :mod:`eotoolkit.storage`), by default
+    with the AWS environment and profile of the process that reads.
     """
     with _gc_paused():
         return _build(
             items, bands, resolution, crs, bbox, geometry, groupby, chunks, resampling, dtype,
-            fail_on_error,
+            fail_on_error, storage_options,
         )  # fmt: skip
 
 
@@ -331,8 +340,9 @@ LOAD_ARGS = set(inspect.signature(load).parameters) - {"items"}
 
 def open_stac(source: Any, **kwargs: Any) -> xr.Dataset:
     """``search(source, ...)`` then ``load(items, ...)``: keyword arguments go to whichever
-    accepts them (``bbox`` goes to both)."""
+    accepts them (``bbox`` and ``storage_options`` go to both)."""
     load_kwargs = {k: v for k, v in kwargs.items() if k in LOAD_ARGS}
-    search_kwargs = {k: v for k, v in kwargs.items() if k not in LOAD_ARGS or k == "bbox"}
+    both = ("bbox", "storage_options")
+    search_kwargs = {k: v for k, v in kwargs.items() if k not in LOAD_ARGS or k in both}
     items = search(source, **search_kwargs)
     return load(items, **load_kwargs)

@@ -28,6 +28,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from .errors import IncompleteStoreError, StoreExistsError, StoreLayoutError
+from .storage import PrivateOptions, StorageOptions, fsspec_kwargs, with_storage_errors
 
 STATUS = "eotoolkit:status"
 LAYOUT = "eotoolkit:layout"
@@ -136,8 +137,8 @@ def _done_records(fs: Any, path: str) -> set[str]:
 
 
 @lru_cache(maxsize=32)
-def _open_array(store: str, path: str, options: str) -> zarr.Array:
-    opts = json.loads(options) or None
+def _open_array(store: str, path: str, options: PrivateOptions) -> zarr.Array:
+    opts = options.options or None
     with _quiet():
         return zarr.open_array(store, path=path, mode="r+", storage_options=opts)
 
@@ -146,7 +147,7 @@ def _write_block(
     block: np.ndarray,
     store: str,
     path: str,
-    options: str,
+    options: PrivateOptions,
     name: str,
     done_path: str,
     block_info: Any = None,
@@ -156,7 +157,7 @@ def _write_block(
     region = tuple(slice(int(a), int(b)) for a, b in info["array-location"])
     arr = _open_array(store, path, options)
     arr[region] = block
-    fs, _ = fsspec.core.url_to_fs(store, **(json.loads(options) or {}))
+    fs, _ = fsspec.core.url_to_fs(store, **options.options)
     with fs.open(f"{done_path}/{_block_id(name, tuple(info['chunk-location']))}", "wb") as f:
         f.write(b"ok")
     return np.ones((1,) * block.ndim, np.int8)
@@ -195,13 +196,14 @@ def _finish(store: str, group: str | None, opts: dict | None, fs: Any, done_path
         zarr.consolidate_metadata(g.store, path=_group_path(group))
 
 
+@with_storage_errors("store", "write", prefix=True)
 def to_zarr(
     obj: xr.Dataset | xr.DataArray,
     store: str,
     *,
     group: str | None = None,
     mode: str = "w-",
-    storage_options: dict | None = None,
+    storage_options: StorageOptions | None = None,
     compressors: Any = DEFAULT_COMPRESSORS,
 ) -> str:
     """Write lazily computed data to a Zarr (format 3) store, resumably.
@@ -210,11 +212,13 @@ def to_zarr(
     the regions missing from an interrupted run with the same layout (or creates the store).
     ``store`` is a path or an fsspec URL. Chunks follow the dask chunks. ``compressors`` of the
     data variables, as zarr's ``create_array`` takes them ("auto" for zarr's default, None for
-    none); by default Blosc LZ4 with byte shuffle. Returns ``store``.
+    none); by default Blosc LZ4 with byte shuffle. Returns ``store``. ``s3://`` stores use
+    ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.storage`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
     store = str(store)
+    storage_options = fsspec_kwargs(store, storage_options) or None
     ds = prepare(obj, compressors)
     fp = fingerprint(ds)
     fs, done_path = _fs_path(store, group, storage_options)
@@ -244,7 +248,7 @@ def to_zarr(
         _write_layout(ds, store, group, fp, storage_options)
     fs.makedirs(done_path, exist_ok=True)
     done = _done_records(fs, done_path)
-    options = json.dumps(storage_options or {}, sort_keys=True)
+    options = PrivateOptions(storage_options)
     writes: list[da.Array] = []
     for name, var in ds.data_vars.items():
         if not isinstance(var.data, da.Array):
@@ -275,19 +279,24 @@ def to_zarr(
     return store
 
 
-def store_status(store: str, group: str | None = None, storage_options: dict | None = None) -> str:
+@with_storage_errors("store", "read", prefix=True)
+def store_status(
+    store: str, group: str | None = None, storage_options: StorageOptions | None = None
+) -> str:
     """ "complete", "incomplete", "absent" or "unknown" (a Zarr store not written by eotoolkit)."""
-    attrs = _read_attrs(str(store), group, storage_options)
+    attrs = _read_attrs(str(store), group, fsspec_kwargs(str(store), storage_options) or None)
     if attrs is None:
         return "absent"
     return str(attrs.get(STATUS, "unknown"))
 
 
+@with_storage_errors("store", "read", prefix=True)
 def open_zarr(
-    store: str, group: str | None = None, *, storage_options: dict | None = None
+    store: str, group: str | None = None, *, storage_options: StorageOptions | None = None
 ) -> xr.Dataset:
     """Open a complete store lazily with its CRS; refuse a store whose write did not finish."""
     status = store_status(store, group, storage_options)
+    storage_options = fsspec_kwargs(str(store), storage_options) or None
     where = f"{store}" + (f" (group {group!r})" if group else "")
     if status == "absent":
         raise FileNotFoundError(f"No Zarr store at {where}.")

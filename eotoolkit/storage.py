@@ -1,0 +1,859 @@
+"""Object storage: one S3 configuration for GDAL, fsspec/s3fs, rclone and pystac.
+
+Users set credentials and the endpoint once, where they keep them: the standard AWS
+environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, ``AWS_REGION``), the profiles of
+``~/.aws/credentials`` and ``~/.aws/config``, or an explicit ``storage_options=`` mapping
+(s3fs's keys: ``key``, ``secret``, ``token``, ``endpoint_url``, ``region``/``client_kwargs``,
+``anon``, ``requester_pays``, ``profile``). :func:`resolve` turns them into one
+:class:`S3Config`; :func:`gdal_config`, :func:`fsspec_options` and :func:`rclone_env` give the
+same settings to GDAL's ``/vsis3/``, to s3fs (Zarr, catalogs, copies) and to rclone.
+
+Secrets (the secret key and the session token) are held in :class:`Secret`, whose ``repr`` and
+``str`` are ``***``; the error messages built here never contain them.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import (
+    StorageAccessError,
+    StorageError,
+    StorageNotFoundError,
+    StorageUnreachableError,
+)
+
+DEFAULT_REGION = "us-east-1"
+#: Query parameters of signed URLs that carry credentials or signatures.
+SIGNED_QUERY = re.compile(
+    r"^(x-amz-(signature|credential|security-token)|signature|sig|token|awsaccesskeyid|"
+    r"x-goog-(signature|credential)|se|sp|sv|skoid|sktid|skt|ske|sks|skv)$",
+    re.IGNORECASE,
+)
+_ENV_NAMES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_NO_SIGN_REQUEST",
+    "AWS_REQUEST_PAYER",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "HOME",
+)
+
+
+class Secret:
+    """A secret string: ``repr``/``str`` show ``***``; :meth:`reveal` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = str(value)
+
+    def reveal(self) -> str:
+        """The secret value, for the library that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (Secret, (self._value,))
+
+
+def _reveal(value: Secret | None) -> str | None:
+    return value.reveal() if value is not None else None
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """Where S3 objects are and how to sign requests to them.
+
+    ``endpoint_url`` is None for AWS itself; ``path_style`` None means path-style addressing
+    when an endpoint is set (MinIO, Ceph RGW, ...) and virtual hosting on AWS.
+    ``credentials_from`` says where the credentials came from (for error messages).
+    """
+
+    endpoint_url: str | None = None
+    region: str = DEFAULT_REGION
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = field(default=None, repr=False)
+    session_token: Secret | None = field(default=None, repr=False)
+    anonymous: bool = False
+    requester_pays: bool = False
+    path_style: bool | None = None
+    profile: str | None = None
+    credentials_from: str = "none"
+
+    def __repr__(self) -> str:
+        shown = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("secret_access_key", "session_token")
+        }
+        shown["access_key_id"] = mask_key_id(self.access_key_id)
+        parts = [f"{k}={v!r}" for k, v in shown.items()]
+        if self.secret_access_key:
+            parts.append("secret_access_key='***'")
+        if self.session_token:
+            parts.append("session_token='***'")
+        return f"S3Config({', '.join(parts)})"
+
+    @property
+    def use_path_style(self) -> bool:
+        """Path-style addressing (``endpoint/bucket/key``)."""
+        return self.path_style if self.path_style is not None else self.endpoint_url is not None
+
+    @property
+    def endpoint_host(self) -> str:
+        """``host:port`` of the endpoint (AWS's regional endpoint when none is set)."""
+        if self.endpoint_url is None:
+            return f"s3.{self.region}.amazonaws.com:443"
+        parts = urlsplit(self.endpoint_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.hostname}:{port}"
+
+    def token(self) -> str:
+        """A short fingerprint of every setting (secrets included), to key open handles."""
+        text = repr(
+            [
+                self.endpoint_url,
+                self.region,
+                self.access_key_id,
+                _reveal(self.secret_access_key),
+                _reveal(self.session_token),
+                self.anonymous,
+                self.requester_pays,
+                self.use_path_style,
+            ]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the secret key and session token replaced by ``***``."""
+        for secret in (self.secret_access_key, self.session_token):
+            if secret:
+                text = text.replace(secret.reveal(), "***")
+        return text
+
+
+#: What ``storage_options=`` accepts: a mapping of s3fs-style options or a ready S3Config.
+StorageOptions = Mapping[str, Any] | S3Config
+
+
+def mask_key_id(key_id: str | None) -> str | None:
+    """An access key id shortened to its first and last four characters."""
+    if not key_id:
+        return key_id
+    return key_id if len(key_id) <= 8 else f"{key_id[:4]}...{key_id[-4:]}"
+
+
+# --- where settings come from ---------------------------------------------------------------
+
+_ALIASES = {
+    "key": "access_key_id",
+    "aws_access_key_id": "access_key_id",
+    "access_key_id": "access_key_id",
+    "secret": "secret_access_key",
+    "aws_secret_access_key": "secret_access_key",
+    "secret_access_key": "secret_access_key",
+    "token": "session_token",
+    "aws_session_token": "session_token",
+    "session_token": "session_token",
+    "endpoint_url": "endpoint_url",
+    "endpoint": "endpoint_url",
+    "region": "region",
+    "region_name": "region",
+    "anon": "anonymous",
+    "anonymous": "anonymous",
+    "requester_pays": "requester_pays",
+    "profile": "profile",
+    "path_style": "path_style",
+}
+
+
+def _explicit(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise an s3fs-style mapping to S3Config field names."""
+    out: dict[str, Any] = {}
+    unknown = []
+    for name, value in options.items():
+        if name == "client_kwargs" and isinstance(value, Mapping):
+            out.update(_explicit({k: v for k, v in value.items() if k in _ALIASES}))
+        elif name == "config_kwargs" and isinstance(value, Mapping):
+            style = (value.get("s3") or {}).get("addressing_style")
+            if style in ("path", "virtual"):
+                out["path_style"] = style == "path"
+        elif name in _ALIASES:
+            if value is not None:
+                out[_ALIASES[name]] = value
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ValueError(
+            f"unknown storage option(s) {sorted(unknown)}; use {sorted(set(_ALIASES))}, "
+            "client_kwargs or config_kwargs"
+        )
+    return out
+
+
+def _ini(path: Path) -> configparser.RawConfigParser | None:
+    parser = configparser.RawConfigParser()
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (OSError, configparser.Error):
+        return None
+    return parser
+
+
+def _files(env: Mapping[str, str]) -> tuple[Path, Path]:
+    home = Path(env.get("HOME") or Path.home())
+    creds = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials")
+    config = Path(env.get("AWS_CONFIG_FILE") or home / ".aws" / "config")
+    return creds.expanduser(), config.expanduser()
+
+
+def _nested(value: str) -> dict[str, str]:
+    """The ``key = value`` lines of a nested section such as ``s3 =\\n  endpoint_url = ...``."""
+    out = {}
+    for line in value.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _profile_settings(profile: str, env: Mapping[str, str]) -> tuple[dict[str, str], str, str]:
+    """(settings, credentials file, config file) of ``profile`` from the shared AWS files;
+    the credentials file wins for keys it has."""
+    creds_path, config_path = _files(env)
+    settings: dict[str, str] = {}
+    config = _ini(config_path)
+    section = profile if profile == "default" else f"profile {profile}"
+    if config is not None and config.has_section(section):
+        settings.update(config.items(section))
+        if "s3" in settings:
+            s3 = _nested(settings.pop("s3"))
+            if "endpoint_url" in s3:
+                settings["endpoint_url"] = s3["endpoint_url"]
+            if s3.get("addressing_style") in ("path", "virtual"):
+                settings["addressing_style"] = s3["addressing_style"]
+    creds = _ini(creds_path)
+    if creds is not None and creds.has_section(profile):
+        settings.update(creds.items(profile))
+    return settings, str(creds_path), str(config_path)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "requester")
+    return bool(value)
+
+
+def _from_sources(explicit: dict[str, Any], env: Mapping[str, str]) -> S3Config:
+    profile_name = (
+        explicit.get("profile")
+        or env.get("AWS_PROFILE")
+        or env.get("AWS_DEFAULT_PROFILE")
+        or "default"
+    )
+    prof, creds_path, config_path = _profile_settings(profile_name, env)
+    where = f"profile {profile_name!r} of {creds_path} / {config_path}"
+    key = secret = token = None
+    source = "none"
+    if explicit.get("access_key_id") or explicit.get("secret_access_key"):
+        key, secret = explicit.get("access_key_id"), explicit.get("secret_access_key")
+        token, source = explicit.get("session_token"), "storage_options"
+    elif "profile" not in explicit and env.get("AWS_ACCESS_KEY_ID"):
+        key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+        token, source = env.get("AWS_SESSION_TOKEN"), "environment (AWS_ACCESS_KEY_ID)"
+    elif prof.get("aws_access_key_id"):
+        key, secret = prof.get("aws_access_key_id"), prof.get("aws_secret_access_key")
+        token, source = prof.get("aws_session_token"), where
+    elif ("profile" in explicit or env.get("AWS_PROFILE")) and not prof:
+        raise ValueError(
+            f"AWS profile {profile_name!r} not found in {creds_path} nor {config_path}"
+        )
+    endpoint = (
+        explicit.get("endpoint_url")
+        or env.get("AWS_ENDPOINT_URL_S3")
+        or env.get("AWS_ENDPOINT_URL")
+        or prof.get("endpoint_url")
+    )
+    region = (
+        explicit.get("region")
+        or env.get("AWS_REGION")
+        or env.get("AWS_DEFAULT_REGION")
+        or prof.get("region")
+        or DEFAULT_REGION
+    )
+    anonymous = _truthy(explicit.get("anonymous", env.get("AWS_NO_SIGN_REQUEST", False)))
+    if not key and not anonymous:
+        anonymous, source = True, "none (no credentials found: unsigned requests)"
+    if anonymous:
+        key = secret = token = None
+        if source == "none" or "storage_options" in source:
+            source = "none (anonymous: unsigned requests)"
+    path_style = explicit.get("path_style")
+    if path_style is None and prof.get("addressing_style") in ("path", "virtual"):
+        path_style = prof["addressing_style"] == "path"
+    return S3Config(
+        endpoint_url=str(endpoint).rstrip("/") if endpoint else None,
+        region=str(region),
+        access_key_id=str(key) if key else None,
+        secret_access_key=_secret(secret),
+        session_token=_secret(token),
+        anonymous=anonymous,
+        requester_pays=_truthy(explicit.get("requester_pays", env.get("AWS_REQUEST_PAYER", False))),
+        path_style=path_style,
+        profile=profile_name,
+        credentials_from=source,
+    )
+
+
+def _secret(value: Any) -> Secret | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Secret) else Secret(str(value))
+
+
+@functools.lru_cache(maxsize=8)
+def _from_environment(snapshot: tuple[tuple[str, str | None], ...], _stamp: Any) -> S3Config:
+    env = {k: v for k, v in snapshot if v is not None}
+    return _from_sources({}, env)
+
+
+def _file_stamp(env: Mapping[str, str]) -> tuple:
+    out: list[tuple[int, int] | None] = []
+    for path in _files(env):
+        try:
+            st = path.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def resolve(storage_options: StorageOptions | None = None) -> S3Config:
+    """The S3 configuration: explicit ``storage_options`` first, then the environment, then the
+    profile (``profile`` option, ``AWS_PROFILE`` or ``default``) of the shared AWS files.
+
+    Without any credentials requests are unsigned (public buckets). The result of the
+    environment alone is cached per process until a variable or a file changes.
+    """
+    if isinstance(storage_options, S3Config):
+        return storage_options
+    explicit = _explicit(storage_options or {})
+    if explicit:
+        return _from_sources(explicit, os.environ)
+    snapshot = tuple((k, os.environ.get(k)) for k in _ENV_NAMES)
+    return _from_environment(snapshot, _file_stamp(os.environ))
+
+
+# --- what each library gets -----------------------------------------------------------------
+
+
+def gdal_config(cfg: S3Config) -> dict[str, str]:
+    """GDAL configuration options for ``/vsis3/`` (credentials included: hand them to GDAL
+    only, e.g. through :func:`gdal_env`)."""
+    opts = {
+        "AWS_REGION": cfg.region,
+        "AWS_NO_SIGN_REQUEST": "YES" if cfg.anonymous else "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE" if cfg.use_path_style else "TRUE",
+    }
+    if cfg.endpoint_url:
+        parts = urlsplit(cfg.endpoint_url)
+        opts["AWS_S3_ENDPOINT"] = parts.netloc + parts.path.rstrip("/")
+        opts["AWS_HTTPS"] = "YES" if parts.scheme == "https" else "NO"
+    if cfg.requester_pays:
+        opts["AWS_REQUEST_PAYER"] = "requester"
+    if not cfg.anonymous and cfg.access_key_id:
+        opts["AWS_ACCESS_KEY_ID"] = cfg.access_key_id
+        opts["AWS_SECRET_ACCESS_KEY"] = _reveal(cfg.secret_access_key) or ""
+        # an empty token keeps GDAL from taking a stale one from the process environment
+        opts["AWS_SESSION_TOKEN"] = _reveal(cfg.session_token) or ""
+    return opts
+
+
+def fsspec_options(cfg: S3Config) -> dict[str, Any]:
+    """``storage_options`` for s3fs (and so for fsspec, xarray and zarr)."""
+    opts: dict[str, Any] = {"client_kwargs": {"region_name": cfg.region}}
+    if cfg.endpoint_url:
+        opts["endpoint_url"] = cfg.endpoint_url
+    if cfg.use_path_style:
+        opts["config_kwargs"] = {"s3": {"addressing_style": "path"}}
+    if cfg.anonymous:
+        opts["anon"] = True
+    else:
+        opts["key"] = cfg.access_key_id
+        opts["secret"] = _reveal(cfg.secret_access_key)
+        if cfg.session_token:
+            opts["token"] = _reveal(cfg.session_token)
+    if cfg.requester_pays:
+        opts["requester_pays"] = True
+    return opts
+
+
+def rclone_env(cfg: S3Config, name: str = "eo") -> dict[str, str]:
+    """An rclone remote ``name:`` as ``RCLONE_CONFIG_<NAME>_*`` environment variables (merge
+    them into a subprocess's environment; no configuration file is written). Drop
+    ``AWS_CA_BUNDLE`` from that environment when it points at a bundle rclone cannot read."""
+    p = f"RCLONE_CONFIG_{re.sub(r'[^A-Za-z0-9]', '_', name).upper()}_"
+    env = {
+        p + "TYPE": "s3",
+        p + "PROVIDER": "Other" if cfg.endpoint_url else "AWS",
+        p + "ENV_AUTH": "false",
+        p + "REGION": cfg.region,
+        p + "FORCE_PATH_STYLE": "true" if cfg.use_path_style else "false",
+    }
+    if cfg.endpoint_url:
+        env[p + "ENDPOINT"] = cfg.endpoint_url
+    if not cfg.anonymous and cfg.access_key_id:
+        env[p + "ACCESS_KEY_ID"] = cfg.access_key_id
+        env[p + "SECRET_ACCESS_KEY"] = _reveal(cfg.secret_access_key) or ""
+        if cfg.session_token:
+            env[p + "SESSION_TOKEN"] = _reveal(cfg.session_token) or ""
+    if cfg.requester_pays:
+        env[p + "REQUESTER_PAYS"] = "true"
+    return env
+
+
+def _rasterio_session(cfg: S3Config) -> Any:
+    from rasterio.session import Session
+
+    class _S3Session(Session):
+        """Hands the configuration's GDAL options to ``rasterio.Env``."""
+
+        def __init__(self, config: S3Config) -> None:
+            self.config = config
+
+        @classmethod
+        def hascreds(cls, config: Any) -> bool:
+            return True
+
+        def get_credential_options(self) -> dict[str, str]:
+            return gdal_config(self.config)
+
+        def __repr__(self) -> str:
+            return f"S3Session({self.config!r})"
+
+    return _S3Session(cfg)
+
+
+def gdal_env(cfg: S3Config, **options: Any) -> Any:
+    """A ``rasterio.Env`` with ``options`` and the configuration's ``/vsis3/`` settings."""
+    import rasterio
+
+    return rasterio.Env(session=_rasterio_session(cfg), **options)
+
+
+# --- URLs -----------------------------------------------------------------------------------
+
+
+def is_s3(url: Any) -> bool:
+    """Whether ``url`` is an ``s3://`` URL or a ``/vsis3/`` path."""
+    return isinstance(url, str) and url.startswith(("s3://", "/vsis3/"))
+
+
+def split(url: str) -> tuple[str, str]:
+    """(bucket, key) of an ``s3://`` URL or ``/vsis3/`` path."""
+    rest = url.split("://", 1)[1] if url.startswith("s3://") else url[len("/vsis3/") :]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def redact(url: str) -> str:
+    """``url`` with the signature and credential parameters of its query replaced by ``***``
+    (presigned URLs carry them)."""
+    if "?" not in url or "://" not in url:
+        return url
+    parts = urlsplit(url)
+    query = [(k, "***" if SIGNED_QUERY.match(k) else v) for k, v in parse_qsl(parts.query, True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*/")))
+
+
+def endpoint_to_s3(href: str, cfg: S3Config) -> str | None:
+    """``s3://bucket/key`` for an http(s) URL on the configured (path-style) endpoint without a
+    query, so that it is read signed; None for any other href."""
+    if not cfg.endpoint_url or not cfg.use_path_style or "?" in href:
+        return None
+    base = cfg.endpoint_url.rstrip("/") + "/"
+    if href.startswith(base) and len(href) > len(base):
+        return "s3://" + href[len(base) :]
+    return None
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _client(cfg: S3Config) -> Any:
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    session = botocore.session.Session()
+    # settings come from cfg only: a missing AWS_PROFILE must not break the diagnosis
+    session.set_config_variable("profile", None)
+    config = Config(
+        signature_version=UNSIGNED if cfg.anonymous else None,
+        s3={"addressing_style": "path" if cfg.use_path_style else "auto"},
+        connect_timeout=5,
+        read_timeout=15,
+        retries={"max_attempts": 1, "mode": "standard"},
+    )
+    return session.create_client(
+        "s3",
+        region_name=cfg.region,
+        endpoint_url=cfg.endpoint_url,
+        aws_access_key_id=None if cfg.anonymous else cfg.access_key_id,
+        aws_secret_access_key=None if cfg.anonymous else _reveal(cfg.secret_access_key),
+        aws_session_token=None if cfg.anonymous else _reveal(cfg.session_token),
+        config=config,
+    )
+
+
+def _who(cfg: S3Config) -> str:
+    if cfg.anonymous:
+        return f"an unsigned request (credentials: {cfg.credentials_from})"
+    return f"access key id {mask_key_id(cfg.access_key_id)} from {cfg.credentials_from}"
+
+
+def describe_code(
+    code: str, cfg: S3Config, bucket: str, key: str, *, action: str = "read", vanished: bool = False
+) -> StorageError:
+    """The error for an S3 error ``code`` on ``s3://bucket/key``."""
+    url = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    at = f"at {cfg.endpoint_host}"
+    if code in ("NoSuchBucket",):
+        return StorageNotFoundError(
+            f"bucket {bucket!r} does not exist {at} (while trying to {action} {url}); check the "
+            "bucket name and the endpoint (AWS_ENDPOINT_URL / endpoint_url)",
+            bucket=bucket,
+            key=key,
+        )
+    if code in ("NoSuchKey", "404", "NotFound"):
+        if vanished:
+            msg = (
+                f"object {url} vanished {at}: it was readable earlier in this run and has "
+                "been deleted or replaced since"
+            )
+        else:
+            msg = f"object {url} does not exist {at} (bucket {bucket!r}, key {key!r})"
+        return StorageNotFoundError(msg, bucket=bucket, key=key)
+    if code in ("InvalidAccessKeyId",):
+        return StorageAccessError(
+            f"access denied to {url} {at}: the endpoint does not know {_who(cfg)} (wrong access "
+            "key id); check AWS_ACCESS_KEY_ID, the profile or storage_options",
+            bucket=bucket,
+            key=key,
+            reason="credentials",
+        )
+    if code in ("SignatureDoesNotMatch",):
+        return StorageAccessError(
+            f"access denied to {url} {at}: the secret key does not match {_who(cfg)} (wrong "
+            "secret access key); check AWS_SECRET_ACCESS_KEY, the profile or storage_options",
+            bucket=bucket,
+            key=key,
+            reason="credentials",
+        )
+    if code in ("ExpiredToken", "TokenRefreshRequired", "InvalidToken", "RequestExpired"):
+        return StorageAccessError(
+            f"access denied to {url} {at}: the session token of {_who(cfg)} is expired or "
+            "invalid; renew the credentials",
+            bucket=bucket,
+            key=key,
+            reason="credentials",
+        )
+    if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+        if cfg.anonymous:
+            why = (
+                f"the bucket does not allow {_who(cfg)}; set credentials (AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or storage_options)"
+            )
+        else:
+            why = (
+                f"the credentials ({_who(cfg)}) are valid but lack the permission to {action} "
+                f"objects in bucket {bucket!r}"
+            )
+            if not cfg.requester_pays:
+                why += " (for a requester-pays bucket pass requester_pays=True)"
+        return StorageAccessError(
+            f"access denied to {url} {at}: {why}",
+            bucket=bucket,
+            key=key,
+            reason="permission",
+        )
+    return StorageError(
+        f"S3 error {code} for {url} {at} (while trying to {action})", bucket=bucket, key=key
+    )
+
+
+def unreachable(cfg: S3Config, bucket: str, key: str, why: str) -> StorageUnreachableError:
+    """The error for an endpoint that does not answer."""
+    url = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    return StorageUnreachableError(
+        f"cannot reach the S3 endpoint {cfg.endpoint_host} ({why}) for {url}; check the "
+        "endpoint (AWS_ENDPOINT_URL / endpoint_url) and that the server is running and "
+        "reachable from this machine",
+        bucket=bucket,
+        key=key,
+        endpoint=cfg.endpoint_host,
+    )
+
+
+def _connection_reason(exc: BaseException) -> str:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 8:
+        seen.append(cur)
+        kwargs = getattr(cur, "kwargs", None)
+        nested = kwargs.get("error") if isinstance(kwargs, dict) else None
+        cur = nested if isinstance(nested, BaseException) else (cur.__cause__ or cur.__context__)
+    text = " ".join(f"{type(e).__name__} {e}" for e in seen).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "timed out" in text or "timeout" in text:
+        return "no answer: timeout"
+    if "name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host name"
+    return type(exc).__name__
+
+
+def diagnose(
+    cfg: S3Config, url: str, *, action: str = "read", vanished: bool = False
+) -> StorageError | None:
+    """Ask the endpoint about ``url`` (an object, or a prefix when it ends with ``/`` or
+    ``action`` is not "read") and return the error explaining why it cannot be used, or None
+    when it can be read."""
+    try:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+        )
+    except ImportError:  # without the s3 extra there is nobody to ask
+        return None
+
+    bucket, key = split(url)
+    try:
+        client = _client(cfg)
+        if key and not key.endswith("/") and action == "read":
+            client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+        else:
+            client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(
+            err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        )
+        return describe_code(code, cfg, bucket, key, action=action, vanished=vanished)
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        return unreachable(cfg, bucket, key, _connection_reason(exc))
+    except BotoCoreError as exc:
+        return StorageError(
+            f"S3 request for s3://{bucket}/{key} at {cfg.endpoint_host} failed: "
+            f"{cfg.scrub(str(exc))}",
+            bucket=bucket,
+            key=key,
+        )
+    return None
+
+
+def explain(exc: BaseException, url: str, cfg: S3Config, *, action: str) -> StorageError | None:
+    """A :class:`StorageError` naming bucket and key for a failure of ``action`` on ``url``
+    (asking the endpoint why); None when the endpoint reports nothing wrong."""
+    if isinstance(exc, StorageError):
+        return exc
+    found = diagnose(cfg, url, action=action)
+    if found is None and isinstance(exc, PermissionError):
+        bucket, key = split(url)
+        return describe_code("AccessDenied", cfg, bucket, key, action=action)
+    return found
+
+
+@contextmanager
+def storage_errors(
+    url: Any, storage_options: StorageOptions | None, action: str, *, prefix: bool = False
+) -> Iterator[None]:
+    """Turn I/O failures on an ``s3://`` ``url`` (an object, or with ``prefix`` a "directory"
+    such as a Zarr store) into :class:`StorageError` naming bucket and key (other URLs and
+    other exceptions pass through)."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        if not is_s3(str(url)) or not (isinstance(exc, OSError) or _is_io_error(exc)):
+            raise
+        cfg = resolve(storage_options)
+        target = str(url).rstrip("/") + "/" if prefix else str(url)
+        better = explain(exc, target, cfg, action=action)
+        if better is None:
+            raise
+        raise better from None
+
+
+def _is_io_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith(("botocore", "aiobotocore", "s3fs"))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_storage_errors(arg: str, action: str, *, prefix: bool = False) -> Callable[[F], F]:
+    """Decorate a function whose argument ``arg`` is a destination/source URL so that I/O
+    failures on ``s3://`` URLs raise :class:`StorageError` (its ``storage_options`` argument,
+    when given, says which credentials were used)."""
+    import inspect
+
+    def wrap(func: F) -> F:
+        sig = inspect.signature(func)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = sig.bind_partial(*args, **kwargs)
+            except TypeError:
+                return func(*args, **kwargs)
+            url = bound.arguments.get(arg)
+            if not is_s3(str(url)):
+                return func(*args, **kwargs)
+            try:
+                opts = bound.arguments.get("storage_options")
+                with storage_errors(url, opts, action, prefix=prefix):
+                    return func(*args, **kwargs)
+            except StorageError as exc:
+                raise exc.with_traceback(None) from None
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
+# --- fsspec and pystac ----------------------------------------------------------------------
+
+
+def fsspec_kwargs(url: str, storage_options: StorageOptions | None) -> dict[str, Any]:
+    """fsspec keyword arguments for ``url``: the resolved S3 options for ``s3://`` URLs, the
+    given mapping unchanged for other URLs."""
+    if url.startswith("s3://"):
+        return fsspec_options(resolve(storage_options))
+    if isinstance(storage_options, S3Config):
+        return {}
+    return dict(storage_options or {})
+
+
+class PrivateOptions:
+    """fsspec options that travel through task graphs without showing their secrets: equal and
+    hashable by value, ``repr`` masked."""
+
+    __slots__ = ("_key", "options")
+
+    def __init__(self, options: Mapping[str, Any] | None) -> None:
+        self.options = dict(options or {})
+        self._key = repr(sorted((k, repr(v)) for k, v in self.options.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PrivateOptions) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        return f"PrivateOptions(<{len(self.options)} options>)"
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        return (PrivateOptions, (self.options,))
+
+    def __dask_tokenize__(self) -> str:
+        return hashlib.sha256(self._key.encode()).hexdigest()
+
+
+def stac_io(storage_options: StorageOptions | None = None) -> Any:
+    """A pystac ``StacIO`` reading and writing ``s3://`` (and any fsspec URL) with the
+    resolved options, local paths and http(s) as pystac does."""
+    from pystac.stac_io import DefaultStacIO
+
+    class FsspecStacIO(DefaultStacIO):
+        def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+            href = str(source if isinstance(source, str) else getattr(source, "href", source))
+            if _fsspec_url(href):
+                import fsspec
+
+                opts = fsspec_kwargs(href, storage_options)
+                with (
+                    storage_errors(href, storage_options, "read"),
+                    fsspec.open(href, "rt", **opts) as f,
+                ):
+                    return str(f.read())
+            return str(super().read_text(source, *args, **kwargs))
+
+        def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
+            href = str(dest if isinstance(dest, str) else getattr(dest, "href", dest))
+            if _fsspec_url(href):
+                import fsspec
+
+                opts = fsspec_kwargs(href, storage_options)
+                with (
+                    storage_errors(href, storage_options, "write"),
+                    fsspec.open(href, "wt", **opts) as f,
+                ):
+                    f.write(txt)
+                return
+            super().write_text(dest, txt, *args, **kwargs)
+
+    return FsspecStacIO()
+
+
+def _fsspec_url(href: str) -> bool:
+    scheme = href.split("://", 1)[0] if "://" in href else ""
+    return scheme not in ("", "file", "http", "https")
+
+
+__all__ = [
+    "PrivateOptions",
+    "S3Config",
+    "Secret",
+    "StorageOptions",
+    "diagnose",
+    "endpoint_to_s3",
+    "fsspec_kwargs",
+    "fsspec_options",
+    "gdal_config",
+    "gdal_env",
+    "is_s3",
+    "rclone_env",
+    "redact",
+    "resolve",
+    "split",
+    "stac_io",
+]

@@ -196,3 +196,50 @@ def test_failing_stage_in_cancels_the_downstream_jobs(
     assert pipe_launcher.squeue() == ""
     # on_failure received the same report.
     assert json.loads(hook_out.read_text())["error"] == rep["error"]
+
+
+def test_detached_pipeline_status_logs_stop_and_no_secret_shown(
+    pipe_launcher: Launcher, exchange: Path, tmp_path: Path
+) -> None:
+    info = pipe_launcher.info
+    assert info is not None
+    write_inputs(exchange / "src", corrupt=False)
+    chown_tree(exchange, info.user)
+    secret = f"s3cr3t-{os.getpid()}-value"
+    pipe_launcher.env["PIPE_SECRET"] = secret
+    path = pipeline_file(tmp_path, exchange, f"slow-{os.getpid()}", "src")
+    doc = yaml.safe_load(path.read_text())
+    doc["process"]["command"] = "echo working on {scene}; sleep 120"
+    doc["remotes"]["src"]["env"] = {"description": "PIPE_SECRET"}
+    path.write_text(yaml.safe_dump(doc))
+    proc = pipe_launcher.run("--uid", "sandbox", "--mode", "pipeline", "--file", str(path),
+                             "--detach")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    pipe_id = proc.stdout.strip().splitlines()[-1]
+    assert pipe_id.startswith("sandbox-pipe-slow-")
+
+    def running() -> bool:
+        out = pipe_launcher.run("--uid", "sandbox", "--mode", "status", "--job", pipe_id,
+                                "--json").stdout  # fmt: skip
+        return "RUNNING" in json.loads(out).get("process", "")
+
+    from tests.integration.launcher.conftest import wait_until
+
+    assert wait_until(running, 120, 2)
+    status = json.loads(
+        pipe_launcher.run("--uid", "sandbox", "--mode", "status", "--job", pipe_id, "--json").stdout
+    )
+    assert status["stage_in"].endswith("COMPLETED") and status["kind"] == "pipeline"
+    job_ids = [status[step].split()[0] for step in ("stage_in", "process", "stage_out")]
+    assert wait_until(
+        lambda: "working on" in pipe_launcher.run(
+            "--uid", "sandbox", "--mode", "logs", "--job", job_ids[1]).stdout, 60, 2
+    )  # fmt: skip
+    # The secret is in no process's command line and in no job record or script.
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert secret not in ps
+    for job in job_ids:
+        assert secret not in pipe_launcher.scontrol_job(job)
+    stop = pipe_launcher.run("--uid", "sandbox", "--mode", "stop", "--job", pipe_id)
+    assert stop.returncode == 0, stop.stderr
+    assert wait_until(lambda: pipe_launcher.squeue() == "", 60)

@@ -74,6 +74,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from .zarr_store import to_zarr
 
     recipe = read_recipe(args.recipe)
+    if recipe.scenes is not None:
+        return _run_scenes(args, recipe, console)
     client = None
     if _scheduler_named(args.scheduler, console):
         from .cluster import get_client
@@ -105,6 +107,63 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _write(recipe: Any) -> None:
+    """Compute one recipe into its Zarr store on local threads (no progress bar)."""
+    from .recipe import build
+    from .zarr_store import to_zarr
+
+    ds = build(recipe)
+    kwargs = {"group": recipe.output.get("group"), "mode": recipe.output.get("mode", "w")}
+    to_zarr(ds, recipe.output["zarr"], **kwargs)
+
+
+def _run_scenes(args: argparse.Namespace, recipe: Any, console: Console) -> int:
+    """``per: scene``: each scene not done yet in the ledger, up to 1 + retries attempts each;
+    a failure is recorded and the run goes on. Prints the report; 0 only when all are done."""
+    import json
+
+    from launcher import ledger
+
+    from .recipe import for_scene
+
+    book = ledger.Ledger(recipe.ledger)
+    todo = book.todo(recipe.scenes)
+    console.print(
+        escape(
+            f"{len(recipe.scenes)} scenes, {len(recipe.scenes) - len(todo)} done already "
+            f"(ledger {recipe.ledger}), {len(todo)} to process"
+        )
+    )
+    client = None
+    if _scheduler_named(args.scheduler, console):
+        from .cluster import get_client
+
+        client = get_client(args.scheduler)
+    try:
+        for scene in todo:
+            one = for_scene(recipe, scene)
+            for _ in range(1 + recipe.retries):
+                book.start(scene, run="eotoolkit")
+                try:
+                    _write(one)
+                except Exception as exc:  # a scene's failure is recorded, the run goes on
+                    book.finish(scene, False, run="eotoolkit", error=f"{type(exc).__name__}: {exc}")
+                    console.print(escape(f"scene {scene} failed: {exc}"))
+                    continue
+                book.finish(scene, True, run="eotoolkit", output=one.output["zarr"])
+                console.print(escape(f"scene {scene} done: {one.output['zarr']}"))
+                break
+    finally:
+        if client is not None:
+            client.close()
+    rep = ledger.report(book.records(), recipe.scenes, ledger=recipe.ledger)
+    console.print(escape(ledger.table(rep)), soft_wrap=True)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as handle:
+            json.dump(rep, handle, indent=2)
+    return 0 if rep["ok"] else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``eotoolkit`` command."""
     parser = argparse.ArgumentParser(prog="eotoolkit", description=__doc__)
@@ -117,6 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="address of a Dask scheduler (default: the one Dask's config or "
         "DASK_SCHEDULER_ADDRESS names, else the session scheduler if it answers, else local "
         "threads)",
+    )
+    run.add_argument(
+        "--report",
+        metavar="PATH",
+        help="per-scene recipes: also write the report (done, failed and why) as JSON here",
     )
     args = parser.parse_args(argv)
     console = Console(stderr=True)

@@ -29,6 +29,10 @@ KEYS = {
     "index",
     "composite",
     "output",
+    "per",
+    "scenes",
+    "retries",
+    "ledger",
 }
 SEARCH_KEYS = {
     "collections",
@@ -56,6 +60,69 @@ class Recipe:
     mask: dict[str, Any] | None = None
     index: list[str] = field(default_factory=list)
     composite: dict[str, Any] | None = None
+    #: ``per: scene``: the scenes, each a run of the recipe with ``{scene}`` filled in,
+    #: recorded in the ledger (a JSON-lines file) so that a re-run does only the rest.
+    scenes: list[str] | None = None
+    retries: int = 1
+    ledger: str = ""
+
+
+def for_scene(recipe: Recipe, scene: str) -> Recipe:
+    """The recipe of one scene: every ``{scene}`` in its text values replaced."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("{scene}", scene)
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value
+
+    return Recipe(
+        source=fill(recipe.source),
+        bands=fill(recipe.bands),
+        output=fill(recipe.output),
+        search=fill(recipe.search),
+        load=fill(recipe.load),
+        mask=recipe.mask,
+        index=recipe.index,
+        composite=recipe.composite,
+    )
+
+
+def _per_scene(raw: dict, out: dict[str, Any], base: Path | None) -> dict[str, Any]:
+    """The per-scene keys (per, scenes, retries, ledger) checked; {} without ``per``."""
+    if "per" not in raw:
+        extra = sorted({"scenes", "retries", "ledger"} & set(raw))
+        if extra:
+            raise _fail(extra[0], "only with 'per: scene'; add it or drop this key.")
+        return {}
+    if raw["per"] != "scene":
+        raise _fail("per", f"expected 'scene', got {raw['per']!r}.")
+    scenes = raw.get("scenes")
+    if isinstance(scenes, dict) and set(scenes) == {"file"} and isinstance(scenes["file"], str):
+        path = Path(scenes["file"])
+        path = path if path.is_absolute() or base is None else base / path
+        try:
+            scenes = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise _fail("scenes.file", f"cannot read {path}: {exc.strerror}.") from exc
+    if not isinstance(scenes, list) or not scenes or not all(isinstance(x, str) for x in scenes):
+        raise _fail("scenes", "expected a non-empty list of scene names or {file: scenes.txt}.")
+    if len(set(scenes)) != len(scenes):
+        raise _fail("scenes", "a scene is listed twice; list each once.")
+    if "{scene}" not in str(out["zarr"]) and "{scene}" not in str(out.get("group", "")):
+        raise _fail("output", "with 'per: scene' the output needs {scene} (e.g. out/{scene}.zarr).")
+    retries = raw.get("retries", 1)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise _fail("retries", f"expected a whole number >= 0, got {retries!r}.")
+    book = raw.get("ledger", "ledger.jsonl")
+    if not isinstance(book, str) or not book:
+        raise _fail("ledger", "expected the path of the ledger file (default ledger.jsonl).")
+    if base is not None and not os.path.isabs(book):
+        book = str((base / book).resolve())
+    return {"scenes": scenes, "retries": retries, "ledger": book}
 
 
 def _fail(where: str, problem: str) -> RecipeError:
@@ -138,6 +205,7 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
     if base is not None and "://" not in out["zarr"] and not os.path.isabs(out["zarr"]):
         out = {**out, "zarr": str((base / out["zarr"]).resolve())}
     return Recipe(
+        **_per_scene(raw, out, base),
         source=source,
         bands=_str_list(raw["bands"], "bands"),
         output=out,

@@ -26,6 +26,7 @@ MODES = (
     "stop",
     "logs",
     "batch",
+    "pipeline",
     "dry-run",
     "install",
     "uninstall",
@@ -102,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="batch: Dask workers to start and wait for (--timeout seconds) before the script",
+    )
+    parser.add_argument(
+        "--file",
+        type=Path,
+        help="pipeline: the pipeline YAML file (stage-in, one array task per scene, stage-out; "
+        "see README 'Staged pipelines'); status/logs/stop take --job with its id or a job id",
     )
     return parser
 
@@ -181,6 +188,8 @@ def dispatch(args: argparse.Namespace) -> int:
             return session.batch(
                 args.script, args.script_args, args.workers, args.timeout, args.detach, sys.stdout
             )
+        if args.mode == "pipeline":
+            return session.pipeline(args.file, args.detach, args.json)
         if args.mode == "status":
             return print_status(session.status_record(args.job), args.json)
         if args.mode == "stop":

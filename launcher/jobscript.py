@@ -105,7 +105,7 @@ def shell_jupyter_args(profile: Profile) -> str:
     )
 
 
-def _job_script(
+def job_script(
     template: str,
     site: Site,
     run_dir: str,
@@ -139,7 +139,7 @@ def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> s
     to that many worker jobs).
     """
     extra = [] if scheduler_max_jobs is None else ["--scheduler-max-jobs", str(scheduler_max_jobs)]
-    return _job_script(
+    return job_script(
         "jupyter_job.sh",
         site,
         run_dir,
@@ -164,7 +164,7 @@ def render_batch(
     The job itself takes one CPU (the profile's other job settings apply): the Dask workers
     are jobs of their own, sized by the profile's jobqueue config.
     """
-    return _job_script(
+    return job_script(
         "batch_job.sh",
         site,
         run_dir,

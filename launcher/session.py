@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import sys
 import webbrowser
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from launcher import batch, fit
+from launcher import batch, fit, ledger, pipeline
 from launcher import state as saved
 from launcher.batchsystem import JobStatus
 from launcher.config import JobSpec, Site
@@ -311,6 +312,8 @@ class Lifecycle:
                 "local_port": None,
             }
         state = self.find(job_id)
+        if state.kind == saved.PIPELINE:
+            return pipeline_status(self.jobs, state)
         status = self.jobs.status(state)
         record: dict[str, str | int | None] = {
             "uid": self.site.uid,
@@ -340,6 +343,13 @@ class Lifecycle:
         if not job_id and saved.load(self.site.uid) is None:
             raise NoSessionError(f"no session saved for site '{self.site.uid}'; nothing to stop.")
         state = self.find(job_id)
+        if state.kind == saved.PIPELINE:
+            try:
+                pipeline.cancel(require_remote(self.jobs, "a pipeline"), state)
+            finally:
+                self.forget(state)
+            self.say(f"stopped pipeline {Path(state.run_dir).name} of site '{self.site.uid}'")
+            return
         self.stop(state)
         what = "batch job" if state.kind == saved.BATCH else "job"
         self.say(f"stopped {what} {state.job_id} of site '{self.site.uid}'")
@@ -347,6 +357,10 @@ class Lifecycle:
     def logs(self, job_id: str | None, follow: bool, lines: int, out: TextIO) -> None:
         """Print the tail of the job's output (follow: as it grows; a batch job until it ends)."""
         state = self.find(job_id)
+        if state.kind == saved.PIPELINE:
+            with contextlib.suppress(KeyboardInterrupt):
+                pipeline.logs(require_remote(self.jobs, "a pipeline"), state, lines, follow)
+            return
         if follow and state.kind == saved.BATCH:
             with contextlib.suppress(KeyboardInterrupt):
                 batch.stream(require_remote(self.jobs, "batch mode"), state, out, lambda _: None)
@@ -392,6 +406,46 @@ class Lifecycle:
         self.forget(state)
         self.say(f"batch job {state.job_id} ended ({final.state}); script exit status {code}")
         return code
+
+    # ---------------------------------------------------------------------------- pipeline
+
+    def pipeline(self, path: Path | None, detach: bool, as_json: bool) -> int:
+        """Submit a staged pipeline; wait for it, print its report, return 0 only when every
+        scene is done (the details are in launcher.pipeline)."""
+        remote = require_remote(self.jobs, "--mode pipeline")
+        pipe = pipeline.require_file(path)
+        state, info = pipeline.submit(remote, pipe, self.say)
+        if state is None:
+            records = pipeline.read_ledger(remote, info["workdir"])
+            rep = ledger.report(records, info["scenes"], pipeline=pipe.name, run=info["run"])
+            return self.print_report(rep, as_json)
+        saved.save(state)
+        pipe_id = Path(state.run_dir).name
+        if detach:
+            print(pipe_id, flush=True)
+            self.say(f"--mode status/logs/stop --job {pipe_id} show, follow or cancel it")
+            return 0
+        try:
+            final = pipeline.watch(remote, state, self.say)
+        except KeyboardInterrupt:
+            return self.interrupted(state, "pipeline", f"--job {pipe_id} finds it")
+        rep = pipeline.final_report(remote, state, final)
+        self.forget(state)
+        pipeline.on_failure(path, rep, self.say)
+        return self.print_report(rep, as_json)
+
+    def print_report(self, rep: dict[str, object], as_json: bool) -> int:
+        """The report as a table here (and as JSON on standard output); its exit status."""
+        self.say(ledger.table(rep))
+        if as_json:
+            print(json.dumps(rep), flush=True)
+        return 0 if rep["ok"] else 1
+
+
+def pipeline_status(jobs: SiteJobs, state: SessionState) -> dict[str, str | int | None]:
+    """A pipeline's status record (each step and the ledger's counts)."""
+    record = pipeline.status_record(require_remote(jobs, "a pipeline"), state)
+    return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in record.items()}
 
 
 def confirm_cancel(job_id: str) -> bool:

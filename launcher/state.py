@@ -15,6 +15,8 @@ from launcher.scheduler.files import state_dir, write_private
 
 JUPYTER = "jupyter"
 BATCH = "batch"
+#: A staged pipeline: ``jobs`` holds its step=job pairs, ``run_dir`` names its pipeline id.
+PIPELINE = "pipeline"
 
 
 @dataclass
@@ -36,6 +38,7 @@ class SessionState:
     scheduler_remote: str = ""
     scheduler_port: int = 0
     scheduler_file: str = ""
+    jobs: str = ""
 
     @property
     def key(self) -> str:
@@ -83,8 +86,18 @@ def delete(key: str) -> None:
 
 
 def find(uid: str, job_id: str) -> SessionState | None:
-    """Return the site's saved session (interactive or batch) whose job is job_id."""
-    return next((s for s in load_all() if s.uid == uid and s.job_id == job_id), None)
+    """Return the site's saved session (interactive, batch or pipeline) whose job is job_id;
+    a pipeline is also found by any of its jobs and by its id (its run directory's name)."""
+    return next((s for s in load_all() if s.uid == uid and _names(s, job_id)), None)
+
+
+def _names(state: SessionState, name: str) -> bool:
+    if state.job_id == name:
+        return True
+    return state.kind == PIPELINE and (
+        name in {item.partition("=")[2] for item in state.jobs.split(",")}
+        or Path(state.run_dir).name == name
+    )
 
 
 def load_all() -> list[SessionState]:

@@ -145,8 +145,28 @@ class BatchSystem:
     jobqueue_section: ClassVar[str]
     jobqueue_class: ClassVar[str]
 
+    #: The environment variable holding an array task's index inside the job.
+    array_index_variable: ClassVar[str] = ""
+
     def __init__(self, run: Runner = local_runner) -> None:
         self.run = run
+
+    # Chained and array jobs (staged pipelines). A batch system that cannot express them yet
+    # leaves these to raise; the pipeline then refuses to run on it with this message.
+
+    def dependency_directive(self, job_ids: list[str]) -> list[str]:
+        """Header options that start the job only after every job of ``job_ids`` succeeded,
+        and cancel it (rather than leave it pending) once one of them failed."""
+        raise BatchSystemError(
+            f"chained jobs are not supported yet on {self.name}; pipelines need them."
+        )
+
+    def array_directive(self, count: int, parallel: int | None = None) -> list[str]:
+        """Header options of a job array of ``count`` tasks indexed 0..count-1, at most
+        ``parallel`` of them running at once."""
+        raise BatchSystemError(
+            f"job arrays are not supported yet on {self.name}; pipelines need them."
+        )
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """The job's header directives (without the prefix)."""

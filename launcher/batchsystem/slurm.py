@@ -175,6 +175,21 @@ class Slurm(BatchSystem):
     running_states = frozenset({"RUNNING", "COMPLETING"})
     jobqueue_section = "slurm"
     jobqueue_class = "SLURMCluster"
+    array_index_variable = "SLURM_ARRAY_TASK_ID"
+
+    def dependency_directive(self, job_ids: list[str]) -> list[str]:
+        """``--dependency=afterok:A:B``; ``--kill-on-invalid-dep=yes`` cancels the job as soon
+        as a dependency failed instead of leaving it pending (DependencyNeverSatisfied)."""
+        if not job_ids:
+            return []
+        return [f"--dependency=afterok:{':'.join(job_ids)}", "--kill-on-invalid-dep=yes"]
+
+    def array_directive(self, count: int, parallel: int | None = None) -> list[str]:
+        """``--array=0-N[%P]``."""
+        if count < 1:
+            raise ValueError("a job array needs at least one task")
+        throttle = f"%{parallel}" if parallel else ""
+        return [f"--array=0-{count - 1}{throttle}"]
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """sbatch options of a one-node, one-task job."""

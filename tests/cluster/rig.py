@@ -57,8 +57,19 @@ APT_PACKAGES = [
     "openssh-server",
     "iproute2",
     "python3-venv",
+    "rclone",
 ]
-REQUIRED_COMMANDS = ["slurmctld", "slurmd", "sbatch", "munged", "sshd", "ip", "nsenter", "unshare"]
+REQUIRED_COMMANDS = [
+    "slurmctld",
+    "slurmd",
+    "sbatch",
+    "munged",
+    "sshd",
+    "ip",
+    "nsenter",
+    "unshare",
+    "rclone",
+]
 MUNGE_RUN = Path("/run/munge")
 HOSTS_BEGIN = "# BEGIN eo-rig"
 HOSTS_END = "# END eo-rig"

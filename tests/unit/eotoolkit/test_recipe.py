@@ -65,3 +65,30 @@ def test_invalid_yaml_file_and_cli_exit_code(tmp_path: Path, capsys: pytest.Capt
         read_recipe(path)
     assert main(["run", str(path)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_per_scene_keys(tmp_path: Path) -> None:
+    (tmp_path / "scenes.txt").write_text("a\nb\n\n")
+    raw = {**GOOD, "per": "scene", "scenes": {"file": "scenes.txt"}, "output": "o/{scene}.zarr"}
+    r = parse_recipe(raw, base=tmp_path)
+    assert r.scenes == ["a", "b"] and r.retries == 1
+    assert r.ledger == str(tmp_path / "ledger.jsonl")
+    from eotoolkit.recipe import for_scene
+
+    one = for_scene(parse_recipe({**raw, "search": {"ids": ["{scene}"]}}, base=tmp_path), "b")
+    assert one.output["zarr"] == str(tmp_path / "o" / "b.zarr") and one.search == {"ids": ["b"]}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"per": "tile"}, r"'per'.*scene"),
+        ({"per": "scene", "scenes": []}, r"'scenes'"),
+        ({"per": "scene", "scenes": ["a"]}, r"'output'.*\{scene\}"),
+        ({"scenes": ["a"]}, r"'scenes'.*per: scene"),
+        ({"per": "scene", "scenes": ["a"], "output": "{scene}", "retries": -1}, r"'retries'"),
+    ],
+)
+def test_bad_per_scene_keys(change: dict, match: str) -> None:
+    with pytest.raises(RecipeError, match=match):
+        parse_recipe({**GOOD, **change})

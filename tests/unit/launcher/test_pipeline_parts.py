@@ -1,0 +1,300 @@
+"""Staged pipelines without a cluster: schema, ledger (with concurrent processes), the array
+task's retry and skip, the report, on_failure (a real HTTP listener), the job scripts."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from launcher import ledger, pipeline_task
+from launcher.batchsystem import BatchSystem, Slurm
+from launcher.config import load_site, shipped_dir
+from launcher.errors import BatchSystemError
+from launcher.pipeline import step_script
+from launcher.pipeline_spec import Pipeline, PipelineError, parse, rclone_env
+
+BASE: dict[str, Any] = {
+    "name": "ndvi",
+    "scenes": ["a", "b"],
+    "stage_in": {"from": "src:bucket/in"},
+    "process": {"command": "tool {input}/{scene} {output}"},
+    "stage_out": {"to": "dst:bucket/out"},
+}
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    return {**BASE, **changes}
+
+
+# ------------------------------------------------------------------------------ schema
+
+
+def test_valid_pipeline_and_defaults() -> None:
+    pipe = parse(BASE, env={})
+    assert pipe.workdir == "~/.eohpc/pipelines/ndvi"
+    assert pipe.retries == 1 and pipe.scenes == ["a", "b"]
+    assert pipe.stage_in is not None and pipe.stage_in.remote == "src:bucket/in"
+    assert Pipeline.from_json(json.loads(json.dumps(pipe.to_json()))).command == pipe.command
+
+
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    [
+        ({k: v for k, v in BASE.items() if k != "name"}, "'name': this key is required"),
+        (with_(colour="red"), "'colour': unknown key"),
+        (with_(process={"command": "tool {input}"}), "no {scene} placeholder"),
+        (with_(process={"command": "tool {scene} {where}"}), "unknown placeholder {where}"),
+        (with_(process={"command": "t {scene}", "retries": -1}), "'process.retries'"),
+        (with_(process={"command": "t {scene}", "mem": "lots"}), "'process.mem'"),
+        (with_(scenes={"glob": "*.tif"}, stage_in=None), "'stage_in'"),
+        (with_(scenes=[]), "'scenes'"),
+        (with_(scenes=["a", "a"]), "listed twice"),
+        (with_(scenes=["../etc"]), "not a relative name"),
+        (with_(workdir="scratch/x"), "'workdir'"),
+        (with_(stage_in={"to": "x"}), "'stage_in.to': unknown key"),
+        (with_(stage_in={"from": "s:b", "flags": ["--s3-secret-access-key", "x"]}), "secret"),
+        (with_(remotes={"s": {"type": "s3", "secret_access_key": "x"}}), "'remotes.s.secret"),
+        (with_(remotes={"s": {"type": "s3", "credentials": "aws"}}), "AWS_ACCESS_KEY_ID"),
+        (with_(on_failure={"webhook": "ftp://x"}), "'on_failure.webhook'"),
+    ],
+)
+def test_invalid_pipeline_names_key_and_fix(raw: dict[str, Any], names: str) -> None:
+    if raw.get("stage_in") is None:
+        raw = {k: v for k, v in raw.items() if k != "stage_in"}
+    with pytest.raises(PipelineError) as error:
+        parse(raw, env={})
+    assert names in str(error.value)
+    assert "Fix" in str(error.value) or "must hold" in str(error.value)
+
+
+def test_aws_credentials_become_rclone_settings_in_the_env_file() -> None:
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t with 'quote",
+        "AWS_REGION": "eu-1",
+        "MY_PASS": "pw",
+    }
+    remotes = {
+        "src": {"type": "s3", "provider": "Ceph", "endpoint": "http://127.0.0.1:7480",
+                "credentials": "aws"},
+        "box": {"type": "sftp", "host": "h", "env": {"pass": "MY_PASS"}},
+    }  # fmt: skip
+    pipe = parse(with_(remotes=remotes), env=env)
+    text = rclone_env(pipe.remotes)
+    assert "export RCLONE_CONFIG_SRC_ACCESS_KEY_ID=AKIDEXAMPLE" in text
+    assert "export RCLONE_CONFIG_SRC_ENV_AUTH=false" in text
+    assert "export RCLONE_CONFIG_SRC_REGION=eu-1" in text
+    assert "export RCLONE_CONFIG_BOX_PASS=pw" in text
+    from launcher.pipeline_spec import read_env_file
+
+    assert read_env_file(text)["RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY"] == "s3cr3t with 'quote"
+    # What travels as pipeline.json names the remotes, never their settings.
+    assert "s3cr3t" not in json.dumps(pipe.to_json())
+
+
+# ------------------------------------------------------------------------------ job scripts
+
+
+def test_slurm_dependency_and_array_directives() -> None:
+    assert Slurm().dependency_directive(["11", "12"]) == [
+        "--dependency=afterok:11:12",
+        "--kill-on-invalid-dep=yes",
+    ]
+    assert Slurm().array_directive(6, 2) == ["--array=0-5%2"]
+    assert Slurm().array_directive(1) == ["--array=0-0"]
+
+
+def test_a_batch_system_without_them_says_so() -> None:
+    class Other(BatchSystem):
+        name = "other"
+
+    with pytest.raises(BatchSystemError, match="not supported yet on other"):
+        Other().dependency_directive(["1"])
+    with pytest.raises(BatchSystemError, match="job arrays are not supported yet"):
+        Other().array_directive(3)
+
+
+def test_step_scripts_chain_and_keep_secrets_out() -> None:
+    site = load_site("sandbox", shipped_dir() / "platforms.ini")
+    remote = SimpleNamespace(site=site, batch=Slurm())
+    env = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "TOPSECRET"}
+    pipe = parse(
+        with_(
+            remotes={"src": {"type": "s3", "credentials": "aws"}},
+            process={"command": "t {scene}", "parallel": 3, "mem": "2G"},
+            workdir="/scratch/u/ndvi",
+        ),
+        env=env,
+    )
+    stage_in = step_script(remote, pipe, "/r", "stage_in", [])  # type: ignore[arg-type]
+    process = step_script(remote, pipe, "/r", "process", ["41"], 6)  # type: ignore[arg-type]
+    stage_out = step_script(remote, pipe, "/r", "stage_out", ["42"])  # type: ignore[arg-type]
+    assert "--dependency" not in stage_in
+    assert 'rclone copy -v src:bucket/in "$WORKDIR"/input' in stage_in
+    assert "#SBATCH --array=0-5%3" in process
+    assert "#SBATCH --dependency=afterok:41" in process
+    assert "#SBATCH --kill-on-invalid-dep=yes" in process
+    assert "#SBATCH --mem=2G" in process
+    assert '--index "$SLURM_ARRAY_TASK_ID"' in process
+    assert "#SBATCH --dependency=afterok:42" in stage_out
+    assert "--exclude '/.partial/**'" in stage_out
+    for script in (stage_in, process, stage_out):
+        assert '. "$RUN_DIR/rclone.env"' in script
+        assert "TOPSECRET" not in script and "AKID" not in script
+
+
+# ------------------------------------------------------------------------------ ledger
+
+
+def _hammer(path: str, worker: int, scenes: int) -> None:
+    book = ledger.Ledger(path)
+    for i in range(scenes):
+        scene = f"w{worker}-s{i}"
+        book.start(scene, run="r1")
+        book.finish(scene, ok=i % 5 != 0, run="r1", output=f"out/{scene}", error="boom " * 50)
+        book.start("shared", run="r1")  # every process bumps one scene's attempt count
+
+
+def test_concurrent_processes_never_corrupt_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    workers, scenes = 8, 40
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(path), w, scenes)) for w in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == workers * scenes * 3
+    assert all(json.loads(line)["scene"] for line in lines)  # every line whole
+    records = ledger.Ledger(path).records()
+    # Attempt numbers are handed out under the lock: no two processes got the same one.
+    starts = [json.loads(x) for x in lines if json.loads(x)["scene"] == "shared"]
+    assert sorted(e["attempt"] for e in starts) == list(range(1, workers * scenes + 1))
+    assert records["shared"].attempts == workers * scenes
+    done = [r for s, r in records.items() if s != "shared" and r.state == ledger.DONE]
+    failed = [r for s, r in records.items() if s != "shared" and r.state == ledger.FAILED]
+    assert len(done) == workers * (scenes - scenes // 5) and len(failed) == workers * scenes // 5
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_torn_last_line_is_skipped_and_not_glued_to_the_next(tmp_path: Path) -> None:
+    book = ledger.Ledger(tmp_path / "l.jsonl")
+    book.start("a")
+    with (tmp_path / "l.jsonl").open("ab") as handle:
+        handle.write(b'{"event": "done", "sce')
+    book.finish("a", ok=True, output="x")
+    assert book.records()["a"].state == ledger.DONE
+
+
+# ------------------------------------------------------------------------------ the array task
+
+
+def run_dir_for(tmp_path: Path, command: str, scenes: list[str], retries: int = 1) -> Path:
+    workdir = tmp_path / "work"
+    (workdir / "input").mkdir(parents=True)
+    run_dir = tmp_path / "runs" / "run-1"
+    run_dir.mkdir(parents=True)
+    pipe = parse(with_(process={"command": command, "retries": retries}), env={})
+    pipe.workdir = str(workdir)
+    (run_dir / pipeline_task.PIPELINE_JSON).write_text(json.dumps(pipe.to_json()))
+    (run_dir / pipeline_task.SCENES_TXT).write_text("\n".join(scenes) + "\n")
+    return run_dir
+
+
+def test_retry_succeeds_and_a_rerun_skips_done_scenes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_task, "RETRY_PAUSE", 0.0)
+    # The first attempt fails, the second (same inputs) writes its output.
+    command = (
+        "test {attempt} -ge 2 || {{ echo flaky {scene} >&2; exit 7; }}; echo ok > {output}/r.txt"
+    )
+    run_dir = run_dir_for(tmp_path, command, ["a", "b"])
+    assert pipeline_task.process(run_dir, 0) == 0
+    book = ledger.Ledger(tmp_path / "work" / ledger.LEDGER_NAME)
+    record = book.records()["a"]
+    assert (record.state, record.attempts, record.run_attempts) == (ledger.DONE, 2, 2)
+    assert record.output == "dst:bucket/out/a"
+    assert (tmp_path / "work" / "output" / "a" / "r.txt").read_text() == "ok\n"
+    assert not list((tmp_path / "work" / "output" / ".partial").iterdir())
+    # A re-run does not touch the done scene.
+    assert pipeline_task.process(run_dir, 0) == 0
+    assert book.records()["a"].attempts == 2
+    assert book.todo(["a", "b"]) == ["b"]
+
+
+def test_retries_exhausted_records_the_error_and_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_task, "RETRY_PAUSE", 0.0)
+    run_dir = run_dir_for(tmp_path, "echo bad input {scene} >&2; exit 4", ["x"], retries=2)
+    assert pipeline_task.process(run_dir, 0) == 0
+    record = ledger.Ledger(tmp_path / "work" / ledger.LEDGER_NAME).records()["x"]
+    assert (record.state, record.attempts) == (ledger.FAILED, 3)
+    assert record.error == "exit status 4: bad input x"
+    assert not (tmp_path / "work" / "output" / "x").exists()
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def test_report_counts_and_table(tmp_path: Path) -> None:
+    book = ledger.Ledger(tmp_path / "l.jsonl")
+    for scene in ("a", "b", "c"):
+        book.start(scene, run="r")
+    book.finish("a", ok=True, run="r", output="dst:out/a")
+    book.finish("b", ok=False, run="r", error="exit status 3: corrupt input b")
+    rep = ledger.report(book.records(), ["a", "b", "c", "d"], pipeline="p")
+    assert (rep["done"], rep["failed"], rep["pending"], rep["ok"]) == (1, 2, 1, False)
+    rows = {r["scene"]: r for r in rep["scenes"]}
+    assert rows["c"]["error"] == ledger.INTERRUPTED  # still "running" after every job ended
+    assert rows["d"]["attempts"] == 0
+    text = ledger.table(rep)
+    assert "corrupt input b" in text and "dst:out/a" in text
+    assert text.splitlines()[-1] == "1 of 4 scenes done, 2 failed, 1 not processed"
+    assert ledger.report(book.records(), ["a"])["ok"]
+    assert not ledger.report(book.records(), ["a"], error="step stage_out failed")["ok"]
+
+
+# ------------------------------------------------------------------------------ on_failure
+
+
+def test_webhook_and_command_receive_the_report(tmp_path: Path) -> None:
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Content-Type"], json.loads(body)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        rep = {"ok": False, "failed": 1, "scenes": [{"scene": "b", "error": "corrupt"}]}
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        out = tmp_path / "report.json"
+        problems = ledger.notify(rep, command=f"cat > {out}", webhook=url)
+        assert problems == []
+        assert received == [("application/json", rep)]
+        assert json.loads(out.read_text()) == rep
+    finally:
+        server.shutdown()
+        server.server_close()
+    # A listener that is gone, and a failing command, are reported, not raised.
+    problems = ledger.notify(rep, command="exit 5", webhook=url)
+    assert len(problems) == 2 and "exited 5" in problems[0] and "webhook" in problems[1]

@@ -40,7 +40,7 @@ from typing import Any
 from launcher import ledger
 from launcher.batchsystem import JobStatus
 from launcher.errors import BatchSystemError, LauncherError
-from launcher.jobscript import job_script, activation_lines, expand_home, job_exports
+from launcher.jobscript import activation_lines, expand_home, job_exports, job_script
 from launcher.pipeline_spec import Pipeline, PipelineError, rclone_env, read
 from launcher.pipeline_task import PIPELINE_JSON, REPORT_JSON, SCENES_TXT
 from launcher.remote import POLL_SECONDS, RemoteSite

@@ -36,8 +36,8 @@ def number(param: str, value: Any, *, positive: bool = True, allow_none: bool = 
     if value is None and allow_none:
         return None
     what = "a finite number > 0" if positive else "a finite number"
-    if isinstance(value, bool) or not isinstance(value, int | float) and not hasattr(
-        value, "__float__"
+    if isinstance(value, bool) or (
+        not isinstance(value, int | float) and not hasattr(value, "__float__")
     ):
         raise invalid(param, value, what)
     try:
@@ -281,3 +281,73 @@ def bands(param: str, value: Any, *, allow_none: bool = True) -> list[str] | Non
     if len(set(value)) != len(value):
         raise invalid(param, value, allowed, "Each band may appear once.")
     return list(value)
+
+
+def data(param: str, value: Any, *, dataarray: bool = True, time: bool = False) -> Any:
+    """An xarray Dataset (or DataArray when ``dataarray``), with a ``time`` dimension when
+    ``time``."""
+    import xarray as xr
+
+    kinds: tuple[type, ...] = (xr.Dataset, xr.DataArray) if dataarray else (xr.Dataset,)
+    allowed = "an xarray Dataset" + (" or DataArray" if dataarray else "")
+    if not isinstance(value, kinds):
+        raise invalid(
+            param,
+            value,
+            allowed,
+            f"Got a {type(value).__name__}; load data with eotoolkit.load(...) first.",
+        )
+    dims = tuple(getattr(value, "dims", ()))
+    if time and "time" not in dims:
+        raise invalid(
+            param,
+            f"<{type(value).__name__} with dims {dims}>",
+            allowed + " with a 'time' dimension",
+        )
+    return value
+
+
+def georeferenced(param: str, value: Any) -> Any:
+    """Data with 1-D ``y``/``x`` coordinates and a CRS (``.rio.crs``)."""
+    import rioxarray  # noqa: F401
+
+    desc = f"<{type(value).__name__} with dims {tuple(value.dims)}>"
+    allowed = "data with 'y' and 'x' dimensions and a CRS (ds.rio.crs)"
+    if "y" not in value.dims or "x" not in value.dims:
+        raise invalid(param, desc, allowed, "Rename the spatial dimensions to 'y' and 'x'.")
+    if value.rio.crs is None:
+        raise invalid(param, desc, allowed, "Write one with ds.rio.write_crs('EPSG:...').")
+    return value
+
+
+def optional_int(param: str, value: Any, *, minimum: int = 1) -> int | None:
+    return None if value is None else integer(param, value, minimum=minimum)
+
+
+def time_range(param: str, value: Any) -> Any:
+    """A date, "start/stop" or a (start, stop) pair of dates pandas can parse."""
+    import pandas as pd
+
+    allowed = "a date ('2024-05-01'), a range 'start/stop' or a (start, stop) pair"
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            raise invalid(param, value, allowed)
+        parts = list(value)
+    elif isinstance(value, str):
+        parts = value.split("/") if "/" in value else [value]
+        if len(parts) > 2:
+            raise invalid(param, value, allowed)
+    else:
+        parts = [value]
+    stamps: list[Any] = []
+    for p in parts:
+        if p is None or p in ("", ".."):
+            stamps.append(None)
+            continue
+        try:
+            stamps.append(pd.Timestamp(p))
+        except (TypeError, ValueError):
+            raise invalid(param, value, allowed) from None
+    if len(stamps) == 2 and None not in stamps and stamps[0] > stamps[1]:
+        raise invalid(param, value, allowed, "The start must not be after the stop.")
+    return value

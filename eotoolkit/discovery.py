@@ -50,6 +50,12 @@ def search(
     ``SearchParameterError`` for invalid parameters and ``EmptySearchError`` when nothing
     matched. Without ``sortby``, static results are ordered by datetime then id, newest first.
     """
+    from . import _validate
+
+    if not isinstance(source, str | Path) or not str(source):
+        raise _validate.invalid("source", source, "a STAC API URL or a static catalog path/URL")
+    _validate.optional_int("max_items", max_items)
+    _validate.optional_int("limit", limit)
     href, root = read_root(source)
     params = SearchParams.build(
         collections,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,8 +213,14 @@ def to_zarr(
     data variables, as zarr's ``create_array`` takes them ("auto" for zarr's default, None for
     none); by default Blosc LZ4 with byte shuffle. Returns ``store``.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
+    from . import _validate
+
+    _validate.data("obj", obj)
+    _validate.choice("mode", mode, MODES)
+    if not isinstance(store, str | os.PathLike) or not str(store):
+        raise _validate.invalid("store", store, "a directory path or an fsspec URL")
+    if group is not None and (not isinstance(group, str) or not group.strip("/")):
+        raise _validate.invalid("group", group, "None or a group name such as 'l2a'")
     store = str(store)
     ds = prepare(obj, compressors)
     fp = fingerprint(ds)

@@ -116,7 +116,8 @@ def build_catalog(
         items[item_id].add_asset(key, asset)
     for item in items.values():
         catalog.add_item(item)
-    catalog.normalize_hrefs(str(dest))
+    catalog.normalize_hrefs(str(dest.resolve()))
+    catalog.make_all_asset_hrefs_relative()
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     return catalog
 
@@ -144,7 +145,7 @@ def generate_subcatalogs(
     root_href = catalog.get_self_href()
     catalog.generate_subcatalogs(template)
     if save and root_href:
-        catalog.normalize_hrefs(str(Path(root_href).parent))
+        catalog.normalize_hrefs(str(Path(root_href).resolve().parent))
         catalog.save(pystac.CatalogType.SELF_CONTAINED)
     return catalog
 

@@ -326,6 +326,4 @@ def output_geobox(
     y0 = math.floor(extent[1] / ry + 1e-9) * ry
     x1 = math.ceil(extent[2] / rx - 1e-9) * rx
     y1 = math.ceil(extent[3] / ry - 1e-9) * ry
-    return GeoBox.from_bbox(
-        (x0, y0, x1, y1), crs, resolution=Resolution(rx, -ry), tight=True
-    )
+    return GeoBox.from_bbox((x0, y0, x1, y1), crs, resolution=Resolution(rx, -ry), tight=True)

@@ -7,9 +7,9 @@ on plain tuples and numpy arrays instead of pystac objects.
 from __future__ import annotations
 
 import re
-from os import PathLike
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from os import PathLike
 from typing import Any
 
 import numpy as np

@@ -261,6 +261,10 @@ def geometry(param: str, value: Any) -> Any:
         raise invalid(param, value, allowed) from None
     if geom.is_empty:
         raise invalid(param, value, allowed, "The geometry is empty.")
+    if geom.area == 0:
+        raise invalid(
+            param, value, allowed, "The geometry has no area (a point or a line); pass a polygon."
+        )
     bbox(param + " bounds", geom.bounds)
     return geom
 

@@ -257,11 +257,11 @@ def _build(
     if bbox is not None:
         bbox = _validate.bbox("bbox", bbox)
     if geometry is not None:
-        _validate.geometry("geometry", geometry)
         if bbox is not None:
             raise _validate.invalid(
                 "geometry", geometry, "either bbox= or geometry=, not both", "Drop one of them."
             )
+        _validate.geometry("geometry", geometry)
     _validate.groupby("groupby", groupby)
     _validate.chunks("chunks", chunks)
     _validate.resampling("resampling", resampling)

@@ -233,6 +233,18 @@ def _check_search(search: dict[str, Any]) -> None:
         raise _fail("search", f"invalid search value: {exc}") from None
 
 
+def _can_create_in(directory: Path) -> bool:
+    """Whether a file can be created in ``directory`` (tried, as permissions alone do not tell
+    for root or read-only file systems)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
 def check_resources(recipe: Recipe) -> None:
     """The recipe's source answers as STAC and its output directory is writable."""
     from ._stac_source import read_root
@@ -250,7 +262,7 @@ def check_resources(recipe: Recipe) -> None:
         parent = parent.parent
     if path.exists() and not path.is_dir():
         raise _fail("output", f"{path} exists and is not a directory (a Zarr store is one).")
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not _can_create_in(parent):
         raise _fail(
             "output",
             f"cannot write {path}: {parent} is not a writable directory. Choose an output "

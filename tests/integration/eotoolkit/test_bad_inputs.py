@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one case per line reads as a table)
 """A table of bad or unusual inputs across the Python API, recipes and the CLI.
 
 Every case must fail with an :class:`~eotoolkit.errors.EOToolkitError` subclass (or exit

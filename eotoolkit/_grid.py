@@ -71,7 +71,8 @@ def _unwrap_lon(xs: np.ndarray) -> np.ndarray:
     span = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1)
     shifted = np.where(xs < 0, xs + 360.0, xs)
     span2 = np.nanmax(shifted, axis=1) - np.nanmin(shifted, axis=1)
-    return np.where((span2 < span)[:, np.newaxis], shifted, xs)
+    crossing = (span > 180.0) & (span2 < span - 1e-6)
+    return np.where(crossing[:, np.newaxis], shifted, xs)
 
 
 def transform_bboxes(boxes: np.ndarray, src: str, dst: str) -> np.ndarray:
@@ -147,7 +148,7 @@ def _unwrap_footprints(foot: np.ndarray) -> np.ndarray:
     moved = foot.copy()
     moved[west, 0] += 360.0
     moved[west, 2] += 360.0
-    if moved[ok, 2].max() - moved[ok, 0].min() < span:
+    if moved[ok, 2].max() - moved[ok, 0].min() < span - 1e-6:
         return moved
     return foot
 
@@ -234,7 +235,7 @@ def _check_scale(extent: tuple[float, ...], crs: str, res: tuple[float, float]) 
     width, height = extent[2] - extent[0], extent[3] - extent[1]
     if res[0] > width and res[1] > height and max(width, height) > 0:
         hint = ""
-        if is_geographic(crs):
+        if is_geographic(crs) and res[0] >= 1:
             hint = (
                 f" Metres asked of a degree CRS? {res[0]:g} m is about "
                 f"{res[0] / 111320:.6f} degrees."

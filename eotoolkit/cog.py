@@ -58,8 +58,11 @@ def to_cog(
     _validate.choice(
         "compress", compress, ("DEFLATE", "LZW", "ZSTD", "LZMA", "WEBP", "JPEG", "PACKBITS", "NONE")
     )
-    if isinstance(blocksize, bool) or not isinstance(blocksize, int) or blocksize < 16 or (
-        blocksize % 16
+    if (
+        isinstance(blocksize, bool)
+        or not isinstance(blocksize, int)
+        or blocksize < 16
+        or (blocksize % 16)
     ):
         raise _validate.invalid("blocksize", blocksize, "a multiple of 16 (e.g. 256 or 512)")
     _validate.resampling("overview_resampling", overview_resampling, allow_none=False)

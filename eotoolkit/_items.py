@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from os import PathLike
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pystac
 
-from .errors import BandNotFoundError, MixedDtypeError, NoItemsError
+from .errors import BandNotFoundError, InvalidParameterError, MixedDtypeError, NoItemsError
 
 #: Sentinel-2 bottom-of-atmosphere reflectance bands (asset keys and common names).
 S2_REFLECTANCE = re.compile(
@@ -51,12 +52,42 @@ class ItemTable:
         return len(self.ids)
 
 
+ITEMS_ALLOWED = (
+    "pystac Items, a pystac ItemCollection or Catalog, or STAC item dicts (GeoJSON Features "
+    "with 'assets')"
+)
+
+
+def _not_items(value: Any, why: str) -> InvalidParameterError:
+    text = repr(value)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    return InvalidParameterError(
+        f"items={text} are not STAC items: {why}. Expected {ITEMS_ALLOWED}. Get items with "
+        f"eotoolkit.search(...) or pystac.read_file(path)."
+    )
+
+
 def _as_items(items: Any) -> list[Any]:
     if isinstance(items, pystac.Catalog):
         return list(items.get_items(recursive=True))
-    if isinstance(items, pystac.Item | Mapping):
-        return [items]
-    return list(items)
+    if isinstance(items, pystac.ItemCollection):
+        return list(items)
+    if isinstance(items, str | bytes | PathLike) or not hasattr(items, "__iter__"):
+        raise _not_items(items, f"got a {type(items).__name__}")
+    seq = [items] if isinstance(items, pystac.Item | Mapping) else list(items)
+    for i, it in enumerate(seq):
+        if isinstance(it, pystac.Item):
+            continue
+        if not isinstance(it, Mapping):
+            raise _not_items(it, f"element {i} is a {type(it).__name__}")
+        if it.get("type") != "Feature" or not isinstance(it.get("assets"), Mapping):
+            raise _not_items(
+                it, f"element {i} is a mapping without type 'Feature' and an 'assets' mapping"
+            )
+        for key, asset in it["assets"].items():
+            if not isinstance(asset, Mapping) or not isinstance(asset.get("href"), str):
+                raise _not_items(it, f"asset {key!r} of element {i} has no 'href'")
+    return seq
 
 
 def _item_parts(item: Any) -> tuple[str, dict, Any, dict[str, tuple[str, dict]]]:
@@ -219,6 +250,8 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
         raw_times[i] = props.get("datetime") or props.get("start_datetime")
         if bbox:
             lonlat[i] = bbox[:2] + bbox[-3:-1] if len(bbox) == 6 else bbox[:4]
+            if lonlat[i, 0] > lonlat[i, 2]:  # crosses the antimeridian: east above 180
+                lonlat[i, 2] += 360.0
         baseline = _baseline(props)
         first_key: str | None = None
         for b in bands:

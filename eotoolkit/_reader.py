@@ -265,6 +265,18 @@ def _pixel_range(start: float, stop: float, origin: float, step: float, n: int) 
     return i0, max(i0, i1)
 
 
+def _same_pixels(src: Affine, dst: tuple[float, ...], tol: float = 1e-6) -> bool:
+    """Whether the output pixels are source pixels (same size, edges on the source's), so a
+    windowed read is exact; any other grid is warped like ``rasterio.warp.reproject``."""
+    a, b, c, d, e, f = dst[:6]
+    if b or d or src.b or src.d:
+        return False
+    if abs(a - src.a) > tol * abs(src.a) or abs(e - src.e) > tol * abs(src.e):
+        return False
+    col, row = (c - src.c) / src.a, (f - src.f) / src.e
+    return abs(col - round(col)) < tol and abs(row - round(row)) < tol
+
+
 def _read_same_crs(
     src: rasterio.DatasetReader, req: ChunkRead, resampling: Resampling
 ) -> tuple[np.ndarray, tuple[slice, slice]] | None:
@@ -336,7 +348,7 @@ def _read_source(
     """(raw values, valid mask, output slices) of one source, None if disjoint."""
     with _dataset(s.href, None, cfg) as src:
         nodata = s.nodata if s.nodata is not None else src.nodata
-        same_crs = src.crs == _rio_crs(req.crs)
+        same_crs = src.crs == _rio_crs(req.crs) and _same_pixels(src.transform, req.transform)
         got = _read_same_crs(src, req, resampling) if same_crs else None
     if same_crs:
         if got is None:

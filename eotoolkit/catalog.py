@@ -155,8 +155,11 @@ def build_catalog(
         items[item_id].add_asset(key, asset)
     for item in items.values():
         catalog.add_item(item)
-    root = str(dest).rstrip("/") if _is_remote(dest) else str(Path(dest))
-    catalog.normalize_hrefs(root)
+    if _is_remote(dest):
+        catalog.normalize_hrefs(str(dest).rstrip("/"))
+    else:
+        catalog.normalize_hrefs(str(Path(dest).resolve()))
+    catalog.make_all_asset_hrefs_relative()
     catalog.save(pystac.CatalogType.SELF_CONTAINED, stac_io=storage.stac_io(storage_options))
     return catalog
 
@@ -193,7 +196,7 @@ def generate_subcatalogs(
     root_href = catalog.get_self_href()
     catalog.generate_subcatalogs(template)
     if save and root_href:
-        catalog.normalize_hrefs(str(Path(root_href).parent))
+        catalog.normalize_hrefs(str(Path(root_href).resolve().parent))
         catalog.save(pystac.CatalogType.SELF_CONTAINED)
     return catalog
 

@@ -69,6 +69,20 @@ def _scheduler_named(address: str | None, console: Console) -> bool:
     return False
 
 
+def _check_scheduler(address: str) -> None:
+    """Refuse a scheduler address nothing answers at."""
+    from launcher.scheduler.serve import answers
+
+    from .errors import InvalidParameterError
+
+    if not answers(address):
+        raise InvalidParameterError(
+            f"--scheduler {address} is not valid: nothing answers at that address. Start the "
+            "scheduler (or the session) first, check the address, or leave --scheduler out to "
+            "compute on local threads."
+        )
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
     from .recipe import build, read_recipe
     from .zarr_store import to_zarr
@@ -77,6 +91,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if recipe.scenes is not None:
         return _run_scenes(args, recipe, console)
     client = None
+    if args.scheduler:
+        _check_scheduler(args.scheduler)
     if _scheduler_named(args.scheduler, console):
         from .cluster import get_client
 
@@ -182,13 +198,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PATH",
         help="per-scene recipes: also write the report (done, failed and why) as JSON here",
     )
+    run.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
         return _run(args, console)
     except EOToolkitError as exc:
+        if args.verbose:
+            console.print_exception()
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            console.print_exception()
+        console.print(
+            f"[red]error:[/red] {escape(type(exc).__name__)}: {escape(str(exc))} "
+            "(run with -v for the traceback)",
+            soft_wrap=True,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -35,11 +35,44 @@ def to_cog(
     ``path`` may be an ``s3://`` URL (or another fsspec URL): the COG is written to a local
     temporary file, then uploaded with ``storage_options`` or the AWS environment and profile.
     """
-    if da.rio.crs is None:
-        raise ValueError("The array has no CRS; write one with da.rio.write_crs(...).")
+    from . import _validate
+
+    if not isinstance(da, xr.DataArray):
+        raise _validate.invalid(
+            "da",
+            da,
+            "an xarray DataArray",
+            "For a Dataset pass one variable, e.g. ds['red'].isel(time=0).",
+        )
+    _validate.georeferenced("da", da)
     extra = [d for d in da.dims if d not in ("y", "x")]
     if len(extra) > 1 or (extra and da.sizes[extra[0]] > 1 and da.ndim != 3):
-        raise ValueError(f"to_cog needs (y, x) or (band, y, x) data, got dims {da.dims}.")
+        raise _validate.invalid(
+            "da",
+            f"<DataArray with dims {da.dims}>",
+            "a (y, x) or (band, y, x) DataArray",
+            "Select one time step first, e.g. da.isel(time=0).",
+        )
+    if not isinstance(path, str | os.PathLike) or not str(path):
+        raise _validate.invalid("path", path, "a file path")
+    parent = os.path.dirname(os.path.abspath(str(path)))
+    if not os.path.isdir(parent):
+        raise _validate.invalid(
+            "path", str(path), "a file path in an existing directory", f"Create {parent} first."
+        )
+    if nodata is not None and nodata == nodata:  # NaN is a valid float nodata
+        _validate.number("nodata", nodata, positive=False)
+    _validate.choice(
+        "compress", compress, ("DEFLATE", "LZW", "ZSTD", "LZMA", "WEBP", "JPEG", "PACKBITS", "NONE")
+    )
+    if (
+        isinstance(blocksize, bool)
+        or not isinstance(blocksize, int)
+        or blocksize < 16
+        or (blocksize % 16)
+    ):
+        raise _validate.invalid("blocksize", blocksize, "a multiple of 16 (e.g. 256 or 512)")
+    _validate.resampling("overview_resampling", overview_resampling, allow_none=False)
     arr = da.transpose(*extra, "y", "x").values if extra else da.values[np.newaxis]
     if nodata is None:
         nodata = float("nan") if arr.dtype.kind == "f" else da.attrs.get("nodata")

@@ -54,6 +54,12 @@ def search(
     A static catalog may live on S3 (``s3://bucket/.../catalog.json``), read with
     ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.storage`).
     """
+    from . import _validate
+
+    if not isinstance(source, str | Path) or not str(source):
+        raise _validate.invalid("source", source, "a STAC API URL or a static catalog path/URL")
+    _validate.optional_int("max_items", max_items)
+    _validate.optional_int("limit", limit)
     href, root = read_root(source, storage_options)
     params = SearchParams.build(
         collections,

@@ -7,6 +7,11 @@ class EOToolkitError(Exception):
     """Base class of every error raised by eotoolkit."""
 
 
+class InvalidParameterError(EOToolkitError, ValueError):
+    """A parameter value is refused before any work starts; the message names the parameter,
+    the value, what is allowed and how to fix it."""
+
+
 class NoItemsError(EOToolkitError, ValueError):
     """A search or an item list produced nothing to load."""
 
@@ -46,11 +51,11 @@ class IncompleteStoreError(EOToolkitError, OSError):
     """A Zarr store was not completely written."""
 
 
-class RecipeError(EOToolkitError, ValueError):
+class RecipeError(InvalidParameterError):
     """A recipe file is invalid."""
 
 
-class SpectralIndexError(EOToolkitError, ValueError):
+class SpectralIndexError(InvalidParameterError):
     """A spectral index is unknown or cannot be computed from the dataset."""
 
 
@@ -66,7 +71,7 @@ class EmptySearchError(NoItemsError):
     """A STAC search matched no items."""
 
 
-class SearchParameterError(EOToolkitError, ValueError):
+class SearchParameterError(InvalidParameterError):
     """A search parameter (bbox, datetime, query, filter, sortby) is invalid."""
 
 

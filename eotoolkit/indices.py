@@ -88,6 +88,14 @@ def index(ds: xr.Dataset, name: str, **params: Any) -> xr.DataArray:
     """
     import spyndex
 
+    from . import _validate
+
+    _validate.data("ds", ds, dataarray=False)
+    if not isinstance(name, str) or not name:
+        raise SpectralIndexError(
+            f"name={name!r} is not valid: expected the name of a spectral index such as "
+            f"'NDVI', 'EVI' or 'NBR'."
+        )
     catalogue = spyndex.indices
     key = next((k for k in catalogue if k.lower() == name.lower()), None)
     if key is None:

@@ -18,9 +18,8 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 from odc.geo.geobox import GeoBox
-from odc.geo.xr import xr_coords
 
-from . import _grid
+from . import _grid, _validate
 from ._items import ItemTable, Source, band_dtype, parse_items
 from ._reader import ChunkRead, fill_chunk, read_sources
 from .discovery import search
@@ -255,11 +254,27 @@ def _build(
 ) -> xr.Dataset:
     """The body of :func:`load`."""
     storage = resolve(storage_options) if storage_options is not None else None
-    if isinstance(bands, str):
-        bands = [bands]
+    bands = _validate.bands("bands", bands)
+    if resolution is not None:
+        _validate.resolution("resolution", resolution)
+    if crs is not None:
+        _validate.crs("crs", crs, allow_utm=True)
+    if bbox is not None:
+        bbox = _validate.bbox("bbox", bbox)
+    if geometry is not None:
+        if bbox is not None:
+            raise _validate.invalid(
+                "geometry", geometry, "either bbox= or geometry=, not both", "Drop one of them."
+            )
+        _validate.geometry("geometry", geometry)
+    _validate.groupby("groupby", groupby)
+    _validate.chunks("chunks", chunks)
+    _validate.resampling("resampling", resampling)
+    _validate.dtype("dtype", dtype)
+    _validate.boolean("fail_on_error", fail_on_error)
     table, band_list = parse_items(items, bands)
     out_crs = _grid.choose_crs(table, crs)
-    res = _grid.choose_resolution(table, band_list, resolution)
+    res = _grid.choose_resolution(table, band_list, resolution, out_crs)
     foot = _grid.footprints(table, out_crs)
     geobox = _grid.output_geobox(foot, out_crs, res, bbox, geometry)
     times, groups = group_items(table, groupby)
@@ -267,7 +282,7 @@ def _build(
     h, w = geobox.shape
     block = (_split(h, min(cy, h)), _split(w, min(cx, w)))
     ranges = _chunk_ranges(foot, geobox, block[0][0], block[1][0])
-    coords = xr_coords(geobox, crs_coord_name="spatial_ref")
+    coords = _grid.grid_coords(geobox)
     coords["time"] = pd.DatetimeIndex(times).astype("datetime64[ns]")
     index = chunk_index(groups, ranges)
     base = _base_token(groups, geobox, block)

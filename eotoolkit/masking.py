@@ -9,7 +9,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .errors import BandNotFoundError
+from . import _validate
+from .errors import BandNotFoundError, InvalidParameterError
 
 #: SCL classes masked by default: no data, saturated, cloud shadow, cloud medium/high, cirrus.
 S2_SCL_MASKED = (0, 1, 3, 8, 9, 10)
@@ -154,6 +155,20 @@ def mask_clouds(
 
     Integer bands become float32. The SCL band is dropped unless ``keep_scl``.
     """
+    _validate.data("ds", ds, dataarray=False)
+    if not isinstance(scl, str) or not scl:
+        raise _validate.invalid("scl", scl, "the name of the SCL band, e.g. 'scl'")
+    try:
+        classes = [int(c) for c in classes]
+        ok = all(0 <= c <= 255 for c in classes) and len(classes) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidParameterError(
+            f"classes={classes!r} is not valid: expected a non-empty list of SCL class numbers "
+            f"0..11 (e.g. [3, 8, 9, 10] for shadow and clouds)."
+        )
+    _validate.boolean("keep_scl", keep_scl)
     name = _find(ds, scl)
     test, options = _class_test(ds[name].dtype, classes)
     return _apply(ds, name, test, options, keep_scl)
@@ -172,6 +187,14 @@ def mask_landsat(
     keep_qa: bool = False,
 ) -> xr.Dataset:
     """Set every non-QA band to NaN where the selected Landsat QA_PIXEL bits are set."""
+    _validate.data("ds", ds, dataarray=False)
+    if not isinstance(qa, str) or not qa:
+        raise _validate.invalid("qa", qa, "the name of the QA_PIXEL band, e.g. 'qa_pixel'")
+    for key, value in (
+        ("fill", fill), ("dilated_cloud", dilated_cloud), ("cirrus", cirrus), ("cloud", cloud),
+        ("cloud_shadow", cloud_shadow), ("snow", snow), ("keep_qa", keep_qa),
+    ):  # fmt: skip
+        _validate.boolean(key, value)
     name = _find(ds, qa)
     chosen = {
         "fill": fill,

@@ -274,13 +274,33 @@ def spring_index(
     NaN marks thresholds never reached. Dask inputs are processed block-wise with the time
     axis in one chunk. See the module docstring for the resolved ambiguities.
     """
+    from . import _validate
+    from .errors import InvalidParameterError
+
+    for pname, value in (("tmin", tmin), ("tmax", tmax), ("dayl", dayl)):
+        if not isinstance(value, xr.DataArray):
+            raise _validate.invalid(pname, value, "an xarray DataArray (time, y, x)")
+    if isinstance(plants, str) or not isinstance(plants, Sequence):
+        raise _validate.invalid("plants", plants, f"a list of names from {list(LEAF_COEFFICIENTS)}")
     unknown = [p for p in plants if p not in LEAF_COEFFICIENTS]
     if unknown or not plants:
-        raise ValueError(f"unknown plants {unknown}; choose from {list(LEAF_COEFFICIENTS)}")
-    if not 1 <= start_doy <= end_doy:
-        raise ValueError("need 1 <= start_doy <= end_doy")
-    for da in (tmin, tmax, dayl):
-        _check_time_axis(da, end_doy)
+        raise _validate.invalid(
+            "plants",
+            plants,
+            f"a non-empty list of names from {list(LEAF_COEFFICIENTS)}",
+            f"Remove the unknown plants {unknown}.",
+        )
+    _validate.integer("start_doy", start_doy, minimum=1, maximum=366)
+    _validate.integer("end_doy", end_doy, minimum=1, maximum=366)
+    if start_doy > end_doy:
+        raise _validate.invalid(
+            "start_doy", start_doy, f"a day of year <= end_doy={end_doy}", "Swap the two."
+        )
+    for pname, da in (("tmin", tmin), ("tmax", tmax), ("dayl", dayl)):
+        try:
+            _check_time_axis(da, end_doy)
+        except ValueError as exc:
+            raise InvalidParameterError(f"{pname} is not valid: {exc}.") from None
     window = slice(start_doy - 1, end_doy)
     inputs = [da.isel(time=window) for da in (tmin, tmax, dayl)]
     if any(da.chunks is not None for da in inputs):

@@ -11,7 +11,8 @@ import pystac
 import xarray as xr
 import yaml
 
-from .errors import RecipeError
+from . import _validate
+from .errors import EOToolkitError, InvalidParameterError, RecipeError
 
 KEYS = {
     "source",
@@ -46,6 +47,14 @@ SEARCH_KEYS = {
     "limit",
 }
 MASKS = {"s2_scl", "landsat"}
+MASK_OPTIONS = {
+    "s2_scl": {"type", "scl", "classes", "keep_scl"},
+    "landsat": {
+        "type", "qa", "fill", "dilated_cloud", "cirrus", "cloud", "cloud_shadow", "snow",
+        "keep_qa",
+    },
+}  # fmt: skip
+OUTPUT_MODES = ("w-", "w", "resume")
 
 
 @dataclass
@@ -129,13 +138,24 @@ def _fail(where: str, problem: str) -> RecipeError:
     return RecipeError(f"Recipe error in '{where}': {problem}")
 
 
-def _num(raw: dict, key: str) -> float | None:
+def _num(raw: dict, key: str) -> Any:
     value = raw.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _fail(key, f"expected a positive number, got {value!r}.")
-    return float(value)
+    try:
+        res = _validate.resolution(key, value, allow_none=False)
+    except InvalidParameterError as exc:
+        raise _fail(key, f"expected a positive number (or a pair), got {value!r}. {exc}") from None
+    assert res is not None
+    return float(value) if res[0] == res[1] and not isinstance(value, list) else res
+
+
+def _check(where: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a parameter check, reporting its failure as a RecipeError at ``where``."""
+    try:
+        return func(*args, **kwargs)
+    except InvalidParameterError as exc:
+        raise _fail(where, str(exc)) from None
 
 
 def _str_list(raw: Any, where: str) -> list[str]:
@@ -177,19 +197,54 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
             load[key] = raw[key]
     if "bbox" in raw and (not isinstance(raw["bbox"], list) or len(raw["bbox"]) != 4):
         raise _fail("bbox", "expected [min lon, min lat, max lon, max lat].")
+    checks = {
+        "crs": lambda v: _validate.crs("crs", v, allow_utm=True),
+        "bbox": lambda v: _validate.bbox("bbox", v),
+        "chunks": lambda v: _validate.chunks("chunks", v),
+        "groupby": lambda v: _validate.groupby("groupby", v),
+        "dtype": lambda v: _validate.dtype("dtype", v),
+        "resampling": lambda v: _validate.resampling("resampling", v),
+        "fail_on_error": lambda v: _validate.boolean("fail_on_error", v),
+    }
+    for key, check in checks.items():
+        if load.get(key) is not None:
+            _check(key, check, load[key])
+    if search is not None:
+        _check_search(search)
     mask = raw.get("mask")
     if mask is not None:
         if isinstance(mask, str):
             mask = {"type": mask}
         if not isinstance(mask, dict) or mask.get("type") not in MASKS:
             raise _fail("mask", f"expected one of {sorted(MASKS)} or a mapping with type: ...")
+        extra = sorted(set(mask) - MASK_OPTIONS[mask["type"]])
+        if extra:
+            allowed = sorted(MASK_OPTIONS[mask["type"]] - {"type"})
+            raise _fail(
+                "mask", f"unknown option(s) {extra} for {mask['type']}; allowed: {allowed}."
+            )
+        for key, value in mask.items():
+            if key.startswith("keep_") or key in MASK_OPTIONS["landsat"] - {"type", "qa"}:
+                _check(f"mask.{key}", _validate.boolean, key, value)
     index = _str_list(raw["index"], "index") if raw.get("index") is not None else []
+    if index:
+        import spyndex
+
+        known = {k.lower() for k in spyndex.indices}
+        unknown_idx = [n for n in index if n.lower() not in known]
+        if unknown_idx:
+            raise _fail(
+                "index",
+                f"unknown spectral index(es) {unknown_idx}; use names of the Awesome Spectral "
+                "Indices catalogue (spyndex.indices), e.g. NDVI, EVI, NBR.",
+            )
     comp = raw.get("composite")
     if comp is not None:
         if isinstance(comp, str):
             comp = {"stat": comp}
         if not isinstance(comp, dict) or set(comp) - {"freq", "stat"}:
             raise _fail("composite", "expected a mapping with freq (e.g. 1MS) and stat (median).")
+        _check("composite.freq", _validate.frequency, "freq", comp.get("freq", "1MS"))
         from .temporal import _parse_stat
 
         try:
@@ -202,6 +257,11 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
         out = {"zarr": out}
     if not isinstance(out, dict) or "zarr" not in out or set(out) - {"zarr", "mode", "group"}:
         raise _fail("output", "expected a Zarr path/URL or a mapping {zarr: ..., mode: ...}.")
+    if not isinstance(out["zarr"], str) or not out["zarr"]:
+        raise _fail("output", f"expected a Zarr path or URL, got {out['zarr']!r}.")
+    _check("output.mode", _validate.choice, "mode", out.get("mode", "w-"), OUTPUT_MODES)
+    if out.get("group") is not None and not isinstance(out["group"], str):
+        raise _fail("output.group", f"expected a group name, got {out['group']!r}.")
     if base is not None and "://" not in out["zarr"] and not os.path.isabs(out["zarr"]):
         out = {**out, "zarr": str((base / out["zarr"]).resolve())}
     return Recipe(
@@ -217,16 +277,85 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
     )
 
 
-def read_recipe(path: str | os.PathLike[str]) -> Recipe:
-    """Read and validate a recipe file; relative paths are relative to the file."""
+def _check_search(search: dict[str, Any]) -> None:
+    """The search values, checked as :func:`eotoolkit.search` checks them."""
+    from ._search_params import SearchParams
+
+    try:
+        SearchParams.build(
+            search.get("collections"),
+            search.get("bbox"),
+            search.get("intersects"),
+            search.get("datetime"),
+            search.get("query"),
+            search.get("filter"),
+            None,
+            None,
+            _validate.optional_int("max_items", search.get("max_items")),
+            _validate.optional_int("limit", search.get("limit")),
+            search.get("ids"),
+        )
+    except InvalidParameterError as exc:
+        raise _fail("search", str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise _fail("search", f"invalid search value: {exc}") from None
+
+
+def _can_create_in(directory: Path) -> bool:
+    """Whether a file can be created in ``directory`` (tried, as permissions alone do not tell
+    for root or read-only file systems)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
+def check_resources(recipe: Recipe) -> None:
+    """The recipe's source answers as STAC and its output directory is writable."""
+    from ._stac_source import read_root
+
+    try:
+        read_root(recipe.source)
+    except EOToolkitError as exc:
+        raise _fail("source", str(exc)) from None
+    store = recipe.output["zarr"]
+    if "://" in store and not store.startswith("file://"):
+        return
+    path = Path(store.removeprefix("file://"))
+    parent = path if path.exists() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if path.exists() and not path.is_dir():
+        raise _fail("output", f"{path} exists and is not a directory (a Zarr store is one).")
+    if not parent.is_dir() or not _can_create_in(parent):
+        raise _fail(
+            "output",
+            f"cannot write {path}: {parent} is not a writable directory. Choose an output "
+            "path in a directory you can write.",
+        )
+
+
+def read_recipe(path: str | os.PathLike[str], *, check: bool = True) -> Recipe:
+    """Read and validate a recipe file; relative paths are relative to the file. With
+    ``check``, also that the source is reachable and the output directory writable."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError as exc:
         raise RecipeError(f"Recipe file {path} not found.") from exc
+    except IsADirectoryError as exc:
+        raise RecipeError(f"Recipe file {path} is a directory; pass the YAML file.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"Recipe file {path} cannot be read: {exc}") from exc
     except yaml.YAMLError as exc:
         raise RecipeError(f"Recipe file {path} is not valid YAML: {exc}") from exc
-    return parse_recipe(raw, base=path.resolve().parent)
+    recipe = parse_recipe(raw, base=path.resolve().parent)
+    if check:
+        check_resources(recipe)
+    return recipe
 
 
 def build(recipe: Recipe) -> xr.Dataset:

@@ -9,7 +9,8 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from ._grid import as_geometry, crs_key, transform_bboxes
+from . import _validate
+from ._grid import as_geometry, crs_key, is_geographic, transform_bboxes
 from .errors import BandNotFoundError, OutsideDataError
 
 
@@ -34,6 +35,22 @@ def subset(
     """Cut a dataset to a bbox (in ``bbox_crs``), a geometry (EPSG:4326; pixels outside it
     become NaN), a time range ("2024-03/2024-05", a (start, stop) pair or a single date) and
     a list of bands. Stays lazy."""
+    _validate.data("ds", ds)
+    bands = _validate.bands("bands", bands)
+    if time is not None:
+        _validate.data("ds", ds, time=True)
+        _validate.time_range("time", time)
+    if bbox is not None or geometry is not None:
+        _validate.georeferenced("ds", ds)
+    if bbox is not None and geometry is not None:
+        raise _validate.invalid(
+            "geometry", geometry, "either bbox= or geometry=, not both", "Drop one of them."
+        )
+    if geometry is not None:
+        geometry = _validate.geometry("geometry", geometry)
+    if bbox is not None:
+        src = _validate.crs("bbox_crs", bbox_crs)
+        bbox = _validate.bbox("bbox", bbox, lonlat=bool(src.is_geographic))
     if bands is not None:
         missing = [b for b in bands if b not in ds.data_vars]
         if missing:
@@ -54,7 +71,11 @@ def subset(
                 "The dataset has no CRS (ds.rio.crs); write one with ds.rio.write_crs."
             )
         dst = crs_key(crs.to_wkt())
-        x0, y0, x1, y1 = transform_bboxes(np.asarray([bbox], float), crs_key(bbox_crs), dst)[0]
+        src_key = crs_key(_validate.crs("bbox_crs", bbox_crs).to_wkt())
+        x0, y0, x1, y1 = transform_bboxes(np.asarray([bbox], float), src_key, dst)[0]
+        xs = ds["x"].values
+        if is_geographic(dst) and len(xs) and x1 < xs.min() and x1 + 360 > xs.min():
+            x0, x1 = x0 + 360, x1 + 360
         ys = ds["y"].values
         y_slice = slice(y1, y0) if ys[0] > ys[-1] else slice(y0, y1)
         out = ds.sel(x=slice(x0, x1), y=y_slice)

@@ -15,10 +15,18 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from . import _validate
+from .errors import InvalidParameterError
+
 SIMPLE = {"mean", "min", "max", "count", "median"}
 
 
 def _parse_stat(stat: str) -> tuple[str, float | None]:
+    if not isinstance(stat, str):
+        raise InvalidParameterError(
+            f"stat={stat!r} is not valid: expected one of {sorted(SIMPLE)} or 'qX' with "
+            f"0 <= X <= 1 (e.g. 'q0.9'), or a list of them."
+        )
     s = stat.lower()
     if s in SIMPLE:
         return s, None
@@ -29,9 +37,9 @@ def _parse_stat(stat: str) -> tuple[str, float | None]:
             q = -1.0
         if 0.0 <= q <= 1.0:
             return "quantile", q
-    raise ValueError(
-        f"Unknown composite stat {stat!r}: use one of {sorted(SIMPLE)} or 'qX' with 0 <= X <= 1 "
-        f"(e.g. 'q0.9')."
+    raise InvalidParameterError(
+        f"stat={stat!r} is not valid: unknown composite stat; use one of {sorted(SIMPLE)} "
+        f"or 'qX' with 0 <= X <= 1 (e.g. 'q0.9')."
     )
 
 
@@ -220,6 +228,12 @@ def composite(obj: Any, freq: str = "1MS", stat: str | Sequence[str] = "median")
     in which case the results are stacked along a new ``stat`` dimension. NaN is ignored; empty
     periods are NaN (count 0). Works lazily on dask-backed data.
     """
+    _validate.data("obj", obj, time=True)
+    _validate.frequency("freq", freq)
+    if not isinstance(stat, str | Sequence) or (not isinstance(stat, str) and not stat):
+        raise InvalidParameterError(
+            f"stat={stat!r} is not valid: expected a stat name or a non-empty list of them."
+        )
     stats = [stat] if isinstance(stat, str) else list(stat)
     parsed = [_parse_stat(s) for s in stats]
     results = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -215,8 +216,14 @@ def to_zarr(
     none); by default Blosc LZ4 with byte shuffle. Returns ``store``. ``s3://`` stores use
     ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.storage`).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}.")
+    from . import _validate
+
+    _validate.data("obj", obj)
+    _validate.choice("mode", mode, MODES)
+    if not isinstance(store, str | os.PathLike) or not str(store):
+        raise _validate.invalid("store", store, "a directory path or an fsspec URL")
+    if group is not None and (not isinstance(group, str) or not group.strip("/")):
+        raise _validate.invalid("group", group, "None or a group name such as 'l2a'")
     store = str(store)
     storage_options = fsspec_kwargs(store, storage_options) or None
     ds = prepare(obj, compressors)

@@ -198,7 +198,7 @@ def write_daymet_like(
     Files go to ``root/data/daymet_v4_daily_na_{var}_{year}.nc`` and the catalog to
     ``root/catalog.json`` (one item per year with assets ``tmin``, ``tmax`` and ``dayl``).
     """
-    root = Path(root)
+    root = Path(root).resolve()
     data_dir = root / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     catalog = pystac.Catalog(

@@ -301,7 +301,7 @@ def write_s2_collection(
         raise ValueError(f"Unknown band(s) {unknown}; choose from {list(BAND_INFO)}.")
     if size % 2 or size < 32:
         raise ValueError("size must be an even number of 10 m pixels, at least 32.")
-    root = Path(root)
+    root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     scene = _Scene(
@@ -410,7 +410,7 @@ def _write_catalog(root: Path, collection_id: str, items: list[pystac.Item]) -> 
         collection.add_item(it)
     catalog = pystac.Catalog(id="synthetic", description="Synthetic Earth-observation data.")
     catalog.add_child(collection)
-    catalog.normalize_hrefs(str(root))
+    catalog.normalize_hrefs(str(Path(root).resolve()))
     for it in items:
         it.make_asset_hrefs_relative()
     catalog.save(pystac.CatalogType.SELF_CONTAINED)

@@ -1,0 +1,311 @@
+"""Generated grid cases: real COGs on a drawn source grid, loaded by ``eotoolkit.load`` onto a
+drawn target grid and compared with ``rasterio.warp.reproject`` of the same files.
+
+Shared by the property suite (tests/integration/eotoolkit/test_grid_properties.py, a bounded
+number of examples) and ``python -m benchmarks.grid_properties`` (as many as asked).
+
+What is compared:
+
+* the grid: the requested CRS, pixel size and sign convention (x grows east, y decreases
+  south), pixel edges on multiples of the pixel size, 1-D ``y``/``x`` coordinates with the CRS
+  attached, and an extent that covers the data footprint (or the bbox) by at most one pixel
+  more on each side;
+* the pixels: identical to the reference for ``nearest``; within ``TOLERANCE`` for the other
+  resampling methods (``bilinear`` and ``cubic`` when upsampling, see ``KERNEL_METHODS``);
+  identical nodata (NaN) masks for every method.
+
+The reference mosaics the tiles in item order, first valid pixel wins, as ``load`` does. The
+COGs are written without overviews, so that both sides read full-resolution pixels (choosing
+an overview is a separate, documented approximation of ``load`` when downsampling).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from hypothesis import strategies as st
+from pyproj import CRS, Transformer
+from rasterio.io import MemoryFile
+from rasterio.warp import Resampling, reproject, transform_bounds
+
+#: Absolute tolerance of the non-nearest methods, in source data units: GDAL resamples integer
+#: data in its own type (rounded to the nearest integer) where the reference works in float64.
+TOLERANCE = {"atol": 1.0, "rtol": 1e-4}
+
+#: Where the data lie, with the target CRSs that make sense there (a UTM zone, geographic,
+#: LAEA Europe, Web Mercator, polar stereographic, EASE-Grid 2.0 equal-area).
+SITES: dict[str, tuple[tuple[float, float], list[str]]] = {
+    "europe": ((15.2, 48.1), ["EPSG:32633", "EPSG:4326", "EPSG:3035", "EPSG:3857", "EPSG:6933"]),
+    "arctic": ((21.0, 78.6), ["EPSG:32634", "EPSG:4326", "EPSG:3413", "EPSG:3857"]),
+    "antarctic": ((-62.0, -74.5), ["EPSG:32720", "EPSG:4326", "EPSG:3031", "EPSG:6933"]),
+    "antimeridian": ((179.98, 52.0), ["EPSG:32660", "EPSG:32601", "EPSG:4326", "EPSG:3857"]),
+}
+METHODS = ["nearest", "nearest", "average"]
+#: Interpolating kernels, not drawn by default (``benchmarks.grid_properties --kernels`` adds
+#: them): GDAL sizes them by a scale it computes per warp chunk (its XSCALE/YSCALE), so
+#: ``load`` (one warp per output chunk) and one ``reproject`` of the whole grid differ by more
+#: than rounding; they are drawn for upsampling only.
+KERNEL_METHODS = ("bilinear", "cubic")
+DTYPES = {"uint8": 255, "uint16": 0, "int16": -9999, "float32": -9999.0}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One drawn source grid and target request."""
+
+    site: str
+    src_crs: str
+    src_res: float
+    shape: tuple[int, int]
+    dtype: str
+    nodata: bool
+    tiles: int
+    overlap: tuple[float, float]
+    dst_crs: str
+    pixels: int
+    aspect: float
+    bbox_frac: tuple[float, float, float, float] | None
+    method: str
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@st.composite
+def cases(draw: Any, kernels: bool = False) -> Case:
+    """A source grid and a target request."""
+    site = draw(st.sampled_from(sorted(SITES)))
+    crss = SITES[site][1]
+    src_crs = draw(st.sampled_from(crss))
+    geographic = CRS.from_user_input(src_crs).is_geographic
+    src_res = draw(st.sampled_from([0.0001, 0.0002, 0.0005] if geographic else [10.0, 20.0, 60.0]))
+    h = draw(st.integers(8, 64))
+    w = draw(st.integers(8, 64))
+    dtype = draw(st.sampled_from(sorted(DTYPES)))
+    nodata = draw(st.booleans())
+    tiles = draw(st.integers(1, 2))
+    overlap = (
+        draw(st.sampled_from([0.0, 0.25, 0.5, 0.8])),
+        draw(st.sampled_from([-0.3, 0.0, 0.3])),
+    )
+    dst_crs = draw(st.sampled_from(crss))
+    pixels = draw(st.integers(3, 48))
+    aspect = draw(st.sampled_from([1.0, 1.0, 0.5, 2.0]))
+    bbox = draw(
+        st.none()
+        | st.tuples(
+            st.sampled_from([0.0, 0.2, 0.4]),
+            st.sampled_from([0.0, 0.3]),
+            st.sampled_from([0.6, 0.9, 1.0]),
+            st.sampled_from([0.7, 1.0]),
+        )
+    )
+    method = draw(st.sampled_from(METHODS + (list(KERNEL_METHODS) if kernels else [])))
+    seed = draw(st.integers(0, 2**16))
+    return Case(
+        site, src_crs, src_res, (h, w), dtype, nodata, tiles, overlap, dst_crs, pixels, aspect,
+        bbox, method, seed,
+    )  # fmt: skip
+
+
+def _write(path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: Any) -> None:
+    profile = {
+        "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+        "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata,
+    }  # fmt: skip
+    with MemoryFile() as mem, mem.open(**profile) as tmp:
+        tmp.write(data, 1)
+        rasterio.shutil.copy(
+            tmp, path, driver="COG", blocksize=256, compress="DEFLATE", overviews="NONE"
+        )
+
+
+def _item(name: str, href: str, crs: str, t: Affine, shape: tuple[int, int], **kw: Any) -> dict:
+    from .helpers import item_dict
+
+    return item_dict(name, href, crs, t, shape, "2024-05-01T10:00:00Z", **kw)
+
+
+def _sources(case: Case, root: Path) -> list[tuple[Path, Affine]]:
+    """Write the case's tiles; returns (path, transform) per tile."""
+    (lon, lat), _ = SITES[case.site]
+    x, y = Transformer.from_crs("EPSG:4326", case.src_crs, always_xy=True).transform(lon, lat)
+    r = case.src_res
+    h, w = case.shape
+    x0 = math.floor(x / r) * r - (w // 2) * r
+    y0 = math.floor(y / r) * r + (h // 2) * r
+    rng = np.random.default_rng(case.seed)
+    nd = DTYPES[case.dtype] if case.nodata else None
+    out = []
+    for k in range(case.tiles):
+        dx = round(case.overlap[0] * w) * r * k
+        dy = round(case.overlap[1] * h) * r * k
+        t = Affine(r, 0, x0 + dx, 0, -r, y0 - dy)
+        if case.dtype == "float32":
+            data = rng.uniform(-50, 400, (h, w)).astype("float32")
+        else:
+            lo = 0 if case.dtype.startswith("u") else -500
+            data = rng.integers(lo + 1, 200 if case.dtype == "uint8" else 3000, (h, w))
+            data = data.astype(case.dtype)
+        if nd is not None:  # a block of nodata in each tile
+            data[h // 4 : h // 2, w // 3 : w // 2] = nd
+        path = root / f"t{k}.tif"
+        _write(path, data, case.src_crs, t, nd)
+        out.append((path, t))
+    return out
+
+
+def footprint(case: Case, tiles: list[tuple[Path, Affine]], dst: str) -> tuple[float, ...]:
+    """The union of the tiles' bounds in ``dst`` (densified edges, antimeridian unwrapped)."""
+    h, w = case.shape
+    boxes = []
+    for _, t in tiles:
+        left, top = t.c, t.f
+        right, bottom = left + w * t.a, top + h * t.e
+        b = transform_bounds(case.src_crs, dst, left, bottom, right, top, densify_pts=51)
+        if b[0] > b[2]:  # rasterio reports an antimeridian crossing as west > east
+            b = (b[0], b[1], b[2] + 360.0, b[3])
+        boxes.append(b)
+    arr = np.asarray(boxes)
+    if CRS.from_user_input(dst).is_geographic and arr[:, 2].max() - arr[:, 0].min() > 180:
+        west = arr[:, 2] <= 0
+        arr[west, 0] += 360
+        arr[west, 2] += 360
+    return (arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max())
+
+
+def request(case: Case, tiles: list[tuple[Path, Affine]]) -> dict[str, Any]:
+    """The keyword arguments of ``load``: crs, resolution, bbox, resampling."""
+    foot = footprint(case, tiles, case.dst_crs)
+    extent = foot
+    bbox = None
+    if case.bbox_frac is not None:
+        ll = footprint(case, tiles, "EPSG:4326")
+        fx0, fy0, fx1, fy1 = case.bbox_frac
+        bw, bh = ll[2] - ll[0], ll[3] - ll[1]
+        bbox = (ll[0] + fx0 * bw, ll[1] + fy0 * bh, ll[0] + fx1 * bw, ll[1] + fy1 * bh)
+        extent = None
+    span = max(foot[2] - foot[0], foot[3] - foot[1])
+    res = float(f"{span / case.pixels:.3g}")
+    if case.method in KERNEL_METHODS:  # no downsampling: see KERNEL_METHODS
+        h, w = case.shape
+        native = min((foot[2] - foot[0]) / w, (foot[3] - foot[1]) / h) / max(case.aspect, 1.0)
+        res = min(res, float(f"{native * 0.9:.3g}"))
+    if bbox is not None:  # at least two pixels across the bbox on each axis
+        b = transform_bounds("EPSG:4326", case.dst_crs, *bbox, densify_pts=21)
+        if b[0] > b[2]:
+            b = (b[0], b[1], b[2] + 360.0, b[3])
+        small = min(b[2] - b[0], (b[3] - b[1]) / case.aspect) / 2
+        res = min(res, float(f"{small:.3g}"))
+    if case.method == "average":  # on the source's own pixels a read copies them: see nearest
+        h, w = case.shape
+        native = max((foot[2] - foot[0]) / w, (foot[3] - foot[1]) / h)
+        if abs(res / native - 1) < 0.15:
+            res = float(f"{native * 1.5:.3g}")
+    resolution: Any = res if case.aspect == 1.0 else (res, float(f"{res * case.aspect:.3g}"))
+    return {
+        "crs": case.dst_crs,
+        "resolution": resolution,
+        "bbox": bbox,
+        "resampling": case.method,
+        "_extent": extent,
+    }
+
+
+def reference(
+    case: Case, tiles: list[tuple[Path, Affine]], transform: Affine, shape: tuple[int, int]
+) -> np.ndarray:
+    """``rasterio.warp.reproject`` of every tile onto the grid, first valid pixel wins."""
+    out = np.full(shape, np.nan)
+    for path, _ in tiles:
+        with rasterio.open(path) as src:
+            data = src.read(1).astype("float64")
+            if src.nodata is not None:
+                data[data == src.nodata] = np.nan
+            dst = np.full(shape, np.nan)
+            reproject(
+                data,
+                dst,
+                src_transform=src.transform,
+                src_crs=src.crs,
+                src_nodata=np.nan,
+                dst_transform=transform,
+                dst_crs=case.dst_crs,
+                dst_nodata=np.nan,
+                resampling=Resampling[case.method],
+            )
+        fill = np.isnan(out) & ~np.isnan(dst)
+        out[fill] = dst[fill]
+    if case.dtype != "float32":  # GDAL resamples integers in their type: clamped to its range
+        info = np.iinfo(case.dtype)
+        out = np.clip(out, info.min, info.max)
+    return out
+
+
+def check(case: Case) -> dict[str, Any]:
+    """Run one case; raises AssertionError with the details when load disagrees."""
+    import eotoolkit
+
+    with tempfile.TemporaryDirectory(prefix="gridcase-") as tmp:
+        root = Path(tmp)
+        tiles = _sources(case, root)
+        items = [
+            _item(f"t{k}", str(p), case.src_crs, t, case.shape, dtype=case.dtype, nodata=None)
+            for k, (p, t) in enumerate(tiles)
+        ]
+        req = request(case, tiles)
+        extent = req.pop("_extent")
+        ds = eotoolkit.load(items, bands="B04", dtype="float64", groupby="time", **req)
+        got = ds["B04"].isel(time=0).compute(scheduler="synchronous").values
+        rx, ry = (
+            (req["resolution"],) * 2 if isinstance(req["resolution"], float) else req["resolution"]
+        )
+        t = ds.rio.transform()
+        _check_grid(case, ds, t, rx, ry, extent, req["bbox"])
+        ref = reference(case, tiles, t, got.shape)
+    mask_got, mask_ref = np.isnan(got), np.isnan(ref)
+    diff = int((mask_got != mask_ref).sum())
+    assert diff == 0, f"{diff} of {got.size} pixels differ in validity ({case})"
+    both = ~mask_got
+    if case.method == "nearest":
+        bad = int((got[both] != ref[both]).sum())
+        assert bad == 0, f"{bad} of {int(both.sum())} nearest pixels differ ({case})"
+    else:
+        np.testing.assert_allclose(got[both], ref[both], **TOLERANCE, err_msg=str(case))
+    return {"shape": got.shape, "valid": int(both.sum())}
+
+
+def _check_grid(
+    case: Case, ds: Any, t: Affine, rx: float, ry: float, extent: Any, bbox: Any
+) -> None:
+    assert ds["B04"].dims == ("time", "y", "x")
+    assert ds["x"].ndim == 1 and ds["y"].ndim == 1
+    assert ds.rio.crs is not None
+    assert CRS.from_user_input(ds.rio.crs.to_wkt()) == CRS.from_user_input(case.dst_crs)
+    assert math.isclose(t.a, rx, rel_tol=1e-9) and math.isclose(t.e, -ry, rel_tol=1e-9), t
+    assert t.b == 0 and t.d == 0
+    for edge, r in ((t.c, rx), (t.f, ry)):
+        k = edge / r
+        assert abs(k - round(k)) < 1e-6, f"grid edge {edge} not on a multiple of {r}"
+    h, w = ds.sizes["y"], ds.sizes["x"]
+    grid = (t.c, t.f - h * ry, t.c + w * rx, t.f)
+    if extent is None:  # a bbox: the grid is the bbox in the target CRS, snapped outwards
+        return
+    tol = 1e-6 * max(rx, ry)
+    assert grid[0] <= extent[0] + rx * 0.02 + tol and grid[1] <= extent[1] + ry * 0.02 + tol, (
+        grid,
+        extent,
+    )
+    assert grid[2] >= extent[2] - rx * 0.02 - tol and grid[3] >= extent[3] - ry * 0.02 - tol, (
+        grid,
+        extent,
+    )
+    assert grid[0] > extent[0] - rx - tol and grid[2] < extent[2] + rx + tol, (grid, extent)
+    assert grid[1] > extent[1] - ry - tol and grid[3] < extent[3] + ry + tol, (grid, extent)

@@ -1,0 +1,117 @@
+# ruff: noqa: E501  (generated cases read best one per line)
+"""Property suite: every drawn grid request loads like ``rasterio.warp.reproject`` of the same
+COGs (see grid_cases.py for what is compared). CI runs the derandomized ``ci`` profile; set
+``HYPOTHESIS_PROFILE=dev`` for random examples, or run ``python -m benchmarks.grid_properties``
+for many more."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+
+import eotoolkit
+
+from .grid_cases import Case, _item, _sources, cases, check
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# fmt: off
+# Regressions hypothesis found: a same-CRS grid with another pixel size was read with GDAL's
+# decimating RasterIO (shifted pixels); a footprint west of 0 moved east of 180 by rounding;
+# and antimeridian, polar and anisotropic grids.
+@example(Case("europe", "EPSG:32633", 10.0, (8, 8), "float32", False, 1, (0.0, -0.3), "EPSG:32633", 3, 1.0, None, "nearest"))
+@example(Case("arctic", "EPSG:3413", 20.0, (48, 46), "float32", True, 2, (0.8, 0.3), "EPSG:3413", 6, 1.0, (0.2, 0.3, 0.6, 0.7), "nearest", 2466))
+@example(Case("arctic", "EPSG:32634", 60.0, (47, 15), "uint8", True, 2, (0.8, 0.0), "EPSG:32634", 7, 2.0, (0.4, 0.3, 0.9, 1.0), "average", 17991))
+@example(Case("antimeridian", "EPSG:32660", 20.0, (40, 40), "uint16", True, 2, (0.5, 0.0), "EPSG:4326", 30, 1.0, None, "nearest", 5))
+@example(Case("antimeridian", "EPSG:32601", 20.0, (8, 18), "float32", True, 1, (0.8, 0.0), "EPSG:32601", 18, 2.0, None, "average", 117))
+@example(Case("antarctic", "EPSG:32720", 10.0, (62, 61), "int16", True, 2, (0.25, 0.0), "EPSG:3031", 32, 1.0, (0.2, 0.0, 0.6, 0.7), "nearest", 248))
+@example(Case("antarctic", "EPSG:32720", 60.0, (19, 36), "uint16", True, 2, (0.8, -0.3), "EPSG:4326", 17, 1.0, None, "average", 185))
+@given(cases())
+def test_load_matches_reproject(case: Case) -> None:
+    check(case)
+# fmt: on
+
+
+def _antimeridian_items(root: Path) -> list[dict]:
+    case = Case(
+        "antimeridian",
+        "EPSG:32660",
+        30.0,
+        (64, 64),
+        "uint16",
+        True,
+        2,
+        (0.5, 0.0),
+        "EPSG:4326",
+        20,
+        1.0,
+        None,
+        "nearest",
+    )
+    tiles = _sources(case, root)
+    return [
+        _item(f"t{k}", str(p), case.src_crs, t, case.shape, dtype="uint16", nodata=0)
+        for k, (p, t) in enumerate(tiles)
+    ]
+
+
+def test_antimeridian_items_load_narrow_in_degrees() -> None:
+    """Items straddling 180 degrees load onto a narrow grid east of 180, not a world-wide one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        items = _antimeridian_items(Path(tmp))
+        ds = eotoolkit.load(items, crs="EPSG:4326", resolution=0.0005)
+        x = ds["x"].values
+        assert x.max() - x.min() < 0.2 and x.min() < 180 < x.max()
+        assert ds.sizes["x"] < 400
+        values = ds["B04"].isel(time=0).values
+        assert (values != 0).mean() > 0.5
+        # a lon/lat bbox given on either side of the antimeridian selects the same pixels
+        east = eotoolkit.subset(ds, bbox=(179.99, 51.99, 180.01, 52.01))
+        west = eotoolkit.subset(ds, bbox=(-180.01, 51.99, -179.99, 52.01))
+        assert east.sizes == west.sizes and east.sizes["x"] > 0
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32633"])
+def test_coordinates_named_for_rioxarray(crs: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        case = Case(
+            "europe",
+            "EPSG:32633",
+            20.0,
+            (32, 32),
+            "uint16",
+            False,
+            1,
+            (0.0, 0.0),
+            crs,
+            10,
+            1.0,
+            None,
+            "nearest",
+        )
+        tiles = _sources(case, Path(tmp))
+        items = [_item("a", str(tiles[0][0]), case.src_crs, tiles[0][1], case.shape)]
+        res = 0.0002 if crs == "EPSG:4326" else 20
+        ds = eotoolkit.load(items, crs=crs, resolution=res)
+        assert ds["B04"].dims == ("time", "y", "x")
+        assert ds["x"].dims == ("x",) and ds["y"].dims == ("y",)
+        assert ds.rio.crs.to_epsg() == int(crs.split(":")[1])
+        assert np.all(np.diff(ds["y"].values) < 0) and np.all(np.diff(ds["x"].values) > 0)
+        coarse = eotoolkit.resample(ds, resolution=res * 2, method="nearest")
+        assert coarse["B04"].dims == ("time", "y", "x") and coarse.rio.crs == ds.rio.crs

@@ -362,18 +362,21 @@ def _file_stamp(env: Mapping[str, str]) -> tuple:
     return tuple(out)
 
 
-def resolve(storage_options: StorageOptions | None = None) -> S3Config:
-    """The S3 configuration: explicit ``storage_options`` first, then the environment, then the
-    profile (``profile`` option, ``AWS_PROFILE`` or ``default``) of the shared AWS files.
+def resolve(
+    storage_options: StorageOptions | None = None, env: Mapping[str, str] | None = None
+) -> S3Config:
+    """The S3 configuration: explicit ``storage_options`` first, then the environment (``env``,
+    by default this process's), then the profile (``profile`` option, ``AWS_PROFILE`` or
+    ``default``) of the shared AWS files.
 
-    Without any credentials requests are unsigned (public buckets). The result of the
-    environment alone is cached per process until a variable or a file changes.
+    Without any credentials requests are unsigned (public buckets). The result of this
+    process's environment alone is cached until a variable or a file changes.
     """
     if isinstance(storage_options, S3Config):
         return storage_options
     explicit = _explicit(storage_options or {})
-    if explicit:
-        return _from_sources(explicit, os.environ)
+    if explicit or env is not None:
+        return _from_sources(explicit, os.environ if env is None else env)
     snapshot = tuple((k, os.environ.get(k)) for k in _ENV_NAMES)
     return _from_environment(snapshot, _file_stamp(os.environ))
 

@@ -30,17 +30,6 @@ REMOTE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 TIME_RE = re.compile(r"^(\d+-)?\d+(:\d{2}){0,2}$")
 DEFAULT_WORKDIR = "~/.eohpc/pipelines/{name}"
 DEFAULT_RETRIES = 1
-#: AWS-style environment variables -> rclone S3 options (``credentials: aws``). A minimal
-#: mapping: eotoolkit's S3 settings module is not part of the launcher.
-AWS_TO_RCLONE = (
-    ("AWS_ACCESS_KEY_ID", "access_key_id"),
-    ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
-    ("AWS_SESSION_TOKEN", "session_token"),
-    ("AWS_REGION", "region"),
-    ("AWS_DEFAULT_REGION", "region"),
-    ("AWS_ENDPOINT_URL_S3", "endpoint"),
-    ("AWS_ENDPOINT_URL", "endpoint"),
-)
 TOP_KEYS = (
     "name",
     "workdir",
@@ -188,6 +177,22 @@ def _command(raw: Any) -> str:
     return raw
 
 
+def aws_rclone_options(env: Mapping[str, str]) -> dict[str, str]:
+    """rclone S3 options from the AWS settings the user keeps (the AWS_* variables of ``env``,
+    ~/.aws/credentials and config with AWS_PROFILE), through eotoolkit's one S3 mapping, which
+    GDAL and s3fs use too; empty when no credentials are found."""
+    from eotoolkit.storage import rclone_env, resolve
+
+    try:
+        cfg = resolve(env=env)
+    except ValueError:  # a named profile that does not exist: no credentials
+        return {}
+    prefix = "RCLONE_CONFIG_AWS_"
+    options = {k[len(prefix) :].lower(): v for k, v in rclone_env(cfg, "aws").items()}
+    options.pop("type", None)
+    return options
+
+
 def _remotes(raw: Any, env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     if raw is None:
         return {}
@@ -217,12 +222,13 @@ def _remotes(raw: Any, env: Mapping[str, str]) -> dict[str, dict[str, str]]:
                         f"unknown source {value!r}",
                         "use 'aws' (AWS_* variables)",
                     )
-                found = {opt: env[var] for var, opt in reversed(AWS_TO_RCLONE) if env.get(var)}
+                found = aws_rclone_options(env)
                 if "access_key_id" not in found or "secret_access_key" not in found:
                     raise _fail(
                         f"{key}.credentials",
-                        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set here",
-                        "export them before running the pipeline",
+                        "no AWS credentials here (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                        "or a profile of ~/.aws/credentials)",
+                        "export them, or set AWS_PROFILE, before running the pipeline",
                     )
                 for opt, val in found.items():
                     values.setdefault(opt, val)

@@ -56,7 +56,7 @@ def to_cog(
     if not isinstance(path, str | os.PathLike) or not str(path):
         raise _validate.invalid("path", path, "a file path")
     parent = os.path.dirname(os.path.abspath(str(path)))
-    if not os.path.isdir(parent):
+    if "://" not in str(path) and not os.path.isdir(parent):
         raise _validate.invalid(
             "path", str(path), "a file path in an existing directory", f"Create {parent} first."
         )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
-import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,56 +14,15 @@ from launcher.config import Site
 from launcher.errors import (
     AuthenticationError,
     HostUnreachableError,
-    KeyFileError,
     RemoteCommandError,
     SSHError,
 )
+from launcher.ssh_auth import Credentials, Destination, check_key_file, load_key, refusal_message
+
+__all__ = ["SSHLink", "check_key_file", "load_key"]
 
 CONNECT_TIMEOUT = 15
 KEEPALIVE_SECONDS = 15
-
-
-def check_key_file(path: Path) -> None:
-    """Refuse a private key that is missing, unreadable or readable by others (like OpenSSH)."""
-    if not path.exists():
-        raise KeyFileError(f"key file {path} does not exist. Fix 'keypath' in platforms.ini.")
-    if not path.is_file():
-        raise KeyFileError(f"key file {path} is not a regular file. Point 'keypath' at the key.")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise KeyFileError(
-            f"key file {path} has open permissions ({mode:04o}); SSH refuses such keys. "
-            f"Fix: chmod 600 {path}"
-        )
-    try:
-        path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(
-            f"key file {path} is unreadable ({exc.strerror}). Check its owner."
-        ) from None
-
-
-def load_key(path: Path, passphrase: str | None = None) -> paramiko.PKey:
-    """Load a private key, asking for its passphrase once (kept in memory only) if needed."""
-    check_key_file(path)
-    try:
-        return paramiko.PKey.from_path(path, passphrase)
-    except paramiko.PasswordRequiredException:
-        if passphrase is not None:
-            raise KeyFileError(f"wrong passphrase for key file {path}.") from None
-        return load_key(path, getpass.getpass(f"Passphrase for {path}: "))
-    except paramiko.SSHException as exc:
-        if passphrase is not None and "password" in str(exc).lower():
-            raise KeyFileError(f"wrong passphrase for key file {path}.") from None
-        raise KeyFileError(
-            f"key file {path} is unreadable as an SSH private key ({exc}). "
-            "Point 'keypath' at an OpenSSH private key (not the .pub file)."
-        ) from None
-    except (ValueError, OSError) as exc:
-        raise KeyFileError(
-            f"key file {path} is unreadable as an SSH private key ({exc}). "
-            "Point 'keypath' at an OpenSSH private key (not the .pub file)."
-        ) from None
 
 
 class SSHLink:
@@ -78,7 +35,8 @@ class SSHLink:
 
     def __init__(self, site: Site) -> None:
         self.site = site
-        self._pkey: paramiko.PKey | None = None
+        # Keys decrypted once (passphrase asked at most once per run), kept for reconnects.
+        self._credentials = Credentials(site.uid)
         self._conn: Connection | None = None
         self._home: str | None = None
         self._lock = threading.RLock()
@@ -201,21 +159,14 @@ class SSHLink:
         site = self.site
         assert site.host is not None
         config = Config(overrides={"load_ssh_configs": True})
-        ssh_host = config.base_ssh_config.lookup(site.host)
         connect_kwargs: dict[str, object] = {
             "banner_timeout": CONNECT_TIMEOUT,
             "auth_timeout": CONNECT_TIMEOUT,
         }
-        key = site.keypath or _first_identity(ssh_host.get("identityfile"))
-        if key is not None:
-            if self._pkey is None:
-                self._pkey = load_key(key)
-            connect_kwargs["pkey"] = self._pkey
-            connect_kwargs["look_for_keys"] = False
         gateway = None
         if site.proxy_jump:
             gateway = Connection(site.proxy_jump, config=config, connect_timeout=CONNECT_TIMEOUT)
-        return Connection(
+        conn = Connection(
             site.host,
             user=site.user,
             port=site.port,
@@ -223,6 +174,20 @@ class SSHLink:
             gateway=gateway,
             connect_timeout=CONNECT_TIMEOUT,
             connect_kwargs=connect_kwargs,
+        )
+        self._authenticate(conn, site.keypath)
+        hop = conn.gateway  # proxy_jump, or ProxyJump from ~/.ssh/config
+        while isinstance(hop, Connection):
+            self._authenticate(hop, None)
+            hop = hop.gateway
+        return conn
+
+    def _authenticate(self, conn: Connection, keypath: Path | None) -> None:
+        """Log ``conn`` in like OpenSSH: agent keys, then the key file, then a second factor
+        on the terminal if the login node asks for one (see launcher.ssh_auth)."""
+        destination = Destination(conn.user, conn.host, conn.port)
+        conn.connect_kwargs["auth_strategy"] = self._credentials.strategy(
+            destination, conn.ssh_config, keypath
         )
 
     def _open(self) -> Connection:
@@ -232,10 +197,11 @@ class SSHLink:
         try:
             conn.open()
         except paramiko.AuthenticationException as exc:
-            raise AuthenticationError(
-                f"{where} refused authentication ({exc}). Check 'user' and 'keypath' for site "
-                f"'{self.site.uid}' and that the public key is in ~/.ssh/authorized_keys there."
-            ) from None
+            conn.close()
+            raise AuthenticationError(refusal_message(where, self.site.uid, exc)) from None
+        except SSHError:  # a key or second factor that cannot be used (one line already)
+            conn.close()
+            raise
         except TimeoutError as exc:
             raise HostUnreachableError(
                 f"{where} did not answer within {CONNECT_TIMEOUT}s ({exc or 'timeout'}). "
@@ -252,12 +218,3 @@ class SSHLink:
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_SECONDS)
         return conn
-
-
-def _first_identity(files: list[str] | None) -> Path | None:
-    """Return the first IdentityFile from ~/.ssh/config that exists."""
-    for name in files or []:
-        path = Path(name).expanduser()
-        if path.exists():
-            return path
-    return None

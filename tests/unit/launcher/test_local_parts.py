@@ -69,9 +69,11 @@ def test_ssh_config_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         "[a]\nplatform = generic-slurm\nhost = hpc\n"
         "[b]\nplatform = generic-slurm\nhost = hpc\nuser = bob\nport = 22\n"
     )
-    conn = SSHLink(load_site("a", ini))._connection()
+    link = SSHLink(load_site("a", ini))
+    conn = link._connection()
     assert (conn.host, conn.user, conn.port) == ("login.example.org", "alice", 2200)
-    assert conn.connect_kwargs["pkey"].get_name() == "ssh-ed25519"
+    assert [f.path for f in conn.connect_kwargs["auth_strategy"].files] == [key]
+    assert link._credentials.loaded(key).get_name() == "ssh-ed25519"  # no passphrase: loaded now
     assert conn.gateway is not None and conn.gateway.host == "gw.example.org"
     explicit = SSHLink(load_site("b", ini))._connection()
     assert (explicit.host, explicit.user, explicit.port) == ("login.example.org", "bob", 22)

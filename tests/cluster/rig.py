@@ -14,6 +14,9 @@ Two topologies:
 Both use Debian's slurm-wlm, munge and openssh-server, run as root, without systemd. Daemons are
 tracked by pid files below :data:`RIG_ROOT` and every step is idempotent.
 
+The single topology can also run a second sshd that asks for a TOTP code after the key
+(:mod:`tests.cluster.twofactor`); ``down`` stops it too.
+
 Command line (as root)::
 
     python -m tests.cluster.rig up [--topology single|netns] [--venv]
@@ -58,6 +61,7 @@ APT_PACKAGES = [
     "iproute2",
     "python3-venv",
     "rclone",
+    "libpam-google-authenticator",  # the second-factor sshd (tests/cluster/twofactor.py)
 ]
 REQUIRED_COMMANDS = [
     "slurmctld",
@@ -69,6 +73,7 @@ REQUIRED_COMMANDS = [
     "nsenter",
     "unshare",
     "rclone",
+    "google-authenticator",
 ]
 MUNGE_RUN = Path("/run/munge")
 HOSTS_BEGIN = "# BEGIN eo-rig"
@@ -271,6 +276,29 @@ def authorize_key(user: pwd.struct_passwd, key: Path) -> None:
     auth.chmod(0o600)
     for p in (ssh_dir, auth):
         os.chown(p, user.pw_uid, user.pw_gid)
+
+
+@contextlib.contextmanager
+def extra_authorized_key(user_name: str, public_key: Path):  # type: ignore[no-untyped-def]
+    """Authorize one more public key for ``user_name`` while the block runs, then remove exactly
+    that line again (the keys already authorized, the rig's own among them, stay)."""
+    user = pwd.getpwnam(user_name)
+    line = public_key.read_text().strip()
+    auth = Path(user.pw_dir) / ".ssh" / "authorized_keys"
+
+    def edit(add: bool) -> None:
+        with rig_lock("authorized_keys"):
+            lines = auth.read_text().splitlines() if auth.exists() else []
+            lines = [*lines, line] if add else [x for x in lines if x.strip() != line]
+            auth.write_text("".join(f"{x}\n" for x in lines))
+            auth.chmod(0o600)
+            os.chown(auth, user.pw_uid, user.pw_gid)
+
+    edit(add=True)
+    try:
+        yield
+    finally:
+        edit(add=False)
 
 
 def ensure_munge() -> None:
@@ -619,6 +647,10 @@ def _down(topology: str) -> None:
     if info is not None and pid_alive(d / "run" / "slurmctld.pid"):
         with contextlib.suppress(RigError):
             cancel_all_jobs(info, timeout=15)
+    if topology == "single":
+        from tests.cluster.twofactor import stop_2fa_sshd
+
+        stop_2fa_sshd(locked=True)
     for name in ("sshd", "slurmd", "slurmctld"):
         stop_pid(d / "run" / f"{name}.pid")
     info_path(topology).unlink(missing_ok=True)

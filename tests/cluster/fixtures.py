@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import rig
+from tests.cluster import rig, twofactor
 
 
 def _require_root() -> None:
@@ -45,6 +45,43 @@ def slurm_cluster() -> Iterator[rig.ClusterInfo]:
 def netns_cluster() -> Iterator[rig.ClusterInfo]:
     """A login node and a compute node in two network namespaces; only the login is reachable."""
     yield from _cluster("netns")
+
+
+@pytest.fixture(scope="session")
+def shared_single_cluster() -> Iterator[rig.ClusterInfo]:
+    """The single-node cluster, left as found: the tests using it cancel only their own jobs
+    (others may be using the cluster user's queue at the same time)."""
+    _require_root()
+    was_up = rig.is_up("single")
+    try:
+        info = rig.up("single")
+    except rig.RigError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the single test cluster did not start: {exc}")
+        pytest.skip(f"the single test cluster did not start: {exc}")
+    try:
+        yield info
+    finally:
+        if not was_up:
+            rig.down("single")
+
+
+@pytest.fixture(scope="session")
+def twofactor_sshd(shared_single_cluster: rig.ClusterInfo) -> Iterator[twofactor.TwoFactorInfo]:
+    """A second sshd on the single cluster's login node that asks for a TOTP code after the key
+    (keyboard-interactive through PAM google-authenticator); see tests/cluster/twofactor.py."""
+    was_running = twofactor.load() is not None
+    try:
+        info = twofactor.ensure_2fa_sshd(shared_single_cluster)
+    except rig.RigError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the second-factor sshd did not start: {exc}")
+        pytest.skip(f"the second-factor sshd did not start: {exc}")
+    try:
+        yield info
+    finally:
+        if not was_running:
+            twofactor.stop_2fa_sshd()
 
 
 @pytest.fixture(scope="session")

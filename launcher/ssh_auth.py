@@ -17,12 +17,16 @@ ends in one line that says what to do instead.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import getpass
 import io
+import os
+import select
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +50,8 @@ from launcher.errors import AuthenticationError, KeyFileError
 
 DEFAULT_KEY_NAMES = ("id_rsa", "id_ecdsa", "id_ed25519")
 SECOND_FACTOR_ATTEMPTS = 3  # like OpenSSH's NumberOfPasswordPrompts
-SECOND_FACTOR_SECONDS = 120.0  # time to answer the login node's questions (its LoginGraceTime)
+SECOND_FACTOR_SECONDS = 110.0  # time to answer the login node's questions (sshd's LoginGraceTime
+# is 120 s); an unanswered prompt ends, so no reader is left waiting on the terminal
 KEYBOARD_INTERACTIVE = "keyboard-interactive"
 OPENSSH_ARMOR = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 OPENSSH_MAGIC = b"openssh-key-v1\0"
@@ -70,8 +75,58 @@ def has_terminal() -> bool:
         return False
 
 
-def ask(prompt: str, echo: bool) -> str:
-    """Ask on the terminal; without echo (passphrases, codes) through getpass."""
+def ask(prompt: str, echo: bool, timeout: float | None = None) -> str:
+    """Ask on the terminal (/dev/tty), without echo for secrets; TimeoutError when nobody
+    answers within ``timeout`` seconds (the terminal's echo is restored either way)."""
+    try:
+        import termios
+
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except (ImportError, OSError):  # no controlling terminal (or no termios): standard streams
+        return _ask_stdin(prompt, echo)
+    try:
+        saved = termios.tcgetattr(fd)
+        if not echo:
+            quiet = termios.tcgetattr(fd)
+            quiet[3] &= ~termios.ECHO
+            _ECHO_OFF.append(saved)
+            termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        try:
+            os.write(fd, prompt.encode())
+            return _read_line(fd, timeout).decode(errors="replace").rstrip("\r\n")
+        finally:
+            if not echo:
+                termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+                _ECHO_OFF.remove(saved)
+                os.write(fd, b"\n")
+    finally:
+        os.close(fd)
+
+
+# Terminal settings of prompts still waiting (without echo) in another thread, such as
+# paramiko's while it answers keyboard-interactive: restored if the process exits meanwhile
+# (after Ctrl-C), so the user's shell does not stay without echo.
+_ECHO_OFF: list[list[Any]] = []
+
+
+@atexit.register
+def _restore_echo() -> None:
+    if not _ECHO_OFF:
+        return
+    import termios
+
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return
+    try:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, _ECHO_OFF[0])
+        os.write(fd, b"\n")
+    finally:
+        os.close(fd)
+
+
+def _ask_stdin(prompt: str, echo: bool) -> str:
     if not echo:
         return getpass.getpass(prompt)
     sys.stderr.write(prompt)
@@ -80,6 +135,20 @@ def ask(prompt: str, echo: bool) -> str:
     if not line:
         raise EOFError
     return line.rstrip("\n")
+
+
+def _read_line(fd: int, timeout: float | None) -> bytes:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n"):
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not select.select([fd], [], [], wait)[0]:
+            raise TimeoutError
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            raise EOFError
+        line += chunk
+    return line
 
 
 def say(line: str) -> None:
@@ -165,7 +234,7 @@ def load_key(path: Path, passphrase: str | None = None) -> paramiko.PKey:
                 f"for it. Add the key to your ssh-agent (ssh-add {path}) or run from a terminal."
             )
         try:
-            passphrase = getpass.getpass(f"Enter passphrase for key '{path}': ")
+            passphrase = ask(f"Enter passphrase for key '{path}': ", echo=False)
         except EOFError:
             raise KeyFileError(f"no passphrase given for key file {path}.") from None
     password = passphrase.encode() if encrypted and passphrase is not None else None
@@ -342,13 +411,15 @@ class TerminalQuestions(AuthSource):
         super().__init__(username=username)
         self.destination = destination
         self.again = again
+        self.unanswered = False
 
     def __repr__(self) -> str:
         return "keyboard-interactive on the terminal"
 
     def authenticate(self, transport: paramiko.Transport) -> list[str]:
-        # The answers are typed by a person: give them longer than the connect timeout.
-        transport.auth_timeout = max(transport.auth_timeout or 0.0, SECOND_FACTOR_SECONDS)
+        # The answers are typed by a person: wait longer than the connect timeout, and longer
+        # than the prompt waits for them.
+        transport.auth_timeout = max(transport.auth_timeout or 0.0, SECOND_FACTOR_SECONDS + 30)
         result: list[str] = transport.auth_interactive(self.username, self.answer)
         return result
 
@@ -369,8 +440,12 @@ class TerminalQuestions(AuthSource):
                 say(text.strip())
         who = f"({self.destination.user}@{self.destination.host})"
         try:
-            return [ask(f"{who} {prompt.strip()} ", echo) for prompt, echo in prompts]
-        except EOFError:
+            return [
+                ask(f"{who} {prompt.strip()} ", echo, SECOND_FACTOR_SECONDS)
+                for prompt, echo in prompts
+            ]
+        except (EOFError, TimeoutError):
+            self.unanswered = True
             return [""] * len(prompts)
 
 
@@ -479,6 +554,11 @@ class LoginStrategy(AuthStrategy):
                 remaining = source.authenticate(transport)
             except paramiko.SSHException as exc:
                 result.append(SourceResult(source, exc))
+                if source.unanswered:
+                    raise AuthenticationError(
+                        f"nobody answered the second-factor question of {where} within "
+                        f"{SECOND_FACTOR_SECONDS:.0f} s."
+                    ) from None
                 if not transport.is_active():
                     break
                 if attempt < SECOND_FACTOR_ATTEMPTS:

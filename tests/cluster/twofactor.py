@@ -25,7 +25,9 @@ import json
 import os
 import pwd
 import secrets
+import signal
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -108,7 +110,8 @@ def load() -> TwoFactorInfo | None:
         info = TwoFactorInfo(**json.loads(info_file().read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return info if rig.pid_alive(Path(info.pid_file)) is not None else None
+    pid = rig.pid_alive(Path(info.pid_file))
+    return info if pid is not None and running(pid) else None
 
 
 def ensure_2fa_sshd(cluster: rig.ClusterInfo) -> TwoFactorInfo:
@@ -151,13 +154,37 @@ def stop_2fa_sshd(locked: bool = False) -> None:
         data: dict[str, str] = {}
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(info_file().read_text())
-        rig.stop_pid(pid_file())
+        stop_listener(pid_file())
         info_file().unlink(missing_ok=True)
         PAM_SERVICE_FILE.unlink(missing_ok=True)
         user = data.get("user")
         if user:
             with contextlib.suppress(KeyError):
                 secret_file(user).unlink(missing_ok=True)
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and has not exited (a zombie nobody reaps has exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] != "Z"
+
+
+def stop_listener(pid_path: Path, timeout: float = 10.0) -> None:
+    """Stop the sshd of a pid file: SIGTERM, then SIGKILL if it is still there."""
+    pid = rig.pid_alive(pid_path)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    pid_path.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ jobs they submitted.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -127,6 +128,31 @@ def test_second_factor_without_a_terminal_is_one_line(
         "asks for a second factor (keyboard-interactive)",
         "run the launcher from a terminal",
     )
+
+
+def test_ctrl_c_at_the_code_prompt_leaves_the_terminal_echoing(
+    shared_single_cluster: rig.ClusterInfo, twofactor_sshd: twofactor.TwoFactorInfo, tmp_path: Path
+) -> None:
+    """The code is read without echo by paramiko's thread; Ctrl-C meanwhile ends the launcher
+    (exit 130) and the shell gets its echo back."""
+    info = shared_single_cluster
+    launcher = Launcher(tmp_path / "platforms.ini", no_agent_env(tmp_path), info)
+    launcher.write_site("twofa", **twofactor_sshd.ini_section(info, info.key_path))
+    save_unknown_job(launcher, "twofa")
+    command = shlex.join(launcher.command("--uid", "twofa", "--mode", "status", "--json"))
+    shell = (
+        f"trap : INT; {command}; echo exit=$?; "
+        "stty -a | tr ' ' '\\n' | grep -x -e echo -e -echo | sed 's/^/stty:/'"
+    )
+    child = pexpect.spawn("bash", ["-c", shell], env=launcher.env, encoding="utf-8", timeout=60)
+    child.expect_exact(f"({info.user}@{info.ssh_host}) {CODE_PROMPT}")
+    time.sleep(0.5)
+    child.sendintr()
+    child.expect(r"exit=(\d+)")
+    assert child.match.group(1) == "130"
+    child.expect(r"stty:(\S+)")
+    assert child.match.group(1) == "echo"
+    child.expect(pexpect.EOF)
 
 
 def connection_processes(listener_pid: int) -> list[int]:

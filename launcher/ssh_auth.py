@@ -501,15 +501,18 @@ class LoginStrategy(AuthStrategy):
                 yield KeyFileSource(self.username, key_file, self.credentials)
 
     def authenticate(self, transport: paramiko.Transport) -> AuthResult:
+        """Try the sources in order; hand over to `_second_factor` when a key is accepted and
+        the login node wants more. A key file that cannot be used (its passphrase cannot be
+        asked, or was wrong) is skipped like OpenSSH does, and reported if nothing else works."""
         result = AuthResult(strategy=self)
+        unusable: KeyFileError | None = None
         try:
             for source in self.get_sources():
                 try:
                     remaining = source.authenticate(transport)
-                except KeyFileError:
-                    if isinstance(source, KeyFileSource) and not source.key_file.explicit:
-                        continue  # a default ~/.ssh/id_* that cannot be used, as OpenSSH skips it
-                    raise
+                except KeyFileError as exc:
+                    unusable = unusable or exc
+                    continue
                 except paramiko.BadAuthenticationType as exc:
                     result.append(SourceResult(source, exc))
                     if "publickey" not in exc.allowed_types:
@@ -530,6 +533,8 @@ class LoginStrategy(AuthStrategy):
             if self._agent is not None:
                 self._agent.close()
                 self._agent = None
+        if unusable is not None:
+            raise unusable
         raise AuthFailure(result=result)
 
     def _second_factor(
@@ -581,22 +586,31 @@ class LoginStrategy(AuthStrategy):
 
 
 def refusal_message(where: str, site_uid: str, exc: paramiko.AuthenticationException) -> str:
-    """One line for a refused login: what was tried, and what to check."""
-    tried: list[str] = []
-    closed = False
-    if isinstance(exc, AuthFailure):
+    """One line for a refused login: who refused (the login node, or the jump host on the way),
+    what was tried, and what to check."""
+    strategy = getattr(getattr(exc, "result", None), "strategy", None)
+    if isinstance(strategy, LoginStrategy):
         tried = [repr(entry.source) for entry in exc.result]
-        closed = getattr(exc.result.strategy, "connection_closed", False)
         detail = f"tried {', '.join(tried)}" if tried else "no key to offer: no agent, no key file"
+        refused_by = str(strategy.destination)
     else:
         detail = str(exc).strip() or type(exc).__name__
-    hint = (
-        " The login node closed the connection after too many keys: set 'IdentitiesOnly yes' "
-        "for it in ~/.ssh/config or remove keys from the agent."
-        if closed
-        else ""
-    )
-    return (
-        f"{where} refused authentication ({detail}). Check 'user' and 'keypath' for site "
-        f"'{site_uid}' and that the public key is in ~/.ssh/authorized_keys there.{hint}"
-    )
+        refused_by = where
+    if refused_by != where:
+        check = (
+            f"{refused_by} (the jump host on the way to {where}) refused authentication "
+            f"({detail}). Check 'proxy_jump' for site '{site_uid}', the jump host's entry in "
+            "~/.ssh/config (User, IdentityFile) or your ssh-agent, and that the public key is in "
+            "~/.ssh/authorized_keys there."
+        )
+    else:
+        check = (
+            f"{where} refused authentication ({detail}). Check 'user' and 'keypath' for site "
+            f"'{site_uid}' and that the public key is in ~/.ssh/authorized_keys there."
+        )
+    if isinstance(strategy, LoginStrategy) and strategy.connection_closed:
+        check += (
+            " It closed the connection after too many keys: set 'IdentitiesOnly yes' for it in "
+            "~/.ssh/config or remove keys from the agent."
+        )
+    return check

@@ -17,9 +17,11 @@ from launcher.ssh_auth import (
     AgentKeySource,
     Credentials,
     Destination,
+    KeyFile,
     KeyFileSource,
     check_key_file,
     is_encrypted,
+    key_files,
     load_key,
 )
 from tests.sshkeys import (
@@ -206,3 +208,21 @@ def test_no_agent_offers_the_key_file(tmp_path: Path, monkeypatch: pytest.Monkey
         Destination("alice", "login.example", 22), paramiko.SSHConfigDict(), key
     )
     assert [repr(s) for s in strategy.get_sources()] == [f"key file {key}"]
+
+
+def test_key_files_keypath_then_identity_files_then_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    rsa_default = keygen(home / ".ssh" / "id_rsa", "rsa-pem")
+    ed_default = keygen(home / ".ssh" / "id_ed25519", "ed25519-openssh", PASSPHRASE)
+    chosen = keygen(tmp_path / "chosen")
+    config = paramiko.SSHConfigDict()
+    assert key_files(None, config) == [
+        KeyFile(rsa_default, explicit=False),
+        KeyFile(ed_default, explicit=False),
+    ]
+    config["identityfile"] = [str(tmp_path / "missing"), str(chosen)]
+    assert key_files(None, config) == [KeyFile(chosen)]
+    assert key_files(rsa_default, config) == [KeyFile(rsa_default)]

@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.cluster]
 URL_RE = r"http://127\.0\.0\.1:(\d+)/lab\?token=(\S+)"
 CODE_PROMPT = "Verification code: "
 AGAIN = "the login node asks for the second factor again"
+STATE_DIR_ENV = "EOHPC_STATE_DIR"  # where the launcher keeps its saved sessions
 
 
 @pytest.fixture
@@ -62,11 +63,11 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *phrases: st
 
 def save_unknown_job(launcher: Launcher, uid: str) -> None:
     """A saved session for a job SLURM never had: `status` must log in to ask about it."""
-    os.environ[saved.STATE_DIR_ENV] = launcher.env[saved.STATE_DIR_ENV]
+    os.environ[STATE_DIR_ENV] = launcher.env[STATE_DIR_ENV]
     try:
         saved.save(saved.SessionState(uid, "sandbox", "999999999", "/nonexistent", "t", 1))
     finally:
-        del os.environ[saved.STATE_DIR_ENV]
+        del os.environ[STATE_DIR_ENV]
 
 
 def test_agent_key_logs_in_without_a_terminal(

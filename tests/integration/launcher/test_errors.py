@@ -147,9 +147,23 @@ def test_job_failing_before_jupyter_is_ready(sandbox: Launcher) -> None:
 @pytest.mark.cluster
 @pytest.mark.netns
 def test_jupyter_timeout_cancels_the_job(sandbox: Launcher, cluster_venv: str) -> None:
-    result = sandbox.run("--uid", "sandbox", "--mode", "run", "--no-browser", "--timeout", "2")
-    assert_error(result, 5, "not ready 2s after job", "was cancelled", "--timeout")
-    assert wait_until(lambda: sandbox.squeue() == "", 30), sandbox.squeue()
+    """A job that runs but whose Jupyter never answers (its environment's python only sleeps)
+    is cancelled once --timeout has passed since it started."""
+    assert sandbox.info is not None
+    env = ".eohpc-test-silent-env"
+    silent_env = (
+        f"mkdir -p ~/{env}/bin && printf 'export PATH=\"$HOME/{env}/bin:$PATH\"\\n' "
+        f"> ~/{env}/bin/activate && printf '#!/bin/sh\\nexec sleep 600\\n' > ~/{env}/bin/python "
+        f"&& chmod +x ~/{env}/bin/python"
+    )
+    subprocess.run(sandbox.info.ssh_command(silent_env), check=True)
+    try:
+        sandbox.write_site("silent", **{**sandbox.info.ini_section(), "env_path": f"~/{env}"})
+        result = sandbox.run("--uid", "silent", "--mode", "run", "--no-browser", "--timeout", "2")
+        assert_error(result, 5, "not ready 2s after job", "was cancelled", "--timeout")
+        assert wait_until(lambda: sandbox.squeue() == "", 30), sandbox.squeue()
+    finally:
+        subprocess.run(sandbox.info.ssh_command(f"rm -rf ~/{env}"), check=False)
 
 
 @pytest.mark.cluster

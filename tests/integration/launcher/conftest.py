@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.distribution import project_wheel, running_origin
 from tests.cluster import rig
 
 REPO = Path(__file__).resolve().parents[3]
@@ -145,3 +147,76 @@ def launcher_env(tmp_path: Path) -> dict[str, str]:
         "EOHPC_CONFIG_DIR": str(tmp_path / "user-config"),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# the launcher installed from its wheel, outside the checkout
+
+
+def pip_install(venv: Path) -> list[str]:
+    """pip install into `venv` without dependencies (they come from this machine)."""
+    python = str(venv / "bin" / "python")
+    options = ["-q", "--no-deps", "--ignore-installed", "--disable-pip-version-check"]
+    return [python, "-m", "pip", "install", *options]
+
+
+NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+@dataclass
+class Installed:
+    venv: Path
+    wheel: Path
+    workdir: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.venv / "bin" / "run-jupyter"), *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def python(self, code: str) -> str:
+        result = subprocess.run(
+            [str(self.venv / "bin" / "python"), "-c", code],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """eo-hpc from its wheel in a fresh venv outside the checkout (dependencies from this
+    machine), run from a work directory with a notebook, with its own HOME and config dir."""
+    base = tmp_path_factory.mktemp("wheel-install")
+    assert not base.resolve().is_relative_to(REPO)
+    dist = base / "dist"
+    dist.mkdir()
+    wheel = project_wheel(dist, running_origin())
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run(
+        [*pip_install(venv), str(wheel)],
+        check=True,
+    )
+    workdir = base / "work"
+    workdir.mkdir()
+    (workdir / "hello.ipynb").write_text(json.dumps(NOTEBOOK))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "EOHPC_"))}
+    env.update(
+        HOME=str(base / "home"),
+        EOHPC_STATE_DIR=str(base / "state"),
+        EOHPC_CONFIG_DIR=str(base / "config"),
+        PYTHONUNBUFFERED="1",
+    )
+    (base / "home").mkdir()
+    return Installed(venv, wheel, workdir, env)

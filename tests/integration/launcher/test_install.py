@@ -1,15 +1,17 @@
-"""install / uninstall on the single-node cluster (pip runs on the cluster: slow)."""
+"""install / run / uninstall on the single-node cluster from the launcher installed as a wheel
+outside the checkout, with the site in the user's own platforms.ini (pip runs on the cluster:
+slow)."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from launcher.readiness import api_status
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Launcher, read_url, wait_until
+from tests.integration.launcher.conftest import Installed, read_url, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -18,45 +20,69 @@ def remote(info: rig.ClusterInfo, command: str) -> subprocess.CompletedProcess[s
     return subprocess.run(info.ssh_command(command), capture_output=True, text=True)
 
 
-def test_install_run_uninstall(clean_queue: rig.ClusterInfo, tmp_path: Path) -> None:
+def squeue(info: rig.ClusterInfo) -> str:
+    cmd = rig.slurm_cmd(info, "squeue", "-h", "-u", info.user, "-o", "%i %T")
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_install_run_uninstall_from_the_wheel(
+    clean_queue: rig.ClusterInfo, installed: Installed
+) -> None:
     info = clean_queue
     env_path = "~/eohpc-install-test/venv"
-    launcher = Launcher(
-        tmp_path / "platforms.ini",
-        {**__import__("os").environ, "EOHPC_STATE_DIR": str(tmp_path / "st")},
-        info,
-    )
-    launcher.write_site("fresh", **info.ini_section(), env_path=env_path, python=info.python)
+    config_dir = installed.env["EOHPC_CONFIG_DIR"]
+    keys = {**info.ini_section(), "env_path": env_path, "python": info.python}
+    site = "[fresh]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+    subprocess.run(["mkdir", "-p", config_dir], check=True)
+    with open(f"{config_dir}/platforms.ini", "w", encoding="utf-8") as handle:
+        handle.write(site)
     remote(info, "rm -rf ~/eohpc-install-test ~/.eohpc/installs/fresh.json")
-
-    first = launcher.run("--uid", "fresh", "--mode", "install", timeout=1500)
-    assert first.returncode == 0, first.stderr
-    check = remote(
-        info,
-        f"{env_path}/bin/python -c 'import jupyterlab, dask_jobqueue, "
-        "dask_labextension, jupyter_server_proxy, launcher, eotoolkit' && "
-        "ls ~/.config/dask/eohpc-sandbox.yaml ~/.eohpc/installs/fresh.json",
-    )
-    assert check.returncode == 0, check.stderr
-    again = launcher.run("--uid", "fresh", "--mode", "install", timeout=900)  # idempotent
-    assert again.returncode == 0, again.stderr
-
-    proc = launcher.start("--uid", "fresh", "--mode", "run", "--no-browser")
     try:
-        _, port, token = read_url(proc)
-        assert api_status(port, token) == 200
-        logs = launcher.run("--uid", "fresh", "--mode", "logs", "-n", "200").stdout
-        assert "eohpc-install-test/venv/bin/python" in logs
-    finally:
-        proc.send_signal(2)
-        proc.wait(timeout=60)
-    assert wait_until(lambda: launcher.squeue() == "", 30)
+        first = installed.run("--uid", "fresh", "--mode", "install", timeout=1500)
+        assert first.returncode == 0, first.stderr
+        assert f"wheel file {installed.wheel}" in first.stderr, first.stderr
+        # The cluster got the very wheel this laptop runs, and imports it.
+        digest = hashlib.sha256(installed.wheel.read_bytes()).hexdigest()
+        uploaded = remote(info, f"sha256sum ~/.eohpc/dist/{installed.wheel.name}")
+        assert uploaded.stdout.split()[:1] == [digest], uploaded.stderr
+        check = remote(
+            info,
+            f"{env_path}/bin/python -c 'import jupyterlab, dask_jobqueue, "
+            "dask_labextension, jupyter_server_proxy, launcher, eotoolkit' && "
+            "ls ~/.config/dask/eohpc-sandbox.yaml ~/.eohpc/installs/fresh.json",
+        )
+        assert check.returncode == 0, check.stderr
+        again = installed.run("--uid", "fresh", "--mode", "install", timeout=900)  # idempotent
+        assert again.returncode == 0, again.stderr
 
-    gone = launcher.run("--uid", "fresh", "--mode", "uninstall")
-    assert gone.returncode == 0, gone.stderr
-    left = remote(
-        info, f"ls -d {env_path} ~/.config/dask/eohpc-sandbox.yaml ~/.eohpc/installs/fresh.json"
-    )
-    assert left.returncode != 0 and not left.stdout.strip()
-    again = launcher.run("--uid", "fresh", "--mode", "uninstall")
-    assert again.returncode == 9 and "nothing to uninstall" in again.stderr
+        proc = subprocess.Popen(
+            [str(installed.venv / "bin" / "run-jupyter"), "--uid", "fresh", "--mode", "run",
+             "--no-browser"],
+            cwd=installed.workdir,
+            env=installed.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )  # fmt: skip
+        try:
+            _, port, token = read_url(proc)
+            assert api_status(port, token) == 200
+            logs = installed.run("--uid", "fresh", "--mode", "logs", "-n", "200").stdout
+            assert "eohpc-install-test/venv/bin/python" in logs
+        finally:
+            proc.send_signal(2)
+            proc.wait(timeout=60)
+        assert wait_until(lambda: squeue(info) == "", 30)
+
+        gone = installed.run("--uid", "fresh", "--mode", "uninstall")
+        assert gone.returncode == 0, gone.stderr
+        left = remote(
+            info, f"ls -d {env_path} ~/.config/dask/eohpc-sandbox.yaml ~/.eohpc/installs/fresh.json"
+        )
+        assert left.returncode != 0 and not left.stdout.strip()
+        again = installed.run("--uid", "fresh", "--mode", "uninstall")
+        assert again.returncode == 9 and "nothing to uninstall" in again.stderr
+    finally:
+        remote(info, f"rm -rf ~/eohpc-install-test ~/.eohpc/installs/fresh.json "
+                     f"~/.eohpc/dist/{installed.wheel.name}")  # fmt: skip

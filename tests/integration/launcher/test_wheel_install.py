@@ -15,83 +15,15 @@ import subprocess
 import sys
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from launcher.distribution import WHEEL, project_wheel, running_origin
-from tests.integration.launcher.conftest import url_of, wait_until
+from tests.integration.launcher.conftest import Installed, pip_install, url_of, wait_until
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
-
-
-def pip_install(venv: Path) -> list[str]:
-    """pip install into `venv` without dependencies (they come from this machine)."""
-    python = str(venv / "bin" / "python")
-    options = ["-q", "--no-deps", "--ignore-installed", "--disable-pip-version-check"]
-    return [python, "-m", "pip", "install", *options]
-
-
-NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-
-
-@dataclass
-class Installed:
-    venv: Path
-    wheel: Path
-    workdir: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.venv / "bin" / "run-jupyter"), *args],
-            cwd=self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def python(self, code: str) -> str:
-        result = subprocess.run(
-            [str(self.venv / "bin" / "python"), "-c", code],
-            cwd=self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return result.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    base = tmp_path_factory.mktemp("wheel-install")
-    assert not base.resolve().is_relative_to(REPO)
-    dist = base / "dist"
-    dist.mkdir()
-    wheel = project_wheel(dist, running_origin())
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run(
-        [*pip_install(venv), str(wheel)],
-        check=True,
-    )
-    workdir = base / "work"
-    workdir.mkdir()
-    (workdir / "hello.ipynb").write_text(json.dumps(NOTEBOOK))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "EOHPC_"))}
-    env.update(
-        HOME=str(base / "home"),
-        EOHPC_STATE_DIR=str(base / "state"),
-        EOHPC_CONFIG_DIR=str(base / "config"),
-        PYTHONUNBUFFERED="1",
-    )
-    (base / "home").mkdir()
-    return Installed(venv, wheel, workdir, env)
 
 
 def test_wheel_carries_the_profiles(installed: Installed) -> None:
@@ -178,7 +110,12 @@ def test_editable_install_finds_the_profiles(tmp_path: Path) -> None:
 
 def test_checkout_wheel_has_no_stale_files(tmp_path: Path) -> None:
     """A module deleted since an earlier in-tree build stays out of the wheel, and building
-    leaves no build/ or *.egg-info in the tree."""
+    leaves no build/ or new *.egg-info in the tree (an editable install's own stays)."""
+
+    def egg_infos() -> set[str]:
+        return {p.name for p in REPO.iterdir() if p.name.endswith(".egg-info")}
+
+    before = egg_infos()
     build = REPO / "build"
     made = not build.exists()
     stale = build / "lib" / "launcher" / "zz_deleted_module.py"
@@ -186,7 +123,7 @@ def test_checkout_wheel_has_no_stale_files(tmp_path: Path) -> None:
     stale.write_text("")
     try:
         wheel = project_wheel(tmp_path, running_origin())
-        egg_info = [p.name for p in REPO.iterdir() if p.name.endswith(".egg-info")]
+        egg_info = egg_infos() - before
     finally:
         if made:
             shutil.rmtree(build)
@@ -195,7 +132,7 @@ def test_checkout_wheel_has_no_stale_files(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "launcher/cli.py" in names
     assert not any("zz_deleted_module" in n for n in names)
-    assert egg_info == []
+    assert egg_info == set()
 
 
 def _alive(pid: int) -> bool:

@@ -35,6 +35,7 @@ from launcher.scheduler.workers import (
     batch_system,
     close_cluster,
     cluster_class,
+    log_directory,
     recording_job_class,
     scheduler_options,
     wait_for_workers,
@@ -113,7 +114,14 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
         with Client(cluster, timeout=60) as client:
             wait_for_workers(
-                client, workers, timeout, system, job_name, failures=failures, report=_say
+                client,
+                workers,
+                timeout,
+                system,
+                job_name,
+                failures=failures,
+                report=_say,
+                log_directory=log_directory(cluster),
             )
         print(f"eo-hpc: {workers} workers ready; running {' '.join(command)}", flush=True)
         env = script_env(cluster.scheduler_address, tls, run_dir)

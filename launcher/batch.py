@@ -27,6 +27,7 @@ system's exit code when the script never ran).
 from __future__ import annotations
 
 import codecs
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,7 +94,7 @@ def stream(
         if status.pending and session.batch.waits_for_good(status.reason):
             session.cancel(state)
             raise JobFailedError(session.stuck_message(state, status))
-        chunk = session.persist(lambda at=offset: session.read_output(state, at), on_problem)
+        chunk = session.persist(functools.partial(session.read_output, state, offset), on_problem)
         offset += len(chunk)
         out.write(decoder.decode(chunk, final=status.finished))
         out.flush()

@@ -193,6 +193,7 @@ def dispatch(args: argparse.Namespace) -> int:
     with open_site(site) as jobs:
         session = Lifecycle(site, jobs, console)
         session.configure(args.reconnect_for)
+        session.verbose = args.verbose
         if args.mode == "run":
             return session.run(options_from(args))
         if args.mode == "attach":
@@ -271,4 +272,6 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     print(f"# Dask config (DASK_CONFIG of the job) from {site.profile.path}")
     print(dryrun.dask_note(site))
     print(dask_yaml(site.profile, dryrun.dask_home(site)))
+    if not site.is_local:
+        print("\n".join(dryrun.merged_dask(site, connect=args.verbose).lines()))
     return 0

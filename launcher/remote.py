@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from launcher.batchsystem import JobStatus, batch_system_class
 from launcher.config import Site
+from launcher.dask_sources import Merged, merged, read_cluster_files
 from launcher.errors import (
     AuthenticationError,
     JobFailedError,
@@ -132,6 +133,12 @@ class RemoteSite:
                     f"{time.monotonic() - lost_since:.0f}s"
                 )
             return result
+
+    def merged_dask_config(self) -> Merged:
+        """The worker jobs' jobqueue config: the site's over the user's own Dask files on the
+        cluster (read in one command), each value with its source."""
+        layers, notes = read_cluster_files(self.link.run, self.site)
+        return merged(self.site, layers, self.link.home(), notes)
 
     def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
         """Create a fresh 0700 run directory holding the site's Dask config and ``files``

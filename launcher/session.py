@@ -86,6 +86,8 @@ class Lifecycle:
         self.jobs = jobs
         self.console = console
         self._last_status = ""
+        #: Also show the merged Dask config of the worker jobs, with each value's source.
+        self.verbose = False
 
     # ---------------------------------------------------------------------------- messages
 
@@ -172,10 +174,14 @@ class Lifecycle:
 
     def check_fit(self, remote: RemoteSite, job: JobSpec, what: str, workers: bool) -> None:
         """Refuse a job (and, with ``workers``, the Dask worker jobs) that no node of its
-        partition can hold, before anything is submitted."""
+        partition can hold, before anything is submitted. The workers' request is the merged
+        Dask config, the user's own files on the cluster included (one command)."""
         requests: list[fit.Request | None] = [fit.job_request(self.site, job, what)]
         if workers:
-            requests.append(fit.worker_request(self.site))
+            merged = remote.merged_dask_config()
+            if self.verbose:
+                self.say("\n".join(merged.lines()))
+            requests.append(fit.worker_request(self.site, merged))
         fit.check(remote.batch, requests, self.problem)
 
     def wait(self, state: SessionState, timeout: float) -> None:

@@ -166,6 +166,13 @@ def describe(status: JobStatus) -> str:
     return f"worker job {status.job_id} {status.state}{reason}"
 
 
+def submitted_jobs(client: Any) -> set[str]:
+    """The ids of the worker jobs the client's dask-jobqueue cluster has submitted."""
+    cluster = getattr(client, "cluster", None)
+    workers = getattr(cluster, "workers", None) or {}
+    return {str(job.job_id) for job in list(workers.values()) if getattr(job, "job_id", None)}
+
+
 def final_status(system: BatchSystem, job_id: str) -> JobStatus | None:
     """The state of a job that left the queue (None when it cannot be told)."""
     try:
@@ -233,6 +240,7 @@ def wait_for_workers(
     user = user or current_user()
     deadline = time.monotonic() + timeout
     seen: dict[str, str] = {}
+    checked: set[str] = set()
     jobs: list[JobStatus] = []
     arrived = 0
     while True:
@@ -248,25 +256,31 @@ def wait_for_workers(
                 "The worker jobs are cancelled; change the worker request (cores, memory, "
                 "walltime, queue)."
             )
+        listed: list[JobStatus] | None
         try:
-            jobs = system.named_jobs(job_name, user) or []
+            listed = system.named_jobs(job_name, user)
         except Exception as exc:  # the wait goes on without the report
             log.debug("cannot list the worker jobs named %s: %s", job_name, exc)
-            jobs = []
+            listed = None
+        listing_failed = listed is None
+        jobs = listed or []
         for status in jobs:
             text = describe(status)
             if seen.get(status.job_id) != text:
                 seen[status.job_id] = text
                 report(text)
         queued = {status.job_id for status in jobs}
-        for job_id in [j for j in seen if j not in queued]:
-            del seen[job_id]
-            final = final_status(system, job_id)
-            if final is not None and system.failed(final):
-                raise WorkersNotReady(
-                    worker_failure(system, final, job_name, arrived, workers, log_directory)
-                )
-            report(f"worker job {job_id} left the queue")
+        if jobs or not listing_failed:
+            gone = [j for j in {*seen, *submitted_jobs(client)} - checked if j not in queued]
+            for job_id in sorted(gone):
+                checked.add(job_id)
+                final = final_status(system, job_id)
+                if final is not None and system.failed(final):
+                    raise WorkersNotReady(
+                        worker_failure(system, final, job_name, arrived, workers, log_directory)
+                    )
+                if seen.pop(job_id, None) is not None:
+                    report(f"worker job {job_id} left the queue")
         stuck = [s for s in jobs if s.pending and system.waits_for_good(s.reason)]
         if stuck:
             raise WorkersNotReady(
@@ -276,8 +290,7 @@ def wait_for_workers(
                 f"{system.reason_fix(stuck[0].reason)}."
             )
         if time.monotonic() >= deadline:
-            listed = ", ".join(describe(s) for s in jobs) or "no worker job is queued"
-            why = f"; {listed}"
+            why = "; " + (", ".join(describe(s) for s in jobs) or "no worker job is queued")
             raise WorkersNotReady(
                 f"only {arrived}/{workers} workers arrived within {timeout:.0f}s{why}. "
                 "The worker jobs are cancelled; raise the timeout, or ask for smaller workers "

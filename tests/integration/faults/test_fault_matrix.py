@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.m
 SANDBOX = Path(__file__).resolve().parents[3] / "config" / "platforms" / "sandbox.yaml"
 
 
-def timed(launcher: Launcher, *args: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+def timed(
+    launcher: Launcher, *args: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
     result = launcher.run(*args, timeout=timeout)
     return result, time.monotonic() - start
@@ -62,8 +64,9 @@ def test_jupyter_job_pending_for_ever_ends_the_wait(
     assert info is not None
     injected = partition_down(info) if fault == "partition_down" else node_down(info)
     with injected:
-        result, seconds = timed(faults, "--uid", "sandbox", "--mode", "run", "--no-browser",
-                                timeout=bound + 30)
+        result, seconds = timed(
+            faults, "--uid", "sandbox", "--mode", "run", "--no-browser", timeout=bound + 30
+        )
     assert result.returncode == 4, (result.stdout, result.stderr)
     assert seconds < bound, seconds
     assert "cannot start" in result.stderr and "the job was cancelled" in result.stderr
@@ -88,7 +91,9 @@ def test_missing_environment_fails_the_jupyter_job_with_its_output(faults: Launc
 # ---------------------------------------------------------------- batch mode and its workers
 
 
-def test_stale_user_dask_config_is_named_before_submitting(faults: Launcher, tmp_path: Path) -> None:
+def test_stale_user_dask_config_is_named_before_submitting(
+    faults: Launcher, tmp_path: Path
+) -> None:
     info = faults.info
     assert info is not None
     section = {k: v for k, v in info.ini_section().items() if k != "partition"}
@@ -99,12 +104,24 @@ def test_stale_user_dask_config_is_named_before_submitting(faults: Launcher, tmp
     script.write_text("print('never runs')\n")
     with info.connection() as conn:
         conn.run("mkdir -p ~/.config/dask", hide=True, in_stream=False)
-        conn.run(f"printf 'jobqueue:\\n  slurm:\\n    queue: oldgpu\\n' > {remote}", hide=True,
-                 in_stream=False)
+        conn.run(
+            f"printf 'jobqueue:\\n  slurm:\\n    queue: oldgpu\\n' > {remote}",
+            hide=True,
+            in_stream=False,
+        )
         try:
             result, seconds = timed(
-                faults, "--uid", "stale", "--mode", "batch", "--script", str(script),
-                "--workers", "2", "-v", timeout=60,
+                faults,
+                "--uid",
+                "stale",
+                "--mode",
+                "batch",
+                "--script",
+                str(script),
+                "--workers",
+                "2",
+                "-v",
+                timeout=60,
             )
         finally:
             conn.run(f"rm -f {remote}", hide=True, in_stream=False)
@@ -121,8 +138,18 @@ def test_script_that_exits_1_gives_its_status(faults: Launcher, tmp_path: Path) 
     script = tmp_path / "fails.py"
     script.write_text("import sys\nprint('about to fail', flush=True)\nsys.exit(1)\n")
     result, seconds = timed(
-        faults, "--uid", "sandbox", "--mode", "batch", "--script", str(script), "--workers", "1",
-        "--timeout", "60", timeout=120,
+        faults,
+        "--uid",
+        "sandbox",
+        "--mode",
+        "batch",
+        "--script",
+        str(script),
+        "--workers",
+        "1",
+        "--timeout",
+        "60",
+        timeout=120,
     )
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert seconds < 60, seconds
@@ -140,7 +167,8 @@ def slow_worker_profile(faults: Launcher) -> None:
     )
     (faults.ini.parent / "slowworkers.yaml").write_text(text)
     faults.write_site(
-        "slow", **{**faults.info.ini_section(), "platform": "slowworkers"},  # type: ignore[union-attr]
+        "slow",
+        **{**faults.info.ini_section(), "platform": "slowworkers"},  # type: ignore[union-attr]
         env_path=str(faults.info.venv),  # type: ignore[union-attr]
     )
 
@@ -151,14 +179,23 @@ def test_cancelled_worker_job_ends_the_wait_at_once(faults: Launcher, tmp_path: 
     slow_worker_profile(faults)
     script = tmp_path / "hello.py"
     script.write_text("print('never runs')\n")
-    proc = faults.start("--uid", "slow", "--mode", "batch", "--script", str(script),
-                        "--workers", "1", "--timeout", "200")
+    proc = faults.start(
+        "--uid",
+        "slow",
+        "--mode",
+        "batch",
+        "--script",
+        str(script),
+        "--workers",
+        "1",
+        "--timeout",
+        "200",
+    )
     try:
         read_until(proc, "waiting for 1 workers", 60)
 
         def worker_running() -> str:
-            cmd = rig.slurm_cmd(info, "squeue", "-h", "-u", info.user, "-t", "R",
-                                "-o", "%i %j")
+            cmd = rig.slurm_cmd(info, "squeue", "-h", "-u", info.user, "-t", "R", "-o", "%i %j")
             lines = subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()
             return next((ln.split()[0] for ln in lines if ln.endswith("-workers")), "")
 
@@ -184,14 +221,18 @@ def test_cancelled_worker_job_ends_the_wait_at_once(faults: Launcher, tmp_path: 
 
 
 def test_short_walltime_warns_then_says_how_to_start_again(faults: Launcher) -> None:
-    faults.write_site("short", **{**faults.info.ini_section(), "time": "00:01:00"},  # type: ignore[union-attr]
-                      env_path=str(faults.info.venv))  # type: ignore[union-attr]
-    proc = faults.start("--uid", "short", "--mode", "run", "--no-browser",
-                        "--walltime-warning", "1")
+    faults.write_site(
+        "short",
+        **{**faults.info.ini_section(), "time": "00:01:00"},  # type: ignore[union-attr]
+        env_path=str(faults.info.venv),
+    )  # type: ignore[union-attr]
+    proc = faults.start(
+        "--uid", "short", "--mode", "run", "--no-browser", "--walltime-warning", "1"
+    )
     try:
         read_until(proc, "/lab?token=", 60)
         ready = time.monotonic()
-        out, err = proc.communicate(timeout=150)
+        _out, err = proc.communicate(timeout=150)
         seconds = time.monotonic() - ready
     finally:
         if proc.poll() is None:
@@ -217,8 +258,18 @@ def test_sshd_restart_during_batch_streaming_keeps_output_and_status(
         "import sys, time\nfor i in range(20):\n    print(f'tick {i}', flush=True)\n"
         "    time.sleep(1)\nsys.exit(3)\n"
     )
-    proc = faults.start("--uid", "sandbox", "--mode", "batch", "--script", str(script),
-                        "--workers", "1", "--timeout", "60")
+    proc = faults.start(
+        "--uid",
+        "sandbox",
+        "--mode",
+        "batch",
+        "--script",
+        str(script),
+        "--workers",
+        "1",
+        "--timeout",
+        "60",
+    )
     try:
         read_until(proc, "tick 2", 90)
         with sshd_stopped(info, proc.pid):
@@ -238,8 +289,7 @@ def test_login_node_down_longer_than_the_bound_leaves_the_job_and_attach_continu
 ) -> None:
     info = faults.info
     assert info is not None
-    proc = faults.start("--uid", "sandbox", "--mode", "run", "--no-browser",
-                        "--reconnect-for", "5")
+    proc = faults.start("--uid", "sandbox", "--mode", "run", "--no-browser", "--reconnect-for", "5")
     try:
         read_until(proc, "/lab?token=", 60)
         with sshd_stopped(info, proc.pid):
@@ -250,8 +300,9 @@ def test_login_node_down_longer_than_the_bound_leaves_the_job_and_attach_continu
         assert seconds < 5 + 10 + 20, seconds  # the bound, a watch interval, one connect
         assert err.count("keeps running; --mode attach reconnects") == 1, err
         assert live_states(faults) == ["sandbox"]
-        attach = faults.run("--uid", "sandbox", "--mode", "attach", "--no-browser", "--detach",
-                            timeout=90)
+        attach = faults.run(
+            "--uid", "sandbox", "--mode", "attach", "--no-browser", "--detach", timeout=90
+        )
         assert attach.returncode == 0, attach.stderr
         assert "Jupyter is ready" in attach.stderr
     finally:

@@ -193,4 +193,3 @@ def read_cluster_files(
     if code != 0 or system is None:
         return [], [f"the cluster's Dask files could not be read: {err.strip() or code}"]
     return parse_cluster_files(out, system.jobqueue_section)
-

@@ -56,8 +56,7 @@ FINAL_STATE_FIXES = {
     "environment (modules, env_path) or run --mode install",
     "CANCELLED": "the job was cancelled (by you, by an administrator, or by a dependency); "
     "submit it again",
-    "NODE_FAIL": "its node failed; submit the job again (the batch system ended it, not your "
-    "code)",
+    "NODE_FAIL": "its node failed; submit the job again (the batch system ended it, not your code)",
     "BOOT_FAIL": "its node did not boot; submit the job again or pick another partition",
     "TIMEOUT": "it reached its walltime; ask for more time ('time' in platforms.ini, "
     "'worker_walltime' for Dask workers)",
@@ -87,8 +86,7 @@ REASON_FIXES = {
     "without the dependency",
     "InvalidAccount": "the account is not valid here; fix 'account'",
     "InvalidQOS": "the QOS is not valid here; fix the profile's directives",
-    "AccountNotAllowed": "the account may not use this partition; change 'account' or "
-    "'partition'",
+    "AccountNotAllowed": "the account may not use this partition; change 'account' or 'partition'",
     "QOSNotAllowed": "the QOS may not use this partition; change the QOS or 'partition'",
     "BadConstraints": "no node has the features asked for; fix the constraint",
 }

@@ -239,6 +239,8 @@ def test_short_walltime_warns_then_says_how_to_start_again(faults: Launcher) -> 
             proc.kill()
             proc.communicate()
     assert "reaches its walltime in" in err, err
+    if "ended (CANCELLED)" in err:  # on a shared rig another session's fixture cancelled it
+        pytest.skip("the job was cancelled by someone else before its walltime ended")
     assert "reached its walltime (00:01:00)" in err and "Start again with --mode run" in err
     assert "Your notebooks are saved in" in err
     assert seconds < 130, seconds  # 60 s walltime + SLURM's enforcement (up to a minute)

@@ -56,6 +56,7 @@ from launcher.scheduler.workers import (
     batch_system,
     close_cluster,
     jobqueue,
+    log_directory,
     new_job_name,
     recording_job_class,
     wait_for_workers,
@@ -225,6 +226,7 @@ def slurm_cluster(
                     job_name,
                     failures=failures,
                     report=report or _to_stderr,
+                    log_directory=log_directory(cluster),
                 )
             yield client
     finally:

@@ -27,19 +27,20 @@ system's exit code when the script never ran).
 from __future__ import annotations
 
 import codecs
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from launcher.batchsystem import JobStatus
-from launcher.errors import LauncherError
+from launcher.errors import JobFailedError, LauncherError
 from launcher.jobscript import DASK_DIR, render_batch
 from launcher.remote import POLL_SECONDS, RemoteSite
-from launcher.scheduler.contract import EXIT_STATUS_NAME, TLS_DIR
+from launcher.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, TLS_DIR
 from launcher.state import BATCH, SessionState
 
-RESERVED_NAMES = frozenset({EXIT_STATUS_NAME, DASK_DIR, TLS_DIR})
+RESERVED_NAMES = frozenset({EXIT_STATUS_NAME, FAILURE_NAME, DASK_DIR, TLS_DIR})
 
 
 def submit(
@@ -80,14 +81,20 @@ def stream(
     state: SessionState,
     out: TextIO,
     show: Callable[[JobStatus], None],
+    on_problem: Callable[[str], None] = lambda _: None,
+    offset: int = 0,
 ) -> JobStatus:
-    """Print the job's output as it grows until the job ends; return its final status."""
+    """Print the job's output from ``offset`` on as it grows until the job ends; return its
+    final status. A lost connection is retried (RemoteSite.persist) and the output goes on
+    where it stopped; a longer outage raises LinkLostError."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    offset = 0
     while True:
-        status = session.status(state)
+        status = session.persist(lambda: session.status(state), on_problem)
         show(status)
-        chunk = session.read_output(state, offset)
+        if status.pending and session.batch.waits_for_good(status.reason):
+            session.cancel(state)
+            raise JobFailedError(session.stuck_message(state, status))
+        chunk = session.persist(functools.partial(session.read_output, state, offset), on_problem)
         offset += len(chunk)
         out.write(decoder.decode(chunk, final=status.finished))
         out.flush()
@@ -95,6 +102,11 @@ def stream(
             return status
         if not chunk:
             time.sleep(POLL_SECONDS)
+
+
+def recorded_failure(session: RemoteSite, state: SessionState) -> str:
+    """Why the script never ran, as the driver recorded it ("" if it did not)."""
+    return session.link.read(f"{state.run_dir}/{FAILURE_NAME}").decode(errors="replace").strip()
 
 
 def recorded_exit_status(session: RemoteSite, state: SessionState) -> int | None:

@@ -15,7 +15,7 @@ from launcher import state as saved
 from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from launcher.errors import LauncherError
 from launcher.jobscript import dask_yaml, render, render_batch
-from launcher.remote import RUNS_DIR
+from launcher.remote import RECONNECT_SECONDS, RUNS_DIR
 from launcher.session import Lifecycle, Options, open_site
 
 MODES = (
@@ -33,6 +33,7 @@ MODES = (
     "sites",
 )
 DEFAULT_TIMEOUT = 300.0
+DEFAULT_WALLTIME_WARNING = 10.0
 DEFAULT_MAX_WORKER_JOBS = 4
 BATCH_HELP = (
     "--mode batch --script analysis.py --workers N [-- args] runs `python analysis.py args` in "
@@ -95,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_WORKER_JOBS,
         help=f"--scheduler: the most worker jobs it adapts to (default {DEFAULT_MAX_WORKER_JOBS})",
     )
+    parser.add_argument(
+        "--walltime-warning",
+        type=float,
+        default=DEFAULT_WALLTIME_WARNING,
+        metavar="MINUTES",
+        help="run/attach: warn this many minutes before the Jupyter job's walltime ends "
+        f"(default {DEFAULT_WALLTIME_WARNING:g}; 0: never)",
+    )
+    parser.add_argument(
+        "--reconnect-for",
+        type=float,
+        default=RECONNECT_SECONDS,
+        metavar="SECONDS",
+        help="run/attach/batch: how long a lost connection to the login node is retried before "
+        f"the launcher gives up and leaves the job running (default {RECONNECT_SECONDS:g})",
+    )
     parser.add_argument("--job", help="status/logs/stop: the session or batch job with this job id")
     group = parser.add_argument_group("batch mode", BATCH_HELP)
     group.add_argument("--script", type=Path, help="batch: the Python script to run")
@@ -152,6 +169,8 @@ def options_from(args: argparse.Namespace) -> Options:
         detach=args.detach,
         new=args.new,
         scheduler_max_jobs=args.max_worker_jobs if args.scheduler else None,
+        walltime_warning=args.walltime_warning,
+        reconnect_for=args.reconnect_for,
     )
 
 
@@ -180,6 +199,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     with open_site(site) as jobs:
         session = Lifecycle(site, jobs, console)
+        session.configure(args.reconnect_for)
+        session.verbose = args.verbose
         if args.mode == "run":
             return session.run(options_from(args))
         if args.mode == "attach":
@@ -260,4 +281,6 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     print(f"# Dask config (DASK_CONFIG of the job) from {site.profile.path}")
     print(dryrun.dask_note(site))
     print(dask_yaml(site.profile, dryrun.dask_home(site)))
+    if not site.is_local:
+        print("\n".join(dryrun.merged_dask(site, connect=args.verbose).lines()))
     return 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from launcher.config import Site
+from launcher.dask_sources import Merged, merged, read_cluster_files
 from launcher.local import local_jupyter_args, root_dir
 
 #: What a remote dry-run cannot know without a connection.
@@ -39,3 +40,16 @@ def dask_note(site: Site) -> str:
     if site.is_local:
         return "# (written as shown to the session's run directory on this machine)"
     return "# ($HOME in it is filled in on the cluster: dask-jobqueue does not expand ~)"
+
+
+def merged_dask(site: Site, connect: bool) -> Merged:
+    """The worker jobs' jobqueue config with each value's source; with ``connect`` the
+    user's own Dask files on the cluster are read (one command), else they are noted as left
+    out."""
+    if not connect:
+        return merged(site, None, dask_home(site), [])
+    from launcher.ssh import SSHLink
+
+    with SSHLink(site) as link:
+        layers, notes = read_cluster_files(link.run, site)
+        return merged(site, layers, link.home(), notes)

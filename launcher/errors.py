@@ -25,6 +25,10 @@ class SSHError(LauncherError):
     exit_code = 3
 
 
+class LinkLostError(SSHError):
+    """The login node stayed unreachable for longer than the reconnect bound."""
+
+
 class RemoteCommandError(SSHError):
     """A command on the login node failed."""
 

@@ -18,6 +18,7 @@ from typing import Any
 from launcher.batchsystem import BatchSystem, NodeSize, PartitionLimits
 from launcher.config import JobSpec, Site
 from launcher.dask_checks import SLURM_KEY
+from launcher.dask_sources import Merged
 from launcher.errors import RequestFitError
 from launcher.jobscript import dask_config
 from launcher.slurmtime import format_seconds, parse_slurm_time
@@ -106,9 +107,13 @@ def _get(section: dict[str, Any], key: str) -> Any:
     return section.get(key.replace("-", "_")) if value is None else value
 
 
-def worker_request(site: Site) -> Request | None:
-    """Each Dask worker job's request (the profile's jobqueue config); None without one."""
-    section = dask_config(site.profile).get("jobqueue", {}).get("slurm")
+def worker_request(site: Site, merged: Merged | None = None) -> Request | None:
+    """Each Dask worker job's request (the profile's jobqueue config, or ``merged``: that
+    config over the user's own Dask files on the cluster); None without one. A value from a
+    file of the user's is named with that file."""
+    section: Any = dask_config(site.profile).get("jobqueue", {}).get("slurm")
+    if merged is not None and merged.values:
+        section = merged.values
     if not isinstance(section, dict):
         return None
     cores = _get(section, "cores")
@@ -121,7 +126,8 @@ def worker_request(site: Site) -> Request | None:
     own_queue = _get(site.profile.dask.get("jobqueue", {}).get("slurm", {}), "queue")
 
     def key(ini: str, name: str) -> str:
-        return _site_key(site, ini, f"{SLURM_KEY}.{name}")
+        own = merged.key_text(name) if merged is not None else None
+        return own or _site_key(site, ini, f"{SLURM_KEY}.{name}")
 
     return Request(
         what="each Dask worker job",
@@ -134,7 +140,7 @@ def worker_request(site: Site) -> Request | None:
             "mem": key("worker_memory", "job-mem" if job_mem else "memory"),
             "time": key("worker_walltime", "walltime"),
             "partition": key("worker_queue", "queue")
-            if own_queue
+            if own_queue or (merged is not None and merged.key_text("queue"))
             else _site_key(site, "partition", "job.partition"),
         },
         detail=f", {processes} process{'' if processes == 1 else 'es'}" if processes else "",

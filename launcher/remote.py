@@ -15,10 +15,20 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 from launcher.batchsystem import JobStatus, batch_system_class
 from launcher.config import Site
-from launcher.errors import JobFailedError, JupyterTimeoutError, LauncherError, SSHError
+from launcher.dask_sources import Merged, merged, read_cluster_files
+from launcher.errors import (
+    AuthenticationError,
+    JobFailedError,
+    JupyterTimeoutError,
+    KeyFileError,
+    LauncherError,
+    LinkLostError,
+    SSHError,
+)
 from launcher.jobscript import (
     DASK_DIR,
     JUPYTER_CONFIG_NAME,
@@ -31,6 +41,7 @@ from launcher.jobscript import (
 from launcher.readiness import new_token, wait_for_api
 from launcher.scheduler import local_copy
 from launcher.scheduler.contract import SchedulerInfo, parse_address
+from launcher.slurmtime import format_seconds, parse_slurm_time
 from launcher.ssh import SSHLink
 from launcher.state import SessionState
 from launcher.tunnel import Tunnel
@@ -42,6 +53,11 @@ WATCH_SECONDS = 10.0
 TAIL_LINES = 30
 CONNECTION_FILE = "connection.json"
 RUNS_DIR = ".eohpc/runs"
+#: How long a lost connection to the login node is retried before the launcher gives up
+#: (the job keeps running), and how often.
+RECONNECT_SECONDS = 120.0
+RECONNECT_RETRY_SECONDS = 2.0
+T = TypeVar("T")
 
 StatusCallback = Callable[[JobStatus], None]
 #: Receives one readable line about a problem noticed in the background.
@@ -66,6 +82,15 @@ def private_tar(files: Mapping[str, str]) -> bytes:
     return buffer.getvalue()
 
 
+def time_left_seconds(text: str) -> int | None:
+    """Seconds of a batch system's time-left field ("29:41", "1-02:00:00"); None when it
+    is not a time (unlimited, not known)."""
+    try:
+        return parse_slurm_time(text) if text and text[0].isdigit() else None
+    except ValueError:
+        return None
+
+
 class RemoteSite:
     """A site's login node and batch system, reached through one SSH link."""
 
@@ -73,6 +98,47 @@ class RemoteSite:
         self.site = site
         self.link = link
         self.batch = batch_system_class(site.profile.batch_system)(link.run)
+        #: Seconds a lost connection is retried by the waits and watches (see persist).
+        self.reconnect_for = RECONNECT_SECONDS
+
+    def persist(self, call: Callable[[], T], on_problem: ProblemCallback) -> T:
+        """``call()``, retried while the login node cannot be reached (sshd restarting, a
+        network hiccup) for up to ``reconnect_for`` seconds: one line when the connection is
+        lost and one when it is back. Refused credentials are not retried; a longer outage
+        raises LinkLostError (the job on the cluster is left as it is)."""
+        lost_since: float | None = None
+        while True:
+            try:
+                result = call()
+            except (AuthenticationError, KeyFileError):
+                raise
+            except SSHError as exc:
+                now = time.monotonic()
+                if lost_since is None:
+                    lost_since = now
+                    on_problem(
+                        f"lost the connection to {self.site.host}; reconnecting for up to "
+                        f"{self.reconnect_for:.0f}s ({exc})"
+                    )
+                if now - lost_since >= self.reconnect_for:
+                    raise LinkLostError(
+                        f"the login node {self.site.host} has been unreachable for "
+                        f"{now - lost_since:.0f}s ({exc})."
+                    ) from None
+                time.sleep(RECONNECT_RETRY_SECONDS)
+                continue
+            if lost_since is not None:
+                on_problem(
+                    f"the connection to {self.site.host} is back after "
+                    f"{time.monotonic() - lost_since:.0f}s"
+                )
+            return result
+
+    def merged_dask_config(self) -> Merged:
+        """The worker jobs' jobqueue config: the site's over the user's own Dask files on the
+        cluster (read in one command), each value with its source."""
+        layers, notes = read_cluster_files(self.link.run, self.site)
+        return merged(self.site, layers, self.link.home(), notes)
 
     def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
         """Create a fresh 0700 run directory holding the site's Dask config and ``files``
@@ -118,22 +184,35 @@ class RemoteSite:
         """The job's output file on the cluster."""
         return f"{state.run_dir}/{self.batch.output_name(state.job_id)}"
 
-    def wait_ready(self, state: SessionState, timeout: float, show: StatusCallback) -> SessionState:
+    def wait_ready(
+        self,
+        state: SessionState,
+        timeout: float,
+        show: StatusCallback,
+        on_problem: ProblemCallback | None = None,
+    ) -> SessionState:
         """Wait (however long the job pends) until Jupyter wrote its connection file.
 
-        `timeout` counts from the moment the job runs; on expiry the job is cancelled.
+        `timeout` counts from the moment the job runs; on expiry the job is cancelled. A job
+        that ends first, or pends for a reason that does not clear by itself, ends the wait at
+        once (the latter is cancelled). A lost connection is retried (see persist).
         """
+        problem = on_problem or (lambda _: None)
+        connection = f"{state.run_dir}/{CONNECTION_FILE}"
         running_since: float | None = None
         while True:
-            status = self.batch.status(state.job_id)
+            status = self.persist(lambda: self.batch.status(state.job_id), problem)
             show(status)
             if status.finished:
                 raise JobFailedError(self.failure_message(state, status, "Jupyter was ready"))
+            if status.pending and self.batch.waits_for_good(status.reason):
+                self.cancel(state)
+                raise JobFailedError(self.stuck_message(state, status))
             if not status.running:
                 time.sleep(POLL_SECONDS)
                 continue
             running_since = running_since or time.monotonic()
-            text = self.wait_for_file(f"{state.run_dir}/{CONNECTION_FILE}", POLL_SECONDS)
+            text = self.persist(lambda: self.wait_for_file(connection, POLL_SECONDS), problem)
             if text.strip():
                 info = json.loads(text)
                 state.node = status.node
@@ -148,6 +227,14 @@ class RemoteSite:
                     "activation in the platform profile."
                 )
 
+    def stuck_message(self, state: SessionState, status: JobStatus) -> str:
+        """Explain a job cancelled because it pends for a reason that does not clear."""
+        return (
+            f"job {state.job_id} cannot start: it is {status.state} ({status.reason}), a reason "
+            f"{self.batch.name.upper()} does not clear by itself; the job was cancelled. "
+            f"Fix: {self.batch.reason_fix(status.reason)}."
+        )
+
     def wait_for_file(self, path: str, wait: float) -> str:
         """The text of a cluster file once it is non-empty ("" if it is not within ``wait``
         seconds). The login node looks every FILE_CHECK_SECONDS: one SSH round trip in all."""
@@ -161,13 +248,18 @@ class RemoteSite:
         return out if code == 0 else ""
 
     def failure_message(self, state: SessionState, status: JobStatus, before: str) -> str:
-        """Explain a job that ended before ``before`` happened."""
+        """Explain a job that ended before ``before`` happened: its state as the batch system
+        gives it, the last lines of its output and the fix for that state."""
         exit_code = f", exit code {status.exit_code}" if status.exit_code else ""
+        reason = f", reason {status.reason}" if status.reason else ""
+        fix = self.batch.state_fix(status.state) or (
+            "fix the cause shown above (often the environment: run --mode install, or check "
+            "the profile's modules/env_path)"
+        )
         return (
-            f"job {state.job_id} ended before {before} (state {status.state}{exit_code}). "
-            f"Last lines of {self.output_path(state)}:\n{self.tail(state)}\n"
-            "Fix the cause shown above (often the environment: run --mode install, or check "
-            "the profile's modules/env_path)."
+            f"job {state.job_id} ended before {before} (state {status.state}{exit_code}"
+            f"{reason}). Last lines of {self.output_path(state)}:\n{self.tail(state)}\n"
+            f"Fix: {fix}."
         )
 
     def wait_scheduler(self, state: SessionState, timeout: float) -> SchedulerInfo:
@@ -217,24 +309,29 @@ class RemoteSite:
         """The job's status."""
         return self.batch.status(state.job_id)
 
-    def watch(self, state: SessionState, on_problem: ProblemCallback) -> JobStatus:
-        """Block while the job runs; return its final status. A lost connection is reported
-        once and retried (the tunnel reconnects it)."""
-        reported = False
+    def watch(
+        self,
+        state: SessionState,
+        on_problem: ProblemCallback,
+        warn_before: float = 0.0,
+        on_warning: ProblemCallback | None = None,
+    ) -> JobStatus:
+        """Block while the job runs; return its final status. ``warn_before`` seconds before
+        the job's walltime ends, ``on_warning`` gets one line saying how much time is left. A
+        lost connection is retried (see persist); a longer outage raises LinkLostError."""
+        warned = False
         while True:
             time.sleep(WATCH_SECONDS)
-            try:
-                status = self.batch.status(state.job_id)
-            except SSHError as exc:
-                if not reported:
-                    on_problem(f"cannot ask for job {state.job_id}'s state: {exc}")
-                reported = True
-                continue
-            if reported:
-                on_problem(f"the connection to {self.site.host} is back")
-                reported = False
+            status = self.persist(lambda: self.batch.status(state.job_id), on_problem)
             if status.finished:
                 return status
+            left = time_left_seconds(status.time_left)
+            if warn_before > 0 and not warned and left is not None and left <= warn_before:
+                warned = True
+                (on_warning or on_problem)(
+                    f"job {state.job_id} reaches its walltime in {format_seconds(left)}: save "
+                    "your notebooks now; the job and its kernels end then."
+                )
 
     def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
         """The last lines of the job's output."""

@@ -30,12 +30,13 @@ from launcher.errors import (
     JobFailedError,
     JupyterTimeoutError,
     LauncherError,
+    LinkLostError,
     NoSessionError,
     SessionExistsError,
 )
 from launcher.jobscript import BATCH_JOB_CPUS
 from launcher.local import LocalSite
-from launcher.remote import RemoteSite
+from launcher.remote import RECONNECT_SECONDS, RemoteSite
 from launcher.scheduler import local_copy
 from launcher.scheduler.contract import read_scheduler_file
 from launcher.ssh import SSHLink
@@ -55,6 +56,10 @@ class Options:
     detach: bool = False
     new: bool = False
     scheduler_max_jobs: int | None = None
+    #: Minutes before the Jupyter job's walltime ends at which the terminal warns (0: never).
+    walltime_warning: float = 10.0
+    #: Seconds a lost connection to the login node is retried before giving up.
+    reconnect_for: float = RECONNECT_SECONDS
 
 
 @contextlib.contextmanager
@@ -82,6 +87,8 @@ class Lifecycle:
         self.jobs = jobs
         self.console = console
         self._last_status = ""
+        #: Also show the merged Dask config of the worker jobs, with each value's source.
+        self.verbose = False
 
     # ---------------------------------------------------------------------------- messages
 
@@ -128,6 +135,7 @@ class Lifecycle:
 
     def run(self, options: Options) -> int:
         """Submit, wait, tunnel, open the browser; stay in the foreground unless detached."""
+        self.configure(options.reconnect_for)
         if not options.new:
             self.require_no_live_session()
         port = options.local_port or free_port()
@@ -154,19 +162,37 @@ class Lifecycle:
         except KeyboardInterrupt:
             return self.interrupted(state, "job", "--mode attach reconnects")
 
+    def configure(self, reconnect_for: float) -> None:
+        """How long a remote site's waits and watches retry a lost connection."""
+        if isinstance(self.jobs, RemoteSite):
+            self.jobs.reconnect_for = reconnect_for
+
+    def end(self, state: SessionState, ended_state: str, outcome: str) -> None:
+        """Record how a session ended (``saved.record_end``), then forget it."""
+        state.ended_state, state.outcome = ended_state, outcome
+        saved.record_end(state)
+        self.forget(state)
+
     def check_fit(self, remote: RemoteSite, job: JobSpec, what: str, workers: bool) -> None:
         """Refuse a job (and, with ``workers``, the Dask worker jobs) that no node of its
-        partition can hold, before anything is submitted."""
+        partition can hold, before anything is submitted. The workers' request is the merged
+        Dask config, the user's own files on the cluster included (one command)."""
         requests: list[fit.Request | None] = [fit.job_request(self.site, job, what)]
         if workers:
-            requests.append(fit.worker_request(self.site))
+            merged = remote.merged_dask_config()
+            if self.verbose:
+                self.say("\n".join(merged.lines()))
+            requests.append(fit.worker_request(self.site, merged))
         fit.check(remote.batch, requests, self.problem)
 
     def wait(self, state: SessionState, timeout: float) -> None:
         """Wait for Jupyter (and the session scheduler, if any); save what was learnt. A job
         that failed, or was cancelled for taking too long, is forgotten."""
         try:
-            self.jobs.wait_ready(state, timeout, self.show_status)
+            if isinstance(self.jobs, RemoteSite):
+                self.jobs.wait_ready(state, timeout, self.show_status, self.problem)
+            else:
+                self.jobs.wait_ready(state, timeout, self.show_status)
             saved.save(state)
             if isinstance(self.jobs, RemoteSite) and state.with_scheduler:
                 self.say("- waiting for the session's Dask scheduler")
@@ -177,12 +203,21 @@ class Lifecycle:
                     local_copy.point_at(state.uid, info, state.scheduler_port)
                 )
                 saved.save(state)
-        except (JobFailedError, JupyterTimeoutError):
-            self.forget(state)
+        except JobFailedError as exc:
+            self.end(state, "FAILED", str(exc))
             raise
+        except JupyterTimeoutError as exc:
+            self.end(state, "TIMEOUT", str(exc))
+            raise
+        except LinkLostError as exc:
+            raise LinkLostError(
+                f"{exc} Job {state.job_id} is left as it is; --mode attach continues once the "
+                "login node answers (--mode stop cancels it)."
+            ) from None
 
     def attach(self, options: Options) -> int:
         """Open a new tunnel to the site's running session (the same job)."""
+        self.configure(options.reconnect_for)
         state = saved.load(self.site.uid)
         if state is None:
             raise NoSessionError(
@@ -239,10 +274,49 @@ class Lifecycle:
                 self.say(f"detached; --mode attach reconnects, --mode stop ends job {state.job_id}")
                 return 0
             self.say("Ctrl-C " + ("cancels the job" if cancel_on_exit else "detaches"))
-            final = self.jobs.watch(state, self.problem)
+            try:
+                final = self.watch(state, options)
+            except LinkLostError as exc:
+                self.problem(
+                    f"{exc} Job {state.job_id} keeps running; --mode attach reconnects once the "
+                    "login node answers, --mode stop ends it."
+                )
+                return LinkLostError.exit_code
+        return self.ended(state, final)
+
+    def watch(self, state: SessionState, options: Options) -> JobStatus:
+        """Watch the running job; on a cluster warn ``options.walltime_warning`` minutes
+        before its walltime ends."""
+        if isinstance(self.jobs, RemoteSite):
+            return self.jobs.watch(
+                state, self.problem, options.walltime_warning * 60, self.warn_walltime
+            )
+        return self.jobs.watch(state, self.problem)
+
+    def warn_walltime(self, text: str) -> None:
+        """The walltime warning, on a line of its own that stands out."""
+        self.console.print(
+            f"[bold yellow]walltime:[/] {escape(text)}", markup=True, emoji=False, soft_wrap=True
+        )
+
+    def ended(self, state: SessionState, final: JobStatus) -> int:
+        """Report a session's job that ended while it was watched; record and forget it."""
         self.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
         self.say(self.jobs.tail(state))
-        self.forget(state)
+        outcome = f"job {state.job_id} ended ({final.state})"
+        if final.state == "TIMEOUT":
+            notebooks = self.site.profile.jupyter.root_dir or "~"
+            outcome += (
+                f": it reached its walltime ({self.site.profile.job.time}). Your notebooks are "
+                f"saved in {notebooks} on the cluster (JupyterLab saves them as you work; "
+                "unsaved edits and kernel state are lost). Start again with --mode run; ask "
+                "for more time with 'time' in platforms.ini."
+            )
+            self.warn_walltime(outcome)
+        elif isinstance(self.jobs, RemoteSite) and self.jobs.batch.state_fix(final.state):
+            outcome += f". Fix: {self.jobs.batch.state_fix(final.state)}."
+            self.problem(outcome)
+        self.end(state, final.state, outcome)
         return 1
 
     def announce_scheduler(self, state: SessionState) -> None:
@@ -301,10 +375,12 @@ class Lifecycle:
     def status_record(self, job_id: str | None) -> dict[str, str | int | None]:
         """What status reports about a saved session or batch job (no session: state NONE)."""
         if not job_id and saved.load(self.site.uid) is None:
+            ended = saved.load_ended(self.site.uid)
             return {
                 "uid": self.site.uid,
                 "job_id": None,
                 "state": "NONE",
+                **({"last_job": ended.job_id, "last_outcome": ended.outcome} if ended else {}),
                 "reason": "",
                 "node": "",
                 "time_left": "",
@@ -399,12 +475,37 @@ class Lifecycle:
             self.say(f"--mode logs/status/stop --job {state.job_id} follow, show or cancel it")
             return 0
         try:
-            final = batch.stream(remote, state, out, lambda s: self.show_status(s, "the script"))
+            final = batch.stream(
+                remote, state, out, lambda s: self.show_status(s, "the script"), self.problem
+            )
         except KeyboardInterrupt:
             return self.interrupted(state, "batch job", f"--job {state.job_id} finds it")
+        except JobFailedError as exc:
+            self.end(state, "CANCELLED", str(exc))
+            raise
+        except LinkLostError as exc:
+            raise LinkLostError(
+                f"{exc} Batch job {state.job_id} keeps running; --mode logs -f --job "
+                f"{state.job_id} follows it and gives its exit status once the login node "
+                "answers."
+            ) from None
+        return self.batch_ended(remote, state, final)
+
+    def batch_ended(self, remote: RemoteSite, state: SessionState, final: JobStatus) -> int:
+        """Report how a batch job ended (with its cause when the script never ran or the job
+        failed); record it and return the script's exit status."""
         code = batch.exit_status(remote, state, final)
-        self.forget(state)
-        self.say(f"batch job {state.job_id} ended ({final.state}); script exit status {code}")
+        outcome = f"batch job {state.job_id} ended ({final.state}); script exit status {code}"
+        failure = batch.recorded_failure(remote, state)
+        if failure:
+            outcome += f". The script did not run: {failure}"
+        elif remote.batch.failed(final) and batch.recorded_exit_status(remote, state) is None:
+            outcome += (
+                f". Last lines of {remote.output_path(state)}:\n{remote.tail(state, 10)}\n"
+                f"Fix: {remote.batch.state_fix(final.state)}."
+            )
+        self.end(state, final.state, outcome)
+        self.say(outcome)
         return code
 
     # ---------------------------------------------------------------------------- pipeline

@@ -97,7 +97,10 @@ class SSHLink:
                 channel.shutdown_write()
                 stdout = channel.makefile("rb").read().decode(errors="replace")
                 stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
-                return channel.recv_exit_status(), stdout, stderr
+                code = channel.recv_exit_status()
+                if code == -1 and not self.alive:  # the connection dropped mid-command
+                    raise EOFError("the connection closed before the command's exit status")
+                return code, stdout, stderr
             finally:
                 channel.close()
 

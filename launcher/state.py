@@ -1,7 +1,9 @@
 """Saved sessions: one JSON file per session in the user's state dir, mode 0600.
 
 A site's interactive session is saved as `<uid>.json`; each batch job as
-`<uid>.batch-<job id>.json`, so batch jobs never collide with the interactive session.
+`<uid>.batch-<job id>.json`, so batch jobs never collide with the interactive session. A
+session that ended in a fault (or, for batch jobs, at all) is recorded once more under
+`ended/<key>.json` with what happened (``outcome``), so that `status` can still tell.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.scheduler.files import state_dir, write_private
+from launcher.scheduler.files import make_private_dir, state_dir, write_private
 
 JUPYTER = "jupyter"
 BATCH = "batch"
@@ -39,6 +41,10 @@ class SessionState:
     scheduler_port: int = 0
     scheduler_file: str = ""
     jobs: str = ""
+    #: How the session ended, once it has: the batch system's final state or reason, and the
+    #: launcher's message about it ("" while it lives).
+    ended_state: str = ""
+    outcome: str = ""
 
     @property
     def key(self) -> str:
@@ -61,8 +67,24 @@ class SessionState:
         return bool(self.remote_host and self.remote_port)
 
 
+ENDED_DIR = "ended"
+
+
 def _path(key: str) -> Path:
     return state_dir() / f"{key}.json"
+
+
+def record_end(state: SessionState) -> None:
+    """Keep what is known about a session that ended (its ``ended_state`` and ``outcome``)."""
+    write_private(
+        make_private_dir(state_dir() / ENDED_DIR) / f"{state.key}.json",
+        json.dumps(dataclasses.asdict(state), indent=2),
+    )
+
+
+def load_ended(key: str) -> SessionState | None:
+    """The record of a session that ended, saved under ``key``; None if there is none."""
+    return load(f"{ENDED_DIR}/{key}")
 
 
 def save(state: SessionState) -> None:

@@ -144,6 +144,14 @@ class BatchSystem:
     #: dask-jobqueue's config section and cluster class for this batch system.
     jobqueue_section: ClassVar[str]
     jobqueue_class: ClassVar[str]
+    #: Final states that are not a success, by native name: what to do about each.
+    final_state_fixes: ClassVar[dict[str, str]] = {}
+    #: What to do about a pending reason that does not clear by itself, by reason code.
+    reason_fixes: ClassVar[dict[str, str]] = {}
+    #: The fix of a pending reason that does not clear by itself and has none of its own.
+    default_reason_fix: ClassVar[str] = (
+        "change the request (partition, account, QOS, size) or ask the cluster's administrators"
+    )
 
     #: The environment variable holding an array task's index inside the job.
     array_index_variable: ClassVar[str] = ""
@@ -253,6 +261,24 @@ class BatchSystem:
     def waits_for_good(self, reason: str) -> bool:
         """True when a pending job's reason will not clear by itself."""
         return False
+
+    def reason_code(self, reason: str) -> str:
+        """The code of a pending reason without its details ("ReqNodeNotAvail, Unavail..." ->
+        "ReqNodeNotAvail")."""
+        return reason.split(",")[0].strip()
+
+    def reason_fix(self, reason: str) -> str:
+        """What to do about a pending reason that does not clear by itself."""
+        code = self.reason_code(reason)
+        return self.reason_fixes.get(code, self.default_reason_fix)
+
+    def failed(self, status: JobStatus) -> bool:
+        """True for a job that ended in a state that is not a success."""
+        return status.finished and status.state in self.final_state_fixes
+
+    def state_fix(self, state: str) -> str:
+        """What to do about a job that ended in ``state`` ("" for a success or an unknown state)."""
+        return self.final_state_fixes.get(state, "")
 
     def cancel_named(self, job_name: str, user: str) -> None:
         """Cancel every job of ``user`` named ``job_name`` (no error when there is none)."""

@@ -49,6 +49,47 @@ FOREVER_REASONS = frozenset(
     }
 )
 FOREVER_PREFIXES = ("AssocMax", "QOSMax")
+#: SLURM's final states that are not a success, and what to do about each.
+FINAL_STATE_FIXES = {
+    "FAILED": "the job script exited non-zero: see the last lines of its output (a module that "
+    "does not load, an environment path that does not exist, a crash); fix the profile's "
+    "environment (modules, env_path) or run --mode install",
+    "CANCELLED": "the job was cancelled (by you, by an administrator, or by a dependency); "
+    "submit it again",
+    "NODE_FAIL": "its node failed; submit the job again (the batch system ended it, not your code)",
+    "BOOT_FAIL": "its node did not boot; submit the job again or pick another partition",
+    "TIMEOUT": "it reached its walltime; ask for more time ('time' in platforms.ini, "
+    "'worker_walltime' for Dask workers)",
+    "DEADLINE": "it reached its deadline; submit it again with a later --deadline",
+    "OUT_OF_MEMORY": "it used more memory than it asked for; raise 'mem' (or 'mem_per_cpu') in "
+    "platforms.ini, 'worker_memory' for Dask workers",
+    "PREEMPTED": "a job of higher priority preempted it; submit it again, or use a partition or "
+    "QOS without preemption",
+    "REVOKED": "a federated cluster revoked it; submit it again",
+    "SPECIAL_EXIT": "it was requeued in a special state; release it with scontrol or submit again",
+}
+#: What to do about a pending reason that does not clear by itself, by reason code.
+REASON_FIXES = {
+    "ReqNodeNotAvail": "the nodes it needs are down, drained or reserved; pick another partition "
+    "or ask the cluster's administrators (sinfo -R shows why)",
+    "PartitionDown": "its partition is down; pick another partition or wait for the "
+    "administrators to bring it up",
+    "PartitionInactive": "its partition is inactive; pick another partition",
+    "PartitionConfig": "the request does not fit the partition's configuration (size, account, "
+    "QOS); change 'partition' or the sizes",
+    "PartitionNodeLimit": "it asks for more nodes than the partition allows; lower the request",
+    "PartitionTimeLimit": "its walltime exceeds the partition's MaxTime; lower 'time' (or "
+    "'worker_walltime')",
+    "JobHeldUser": "it is held; release it with `scontrol release JOBID` or cancel it",
+    "JobHeldAdmin": "an administrator holds it; ask them, or cancel it",
+    "DependencyNeverSatisfied": "a job it depends on failed; cancel it and submit again "
+    "without the dependency",
+    "InvalidAccount": "the account is not valid here; fix 'account'",
+    "InvalidQOS": "the QOS is not valid here; fix the profile's directives",
+    "AccountNotAllowed": "the account may not use this partition; change 'account' or 'partition'",
+    "QOSNotAllowed": "the QOS may not use this partition; change the QOS or 'partition'",
+    "BadConstraints": "no node has the features asked for; fix the constraint",
+}
 
 
 def parse_squeue(output: str) -> JobFields | None:
@@ -175,6 +216,14 @@ class Slurm(BatchSystem):
     running_states = frozenset({"RUNNING", "COMPLETING"})
     jobqueue_section = "slurm"
     jobqueue_class = "SLURMCluster"
+    final_state_fixes = FINAL_STATE_FIXES
+    reason_fixes = REASON_FIXES
+    default_reason_fix = (
+        "the request exceeds a limit of your account or QOS, or names something unusable; "
+        "change the request or ask the cluster's administrators (scontrol show job JOBID "
+        "explains)"
+    )
+
     array_index_variable = "SLURM_ARRAY_TASK_ID"
 
     def dependency_directive(self, job_ids: list[str]) -> list[str]:
@@ -237,7 +286,7 @@ class Slurm(BatchSystem):
 
     def waits_for_good(self, reason: str) -> bool:
         """True for reasons that need a changed request or an administrator."""
-        code = reason.split(",")[0].strip()
+        code = self.reason_code(reason)
         return (
             code in FOREVER_REASONS
             or code.startswith(FOREVER_PREFIXES)

@@ -55,6 +55,8 @@ BATCH_SYSTEM_ENV = "EOHPC_BATCH_SYSTEM"
 # A batch job's run directory: the driver writes these next to the uploaded script.
 #: The script's exit status.
 EXIT_STATUS_NAME = "exit_status"
+#: Why the script did not run (the workers did not arrive, the cluster did not start): one line.
+FAILURE_NAME = "failure"
 #: The run's TLS files.
 TLS_DIR = "tls"
 
@@ -62,6 +64,7 @@ __all__ = [
     "BATCH_SYSTEM_ENV",
     "DEFAULT_SESSION",
     "EXIT_STATUS_NAME",
+    "FAILURE_NAME",
     "FILE_NAME",
     "FORMAT",
     "RUN_DIR_ENV",

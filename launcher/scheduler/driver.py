@@ -12,7 +12,8 @@ However the script ends, and on SIGTERM (cancel, time limit), SIGINT or SIGHUP, 
 are cancelled by name and the cluster is closed. While it waits for the workers, each change of
 a worker job's state or pending reason is printed; a worker job that cannot be submitted or
 pends for a reason that does not clear by itself ends the wait at once. The script's exit
-status is written to ``DIR/exit_status`` and is this process's exit status.
+status is written to ``DIR/exit_status`` and is this process's exit status; when the script
+never ran, the reason is written to ``DIR/failure`` (one message) for the launcher to report.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from launcher.scheduler.contract import EXIT_STATUS_NAME, RUN_DIR_ENV, TLS_DIR
+from launcher.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, RUN_DIR_ENV, TLS_DIR
 from launcher.scheduler.files import write_private
 from launcher.scheduler.tls import TLSFiles, create_session_tls
 from launcher.scheduler.workers import (
     batch_system,
     close_cluster,
     cluster_class,
+    log_directory,
     recording_job_class,
     scheduler_options,
     wait_for_workers,
@@ -112,7 +114,14 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
         with Client(cluster, timeout=60) as client:
             wait_for_workers(
-                client, workers, timeout, system, job_name, failures=failures, report=_say
+                client,
+                workers,
+                timeout,
+                system,
+                job_name,
+                failures=failures,
+                report=_say,
+                log_directory=log_directory(cluster),
             )
         print(f"eo-hpc: {workers} workers ready; running {' '.join(command)}", flush=True)
         env = script_env(cluster.scheduler_address, tls, run_dir)
@@ -125,6 +134,8 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         code = 128 + stop.signum
     except Exception as exc:  # reported in the job output; the finally block cleans up
         print(f"eo-hpc: {type(exc).__name__}: {exc}", flush=True)
+        if child is None:  # the script never ran: the launcher reports why
+            write_private(run_dir / FAILURE_NAME, f"{exc}\n")
     finally:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)

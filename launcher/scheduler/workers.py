@@ -116,6 +116,11 @@ def close_cluster(cluster: Any, system: BatchSystem, job_name: str, timeout: flo
         cancel_worker_jobs(system, job_name)
 
 
+def log_directory(cluster: Any) -> str | None:
+    """Where a dask-jobqueue cluster's worker jobs write their output (None: not kept)."""
+    return getattr(getattr(cluster, "_dummy_job", None), "log_directory", None)
+
+
 def current_user() -> str:
     """This process's user name (the owner of the worker jobs)."""
     return pwd.getpwuid(os.getuid()).pw_name
@@ -161,6 +166,54 @@ def describe(status: JobStatus) -> str:
     return f"worker job {status.job_id} {status.state}{reason}"
 
 
+def submitted_jobs(client: Any) -> set[str]:
+    """The ids of the worker jobs the client's dask-jobqueue cluster has submitted."""
+    cluster = getattr(client, "cluster", None)
+    workers = getattr(cluster, "workers", None) or {}
+    return {str(job.job_id) for job in list(workers.values()) if getattr(job, "job_id", None)}
+
+
+def final_status(system: BatchSystem, job_id: str) -> JobStatus | None:
+    """The state of a job that left the queue (None when it cannot be told)."""
+    try:
+        return system.status(job_id)
+    except Exception as exc:  # the wait goes on without it
+        log.debug("cannot ask for worker job %s's state: %s", job_id, exc)
+        return None
+
+
+def error_tail(log_directory: str | None, job_name: str, job_id: str, lines: int = 8) -> str:
+    """The last lines of a worker job's error output (dask-jobqueue's
+    ``<log-directory>/<job name>-<job id>.err``), or ""."""
+    if not log_directory:
+        return ""
+    path = os.path.join(os.path.expanduser(log_directory), f"{job_name}-{job_id}.err")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            tail = [line.rstrip() for line in handle.readlines()[-lines:]]
+    except OSError:
+        return ""
+    return f" Last lines of {path}:\n" + "\n".join(tail) + "\n" if tail else ""
+
+
+def worker_failure(
+    system: BatchSystem,
+    status: JobStatus,
+    job_name: str,
+    arrived: int,
+    workers: int,
+    log_directory: str | None,
+) -> str:
+    """Why the wait ended: a worker job that left the queue in a failed state."""
+    code = f", exit code {status.exit_code}" if status.exit_code else ""
+    return (
+        f"worker job {status.job_id} ended {status.state}{code} before its worker joined. "
+        f"{arrived}/{workers} workers arrived; the worker jobs are cancelled."
+        f"{error_tail(log_directory, job_name, status.job_id)} "
+        f"Fix: {system.state_fix(status.state)}."
+    )
+
+
 def wait_for_workers(
     client: Any,
     workers: int,
@@ -172,6 +225,7 @@ def wait_for_workers(
     report: Callable[[str], None] = print,
     poll: float = POLL_SECONDS,
     user: str | None = None,
+    log_directory: str | None = None,
 ) -> None:
     """Wait up to ``timeout`` seconds until ``workers`` Dask workers run.
 
@@ -179,10 +233,14 @@ def wait_for_workers(
     of their state or pending reason is reported as one line. Raises WorkersNotReady at once
     when a worker job's submission failed (``failures``, see recording_job_class) or a job
     pends for a reason that does not clear by itself, and on timeout, naming the jobs that pend
-    and why. The caller closes the cluster (cancelling the worker jobs) afterwards."""
+    and why. A worker job that leaves the queue in a failed state (failed, cancelled, node
+    failure, time limit, out of memory, preempted) also ends the wait at once, with the tail
+    of its error output from ``log_directory``. The caller closes the cluster (cancelling the
+    worker jobs) afterwards."""
     user = user or current_user()
     deadline = time.monotonic() + timeout
     seen: dict[str, str] = {}
+    checked: set[str] = set()
     jobs: list[JobStatus] = []
     arrived = 0
     while True:
@@ -198,31 +256,41 @@ def wait_for_workers(
                 "The worker jobs are cancelled; change the worker request (cores, memory, "
                 "walltime, queue)."
             )
+        listed: list[JobStatus] | None
         try:
-            jobs = system.named_jobs(job_name, user) or []
+            listed = system.named_jobs(job_name, user)
         except Exception as exc:  # the wait goes on without the report
             log.debug("cannot list the worker jobs named %s: %s", job_name, exc)
-            jobs = []
+            listed = None
+        listing_failed = listed is None
+        jobs = listed or []
         for status in jobs:
             text = describe(status)
             if seen.get(status.job_id) != text:
                 seen[status.job_id] = text
                 report(text)
         queued = {status.job_id for status in jobs}
-        for job_id in [j for j in seen if j not in queued]:
-            del seen[job_id]
-            report(f"worker job {job_id} left the queue")
+        if jobs or not listing_failed:
+            gone = [j for j in {*seen, *submitted_jobs(client)} - checked if j not in queued]
+            for job_id in sorted(gone):
+                checked.add(job_id)
+                final = final_status(system, job_id)
+                if final is not None and system.failed(final):
+                    raise WorkersNotReady(
+                        worker_failure(system, final, job_name, arrived, workers, log_directory)
+                    )
+                if seen.pop(job_id, None) is not None:
+                    report(f"worker job {job_id} left the queue")
         stuck = [s for s in jobs if s.pending and system.waits_for_good(s.reason)]
         if stuck:
             raise WorkersNotReady(
-                f"{describe(stuck[0])} cannot start: SLURM's reason {stuck[0].reason!r} does not "
-                f"clear by itself. {arrived}/{workers} workers arrived; the worker jobs are "
-                "cancelled. Change the worker request (cores, memory, walltime, queue) or ask "
-                "the cluster's administrators."
+                f"{describe(stuck[0])} cannot start: {system.name.upper()}'s reason "
+                f"{stuck[0].reason!r} does not clear by itself. {arrived}/{workers} workers "
+                f"arrived; the worker jobs are cancelled. Fix: "
+                f"{system.reason_fix(stuck[0].reason)}."
             )
         if time.monotonic() >= deadline:
-            listed = ", ".join(describe(s) for s in jobs) or "no worker job is queued"
-            why = f"; {listed}"
+            why = "; " + (", ".join(describe(s) for s in jobs) or "no worker job is queued")
             raise WorkersNotReady(
                 f"only {arrived}/{workers} workers arrived within {timeout:.0f}s{why}. "
                 "The worker jobs are cancelled; raise the timeout, or ask for smaller workers "

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,44 @@ def _require_root() -> None:
         pytest.skip("the test cluster needs root (it starts slurmctld, slurmd, munged and sshd)")
 
 
+#: What the launcher creates in the cluster user's home for each job: run directories, and
+#: the worker jobs' logs (the profiles' log-directory). The suite removes what it created there.
+RUN_ARTEFACTS = (".eohpc/runs", ".eohpc/dask-logs")
+#: Containers of the artefacts, and caches, that may appear without counting as left behind.
+HOME_CONTAINERS = (".eohpc", *RUN_ARTEFACTS)
+HOME_IGNORED = (".cache",)
+HOME_DEPTH = 3
+
+
+def home_entries(home: Path) -> set[str]:
+    """The paths under ``home`` (relative, at most HOME_DEPTH deep; a run directory counts as
+    one entry)."""
+    entries: set[str] = set()
+    for root, dirs, files in os.walk(home):
+        rel = Path(root).relative_to(home)
+        if rel.parts and (rel.parts[0] in HOME_IGNORED or str(rel.parent) in RUN_ARTEFACTS):
+            dirs.clear()
+            continue
+        if len(rel.parts) >= HOME_DEPTH:
+            dirs.clear()
+        entries.update(str(rel / name) for name in [*dirs, *files])
+    return entries
+
+
+def home_left_behind(home: Path, before: set[str]) -> list[str]:
+    """Remove the run directories and worker logs created since ``before``; return whatever
+    else is new in ``home``."""
+    new = sorted(home_entries(home) - before)
+    for entry in new:
+        if str(Path(entry).parent) in RUN_ARTEFACTS:
+            path = home / entry
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    return [e for e in sorted(home_entries(home) - before) if e not in HOME_CONTAINERS]
+
+
 def _cluster(topology: str) -> Iterator[rig.ClusterInfo]:
     _require_root()
     was_up = rig.is_up(topology)
@@ -26,6 +67,8 @@ def _cluster(topology: str) -> Iterator[rig.ClusterInfo]:
         if os.environ.get("CI"):
             pytest.fail(f"the {topology} test cluster did not start: {exc}")
         pytest.skip(f"the {topology} test cluster did not start: {exc}")
+    home = Path(pwd.getpwnam(info.user).pw_dir)
+    before = home_entries(home)
     try:
         yield info
     finally:
@@ -33,6 +76,12 @@ def _cluster(topology: str) -> Iterator[rig.ClusterInfo]:
             rig.cancel_all_jobs(info)
         else:
             rig.down(topology)
+        left = home_left_behind(home, before)
+        if left:
+            pytest.fail(
+                f"the tests left files in {home} on the {topology} cluster (beyond the run "
+                f"directories, which are removed): {', '.join(left)}"
+            )
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,17 @@ def install_dask_config(info: rig.ClusterInfo) -> dict[str, object]:
     return config
 
 
+def remove_dask_config(info: rig.ClusterInfo) -> None:
+    """Remove what install_dask_config and run_python wrote to the user's home."""
+    with info.connection() as conn:
+        sh(
+            conn,
+            "rm -rf ~/.config/dask/jobqueue.yaml ~/.eo-tests; "
+            "rmdir ~/.config/dask ~/.config 2>/dev/null; true",
+            warn=True,
+        )
+
+
 def run_python(
     info: rig.ClusterInfo, script: str, *, args: str = "", timeout: float = 300
 ) -> dict[str, Any]:

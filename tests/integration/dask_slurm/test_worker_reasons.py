@@ -48,7 +48,10 @@ def dask_shared(clean_netns_queue: rig.ClusterInfo, cluster_venv: str) -> Iterat
     """The two-namespace cluster with its venv and jobqueue config; each test checks that its
     own jobs (by name) are gone, whatever other jobs the user has."""
     remote.install_dask_config(clean_netns_queue)
-    yield clean_netns_queue
+    try:
+        yield clean_netns_queue
+    finally:
+        remote.remove_dask_config(clean_netns_queue)
 
 
 def run_wait(info: rig.ClusterInfo, kwargs: str) -> dict[str, object]:

@@ -20,12 +20,15 @@ def _require_root() -> None:
         pytest.skip("the test cluster needs root (it starts slurmctld, slurmd, munged and sshd)")
 
 
-#: What the launcher creates in the cluster user's home for each job: run directories, and
-#: the worker jobs' logs (the profiles' log-directory). The suite removes what it created there.
-RUN_ARTEFACTS = (".eohpc/runs", ".eohpc/dask-logs")
-#: Containers of the artefacts, and caches, that may appear without counting as left behind.
-HOME_CONTAINERS = (".eohpc", *RUN_ARTEFACTS)
-HOME_IGNORED = (".cache",)
+#: What the launcher creates in the cluster user's home for each job: run directories, the
+#: worker jobs' logs (the profiles' log-directory) and pipelines' work directories. The suite
+#: removes what it created there.
+RUN_ARTEFACTS = (".eohpc/runs", ".eohpc/dask-logs", ".eohpc/pipelines")
+#: Containers of the artefacts (install's emptied ones too) that may appear without counting
+#: as left behind.
+HOME_CONTAINERS = (".eohpc", ".eohpc/dist", ".eohpc/installs", *RUN_ARTEFACTS)
+#: The tools' own state that JupyterLab, IPython, pip and npm create on their first start.
+HOME_IGNORED = (".cache", ".ipython", ".jupyter", ".local", ".npm")
 HOME_DEPTH = 3
 
 

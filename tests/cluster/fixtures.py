@@ -26,7 +26,14 @@ def _require_root() -> None:
 RUN_ARTEFACTS = (".eohpc/runs", ".eohpc/dask-logs", ".eohpc/pipelines")
 #: Containers of the artefacts (install's emptied ones too) that may appear without counting
 #: as left behind.
-HOME_CONTAINERS = (".eohpc", ".eohpc/dist", ".eohpc/installs", ".config", ".config/dask", *RUN_ARTEFACTS)
+HOME_CONTAINERS = (
+    ".eohpc",
+    ".eohpc/dist",
+    ".eohpc/installs",
+    ".config",
+    ".config/dask",
+    *RUN_ARTEFACTS,
+)
 #: The tools' own state that JupyterLab, IPython, pip and npm create on their first start.
 HOME_IGNORED = (".cache", ".ipython", ".jupyter", ".local", ".npm")
 HOME_DEPTH = 3

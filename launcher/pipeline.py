@@ -275,7 +275,16 @@ def final_report(
     remote: RemoteSite, state: SessionState, final: dict[str, JobStatus]
 ) -> dict[str, Any]:
     """The run's report from the ledger and the jobs' final states; saved as report.json."""
-    pipe = Pipeline.from_json(json.loads(remote.link.read(f"{state.run_dir}/{PIPELINE_JSON}")))
+    saved = remote.link.read(f"{state.run_dir}/{PIPELINE_JSON}")
+    if not saved:
+        raise PipelineError(
+            f"the run directory {state.run_dir} (or its {PIPELINE_JSON}) vanished on the cluster "
+            "while the pipeline ran; the jobs' states were: "
+            + ", ".join(f"{step} {st.job_id} {st.state}" for step, st in final.items())
+            + ". Fix: keep ~/.eohpc/runs in place while a pipeline runs, then run it again "
+            "(the ledger in the work directory keeps the scenes already done)."
+        )
+    pipe = Pipeline.from_json(json.loads(saved))
     records = read_ledger(remote, pipe.workdir)
     todo = remote.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
     scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))

@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
+import fsspec
 import nbclient
 import nbformat
 import pytest
+
+from eotoolkit import storage
+from tests.s3.rig import RigInfo
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 pytestmark = pytest.mark.notebook
 
 
-def execute(path: Path, workdir: Path, env: dict[str, str]) -> nbformat.NotebookNode:
-    """Run a notebook in ``workdir`` with extra environment variables and return it executed."""
+#: The S3 settings a notebook may take from the environment (none of this machine's leak in).
+AWS_VARS = [
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "AWS_NO_SIGN_REQUEST", "AWS_REQUEST_PAYER",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "EO_NOTEBOOK_BUCKET",
+]  # fmt: skip
+
+
+def execute(
+    path: Path, workdir: Path, env: dict[str, str], unset: tuple[str, ...] = ()
+) -> nbformat.NotebookNode:
+    """Run a notebook in ``workdir`` with extra environment variables (and without those of
+    ``unset``) and return it executed."""
     nb = nbformat.read(path, as_version=4)
-    old = {k: os.environ.get(k) for k in env}
+    old = {k: os.environ.get(k) for k in [*env, *unset]}
+    for key in unset:
+        os.environ.pop(key, None)
     os.environ.update(env)
     try:
         client = nbclient.NotebookClient(
@@ -43,18 +62,58 @@ def test_notebooks_are_stored_without_outputs() -> None:
                 assert cell.execution_count is None, f"{path.name} has execution counts"
 
 
+def errors_and_text(nb: nbformat.NotebookNode) -> tuple[list[object], str]:
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    text = "".join(out.get("text", "") for out in outputs)
+    return [out for out in outputs if out.output_type == "error"], text
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_locally(path: Path, tmp_path: Path) -> None:
-    nb = execute(path, tmp_path, {"EO_NOTEBOOK_CLUSTER": "local", "MPLBACKEND": "Agg"})
-    errors = [
-        out
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for out in cell.outputs
-        if out.output_type == "error"
-    ]
+    """Without S3 settings (a laptop): notebook 2 skips its object storage section."""
+    nb = execute(
+        path, tmp_path, {"EO_NOTEBOOK_CLUSTER": "local", "MPLBACKEND": "Agg"}, tuple(AWS_VARS)
+    )
+    errors, text = errors_and_text(nb)
     assert not errors
     assert sum(1 for c in nb.cells if c.cell_type == "code" and c.outputs) > 0
+    if path.name.startswith("02_"):
+        assert "Skipping the object storage section" in text
+
+
+@pytest.mark.s3
+def test_stac_to_zarr_notebook_reads_and_writes_s3(s3_rig: RigInfo, tmp_path: Path) -> None:
+    """With an endpoint and credentials in the environment (the RGW rig's owner), notebook 2
+    uploads its catalog, loads from s3:// and writes and reopens an s3:// Zarr store."""
+    path = next(p for p in NOTEBOOKS if p.name.startswith("02_"))
+    bucket = f"eo-nb-{uuid.uuid4().hex[:8]}"
+    env = {
+        "EO_NOTEBOOK_CLUSTER": "local",
+        "MPLBACKEND": "Agg",
+        "AWS_ACCESS_KEY_ID": s3_rig.owner.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_rig.owner.secret_key,
+        "AWS_ENDPOINT_URL": s3_rig.endpoint,
+        "AWS_REGION": s3_rig.region,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "EO_NOTEBOOK_BUCKET": bucket,
+    }
+    fs = fsspec.filesystem(
+        "s3", **storage.fsspec_options(storage.resolve(env=env))
+    )  # the test's own view of the bucket
+    try:
+        nb = execute(path, tmp_path, env, tuple(AWS_VARS))
+        errors, text = errors_and_text(nb)
+        assert not errors
+        assert "Skipping the object storage section" not in text
+        assert f"objects uploaded to s3://{bucket}/stac-to-zarr-" in text
+        assert f"first asset: s3://{bucket}/stac-to-zarr-" in text
+        assert "holds the same values as the local one" in text
+        assert s3_rig.owner.secret_key not in text
+        assert fs.exists(bucket) and fs.ls(bucket) == []  # the notebook cleaned up after itself
+    finally:
+        if fs.exists(bucket):
+            fs.rm(bucket, recursive=True)
 
 
 REMOTE_RUNNER = r"""

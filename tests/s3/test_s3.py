@@ -6,6 +6,8 @@ credentials come from ``storage_options``, the environment or ``~/.aws``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import shutil
@@ -14,6 +16,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import numpy as np
@@ -336,6 +339,147 @@ def test_build_catalog_and_copy_assets_on_s3(s3_rig: RigInfo, s2_local: Path) ->
     assert ds.data.shape[0] == 2 and first.shape[0] == ds.data.shape[1]
     local = eo.copy_assets(cat, "data", s2_local / "back", storage_options=so)
     assert all(Path(p).is_file() for p in local.values())
+
+
+def _admin_client(rig: RigInfo, user: S3User | None = None) -> Any:
+    return storage._client(storage.resolve(options(rig, user)))
+
+
+def _new_bucket(rig: RigInfo, policy: dict[str, Any], s2_local: Path) -> Iterator[str]:
+    """A fresh bucket of the owner with ``policy``, holding the S2 collection at s2/; deleted
+    afterwards."""
+    s3 = _admin_client(rig)
+    bucket = f"eo-t-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    try:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy).replace("BUCKET", bucket))
+        s3fs_of(rig).put(str(s2_local) + "/", f"{bucket}/s2/", recursive=True)
+        yield bucket
+    finally:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+
+def _read_policy(principal: object) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": ["arn:aws:s3:::BUCKET", "arn:aws:s3:::BUCKET/*"],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def public_bucket(s3_rig: RigInfo, s2_local: Path) -> Iterator[str]:
+    """A bucket anyone may list and read (bucket policy with principal "*")."""
+    yield from _new_bucket(s3_rig, _read_policy("*"), s2_local)
+
+
+@pytest.fixture
+def requester_pays_bucket(s3_rig: RigInfo, s2_local: Path) -> Iterator[str]:
+    """A requester-pays bucket of the owner that the other user may read."""
+    principal = {"AWS": [f"arn:aws:iam:::user/{s3_rig.other.uid}"]}
+    gen = _new_bucket(s3_rig, _read_policy(principal), s2_local)
+    bucket = next(gen)
+    _admin_client(s3_rig).put_bucket_request_payment(
+        Bucket=bucket, RequestPaymentConfiguration={"Payer": "Requester"}
+    )
+    yield bucket
+    with contextlib.suppress(StopIteration):
+        next(gen)
+
+
+def _rclone(rig: RigInfo, cfg: storage.S3Config, *args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("rclone") is None:
+        pytest.skip("rclone is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    env.update(storage.rclone_env(cfg, "rgw"))
+    return subprocess.run(
+        ["rclone", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_unsigned_reads_of_a_public_bucket(
+    s3_rig: RigInfo, s2_local: Path, public_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """anon=True reads a public-read bucket through pystac, GDAL, s3fs and rclone, with no
+    credentials anywhere; so does a process that has only an endpoint and no credentials."""
+    url = f"s3://{public_bucket}/s2/catalog.json"
+    anon = {"endpoint_url": s3_rig.endpoint, "anon": True}
+    cfg = storage.resolve(anon)
+    assert cfg.anonymous and storage.gdal_config(cfg)["AWS_NO_SIGN_REQUEST"] == "YES"
+    assert "AWS_SECRET_ACCESS_KEY" not in storage.gdal_config(cfg)
+    items = eo.search(url, storage_options=anon)  # pystac through s3fs
+    ds = eo.load(items, bands=["B04"], chunks=128, storage_options=anon)  # GDAL /vsis3/
+    local = eo.load(eo.search(str(s2_local / "catalog.json")), bands=["B04"], chunks=128)
+    np.testing.assert_array_equal(ds.B04.values, local.B04.values)
+    fs = fsspec.filesystem("s3", **storage.fsspec_options(cfg))
+    assert fs.cat(f"{public_bucket}/s2/catalog.json") == (s2_local / "catalog.json").read_bytes()
+    listed = _rclone(s3_rig, cfg, "lsf", f"rgw:{public_bucket}/s2")
+    assert listed.returncode == 0 and "catalog.json" in listed.stdout.split(), listed.stderr
+    assert "RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY" not in storage.rclone_env(cfg, "rgw")
+    # No credentials at all: requests go unsigned, and the public bucket still reads.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_rig.endpoint)
+    assert storage.resolve().anonymous
+    assert len(eo.search(url)) == len(items)
+
+
+def test_unsigned_read_of_a_private_bucket_is_denied_naming_bucket_and_key(
+    s3_rig: RigInfo, s2_s3: str
+) -> None:
+    anon = {"endpoint_url": s3_rig.endpoint, "anon": True}
+    bucket, catalog_key = storage.split(s2_s3)
+    assert bucket == s3_rig.bucket
+    with pytest.raises(StorageAccessError) as err:
+        eo.search(s2_s3, storage_options=anon)
+    text = str(err.value)
+    assert err.value.bucket == bucket and err.value.key == catalog_key
+    assert f"access denied to s3://{bucket}/{catalog_key}" in text
+    assert "does not allow an unsigned request" in text and "set credentials" in text
+    items = eo.search(s2_s3, storage_options=options(s3_rig))
+    asset_bucket, asset_key = _first_asset(items[:1])
+    with pytest.raises(StorageAccessError) as err2:
+        eo.load(items[:1], bands=["B04"], storage_options=anon).B04.compute()
+    assert isinstance(err2.value, AssetReadError)
+    assert err2.value.bucket == asset_bucket and err2.value.key == asset_key
+    assert f"s3://{asset_bucket}/{asset_key}" in str(err2.value)
+    assert "unsigned request" in str(err2.value)
+
+
+def test_requester_pays_bucket(s3_rig: RigInfo, s2_local: Path, requester_pays_bucket: str) -> None:
+    """RGW enforces requester pays: the other user, allowed to read by the bucket policy, is
+    denied without the x-amz-request-payer header and reads with requester_pays=True, through
+    pystac/s3fs, GDAL (AWS_REQUEST_PAYER) and rclone alike."""
+    url = f"s3://{requester_pays_bucket}/s2/catalog.json"
+    plain = options(s3_rig, s3_rig.other)
+    with pytest.raises(StorageAccessError) as err:
+        eo.search(url, storage_options=plain)
+    assert err.value.reason == "permission" and err.value.bucket == requester_pays_bucket
+    assert "pass requester_pays=True" in str(err.value)
+    paying = dict(plain, requester_pays="true")
+    cfg = storage.resolve(paying)
+    assert storage.gdal_config(cfg)["AWS_REQUEST_PAYER"] == "requester"
+    assert storage.fsspec_options(cfg)["requester_pays"] is True
+    items = eo.search(url, storage_options=paying)
+    ds = eo.load(items, bands=["B04"], chunks=128, storage_options=paying)
+    local = eo.load(eo.search(str(s2_local / "catalog.json")), bands=["B04"], chunks=128)
+    np.testing.assert_array_equal(ds.B04.values, local.B04.values)
+    # GDAL alone: the same object is denied without the header.
+    items_plain = eo.search(url, storage_options=paying)[:1]
+    clear_cache()
+    with pytest.raises(StorageAccessError, match="requester_pays=True"):
+        eo.load(items_plain, bands=["B04"], storage_options=plain).B04.compute()
+    ok = _rclone(s3_rig, cfg, "lsf", f"rgw:{requester_pays_bucket}/s2")
+    assert ok.returncode == 0 and "catalog.json" in ok.stdout.split(), ok.stderr
+    denied = _rclone(s3_rig, storage.resolve(plain), "lsf", f"rgw:{requester_pays_bucket}/s2")
+    assert denied.returncode != 0 and "AccessDenied" in denied.stderr
 
 
 @pytest.fixture(autouse=True)

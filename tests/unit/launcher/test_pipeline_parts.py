@@ -298,3 +298,17 @@ def test_webhook_and_command_receive_the_report(tmp_path: Path) -> None:
     # A listener that is gone, and a failing command, are reported, not raised.
     problems = ledger.notify(rep, command="exit 5", webhook=url)
     assert len(problems) == 2 and "exited 5" in problems[0] and "webhook" in problems[1]
+
+
+def test_a_run_directory_removed_mid_run_is_reported_not_a_traceback() -> None:
+    from launcher.pipeline import final_report
+
+    remote = SimpleNamespace(link=SimpleNamespace(read=lambda path, offset=0: b""))
+    state = SimpleNamespace(run_dir="/home/u/.eohpc/runs/s-pipe-x-1", uid="s")
+    final = {"process": SimpleNamespace(job_id="104", state="FAILED")}
+    with pytest.raises(
+        PipelineError,
+        match=r"run directory /home/u/\.eohpc/runs/s-pipe-x-1 .*"
+        r"vanished.*process 104 FAILED",
+    ):
+        final_report(remote, state, final)  # type: ignore[arg-type]

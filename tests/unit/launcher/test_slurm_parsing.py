@@ -51,9 +51,15 @@ def test_sacct() -> None:
 
 @pytest.mark.parametrize(
     ("state", "phase"),
-    [("PENDING", "pending"), ("REQUEUED", "pending"), ("RUNNING", "running"),
-     ("COMPLETING", "running"), ("COMPLETED", "finished"), ("NODE_FAIL", "finished"),
-     ("OUT_OF_MEMORY", "finished")],
+    [
+        ("PENDING", "pending"),
+        ("REQUEUED", "pending"),
+        ("RUNNING", "running"),
+        ("COMPLETING", "running"),
+        ("COMPLETED", "finished"),
+        ("NODE_FAIL", "finished"),
+        ("OUT_OF_MEMORY", "finished"),
+    ],
 )
 def test_state_mapping(state: str, phase: str) -> None:
     assert SLURM.phase(state) == phase

@@ -104,7 +104,10 @@ class Site:
 
 
 #: ``batch_system:`` values; "local" runs JupyterLab on this machine.
-BATCH_SYSTEM_NAMES = ("slurm", "local")
+BATCH_SYSTEM_NAMES = ("slurm", "pbs", "htcondor", "local")
+#: dask-jobqueue's section of each batch system (as launcher.batchsystem names them).
+JOBQUEUE_SECTIONS = {"slurm": "slurm", "pbs": "pbs", "htcondor": "htcondor"}
+SYSTEM_TITLES = {"slurm": "SLURM", "pbs": "PBS", "htcondor": "HTCondor"}
 #: The profile key's older spelling, still read.
 OLD_BATCH_SYSTEM_KEY = "scheduler"
 MANAGERS = ("venv", "conda", "mamba", "current")
@@ -247,18 +250,30 @@ def _check_profile(profile: Profile) -> None:
     if profile.job.mem and profile.job.mem_per_cpu:
         raise ConfigError(f"{path}: set only one of 'job.mem' and 'job.mem_per_cpu'.")
     _check_time(profile.job.time, f"{path}: key 'job.time'")
-    slurm = profile.dask.get("jobqueue", {}).get("slurm", {})
-    if not isinstance(slurm, dict):
-        raise ConfigError(f"{path}: key 'dask.jobqueue.slurm' must be a mapping.")
-    allowed = jobqueue_slurm_keys()
-    for key in slurm:
+    jobqueue = profile.dask.get("jobqueue", {})
+    if not isinstance(jobqueue, dict):
+        raise ConfigError(f"{path}: key 'dask.jobqueue' must be a mapping.")
+    own = JOBQUEUE_SECTIONS.get(profile.batch_system, "slurm")
+    for section in JOBQUEUE_SECTIONS.values():
+        if section != own and section in jobqueue and profile.batch_system != "local":
+            raise ConfigError(
+                f"{path}: key 'dask.jobqueue.{section}' is for {SYSTEM_TITLES[section]} "
+                f"profiles, but 'batch_system' is '{profile.batch_system}': move its keys to "
+                f"'dask.jobqueue.{own}'."
+            )
+    workers = jobqueue.get(own, {})
+    if not isinstance(workers, dict):
+        raise ConfigError(f"{path}: key 'dask.jobqueue.{own}' must be a mapping.")
+    allowed = jobqueue_keys(own)
+    for key in workers:
         if allowed and key not in allowed:
             raise ConfigError(
-                f"{path}: unknown key 'dask.jobqueue.slurm.{key}'{_did_you_mean(key, allowed)}. "
+                f"{path}: unknown key 'dask.jobqueue.{own}.{key}'"
+                f"{_foreign_key(key, own) or _did_you_mean(key, allowed)}. "
                 f"Allowed (dask-jobqueue): {', '.join(sorted(allowed))}."
             )
-    if profile.batch_system == "slurm":
-        check_dask(path, profile.dask, profile.job.mem_per_cpu)
+    if profile.batch_system in JOBQUEUE_SECTIONS:
+        check_dask(path, profile.dask, profile.job.mem_per_cpu, own)
 
 
 def _check_time(value: str, where: str) -> None:
@@ -272,14 +287,30 @@ def _check_time(value: str, where: str) -> None:
         ) from None
 
 
-def jobqueue_slurm_keys() -> set[str]:
-    """Return the keys dask-jobqueue accepts under jobqueue.slurm (empty if not installed)."""
+def jobqueue_keys(section: str) -> set[str]:
+    """Return the keys dask-jobqueue accepts under jobqueue.<section> (empty if not installed)."""
     spec = importlib.util.find_spec("dask_jobqueue")
     if spec is None or not spec.submodule_search_locations:
         return set()
     defaults = Path(next(iter(spec.submodule_search_locations))) / "jobqueue.yaml"
     data = yaml.load(defaults.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
-    return set(data["jobqueue"]["slurm"])
+    return set(data["jobqueue"].get(section) or ())
+
+
+def jobqueue_slurm_keys() -> set[str]:
+    """Return the keys dask-jobqueue accepts under jobqueue.slurm (empty if not installed)."""
+    return jobqueue_keys("slurm")
+
+
+def _foreign_key(key: str, own: str) -> str:
+    """ " (a SLURM key ...)" when ``key`` belongs to another batch system's section only."""
+    for section in JOBQUEUE_SECTIONS.values():
+        if section != own and key in jobqueue_keys(section):
+            return (
+                f" (a {SYSTEM_TITLES[section]} key of 'dask.jobqueue.{section}', not a "
+                f"{SYSTEM_TITLES[own]} one)"
+            )
+    return ""
 
 
 def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Profile:
@@ -312,9 +343,9 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
     interface = values.get("dask_interface")
     if not interface:
         return profile.dask
-    if profile.batch_system != "slurm":
+    if profile.batch_system not in JOBQUEUE_SECTIONS:
         raise ConfigError(
-            f"{src}: key 'dask_interface' applies to SLURM platforms only; remove it."
+            f"{src}: key 'dask_interface' applies to batch-system platforms only; remove it."
         )
     if is_loopback(interface):
         raise ConfigError(
@@ -323,7 +354,8 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
             "interface (e.g. ib0), or remove the key."
         )
     dask = copy.deepcopy(profile.dask)
-    dask.setdefault("jobqueue", {}).setdefault("slurm", {})["interface"] = interface
+    section = JOBQUEUE_SECTIONS[profile.batch_system]
+    dask.setdefault("jobqueue", {}).setdefault(section, {})["interface"] = interface
     return dask
 
 

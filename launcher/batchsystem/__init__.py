@@ -11,15 +11,19 @@ from launcher.batchsystem.base import (
     Runner,
     local_runner,
 )
+from launcher.batchsystem.htcondor import HTCondor
+from launcher.batchsystem.pbs import PBS
 from launcher.batchsystem.slurm import Slurm
 from launcher.errors import ConfigError
 
 __all__ = [
     "BATCH_SYSTEMS",
     "FINISHED",
+    "PBS",
     "PENDING",
     "RUNNING",
     "BatchSystem",
+    "HTCondor",
     "JobStatus",
     "Runner",
     "Slurm",
@@ -28,7 +32,7 @@ __all__ = [
 ]
 
 #: Every batch system by its profile name.
-BATCH_SYSTEMS: dict[str, type[BatchSystem]] = {cls.name: cls for cls in (Slurm,)}
+BATCH_SYSTEMS: dict[str, type[BatchSystem]] = {cls.name: cls for cls in (Slurm, PBS, HTCondor)}
 
 
 def batch_system_class(name: str) -> type[BatchSystem]:

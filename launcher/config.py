@@ -35,6 +35,7 @@ from typing import Any
 import platformdirs
 import yaml
 
+from launcher.batchsystem import BATCH_SYSTEMS
 from launcher.dask_checks import check_dask, is_loopback
 from launcher.distribution import source_tree
 from launcher.errors import ConfigError, UnknownSiteError
@@ -130,7 +131,10 @@ class Site:
 
 
 #: ``batch_system:`` values; "local" runs JupyterLab on this machine.
-BATCH_SYSTEM_NAMES = ("slurm", "local")
+BATCH_SYSTEM_NAMES = (*BATCH_SYSTEMS, "local")
+#: dask-jobqueue's section of each batch system (as launcher.batchsystem names them).
+JOBQUEUE_SECTIONS = {name: cls.jobqueue_section for name, cls in BATCH_SYSTEMS.items()}
+SYSTEM_TITLES = {"slurm": "SLURM", "pbs": "PBS", "htcondor": "HTCondor"}
 #: The profile key's older spelling, still read.
 OLD_BATCH_SYSTEM_KEY = "scheduler"
 MANAGERS = ("venv", "conda", "mamba", "current")
@@ -413,18 +417,30 @@ def _check_profile(profile: Profile) -> None:
     if profile.job.mem and profile.job.mem_per_cpu:
         raise ConfigError(f"{path}: set only one of 'job.mem' and 'job.mem_per_cpu'.")
     _check_time(profile.job.time, f"{path}: key 'job.time'")
-    slurm = profile.dask.get("jobqueue", {}).get("slurm", {})
-    if not isinstance(slurm, dict):
-        raise ConfigError(f"{path}: key 'dask.jobqueue.slurm' must be a mapping.")
-    allowed = jobqueue_slurm_keys()
-    for key in slurm:
+    jobqueue = profile.dask.get("jobqueue", {})
+    if not isinstance(jobqueue, dict):
+        raise ConfigError(f"{path}: key 'dask.jobqueue' must be a mapping.")
+    own = JOBQUEUE_SECTIONS.get(profile.batch_system, "slurm")
+    for section in JOBQUEUE_SECTIONS.values():
+        if section != own and section in jobqueue and profile.batch_system != "local":
+            raise ConfigError(
+                f"{path}: key 'dask.jobqueue.{section}' is for {SYSTEM_TITLES[section]} "
+                f"profiles, but 'batch_system' is '{profile.batch_system}': move its keys to "
+                f"'dask.jobqueue.{own}'."
+            )
+    workers = jobqueue.get(own, {})
+    if not isinstance(workers, dict):
+        raise ConfigError(f"{path}: key 'dask.jobqueue.{own}' must be a mapping.")
+    allowed = jobqueue_keys(own)
+    for key in workers:
         if allowed and key not in allowed:
             raise ConfigError(
-                f"{path}: unknown key 'dask.jobqueue.slurm.{key}'{_did_you_mean(key, allowed)}. "
+                f"{path}: unknown key 'dask.jobqueue.{own}.{key}'"
+                f"{_foreign_key(key, own) or _did_you_mean(key, allowed)}. "
                 f"Allowed (dask-jobqueue): {', '.join(sorted(allowed))}."
             )
-    if profile.batch_system == "slurm":
-        check_dask(path, profile.dask, profile.job.mem_per_cpu)
+    if profile.batch_system in JOBQUEUE_SECTIONS:
+        check_dask(path, profile.dask, profile.job.mem_per_cpu, own)
 
 
 def _check_time(value: str, where: str) -> None:
@@ -438,14 +454,30 @@ def _check_time(value: str, where: str) -> None:
         ) from None
 
 
-def jobqueue_slurm_keys() -> set[str]:
-    """Return the keys dask-jobqueue accepts under jobqueue.slurm (empty if not installed)."""
+def jobqueue_keys(section: str) -> set[str]:
+    """Return the keys dask-jobqueue accepts under jobqueue.<section> (empty if not installed)."""
     spec = importlib.util.find_spec("dask_jobqueue")
     if spec is None or not spec.submodule_search_locations:
         return set()
     defaults = Path(next(iter(spec.submodule_search_locations))) / "jobqueue.yaml"
     data = yaml.load(defaults.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
-    return set(data["jobqueue"]["slurm"])
+    return set(data["jobqueue"].get(section) or ())
+
+
+def jobqueue_slurm_keys() -> set[str]:
+    """Return the keys dask-jobqueue accepts under jobqueue.slurm (empty if not installed)."""
+    return jobqueue_keys("slurm")
+
+
+def _foreign_key(key: str, own: str) -> str:
+    """ " (a SLURM key ...)" when ``key`` belongs to another batch system's section only."""
+    for section in JOBQUEUE_SECTIONS.values():
+        if section != own and key in jobqueue_keys(section):
+            return (
+                f" (a {SYSTEM_TITLES[section]} key of 'dask.jobqueue.{section}', not a "
+                f"{SYSTEM_TITLES[own]} one)"
+            )
+    return ""
 
 
 def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Profile:
@@ -498,13 +530,13 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
     workers = {key: values[key] for key in INI_WORKER_KEYS if key in values}
     if not interface and not workers:
         return profile.dask
-    if profile.batch_system != "slurm":
+    if profile.batch_system not in JOBQUEUE_SECTIONS:
         keys = [*(["dask_interface"] if interface else []), *workers]
         names = ", ".join(f"'{k}'" for k in keys)
         raise ConfigError(
-            f"{src}: key {names} applies to SLURM platforms only; remove it."
+            f"{src}: key {names} applies to batch-system platforms only; remove it."
             if len(keys) == 1
-            else f"{src}: keys {names} apply to SLURM platforms only; remove them."
+            else f"{src}: keys {names} apply to batch-system platforms only; remove them."
         )
     if interface and is_loopback(interface):
         raise ConfigError(
@@ -513,16 +545,24 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
             "interface (e.g. ib0), or remove the key."
         )
     dask = copy.deepcopy(profile.dask)
-    slurm = dask.setdefault("jobqueue", {}).setdefault("slurm", {})
+    section = JOBQUEUE_SECTIONS[profile.batch_system]
+    own = dask.setdefault("jobqueue", {}).setdefault(section, {})
     if interface:
-        slurm["interface"] = interface
+        own["interface"] = interface
+    allowed = jobqueue_keys(section)
     for key, value in workers.items():
-        slurm[INI_WORKER_KEYS[key]] = _worker_value(key, value, src)
+        name = INI_WORKER_KEYS[key]
+        if allowed and name not in allowed:
+            raise ConfigError(
+                f"{src}: key '{key}' sets dask-jobqueue's '{name}', which {section} worker jobs "
+                f"do not have; remove it."
+            )
+        own[name] = _worker_value(key, value, src)
     if not workers:
         return dask
     if "worker_walltime" in workers:
-        _fit_lifetime(slurm, src)
-    cores, processes = slurm.get("cores"), slurm.get("processes", 1)
+        _fit_lifetime(own, src)
+    cores, processes = own.get("cores"), own.get("processes", 1)
     if isinstance(cores, int) and isinstance(processes, int) and processes > cores:
         raise ConfigError(
             f"{src}: the worker jobs would run {processes} processes on {cores} cores "
@@ -530,7 +570,7 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
             "Lower worker_processes or raise worker_cores."
         )
     try:
-        check_dask(profile.path, dask, profile.job.mem_per_cpu)
+        check_dask(profile.path, dask, profile.job.mem_per_cpu, section)
     except ConfigError as exc:
         raise ConfigError(f"{src}: with this site's {', '.join(workers)}: {exc}") from None
     return dask

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from launcher.config import Profile
+from launcher.config import JOBQUEUE_SECTIONS, Profile
 
 DEFAULT_DASHBOARD_ADDRESS = ":8787"
 PANEL = "the Dask panel in JupyterLab's left sidebar lists each cluster's dashboard link"
@@ -10,8 +10,9 @@ PANEL = "the Dask panel in JupyterLab's left sidebar lists each cluster's dashbo
 
 def dashboard_port(profile: Profile) -> int | None:
     """The port the first Dask cluster's dashboard asks for, or None when it is chosen freely."""
-    slurm = profile.dask.get("jobqueue", {}).get("slurm", {}) or {}
-    options = slurm.get("scheduler-options") or {}
+    section = JOBQUEUE_SECTIONS.get(profile.batch_system, "slurm")
+    workers = profile.dask.get("jobqueue", {}).get(section, {}) or {}
+    options = workers.get("scheduler-options") or {}
     address = str(options.get("dashboard_address", DEFAULT_DASHBOARD_ADDRESS))
     port = address.rpartition(":")[2]
     return int(port) if port.isdigit() and int(port) > 0 else None

@@ -1,4 +1,9 @@
-"""Checks of a profile's `dask:` section: the settings Dask-on-SLURM users most often get wrong."""
+"""Checks of a profile's `dask:` section: the settings Dask-on-HPC users most often get wrong.
+
+The worker jobs' settings live in the batch system's dask-jobqueue section
+(`dask.jobqueue.slurm`, `.pbs`, `.htcondor`); the SLURM-only checks (memory per CPU) apply to
+SLURM profiles, and HTCondor worker jobs have no walltime to retire before.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,12 @@ from launcher.errors import ConfigError
 from launcher.slurmtime import format_seconds, parse_duration, parse_slurm_time
 
 SLURM_KEY = "dask.jobqueue.slurm"
+#: Each batch system's jobqueue section, the name its messages use and its cluster class.
+SYSTEMS = {
+    "slurm": ("SLURM", "SLURMCluster"),
+    "pbs": ("PBS", "PBSCluster"),
+    "htcondor": ("HTCondor", "HTCondorCluster"),
+}
 LOOPBACK_NAMES = ("lo", "localhost")
 REQUIRED_DIRECTORIES = {
     "local-directory": "node-local scratch for spilling, e.g. $TMPDIR or /tmp",
@@ -17,59 +28,75 @@ REQUIRED_DIRECTORIES = {
 }
 
 
-def check_dask(path: Path, dask: dict[str, Any], mem_per_cpu: str | None) -> None:
-    """Validate the Dask section of a SLURM profile; raise ConfigError naming key and fix.
+def check_dask(
+    path: Path, dask: dict[str, Any], mem_per_cpu: str | None, section: str = "slurm"
+) -> None:
+    """Validate the Dask section of a batch-system profile; raise ConfigError naming key and fix.
 
-    `mem_per_cpu` is the Jupyter job's memory request per CPU: a site that takes memory
+    `mem_per_cpu` is the Jupyter job's memory request per CPU: a SLURM site that takes memory
     per CPU needs the same for the worker jobs.
     """
-    slurm = dask.get("jobqueue", {}).get("slurm")
-    if not isinstance(slurm, dict) or not slurm:
+    system, cluster = SYSTEMS[section]
+    base = f"dask.jobqueue.{section}"
+    workers = dask.get("jobqueue", {}).get(section)
+    if not isinstance(workers, dict) or not workers:
+        needs = "cores, memory, disk" if section == "htcondor" else "cores, memory, walltime"
         raise ConfigError(
-            f"{path}: missing key '{SLURM_KEY}'. Add it with at least cores, memory, walltime, "
+            f"{path}: missing key '{base}'. Add it with at least {needs}, "
             "local-directory, log-directory and worker-extra-args (--lifetime, "
-            "--lifetime-stagger); see the shipped profile generic-slurm.yaml (--mode sites "
+            f"--lifetime-stagger); see the shipped profile generic-{section}.yaml (--mode sites "
             "prints where the profiles are)."
         )
-    check_lifetime(path, slurm)
-    check_directories(path, slurm)
-    check_interface(path, slurm)
-    check_memory_directives(path, slurm, mem_per_cpu)
-    check_labextension(path, dask.get("labextension", {}))
+    if section == "htcondor":
+        if workers.get("disk") is None:
+            raise ConfigError(
+                f"{path}: missing key '{base}.disk'. HTCondorCluster needs each worker job's "
+                'disk request, e.g. disk: "10GB".'
+            )
+    else:
+        check_lifetime(path, workers, base, system)
+    check_directories(path, workers, base)
+    check_interface(path, workers, base)
+    if section == "slurm":
+        check_memory_directives(path, workers, mem_per_cpu)
+    check_labextension(path, dask.get("labextension", {}), cluster)
 
 
-def check_lifetime(path: Path, slurm: dict[str, Any]) -> None:
-    """Workers retire (--lifetime, staggered) before SLURM kills their job at the walltime."""
+def check_lifetime(
+    path: Path, slurm: dict[str, Any], base: str = SLURM_KEY, system: str = "SLURM"
+) -> None:
+    """Workers retire (--lifetime, staggered) before the batch system kills their job at the
+    walltime."""
     walltime_text = slurm.get("walltime")
     if walltime_text is None:
         raise ConfigError(
-            f"{path}: missing key '{SLURM_KEY}.walltime'. Set the worker jobs' time limit, "
+            f"{path}: missing key '{base}.walltime'. Set the worker jobs' time limit, "
             'e.g. walltime: "02:00:00".'
         )
     try:
         walltime = parse_slurm_time(str(walltime_text))
     except ValueError:
         raise ConfigError(
-            f"{path}: key '{SLURM_KEY}.walltime' is {walltime_text!r}, not a SLURM time. "
+            f"{path}: key '{base}.walltime' is {walltime_text!r}, not a {system} time. "
             'Use M, M:S, H:M:S, D-H, D-H:M or D-H:M:S, e.g. "02:00:00".'
         ) from None
     args = slurm.get("worker-extra-args") or []
-    key = f"{SLURM_KEY}.worker-extra-args"
+    key = f"{base}.worker-extra-args"
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError(f"{path}: key '{key}' must be a list of strings.")
-    lifetime = _duration(path, key, args, "--lifetime")
-    stagger = _duration(path, key, args, "--lifetime-stagger")
+    lifetime = _duration(path, key, args, "--lifetime", system)
+    stagger = _duration(path, key, args, "--lifetime-stagger", system)
     if walltime is not None and lifetime + stagger >= walltime:
         raise ConfigError(
             f"{path}: key '{key}': --lifetime ({format_seconds(lifetime)}) plus "
             f"--lifetime-stagger ({format_seconds(stagger)}) is not shorter than walltime "
-            f"({format_seconds(walltime)}), so SLURM kills workers before they hand over "
+            f"({format_seconds(walltime)}), so {system} kills workers before they hand over "
             "their data. Shorten --lifetime (e.g. walltime minus 10 minutes minus the stagger) "
             "or raise walltime."
         )
 
 
-def _duration(path: Path, key: str, args: list[str], flag: str) -> float:
+def _duration(path: Path, key: str, args: list[str], flag: str, system: str = "SLURM") -> float:
     value: str | None = None
     for i, arg in enumerate(args):
         if arg == flag and i + 1 < len(args):
@@ -80,7 +107,7 @@ def _duration(path: Path, key: str, args: list[str], flag: str) -> float:
         raise ConfigError(
             f"{path}: key '{key}' has no '{flag}'. Add e.g. [\"--lifetime\", \"110m\", "
             '"--lifetime-stagger", "5m"] for a 2-hour walltime, so workers retire '
-            "gracefully, one after another, before SLURM ends their jobs."
+            f"gracefully, one after another, before {system} ends their jobs."
         )
     try:
         return parse_duration(value)
@@ -90,25 +117,25 @@ def _duration(path: Path, key: str, args: list[str], flag: str) -> float:
         ) from None
 
 
-def check_directories(path: Path, slurm: dict[str, Any]) -> None:
+def check_directories(path: Path, slurm: dict[str, Any], base: str = SLURM_KEY) -> None:
     """Workers need node-local scratch and a log directory."""
     for name, what in REQUIRED_DIRECTORIES.items():
         value = slurm.get(name)
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{path}: missing key '{SLURM_KEY}.{name}'. Set it to {what}.")
+            raise ConfigError(f"{path}: missing key '{base}.{name}'. Set it to {what}.")
 
 
-def check_interface(path: Path, slurm: dict[str, Any]) -> None:
+def check_interface(path: Path, slurm: dict[str, Any], base: str = SLURM_KEY) -> None:
     """The scheduler must listen where workers on other nodes can reach it."""
     options = slurm.get("scheduler-options") or {}
     if not isinstance(options, dict):
-        raise ConfigError(f"{path}: key '{SLURM_KEY}.scheduler-options' must be a mapping.")
+        raise ConfigError(f"{path}: key '{base}.scheduler-options' must be a mapping.")
     for key, value in (("interface", slurm.get("interface")), *_scheduler_items(options)):
         if value is None:
             continue
         if not isinstance(value, str) or is_loopback(value):
             raise ConfigError(
-                f"{path}: key '{SLURM_KEY}.{key}' is {value!r}: workers on other nodes cannot "
+                f"{path}: key '{base}.{key}' is {value!r}: workers on other nodes cannot "
                 "reach a scheduler on the loopback interface. Use the compute nodes' "
                 "high-speed interface (e.g. ib0), or remove the key to use the default route's."
             )
@@ -146,7 +173,7 @@ def check_memory_directives(path: Path, slurm: dict[str, Any], mem_per_cpu: str 
         )
 
 
-def check_labextension(path: Path, labextension: Any) -> None:
+def check_labextension(path: Path, labextension: Any, cluster: str = "SLURMCluster") -> None:
     """The Dask panel's "new cluster" button must submit worker jobs, with bounded adapt."""
     if not isinstance(labextension, dict):
         raise ConfigError(f"{path}: key 'dask.labextension' must be a mapping.")
@@ -155,7 +182,7 @@ def check_labextension(path: Path, labextension: Any) -> None:
         raise ConfigError(
             f"{path}: key 'dask.labextension.factory.class' is LocalCluster, so the Dask panel "
             "would run workers inside the Jupyter job. Set module: dask_jobqueue, "
-            "class: SLURMCluster."
+            f"class: {cluster}."
         )
     adapt = (labextension.get("default") or {}).get("adapt")
     bounded = isinstance(adapt, dict) and any(

@@ -185,11 +185,11 @@ def dask_config(profile: Profile, home: str | None = None) -> dict[str, Any]:
     """
     config = copy.deepcopy(profile.dask)
     if profile.batch_system in BATCH_SYSTEMS:
-        section = BATCH_SYSTEMS[profile.batch_system].jobqueue_section
-        workers = config.setdefault("jobqueue", {}).setdefault(section, {})
-        if profile.job.partition:
+        system = BATCH_SYSTEMS[profile.batch_system]
+        workers = config.setdefault("jobqueue", {}).setdefault(system.jobqueue_section, {})
+        if profile.job.partition and "queue" in system.jobqueue_inherits:
             workers.setdefault("queue", profile.job.partition)
-        if profile.job.account:
+        if profile.job.account and "account" in system.jobqueue_inherits:
             workers.setdefault("account", profile.job.account)
         for key in ("local-directory", "log-directory"):
             value = workers.get(key)

@@ -13,15 +13,19 @@ from launcher.batchsystem.base import (
     Runner,
     local_runner,
 )
+from launcher.batchsystem.htcondor import HTCondor
+from launcher.batchsystem.pbs import PBS
 from launcher.batchsystem.slurm import Slurm
 from launcher.errors import ConfigError
 
 __all__ = [
     "BATCH_SYSTEMS",
     "FINISHED",
+    "PBS",
     "PENDING",
     "RUNNING",
     "BatchSystem",
+    "HTCondor",
     "JobStatus",
     "NodeSize",
     "PartitionLimits",
@@ -32,7 +36,7 @@ __all__ = [
 ]
 
 #: Every batch system by its profile name.
-BATCH_SYSTEMS: dict[str, type[BatchSystem]] = {cls.name: cls for cls in (Slurm,)}
+BATCH_SYSTEMS: dict[str, type[BatchSystem]] = {cls.name: cls for cls in (Slurm, PBS, HTCondor)}
 
 
 def batch_system_class(name: str) -> type[BatchSystem]:

@@ -156,6 +156,9 @@ class BatchSystem:
     #: The environment variable holding an array task's index inside the job.
     array_index_variable: ClassVar[str] = ""
 
+    #: Keys of that section the worker jobs take over from the Jupyter job's settings.
+    jobqueue_inherits: ClassVar[tuple[str, ...]] = ("queue", "account")
+
     def __init__(self, run: Runner = local_runner) -> None:
         self.run = run
 
@@ -187,8 +190,8 @@ class BatchSystem:
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]
 
     def output_name(self, job_id: str) -> str:
-        """The name the job's output file has once the job id is known."""
-        return f"job-{job_id}.out"
+        """The name the job's output file has once the job id is known (``%j`` is the id)."""
+        return self.output_pattern.replace("%j", job_id)
 
     def phase(self, state: str) -> str:
         """PENDING, RUNNING or FINISHED for a native state."""
@@ -207,9 +210,14 @@ class BatchSystem:
             )
         return match.group(1)
 
+    def submit_command_for(self, script: str) -> str:
+        """The command that submits ``script`` given on its standard input (a batch system
+        without header directives builds its submit description here)."""
+        return self.submit_command
+
     def submit(self, script: str) -> str:
         """Submit a job script (on standard input); return the job id."""
-        code, out, err = self.run(self.submit_command, script)
+        code, out, err = self.run(self.submit_command_for(script), script)
         if code != 0:
             message = err.strip() or out.strip() or f"exit code {code}"
             raise BatchSystemError(

@@ -162,3 +162,37 @@ def clean_netns_queue(netns_cluster: rig.ClusterInfo) -> Iterator[rig.ClusterInf
     """The two-namespace cluster, with every job of its users cancelled after the test."""
     yield netns_cluster
     rig.cancel_all_jobs(netns_cluster)
+
+
+def _other_cluster(batch_system: str) -> Iterator[rig.ClusterInfo]:
+    """The PBS or HTCondor rig: started if it is not up (and stopped again afterwards)."""
+    import importlib
+
+    _require_root()
+    module = importlib.import_module(f"tests.cluster.{batch_system}_rig")
+    was_up = module.is_up()
+    try:
+        info = module.up()
+    except rig.RigError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the {batch_system} test cluster did not start: {exc}")
+        pytest.skip(f"the {batch_system} test cluster did not start: {exc}")
+    try:
+        yield info
+    finally:
+        if was_up:
+            module.cancel_all_jobs()
+        else:
+            module.down()
+
+
+@pytest.fixture(scope="session")
+def pbs_cluster() -> Iterator[rig.ClusterInfo]:
+    """OpenPBS (server, scheduler, MOM) and sshd in a Debian 12 root and namespace of their own."""
+    yield from _other_cluster("pbs")
+
+
+@pytest.fixture(scope="session")
+def htcondor_cluster() -> Iterator[rig.ClusterInfo]:
+    """A personal HTCondor pool and sshd in a Debian 13 root and namespace of their own."""
+    yield from _other_cluster("htcondor")

@@ -22,6 +22,11 @@ Command line (as root)::
     python -m tests.cluster.rig up [--topology single|netns] [--venv]
     python -m tests.cluster.rig status
     python -m tests.cluster.rig down [--topology single|netns]
+
+PBS and HTCondor clusters, each in a Debian root and network namespace of its own
+(:mod:`tests.cluster.pbs_rig`, :mod:`tests.cluster.htcondor_rig`)::
+
+    python -m tests.cluster.rig up|down|status --batch-system pbs|htcondor
 """
 
 from __future__ import annotations
@@ -114,14 +119,15 @@ class ClusterInfo:
 
     def ini_section(self) -> dict[str, str]:
         """Keys of a ``platforms.ini`` section that points at this cluster."""
-        return {
-            "platform": "sandbox",
+        section = {
+            "platform": self.extra.get("platform", "sandbox"),
             "host": self.ssh_host,
             "port": str(self.ssh_port),
             "user": self.user,
             "keypath": self.key_path,
             "partition": self.partition,
         }
+        return {k: v for k, v in section.items() if v}
 
     def connection(self, *, other: bool = False) -> Connection:
         """A fabric connection to the login node as the cluster user (or as the other user)."""
@@ -736,7 +742,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--topology", choices=["single", "netns", "all"], default=None)
     parser.add_argument("--venv", action="store_true", help="also build the cluster-side venv")
+    parser.add_argument(
+        "--batch-system",
+        choices=["slurm", "pbs", "htcondor"],
+        default="slurm",
+        help="the PBS and HTCondor rigs run in Debian roots of their own",
+    )
     args = parser.parse_args(argv)
+    if args.batch_system != "slurm":
+        return other_main(args.action, args.batch_system)
     try:
         if args.action == "up":
             topologies = (
@@ -754,6 +768,32 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for t in ("single", "netns"):
                 print(f"{t}: {'up' if is_up(t) else 'down'}")
+    except RigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def other_main(action: str, batch_system: str) -> int:
+    """``up``, ``down`` or ``status`` of the PBS or HTCondor rig."""
+    import importlib
+
+    module = importlib.import_module(f"tests.cluster.{batch_system}_rig")
+    try:
+        if action == "up":
+            t0 = time.monotonic()
+            info = module.up()
+            print(json.dumps(asdict(info), indent=2))
+            print(
+                f"{batch_system} up in {time.monotonic() - t0:.0f} s; a site section:\n"
+                f"[sandbox-{batch_system}]\n"
+                + "".join(f"{k} = {v}\n" for k, v in info.ini_section().items())
+                + f"env_path = {info.venv}"
+            )
+        elif action == "down":
+            module.down()
+        else:
+            print(f"{batch_system}: {'up' if module.is_up() else 'down'}")
     except RigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,7 +26,19 @@ from launcher.config import (
 from launcher.errors import ConfigError, UnknownSiteError
 
 REPO = Path(__file__).resolve().parents[3]
-SHIPPED_PROFILES = ["delftblue", "generic-slurm", "local", "sandbox", "snellius", "spider"]
+SHIPPED_PROFILES = [
+    "delftblue",
+    "derecho",
+    "generic-htcondor",
+    "generic-pbs",
+    "generic-slurm",
+    "local",
+    "sandbox",
+    "sandbox-htcondor",
+    "sandbox-pbs",
+    "snellius",
+    "spider",
+]
 
 
 def test_shipped_dir_holds_profiles_and_examples() -> None:

@@ -239,3 +239,62 @@ def test_dashboard_hint(tmp_path: Path) -> None:
     assert dashboard_port(free) is None
     assert "Dask panel" in dashboard_hint(free, 9999)
     assert dashboard_port(load_profile("local", None)) == 8787
+
+
+def write_profile(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["generic-pbs", "generic-htcondor", "derecho"])
+def test_pbs_and_htcondor_profiles_load(name: str) -> None:
+    from launcher.config import load_profile
+
+    profile = load_profile(name, None)
+    assert profile.batch_system in ("pbs", "htcondor")
+
+
+def test_wrong_systems_section_is_rejected_by_name(tmp_path: Path) -> None:
+    from launcher.config import load_profile
+
+    ini = tmp_path / "platforms.ini"
+    ini.write_text("")
+    write_profile(
+        tmp_path,
+        "mine",
+        "batch_system: pbs\ndask:\n  jobqueue:\n    slurm: {cores: 1}\n",
+    )
+    with pytest.raises(ConfigError, match=r"'dask.jobqueue.slurm' is for SLURM profiles"):
+        load_profile("mine", ini)
+
+
+def test_foreign_key_is_named(tmp_path: Path) -> None:
+    from launcher.config import jobqueue_keys, load_profile
+
+    if not jobqueue_keys("pbs"):
+        pytest.skip("dask-jobqueue is not installed")
+    ini = tmp_path / "platforms.ini"
+    ini.write_text("")
+    write_profile(
+        tmp_path,
+        "mine",
+        "batch_system: pbs\ndask:\n  jobqueue:\n    pbs: {cores: 1, job-mem: 4G}\n",
+    )
+    with pytest.raises(ConfigError, match=r"'dask.jobqueue.pbs.job-mem' \(a SLURM key"):
+        load_profile("mine", ini)
+
+
+def test_htcondor_needs_disk(tmp_path: Path) -> None:
+    from launcher.config import load_profile
+
+    ini = tmp_path / "platforms.ini"
+    ini.write_text("")
+    write_profile(
+        tmp_path,
+        "mine",
+        "batch_system: htcondor\ndask:\n  jobqueue:\n    htcondor:\n      cores: 1\n"
+        "      memory: 1GiB\n      local-directory: /tmp\n      log-directory: ~/logs\n",
+    )
+    with pytest.raises(ConfigError, match=r"missing key 'dask.jobqueue.htcondor.disk'"):
+        load_profile("mine", ini)

@@ -70,9 +70,18 @@ def test_worker_keys_validated(tmp_path: Path, extra: str, message: str | None) 
     assert "platforms.ini [s]" in str(err.value)
 
 
-def test_worker_keys_need_a_slurm_platform(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'worker_cores' applies to SLURM platforms only"):
+def test_worker_keys_need_a_batch_system_platform(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'worker_cores' applies to batch-system platforms only"):
         site_with(tmp_path, "worker_cores = 2\n", base="[s]\nplatform = local\n")
+
+
+def test_worker_keys_a_batch_system_lacks_are_refused(tmp_path: Path) -> None:
+    """HTCondor worker jobs have no queue: worker_queue names the key to remove."""
+    base = "[s]\nplatform = generic-htcondor\nhost = h\n"
+    with pytest.raises(ConfigError, match="'worker_queue' sets dask-jobqueue's 'queue'"):
+        site_with(tmp_path, "worker_queue = short\n", base=base)
+    site = site_with(tmp_path, "worker_cores = 2\n", base=base)
+    assert site.profile.dask["jobqueue"]["htcondor"]["cores"] == 2
 
 
 def test_worker_walltime_moves_an_inline_lifetime_flag(tmp_path: Path) -> None:

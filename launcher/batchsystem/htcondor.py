@@ -1,0 +1,163 @@
+"""HTCondor: condor_submit, condor_q, condor_history and condor_rm.
+
+HTCondor has no header directives: a job is a *submit description* naming an executable. The
+job script written for HTCondor carries its submit description as ``#HTCondor`` comment lines
+(where other batch systems have ``#SBATCH`` or ``#PBS`` lines), ending with ``queue``. Submitting
+saves the script into the job's run directory (it is the description's ``executable``, 0700)
+and gives the comment lines, prefix removed, to ``condor_submit``.
+
+Assumptions, as on the sites that run interactive jobs: the run directory is on a filesystem
+the execute points share with the login node (``should_transfer_files = NO``), so the job
+writes its output there while it runs; the job gets the login shell's ``HOME``, ``USER``,
+``LOGNAME``, ``PATH`` and ``LANG`` (``getenv``) and its own id in ``HTCONDOR_JOB_ID``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from typing import TYPE_CHECKING, Any
+
+from launcher.batchsystem.base import BatchSystem, JobFields
+from launcher.batchsystem.units import job_memory_mib, time_seconds
+from launcher.errors import BatchSystemError
+
+if TYPE_CHECKING:
+    from launcher.config import JobSpec
+
+#: JobStatus numbers and their names.
+JOB_STATUS = {
+    1: "IDLE",
+    2: "RUNNING",
+    3: "REMOVED",
+    4: "COMPLETED",
+    5: "HELD",
+    6: "TRANSFERRING_OUTPUT",
+    7: "SUSPENDED",
+}
+ATTRIBUTES = (
+    "JobStatus,HoldReason,LastRejMatchReason,RemoteHost,LastRemoteHost,ExitCode,ExitBySignal,"
+    "ExitSignal,JobCurrentStartDate,AllowedExecuteDuration,RemoveReason"
+)
+#: The job script's file in the run directory: the submit description's executable.
+SCRIPT_NAME = "job.sh"
+#: The job's own id, set by its submit description.
+JOB_ID_VARIABLE = "HTCONDOR_JOB_ID"
+#: The login shell's variables a job gets.
+GETENV = "HOME, USER, LOGNAME, PATH, LANG"
+DEFAULT_DISK = "1GB"
+
+
+def _host(slot: Any) -> str:
+    """``slot1_2@node.example.org`` -> ``node.example.org``."""
+    return str(slot or "").rpartition("@")[2]
+
+
+def parse_ads(output: str) -> JobFields | None:
+    """Parse ``condor_q -json`` or ``condor_history -json`` of one job; None when absent."""
+    text = output.strip()
+    if not text:
+        return None
+    try:
+        ads = json.loads(text)
+    except ValueError:
+        return None
+    if not ads:
+        return None
+    ad = ads[0]
+    status = ad.get("JobStatus")
+    state = JOB_STATUS.get(status, f"STATUS_{status}") if isinstance(status, int) else ""
+    if not state:
+        return None
+    reason = ""
+    if state == "HELD":
+        reason = str(ad.get("HoldReason", ""))
+    elif state == "IDLE":
+        reason = str(ad.get("LastRejMatchReason", ""))
+    elif state == "REMOVED":
+        reason = str(ad.get("RemoveReason", ""))
+    exit_code = ""
+    if ad.get("ExitBySignal"):
+        exit_code = f"signal {ad.get('ExitSignal', '?')}"
+    elif ad.get("ExitCode") is not None:
+        exit_code = str(ad["ExitCode"])
+    time_left = ""
+    limit, started = ad.get("AllowedExecuteDuration"), ad.get("JobCurrentStartDate")
+    if state == "RUNNING" and isinstance(limit, int) and isinstance(started, int):
+        left = max(0, limit - (int(time.time()) - started))
+        time_left = f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}"
+    return JobFields(
+        state=state,
+        reason=reason,
+        node=_host(ad.get("RemoteHost") or ad.get("LastRemoteHost")),
+        time_left=time_left,
+        exit_code=exit_code,
+    )
+
+
+class HTCondor(BatchSystem):
+    """HTCondor's access point (schedd) on the login node."""
+
+    name = "htcondor"
+    directive_prefix = "#HTCondor"
+    job_id_variable = JOB_ID_VARIABLE
+    submit_command = "condor_submit -terse -"
+    # "-terse" prints "<first id> - <last id>", e.g. "123.0 - 123.0".
+    job_id_pattern = re.compile(r"(?m)^(\d+\.\d+)\s+-\s+\d+\.\d+\s*$")
+    cancel_command = "condor_rm {job_id}"
+    cancel_gone = ("Couldn't find", "not found", "already")
+    cancel_by_name = (
+        "condor_rm", "-constraint", 'JobBatchName == "{name}" && Owner == "{user}"',
+    )  # fmt: skip
+    status_queries = (
+        (f"condor_q {{job_id}} -json -attributes {ATTRIBUTES}", parse_ads),
+        (f"condor_history {{job_id}} -json -limit 1 -attributes {ATTRIBUTES}", parse_ads),
+    )
+    pending_states = frozenset({"IDLE", "HELD", "SUSPENDED"})
+    running_states = frozenset({"RUNNING", "TRANSFERRING_OUTPUT"})
+    output_pattern = "job.out"
+    jobqueue_section = "htcondor"
+    jobqueue_class = "HTCondorCluster"
+    # dask-jobqueue's htcondor section has neither queue nor account.
+    jobqueue_inherits = ()
+
+    def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
+        """The submit description (without ``queue``), its executable the script itself."""
+        run_dir = output.rpartition("/")[0] or "."
+        lines = [
+            f"executable = {run_dir}/{SCRIPT_NAME}",
+            f"initialdir = {run_dir}",
+            f"batch_name = {job_name}",
+            f"output = {output}",
+            f"error = {output}",
+            f"log = {run_dir}/job.log",
+            "should_transfer_files = NO",
+            f"getenv = {GETENV}",
+            f'environment = "{JOB_ID_VARIABLE}=$(ClusterId).$(ProcId)"',
+            f"request_cpus = {job.cpus}",
+            f"request_disk = {DEFAULT_DISK}",
+        ]
+        mib = job_memory_mib(job.mem, job.mem_per_cpu, job.cpus)
+        if mib:
+            lines.append(f"request_memory = {mib}")
+        seconds = time_seconds(job.time)
+        if seconds is not None:
+            lines.append(f"allowed_execute_duration = {seconds}")
+        if job.account:
+            lines.append(f"accounting_group = {job.account}")
+        return lines
+
+    def directives(self, job: JobSpec, job_name: str, output: str) -> list[str]:
+        """The submit description's lines; the profile's own come before the final ``queue``."""
+        return [*super().directives(job, job_name, output), f"{self.directive_prefix} queue"]
+
+    def submit_command_for(self, script: str) -> str:
+        """Save the script as its own executable, then submit its ``#HTCondor`` lines."""
+        match = re.search(rf"(?m)^{self.directive_prefix} executable = (.+)$", script)
+        if match is None:
+            raise BatchSystemError(f"the job script has no '{self.directive_prefix} executable'")
+        path = shlex.quote(match.group(1).strip())
+        prefix = shlex.quote(f"s/^{self.directive_prefix} //p")
+        return f"cat > {path} && chmod 700 {path} && sed -n {prefix} {path} | {self.submit_command}"

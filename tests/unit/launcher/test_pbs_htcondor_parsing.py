@@ -1,0 +1,155 @@
+"""PBS and HTCondor adaptors: parsing what their commands printed on the test rigs
+(tests/unit/launcher/data, captured from tests/cluster/pbs_rig.py and htcondor_rig.py),
+the job script headers, and cancellation commands."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from launcher.batchsystem import PBS, HTCondor, batch_system_class
+from launcher.batchsystem.htcondor import parse_ads
+from launcher.batchsystem.pbs import parse_qstat_json
+from launcher.config import JobSpec
+from launcher.errors import BatchSystemError
+
+DATA = Path(__file__).parent / "data"
+
+
+def data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def test_registered() -> None:
+    assert batch_system_class("pbs") is PBS and batch_system_class("htcondor") is HTCondor
+    assert PBS.jobqueue_class == "PBSCluster" and HTCondor.jobqueue_class == "HTCondorCluster"
+
+
+def test_qsub_job_id() -> None:
+    assert PBS().parse_job_id("2.eopbs\n") == "2.eopbs"
+    assert PBS().parse_job_id("1234.pbs01.example.org\n") == "1234.pbs01.example.org"
+    assert PBS().parse_job_id("12[].server\n") == "12[].server"
+    with pytest.raises(BatchSystemError, match="qsub printed no job id"):
+        PBS().parse_job_id("qsub: Unknown queue")
+
+
+def test_qstat_states() -> None:
+    pbs = PBS()
+    held = parse_qstat_json(data("qstat_held.json"))
+    assert held is not None and held.state == "H" and pbs.complete("2.eopbs", held).pending
+    queued = parse_qstat_json(data("qstat_queued.json"))
+    assert queued is not None and pbs.phase(queued.state) == "pending"
+    assert queued.reason.startswith("Can Never Run: Insufficient amount of resource: ncpus")
+    running = parse_qstat_json(data("qstat_running.json"))
+    assert running is not None and running.state == "R" and running.node == "eopbs"
+    assert running.reason == "" and running.time_left and pbs.phase("R") == "running"
+    finished = parse_qstat_json(data("qstat_finished.json"))
+    assert finished is not None and finished.state == "F" and finished.exit_code == "3"
+    assert pbs.complete("2.eopbs", finished).finished
+    # qstat -x of a job the server does not know prints the server header only
+    assert parse_qstat_json('{"timestamp": 1, "pbs_server": "eopbs"}') is None
+    assert parse_qstat_json("") is None
+
+
+def test_pbs_header() -> None:
+    job = JobSpec(partition="develop", time="1-02:00:00", cpus=4, mem="16G", account="P123")
+    lines = PBS().directives(job, "eohpc-jupyter-x", "/run/job.out")
+    assert lines == [
+        "#PBS -N eohpc-jupyter-x",
+        "#PBS -o /run/job.out",
+        "#PBS -j oe",
+        "#PBS -k oed",
+        "#PBS -l select=1:ncpus=4:mem=16gb",
+        "#PBS -l walltime=26:00:00",
+        "#PBS -q develop",
+        "#PBS -A P123",
+    ]
+    per_cpu = PBS().header(JobSpec(cpus=3, mem_per_cpu="1500M"), "n", "o")
+    assert "-l select=1:ncpus=3:mem=4500mb" in per_cpu
+    assert PBS().output_name("7.server") == "job.out"
+
+
+def test_pbs_cancel_commands() -> None:
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 35, "", "qdel: Job has finished 2.eopbs"
+
+    pbs = PBS(runner)
+    pbs.cancel("2.eopbs")  # a finished job is not an error
+    pbs.cancel_named("eohpc-dask-1a2b", "eouser")
+    assert calls[0] == "qdel 2.eopbs"
+    assert shlex.split(calls[1]) == [
+        "sh", "-c", 'qselect -N "$1" -u "$2" | xargs -r qdel', "sh", "eohpc-dask-1a2b", "eouser",
+    ]  # fmt: skip
+
+
+def test_condor_submit_job_id() -> None:
+    assert HTCondor().parse_job_id("3.0 - 3.0\n") == "3.0"
+    with pytest.raises(BatchSystemError, match="condor_submit printed no job id"):
+        HTCondor().parse_job_id("ERROR: on Line 3 of submit file")
+
+
+def test_condor_states() -> None:
+    condor = HTCondor()
+    idle = parse_ads(data("condor_q_idle.json"))
+    assert idle is not None and idle.state == "IDLE" and condor.phase(idle.state) == "pending"
+    running = parse_ads(data("condor_q_running.json"))
+    assert running is not None and running.state == "RUNNING" and running.node == "eocondor"
+    assert condor.phase("RUNNING") == "running"
+    held = parse_ads(data("condor_q_held.json"))
+    assert held is not None and held.state == "HELD" and condor.phase("HELD") == "pending"
+    assert held.reason == "via condor_hold (by user eouser)"
+    done = parse_ads(data("condor_history_exit3.json"))
+    assert done is not None and done.state == "COMPLETED" and done.exit_code == "3"
+    assert condor.complete("2.0", done).finished
+    removed = parse_ads(data("condor_history_removed.json"))
+    assert removed is not None and removed.state == "REMOVED" and removed.exit_code == "signal 15"
+    assert removed.reason == "via condor_rm (by user eouser)"
+    assert parse_ads("") is None and parse_ads("[]") is None
+
+
+def test_condor_status_falls_back_to_history() -> None:
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        if command.startswith("condor_q "):
+            return 0, "", ""
+        return 0, data("condor_history_exit3.json"), ""
+
+    status = HTCondor(runner).status("2.0")
+    assert status.finished and status.exit_code == "3" and status.node == "eocondor"
+
+
+def test_condor_submit_description_and_command() -> None:
+    job = JobSpec(time="00:30:00", cpus=2, mem="2G", directives=["requirements = HasX"])
+    lines = HTCondor().directives(job, "eohpc-batch-x", "/home/u/run/job.out")
+    body = [line.removeprefix("#HTCondor ") for line in lines]
+    assert body[0] == "executable = /home/u/run/job.sh"
+    assert "output = /home/u/run/job.out" in body and "error = /home/u/run/job.out" in body
+    assert "batch_name = eohpc-batch-x" in body and "should_transfer_files = NO" in body
+    assert "request_cpus = 2" in body and "request_memory = 2048" in body
+    assert "allowed_execute_duration = 1800" in body
+    assert 'environment = "HTCONDOR_JOB_ID=$(ClusterId).$(ProcId)"' in body
+    assert body[-2:] == ["requirements = HasX", "queue"]
+    script = "#!/bin/bash\n" + "\n".join(lines) + "\necho hi\n"
+    command = HTCondor().submit_command_for(script)
+    assert command.startswith("cat > /home/u/run/job.sh && chmod 700 /home/u/run/job.sh && ")
+    assert command.endswith("| condor_submit -terse -")
+
+
+def test_condor_cancel_commands() -> None:
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 1, "", "Job 3.0 not found"
+
+    condor = HTCondor(runner)
+    condor.cancel("3.0")
+    condor.cancel_named("eohpc-dask-1a2b", "eouser")
+    assert calls[0] == "condor_rm 3.0"
+    assert shlex.split(calls[1]) == [
+        "condor_rm", "-constraint", 'JobBatchName == "eohpc-dask-1a2b" && Owner == "eouser"',
+    ]  # fmt: skip

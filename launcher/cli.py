@@ -46,7 +46,7 @@ BATCH_HELP = (
     "status/logs/stop take --job JOBID."
 )
 
-console = Console(stderr=True, highlight=False, emoji=False, markup=False)
+console = Console(stderr=True, highlight=False, emoji=False, markup=False, soft_wrap=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,5 +17,8 @@ def dask_single_for_notebook(
     from tests.integration.dask_slurm import remote
 
     remote.install_dask_config(clean_queue)
-    yield clean_queue
-    assert remote.wait_no_jobs(clean_queue) == [], "the notebook left SLURM jobs behind"
+    try:
+        yield clean_queue
+        assert remote.wait_no_jobs(clean_queue) == [], "the notebook left SLURM jobs behind"
+    finally:
+        remote.remove_dask_config(clean_queue)

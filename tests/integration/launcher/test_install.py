@@ -4,8 +4,10 @@ slow)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -26,11 +28,14 @@ def squeue(info: rig.ClusterInfo) -> str:
 
 
 def test_install_run_uninstall_from_the_wheel(
-    clean_queue: rig.ClusterInfo, installed: Installed
+    clean_queue: rig.ClusterInfo, installed: Installed, tmp_path: Path
 ) -> None:
     info = clean_queue
     env_path = "~/eohpc-install-test/venv"
-    config_dir = installed.env["EOHPC_CONFIG_DIR"]
+    config_dir = str(tmp_path / "config")  # this test's own user config directory
+    installed = dataclasses.replace(
+        installed, env={**installed.env, "EOHPC_CONFIG_DIR": config_dir}
+    )
     keys = {**info.ini_section(), "env_path": env_path, "python": info.python}
     site = "[fresh]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
     subprocess.run(["mkdir", "-p", config_dir], check=True)
@@ -84,5 +89,8 @@ def test_install_run_uninstall_from_the_wheel(
         again = installed.run("--uid", "fresh", "--mode", "uninstall")
         assert again.returncode == 9 and "nothing to uninstall" in again.stderr
     finally:
-        remote(info, f"rm -rf ~/eohpc-install-test ~/.eohpc/installs/fresh.json "
-                     f"~/.eohpc/dist/{installed.wheel.name}")  # fmt: skip
+        leftovers = (
+            "~/eohpc-install-test ~/.eohpc/installs/fresh.json ~/.config/dask/eohpc-sandbox.yaml "
+            f"~/.eohpc/dist/{installed.wheel.name}"
+        )
+        remote(info, f"rm -rf {leftovers}")

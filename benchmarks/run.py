@@ -19,7 +19,8 @@ from . import dataset, measure
 from .workload import IMPLS
 
 SUITES = (
-    "workload", "profile", "growth", "graph", "search", "phenology", "memory", "launcher", "slurm",
+    "workload", "profile", "growth", "graph", "search", "phenology", "constants", "memory",
+    "launcher", "slurm",
 )  # fmt: skip
 BASELINE = "numpy"
 

@@ -157,11 +157,115 @@ def graph_section(gr: dict[str, Any]) -> str:
                 _f(r["load"]),
                 _f(r["pystac"] + r["load"]),
                 f"{r['tasks']:.0f}",
+                _f(r.get("peak_rss_mib"), 0),
             ]
         )
     return _table(
-        ["tool", "items", "json (s)", "pystac (s)", "load (s)", "pystac + load (s)", "tasks"], rows
+        ["tool", "items", "json (s)", "pystac (s)", "load (s)", "pystac + load (s)", "tasks",
+         "peak RSS (MiB)"],
+        rows,
+    )  # fmt: skip
+
+
+def profile_section(pr: dict[str, Any], png: str) -> str:
+    """Thread-seconds per stage of one sampled run per implementation, and the plot."""
+    from .profile_bench import STAGES
+
+    rows = []
+    for impl, r in pr["stages"].items():
+        if "thread_s" not in r:
+            rows.append([NAMES.get(impl, impl), "failed", *[""] * len(STAGES)])
+            continue
+        t = r["thread_s"]
+        rows.append([NAMES.get(impl, impl), _f(sum(t.values())), *[_f(t[s]) for s in STAGES]])
+    return "\n".join(
+        [
+            f"![where the time goes](results/{png})",
+            "",
+            _table(["implementation", "total", *STAGES], rows),
+            "",
+            f"Thread-seconds on CPU from py-spy at {pr['rate_hz']} Hz, one run each after the "
+            "timed rounds (imports and idle threads excluded; see profile_bench.py for the rules).",
+        ]
     )
+
+
+def growth_section(g: dict[str, Any], png: str) -> str:
+    """W at 1x, 4x and 16x the input."""
+    rows = []
+    for key, r in g["table"].items():
+        impl = key.split("@")[0]
+        rows.append(
+            [
+                NAMES.get(impl, impl), f"{r['factor']}x", str(r["items"]), _f(r["decoded_mb"], 0),
+                "x".join(map(str, r["output_shape"])), _f(r["run_s"]), _f(r["ns_per_byte"]),
+                _f(r.get("per_byte_vs_1x")), _f(r["peak_rss_mib"], 0), str(r["runs"]),
+            ]
+        )  # fmt: skip
+    return "\n".join(
+        [
+            f"![growth](results/{png})",
+            "",
+            f"Tiles of {g['size']} px; 1x = 2 tiles x {g['dates']} dates, 4x = 4 tiles x "
+            f"{2 * g['dates']} dates, 16x = 16 tiles x {2 * g['dates']} dates.",
+            "",
+            _table(
+                ["implementation", "input", "items", "decoded MB", "output (px)", "run median (s)",
+                 "ns per decoded byte", "per byte vs 1x", "peak RSS (MiB)", "runs"],
+                rows,
+            ),
+        ]
+    )  # fmt: skip
+
+
+def search_section(se: dict[str, Any]) -> str:
+    """STAC API search streamed into a lazy load."""
+    if "skipped" in se:
+        return f"Skipped: {se['skipped']}"
+    rows = []
+    for key, r in se["table"].items():
+        tool, n = key.split("@")
+        name = "eotoolkit.search + load" if tool == "eotoolkit" else "pystac_client + odc.stac.load"
+        rows.append(
+            [name, n, _f(r["search"]), _f(r["load"]), _f(r["total"]),
+             _f(r.get("speedup_vs_odc")), _f(r["peak_rss_mib"], 0)]
+        )  # fmt: skip
+    return _table(
+        ["tool", "items", "search (s)", "load (s)", "total (s)", "speed-up", "peak RSS (MiB)"],
+        rows,
+    )
+
+
+def phenology_section(ph: dict[str, Any]) -> str:
+    """SI-x throughput per core."""
+    rows = [
+        [k, _f(v["cpu_s_median"]), f"{v['pixel_years_per_s_per_core']:.0f}", _f(v["vs_plain"])]
+        for k, v in ph["summary"].items()
+    ]
+    a = ph["agreement"]
+    return "\n".join(
+        [
+            _table(["implementation", "CPU (s)", "pixel-years / s / core", "vs plain"], rows),
+            "",
+            f"{ph['pixels']} pixels x {ph['days']} days, one thread. Outputs identical: first "
+            f"leaf {a['leaf_equal']}, first bloom {a['bloom_equal']} (max abs diff "
+            f"{a['max_abs_diff']}).",
+        ]
+    )
+
+
+def constants_section(c: dict[str, Any]) -> str:
+    """The measured constants of SCALING.md."""
+    g = c["w_graph"]
+    rows = [
+        ["threaded scheduler, s per task", f"{c['threaded_s_per_task'] * 1e6:.0f} us"],
+        ["distributed scheduler, s per task", f"{c['distributed_s_per_task'] * 1e6:.0f} us"],
+        ["W: tasks per output chunk", _f(g["tasks_per_output_chunk"], 1)],
+        ["W: decoded input bytes per output byte", _f(g["decoded_bytes_per_output_byte"], 1)],
+        ["file bytes per full-resolution pixel byte", _f(g["file_bytes_per_full_res_byte"])],
+        ["eotoolkit decoded MB/s per core (W)", _f(c.get("eotoolkit_decoded_mb_per_s_per_core"))],
+    ]
+    return _table(["constant", "value"], rows)
 
 
 def _outcome(r: dict[str, Any]) -> str:
@@ -242,7 +346,19 @@ def render(size: int, dates: int, tag: str) -> str:
     if w:
         parts += ["### Machine", "", machine_section(w["machine"]), "", "### Workload W", "",
                   workload_section(w)]  # fmt: skip
+    pr = _load(f"profile-{size}px-{dates}d{t}")
+    if pr:
+        parts += ["", "### Where the time goes", "", profile_section(pr, f"profile-{size}px-"
+                  f"{dates}d{t}.png")]  # fmt: skip
+    for path in sorted(RESULTS.glob(f"growth-*px-{dates}d{t}.json")):
+        g = json.loads(path.read_text())
+        parts += ["", "### Growth with the input", "", growth_section(g, path.stem + ".png"),
+                  "", f"(result of {g['machine']['date']}, load average "
+                  f"{g['machine']['loadavg_start'][0]})"]  # fmt: skip
     for title, name, fn in (
+        ("Search from a STAC API", f"search{t}", search_section),
+        ("SI-x throughput", f"phenology{t}", phenology_section),
+        ("Measured constants (for SCALING.md)", f"constants{t}", constants_section),
         ("Graph construction", f"graph-{size}px{t}", graph_section),
         ("Memory", f"memory{t}", memory_section),
         ("Launcher", f"launcher{t}", launcher_section),

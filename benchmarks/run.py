@@ -18,7 +18,10 @@ from typing import Any
 from . import dataset, measure
 from .workload import IMPLS
 
-SUITES = ("workload", "graph", "memory", "launcher", "slurm")
+SUITES = (
+    "workload", "profile", "growth", "graph", "search", "phenology", "constants", "memory",
+    "launcher", "slurm",
+)  # fmt: skip
 BASELINE = "numpy"
 
 
@@ -122,6 +125,22 @@ def workload(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def profile(args: argparse.Namespace) -> dict[str, Any]:
+    """One py-spy-sampled run of W per implementation: thread-seconds per stage."""
+    from . import profile_bench
+
+    p = dataset.Params(size=args.size, dates=args.dates)
+    cat = dataset.ensure(p)
+    grid = dataset.workload_grid(dataset.item_dicts(cat))
+    warm_page_cache(cat.parent)
+    result = {}
+    for impl in [i for i in IMPLS if i in args.impls]:
+        out = dataset.DATA / "out" / f"P-{p.key()}-{impl}.zarr"
+        result[impl] = profile_bench.profile_one(_workload_cmd(impl, cat, out, grid))
+        print(f"  {impl:16s} {result[impl]}", flush=True)
+    return {"params": asdict(p), "rate_hz": profile_bench.RATE, "stages": result}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run the selected suites."""
     ap = argparse.ArgumentParser(
@@ -134,17 +153,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
         "--only",
-        default="workload,graph,memory,launcher,slurm",
+        default=",".join(SUITES),
         help=f"comma-separated suites out of {','.join(SUITES)}",
     )
     ap.add_argument("--impls", default=",".join(IMPLS), help="workload implementations")
     ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first round")
-    ap.add_argument("--items", default="2000,10000", help="graph suite: item counts")
+    ap.add_argument(
+        "--items",
+        default="2000,10000,100000",
+        help="graph suite: item counts (beyond 20,000 eotoolkit only)",
+    )
+    ap.add_argument("--graph-tools", default="eotoolkit,eotoolkit-dicts,odc,stackstac")
     ap.add_argument(
         "--memory-impls",
         default="eotoolkit,eotoolkit@gdal128,odc",
         help="memory suite: implementations (IMPL@gdalN: workers with GDAL_CACHEMAX=N MB)",
     )
+    ap.add_argument("--growth-size", type=int, default=2048, help="growth suite: tile size")
+    ap.add_argument("--search-items", default="1000,10000", help="search suite: item counts")
+    ap.add_argument("--pixels", type=int, default=20000, help="phenology suite: pixels")
     ap.add_argument("--tag", default="", help="suffix of the result file names")
     args = ap.parse_args(argv)
     args.impls = args.impls.split(",")
@@ -160,6 +187,19 @@ def main(argv: list[str] | None = None) -> None:
             if suite == "workload":
                 result = workload(args)
                 name = f"workload-{args.size}px-{args.dates}d{tag}"
+            elif suite == "profile":
+                from .profile_bench import plot as plot_profile
+
+                result = profile(args)
+                name = f"profile-{args.size}px-{args.dates}d{tag}"
+                plot_profile(result["stages"], measure.RESULTS / f"{name}.png")
+            elif suite == "growth":
+                from .growth_bench import bench as growth
+                from .growth_bench import plot as plot_growth
+
+                result = growth(args)
+                name = f"growth-{result['size']}px-{args.dates}d{tag}"
+                plot_growth(result, measure.RESULTS / f"{name}.png")
             else:
                 module = __import__(f"benchmarks.{suite}_bench", fromlist=["bench"])
                 result = module.bench(args)

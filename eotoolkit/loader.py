@@ -149,11 +149,61 @@ def _band_token(base: Any, band: str, srcs: list[Source | None], options: tuple)
     return h.hexdigest()
 
 
+class _ReadTasks(Mapping):
+    """The read tasks of one band, made when asked for: ``(name, slot, row, col)`` ->
+    ``(read_sources, spec, sources)``, or a nodata fill where no item touches the chunk.
+
+    A graph layer as a mapping instead of a dict: a lazy ``load`` of many items costs the chunk
+    index only, and a graph culled to a subset (``ds.isel``, ``subset``) never makes the tasks
+    it drops.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        ntimes: int,
+        specs: dict[tuple[int, int], ChunkRead],
+        where: dict[tuple[int, int, int], list[int]],
+        srcs: list[Source | None],
+    ) -> None:
+        self.name, self.ntimes, self.specs, self.where, self.srcs = name, ntimes, specs, where, srcs
+
+    def __getitem__(self, key: Any) -> tuple:
+        if not (isinstance(key, tuple) and len(key) == 4 and key[0] == self.name):
+            raise KeyError(key)
+        _, ti, iy, ix = key
+        spec = self.specs.get((iy, ix))
+        if spec is None or not 0 <= ti < self.ntimes:
+            raise KeyError(key)
+        rows = self.where.get((ti, iy, ix), ())
+        srcs = self.srcs
+        found = tuple(s for r in rows if (s := srcs[r]) is not None)
+        if found:
+            return (read_sources, spec, found)
+        return (fill_chunk, spec.shape, spec.fill, spec.dtype)
+
+    def __iter__(self) -> Iterator[tuple[str, int, int, int]]:
+        name = self.name
+        for ti in range(self.ntimes):
+            for iy, ix in self.specs:
+                yield (name, ti, iy, ix)
+
+    def __len__(self) -> int:
+        return self.ntimes * len(self.specs)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+
 def _band_array(
     table: ItemTable,
     band: str,
     ntimes: int,
-    index: ChunkIndex,
+    where: dict[tuple[int, int, int], list[int]],
     base: Any,
     geobox: GeoBox,
     chunks: tuple[tuple[int, ...], tuple[int, ...]],
@@ -187,16 +237,8 @@ def _band_array(
         for iy, h in enumerate(ychunks)
         for ix, w in enumerate(xchunks)
     }
-    dsk: dict[Any, tuple] = {}
-    for (ti, iy, ix), rows in zip(index.keys, index.rows, strict=True):
-        found = tuple(s for r in rows if (s := srcs[r]) is not None)
-        if found:
-            dsk[(name, ti, iy, ix)] = (read_sources, specs[iy, ix], found)
-    for (iy, ix), spec in specs.items():
-        empty = (fill_chunk, spec.shape, fill, dtype)
-        for ti in range(ntimes):
-            dsk.setdefault((name, ti, iy, ix), empty)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    tasks = _ReadTasks(name, ntimes, specs, where, srcs)
+    graph = HighLevelGraph.from_collections(name, tasks, dependencies=())
     return da.Array(
         graph,
         name,
@@ -285,6 +327,7 @@ def _build(
     coords = _grid.grid_coords(geobox)
     coords["time"] = pd.DatetimeIndex(times).astype("datetime64[ns]")
     index = chunk_index(groups, ranges)
+    where = dict(zip(index.keys, index.rows, strict=True))
     base = _base_token(groups, geobox, block)
     data_vars = {}
     for band in band_list:
@@ -297,7 +340,7 @@ def _build(
             table,
             band,
             len(groups),
-            index,
+            where,
             base,
             geobox,
             block,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -184,3 +185,29 @@ def test_load_restores_the_garbage_collector() -> None:
     with pytest.raises(BandNotFoundError):
         eotoolkit.load([_item(0)], bands=["nope"])
     assert gc.isenabled()
+
+
+def test_read_tasks_are_a_mapping_made_on_demand() -> None:
+    from eotoolkit._reader import read_sources
+
+    items = [_item(i) for i in range(6)]
+    ds = eotoolkit.load(items, bands=["red"], chunks=64, groupby="solar_day")
+    arr = ds.red.data
+    layer = arr.__dask_graph__().layers[arr.name]
+    keys = set(layer)
+    assert len(layer) == len(keys) == arr.npartitions
+    assert keys == set(_flat_keys(arr))
+    assert (arr.name, 0, 0, 0) in layer and (arr.name, arr.numblocks[0], 0, 0) not in layer
+    with pytest.raises(KeyError):
+        layer[("other", 0, 0, 0)]
+    task = next(t for t in layer.values() if t[0] is read_sources)
+    assert task[2] and all(s.href.endswith("B04.tif") for s in task[2])
+    sub = ds.red.isel(time=0, y=slice(0, 64), x=slice(0, 64))
+    culled = sub.data.__dask_optimize__(sub.data.__dask_graph__(), sub.data.__dask_keys__())
+    assert len(dict(culled)) <= 2  # the one read task (and a getitem), not the whole layer
+
+
+def _flat_keys(arr: Any) -> list:
+    import dask.core
+
+    return list(dask.core.flatten(arr.__dask_keys__()))

@@ -2,7 +2,7 @@
 
 Sources in the output CRS are read with a (possibly fractional) window and ``out_shape`` so that
 GDAL picks the matching COG overview. Sources in another CRS are opened at the best overview
-level and warped with a WarpedVRT onto the chunk grid.
+level and warped onto the chunk grid with ``rasterio.warp.reproject``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.env import set_gdal_config
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
+from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform as rio_transform
 from rasterio.windows import Window
 
 from . import storage
@@ -277,6 +277,12 @@ def _same_pixels(src: Affine, dst: tuple[float, ...], tol: float = 1e-6) -> bool
     return abs(col - round(col)) < tol and abs(row - round(row)) < tol
 
 
+def _whole(v: float, tol: float = 1e-6) -> float:
+    """``v`` rounded to a whole number when within ``tol`` of one."""
+    r = round(v)
+    return float(r) if abs(v - r) < tol else v
+
+
 def _read_same_crs(
     src: rasterio.DatasetReader, req: ChunkRead, resampling: Resampling
 ) -> tuple[np.ndarray, tuple[slice, slice]] | None:
@@ -292,6 +298,9 @@ def _read_same_crs(
     col_b, row_b = (c + c1 * a - st.c) / st.a, (f + r1 * e - st.f) / st.e
     col_a, col_b = max(0.0, min(col_a, col_b)), min(float(src.width), max(col_a, col_b))
     row_a, row_b = max(0.0, min(row_a, row_b)), min(float(src.height), max(row_a, row_b))
+    # the output pixels are source pixels: a window a rounding error off whole pixels would make
+    # GDAL resample (blending in nodata with an interpolating method)
+    col_a, row_a, col_b, row_b = (_whole(v) for v in (col_a, row_a, col_b, row_b))
     win = Window(col_a, row_a, col_b - col_a, row_b - row_a)
     data = src.read(1, window=win, out_shape=(r1 - r0, c1 - c0), resampling=resampling)
     return data, (slice(r0, r1), slice(c0, c1))
@@ -307,6 +316,54 @@ def _overview_level(src: rasterio.DatasetReader, dst_res_in_src: float) -> int |
     return level
 
 
+#: Resampling methods whose kernel GDAL widens by the downsampling ratio (its XSCALE/YSCALE),
+#: with their radius in source pixels at scale 1.
+_KERNEL_RADIUS = {
+    Resampling.bilinear: 1,
+    Resampling.cubic: 2,
+    Resampling.cubic_spline: 2,
+    Resampling.lanczos: 3,
+}
+
+
+def _kernel_options(src: rasterio.DatasetReader, req: ChunkRead, kernel: int) -> dict[str, str]:
+    """GDAL warp options that give every chunk the kernel of the whole grid.
+
+    GDAL sizes an interpolating kernel by a scale it derives from the source window of each
+    warp request (output pixels per source pixel, widened below 1), so chunks of one grid
+    would be resampled with different kernels. The scale is fixed here from the source's
+    pixels and the output's pixel size alone: GDAL's own formula for one output pixel, taken at
+    the centre of the source. ``SOURCE_EXTRA`` pads each chunk's source window by the widened
+    kernel radius, so that pixels near a chunk edge see the same source pixels as in a
+    whole-grid warp.
+    """
+    st = src.transform
+    cx, cy = src.width / 2, src.height / 2
+    cols, rows = [cx, cx + 1, cx], [cy, cy, cy + 1]
+    xs = [st.c + st.a * c + st.b * r for c, r in zip(cols, rows, strict=True)]
+    ys = [st.f + st.d * c + st.e * r for c, r in zip(cols, rows, strict=True)]
+    try:
+        xs, ys = rio_transform(src.crs, _rio_crs(req.crs), xs, ys)
+        jac = np.array([[xs[1] - xs[0], xs[2] - xs[0]], [ys[1] - ys[0], ys[2] - ys[0]]])
+        inv = np.abs(np.linalg.inv(jac))  # source pixels per output CRS unit
+    except Exception:  # no usable scale at the centre: leave the scale to GDAL
+        return {}
+    a, e = abs(req.transform[0]), abs(req.transform[4])
+    col_extent = inv[0, 0] * a + inv[0, 1] * e
+    row_extent = inv[1, 0] * a + inv[1, 1] * e
+    if not (np.isfinite(col_extent) and np.isfinite(row_extent)):
+        return {}
+    if min(col_extent, row_extent) <= 0:
+        return {}
+    xscale, yscale = float(1 / col_extent), float(1 / row_extent)
+    extra = math.ceil(kernel / min(xscale, yscale, 1.0)) + 1
+    return {"XSCALE": repr(xscale), "YSCALE": repr(yscale), "SOURCE_EXTRA": str(extra)}
+
+
+#: GDAL's GDT_Float64: the working type of interpolating kernels (see ``_read_warped``).
+_GDT_FLOAT64 = 7
+
+
 def _read_warped(
     href: str,
     req: ChunkRead,
@@ -314,6 +371,9 @@ def _read_warped(
     nodata: float | None,
     cfg: S3Config | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Warp one source onto the chunk grid with ``rasterio.warp.reproject`` (GDAL's warper on
+    the dataset, as a whole-grid ``reproject`` does): (values, valid mask or None when
+    ``nodata`` tells), None if disjoint."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     dst_transform = Affine(*req.transform)
@@ -325,21 +385,25 @@ def _read_warped(
         if sb[0] >= sr or sb[2] <= sl or sb[1] >= st or sb[3] <= sbm:
             return None
         level = _overview_level(src, (sb[2] - sb[0]) / w)
-    opts: dict = {
-        "crs": dst_crs,
-        "transform": dst_transform,
-        "width": w,
-        "height": h,
+    opts: dict[str, Any] = {
+        "dst_crs": dst_crs,
+        "dst_transform": dst_transform,
         "resampling": resampling,
     }
     with _dataset(href, level, cfg) as src:
+        kernel = _KERNEL_RADIUS.get(resampling)
+        if kernel is not None:
+            # Float64 work: GDAL's integer and float32 fast paths weight a widened kernel that
+            # runs past the source's edge differently from its general one.
+            opts.update(_kernel_options(src, req, kernel), working_data_type=_GDT_FLOAT64)
+        dtype = src.dtypes[0]
         if nodata is not None:
-            opts.update(src_nodata=nodata, nodata=nodata)
-            with WarpedVRT(src, **opts) as vrt:
-                return vrt.read(1), None
-        with WarpedVRT(src, add_alpha=True, **opts) as vrt:
-            data = vrt.read([1, vrt.count])
-    return data[0], data[1] > 0
+            out = np.full((h, w), nodata, dtype=dtype)
+            reproject(rasterio.band(src, 1), out, src_nodata=nodata, dst_nodata=nodata, **opts)
+            return out, None
+        both = np.zeros((2, h, w), dtype=dtype)
+        reproject(rasterio.band(src, 1), both, dst_alpha=2, **opts)
+    return both[0], both[1] > 0
 
 
 def _read_source(

@@ -10,9 +10,9 @@ What is compared:
   south), pixel edges on multiples of the pixel size, 1-D ``y``/``x`` coordinates with the CRS
   attached, and an extent that covers the data footprint (or the bbox) by at most one pixel
   more on each side;
-* the pixels: identical to the reference for ``nearest``; within ``TOLERANCE`` for the other
-  resampling methods (``bilinear`` and ``cubic`` when upsampling, see ``KERNEL_METHODS``);
-  identical nodata (NaN) masks for every method.
+* the pixels: identical to the reference for ``nearest``; within ``TOLERANCE`` for
+  ``average`` and ``KERNEL_TOLERANCE`` for ``bilinear`` and ``cubic``; identical nodata (NaN)
+  masks for every method. Kernel grids are read whole or in chunks of 5 or 16 pixels.
 
 The reference mosaics the tiles in item order, first valid pixel wins, as ``load`` does. The
 COGs are written without overviews, so that both sides read full-resolution pixels (choosing
@@ -36,9 +36,16 @@ from pyproj import CRS, Transformer
 from rasterio.io import MemoryFile
 from rasterio.warp import Resampling, reproject, transform_bounds
 
-#: Absolute tolerance of the non-nearest methods, in source data units: GDAL resamples integer
-#: data in its own type (rounded to the nearest integer) where the reference works in float64.
+#: Tolerance of ``average``, in source data units: GDAL resamples integer data in its own type
+#: (rounded to the nearest integer) where the reference works in float64.
 TOLERANCE = {"atol": 1.0, "rtol": 1e-4}
+#: Tolerance of the interpolating kernels: the rounding above, plus two units for reprojected
+#: grids read in chunks. GDAL maps the pixels of each warp into the source with an approximate
+#: transformation (at most 0.125 source pixels off, interpolated along each warp's rows), so a
+#: chunk samples the source a small fraction of a pixel away from one whole-grid warp; on this
+#: suite's uniform noise (the steepest data there is) that moved values by at most 2.3 units in
+#: 600 generated cases. Grids in the source's CRS and grids read whole agree within the rounding.
+KERNEL_TOLERANCE = {"atol": 3.0, "rtol": 1e-4}
 
 #: Where the data lie, with the target CRSs that make sense there (a UTM zone, geographic,
 #: LAEA Europe, Web Mercator, polar stereographic, EASE-Grid 2.0 equal-area).
@@ -48,12 +55,11 @@ SITES: dict[str, tuple[tuple[float, float], list[str]]] = {
     "antarctic": ((-62.0, -74.5), ["EPSG:32720", "EPSG:4326", "EPSG:3031", "EPSG:6933"]),
     "antimeridian": ((179.98, 52.0), ["EPSG:32660", "EPSG:32601", "EPSG:4326", "EPSG:3857"]),
 }
-METHODS = ["nearest", "nearest", "average"]
-#: Interpolating kernels, not drawn by default (``benchmarks.grid_properties --kernels`` adds
-#: them): GDAL sizes them by a scale it computes per warp chunk (its XSCALE/YSCALE), so
-#: ``load`` (one warp per output chunk) and one ``reproject`` of the whole grid differ by more
-#: than rounding; they are drawn for upsampling only.
+#: Interpolating kernels, drawn up- and downsampling. GDAL sizes them by a scale (XSCALE/YSCALE)
+#: it derives from each warp's source window; ``load`` and the reference both state the scale
+#: of the pixels instead (see ``kernel_scale``), so that every chunk uses the kernel of the grid.
 KERNEL_METHODS = ("bilinear", "cubic")
+METHODS = ["nearest", "nearest", "average", *KERNEL_METHODS]
 DTYPES = {"uint8": 255, "uint16": 0, "int16": -9999, "float32": -9999.0}
 
 
@@ -75,11 +81,13 @@ class Case:
     bbox_frac: tuple[float, float, float, float] | None
     method: str
     seed: int = 0
+    #: output chunk size (None: one chunk), so that a grid is read in several pieces
+    chunks: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @st.composite
-def cases(draw: Any, kernels: bool = False) -> Case:
+def cases(draw: Any) -> Case:
     """A source grid and a target request."""
     site = draw(st.sampled_from(sorted(SITES)))
     crss = SITES[site][1]
@@ -107,11 +115,15 @@ def cases(draw: Any, kernels: bool = False) -> Case:
             st.sampled_from([0.7, 1.0]),
         )
     )
-    method = draw(st.sampled_from(METHODS + (list(KERNEL_METHODS) if kernels else [])))
+    method = draw(st.sampled_from(METHODS))
     seed = draw(st.integers(0, 2**16))
+    # Chunked reads for the kernels only: nearest and average read in small chunks of a
+    # reprojected grid differ from one whole-grid warp at a few pixels (GDAL approximates the
+    # transformation per warp chunk), which this suite does not cover yet.
+    chunks = draw(st.sampled_from([None, 5, 16])) if method in KERNEL_METHODS else None
     return Case(
         site, src_crs, src_res, (h, w), dtype, nodata, tiles, overlap, dst_crs, pixels, aspect,
-        bbox, method, seed,
+        bbox, method, seed, chunks,
     )  # fmt: skip
 
 
@@ -194,10 +206,6 @@ def request(case: Case, tiles: list[tuple[Path, Affine]]) -> dict[str, Any]:
         extent = None
     span = max(foot[2] - foot[0], foot[3] - foot[1])
     res = float(f"{span / case.pixels:.3g}")
-    if case.method in KERNEL_METHODS:  # no downsampling: see KERNEL_METHODS
-        h, w = case.shape
-        native = min((foot[2] - foot[0]) / w, (foot[3] - foot[1]) / h) / max(case.aspect, 1.0)
-        res = min(res, float(f"{native * 0.9:.3g}"))
     if bbox is not None:  # at least two pixels across the bbox on each axis
         b = transform_bounds("EPSG:4326", case.dst_crs, *bbox, densify_pts=21)
         if b[0] > b[2]:
@@ -219,28 +227,60 @@ def request(case: Case, tiles: list[tuple[Path, Affine]]) -> dict[str, Any]:
     }
 
 
+def kernel_scale(case: Case, src_transform: Affine, transform: Affine) -> dict[str, str]:
+    """GDAL's ``XSCALE``/``YSCALE`` of a tile on the grid: output pixels per source pixel.
+
+    Without them GDAL derives the scale of an interpolating kernel from the source window of
+    the warp, clamped at the source's right and bottom edges: a tile that covers half of the
+    grid would get twice the scale, a kernel half as wide. The reference states the scale of
+    the pixels themselves (GDAL's formula for one output pixel at the tile's centre), which is
+    what a whole-grid warp of a source larger than the grid uses.
+    """
+    h, w = case.shape
+    cx, cy = w / 2, h / 2
+    pts = [src_transform * p for p in ((cx, cy), (cx + 1, cy), (cx, cy + 1))]
+    to_dst = Transformer.from_crs(case.src_crs, case.dst_crs, always_xy=True)
+    xs, ys = to_dst.transform([p[0] for p in pts], [p[1] for p in pts])
+    jac = np.array([[xs[1] - xs[0], xs[2] - xs[0]], [ys[1] - ys[0], ys[2] - ys[0]]])
+    inv = np.abs(np.linalg.inv(jac))
+    a, e = abs(transform.a), abs(transform.e)
+    return {
+        "XSCALE": repr(float(1 / (inv[0, 0] * a + inv[0, 1] * e))),
+        "YSCALE": repr(float(1 / (inv[1, 0] * a + inv[1, 1] * e))),
+    }
+
+
 def reference(
     case: Case, tiles: list[tuple[Path, Affine]], transform: Affine, shape: tuple[int, int]
 ) -> np.ndarray:
-    """``rasterio.warp.reproject`` of every tile onto the grid, first valid pixel wins."""
+    """``rasterio.warp.reproject`` of every tile onto the grid, first valid pixel wins.
+
+    A tile with nodata is warped with its nodata pixels as NaN; a tile without is warped without
+    a source mask (GDAL resamples it up to the raster's edge, without renormalising the kernel
+    there), its coverage taken from a destination alpha band.
+    """
     out = np.full(shape, np.nan)
+    method = Resampling[case.method]
     for path, _ in tiles:
         with rasterio.open(path) as src:
             data = src.read(1).astype("float64")
+            kw: dict[str, Any] = {
+                "src_transform": src.transform,
+                "src_crs": src.crs,
+                "dst_transform": transform,
+                "dst_crs": case.dst_crs,
+                "resampling": method,
+            }
+            if case.method in KERNEL_METHODS:
+                kw.update(kernel_scale(case, src.transform, transform))
             if src.nodata is not None:
                 data[data == src.nodata] = np.nan
-            dst = np.full(shape, np.nan)
-            reproject(
-                data,
-                dst,
-                src_transform=src.transform,
-                src_crs=src.crs,
-                src_nodata=np.nan,
-                dst_transform=transform,
-                dst_crs=case.dst_crs,
-                dst_nodata=np.nan,
-                resampling=Resampling[case.method],
-            )
+                dst = np.full(shape, np.nan)
+                reproject(data, dst, src_nodata=np.nan, dst_nodata=np.nan, **kw)
+            else:
+                both = np.zeros((2, *shape))
+                reproject(data, both, dst_alpha=2, **kw)
+                dst = np.where(both[1] > 0, both[0], np.nan)
         fill = np.isnan(out) & ~np.isnan(dst)
         out[fill] = dst[fill]
     if case.dtype != "float32":  # GDAL resamples integers in their type: clamped to its range
@@ -262,7 +302,9 @@ def check(case: Case) -> dict[str, Any]:
         ]
         req = request(case, tiles)
         extent = req.pop("_extent")
-        ds = eotoolkit.load(items, bands="B04", dtype="float64", groupby="time", **req)
+        ds = eotoolkit.load(
+            items, bands="B04", dtype="float64", groupby="time", chunks=case.chunks, **req
+        )
         got = ds["B04"].isel(time=0).compute(scheduler="synchronous").values
         rx, ry = (
             (req["resolution"],) * 2 if isinstance(req["resolution"], float) else req["resolution"]
@@ -278,7 +320,8 @@ def check(case: Case) -> dict[str, Any]:
         bad = int((got[both] != ref[both]).sum())
         assert bad == 0, f"{bad} of {int(both.sum())} nearest pixels differ ({case})"
     else:
-        np.testing.assert_allclose(got[both], ref[both], **TOLERANCE, err_msg=str(case))
+        tol = KERNEL_TOLERANCE if case.method in KERNEL_METHODS else TOLERANCE
+        np.testing.assert_allclose(got[both], ref[both], **tol, err_msg=str(case))
     return {"shape": got.shape, "valid": int(both.sum())}
 
 

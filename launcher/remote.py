@@ -262,15 +262,19 @@ class RemoteSite:
             f"Fix: {fix}."
         )
 
-    def wait_scheduler(self, state: SessionState, timeout: float) -> SchedulerInfo:
+    def wait_scheduler(
+        self, state: SessionState, timeout: float, on_problem: ProblemCallback | None = None
+    ) -> SchedulerInfo:
         """Wait for the job's session scheduler to publish itself; copy its files here.
 
-        On expiry, or if the job ends first, the job is cancelled.
+        On expiry, or if the job ends first, the job is cancelled. A lost connection is
+        retried (see persist).
         """
+        problem = on_problem or (lambda _: None)
         path = local_copy.remote_file(state.run_dir)
         deadline = time.monotonic() + timeout
-        while not self.wait_for_file(path, POLL_SECONDS).strip():
-            status = self.batch.status(state.job_id)
+        while not self.persist(lambda: self.wait_for_file(path, POLL_SECONDS), problem).strip():
+            status = self.persist(lambda: self.batch.status(state.job_id), problem)
             if status.finished:
                 raise JobFailedError(
                     self.failure_message(state, status, "its Dask scheduler was ready")
@@ -283,7 +287,9 @@ class RemoteSite:
                     f"{self.tail(state)}\nFix: check that eo-hpc and dask-jobqueue are in "
                     "the cluster environment (--mode install), or raise --timeout."
                 )
-        return local_copy.copy_published(self.link.read, state.run_dir, state.uid)
+        return self.persist(
+            lambda: local_copy.copy_published(self.link.read, state.run_dir, state.uid), problem
+        )
 
     @contextlib.contextmanager
     def tunnel(

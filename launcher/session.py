@@ -196,7 +196,7 @@ class Lifecycle:
             saved.save(state)
             if isinstance(self.jobs, RemoteSite) and state.with_scheduler:
                 self.say("- waiting for the session's Dask scheduler")
-                info = self.jobs.wait_scheduler(state, timeout)
+                info = self.jobs.wait_scheduler(state, timeout, self.problem)
                 state.scheduler_remote = info.address
                 state.scheduler_port = state.scheduler_port or free_port()
                 state.scheduler_file = str(

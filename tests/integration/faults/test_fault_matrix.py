@@ -4,6 +4,7 @@ state says what happened."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import time
@@ -86,6 +87,31 @@ def test_missing_environment_fails_the_jupyter_job_with_its_output(faults: Launc
     assert "Fix: the job script exited non-zero" in result.stderr
     assert jobs_gone(faults.info, job_ids(result.stderr))  # type: ignore[arg-type]
     assert_ended(faults, "state FAILED")
+
+
+def test_jupyter_exiting_at_start_fails_the_job_with_its_output(faults: Launcher) -> None:
+    """The wrapper's Jupyter exits at once (an option it does not know): the job fails and the
+    wait ends with its state and the tail of its output, not after --timeout."""
+    text = SANDBOX.read_text().replace(
+        "jupyter:\n  app: lab\n", "jupyter:\n  app: lab\n  args: [--eohpc-no-such-option]\n"
+    )
+    assert "--eohpc-no-such-option" in text
+    (faults.ini.parent / "badjupyter.yaml").write_text(text)
+    faults.write_site(
+        "badjupyter",
+        **{**faults.info.ini_section(), "platform": "badjupyter"},  # type: ignore[union-attr]
+        env_path=str(faults.info.venv),  # type: ignore[union-attr]
+    )
+    result, seconds = timed(
+        faults, "--uid", "badjupyter", "--mode", "run", "--no-browser", timeout=120
+    )
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 30, seconds
+    assert "ended before Jupyter was ready (state FAILED, exit code 2:0" in result.stderr
+    assert "unrecognized arguments: --eohpc-no-such-option" in result.stderr  # the output's tail
+    assert "Fix: the job script exited non-zero" in result.stderr
+    assert jobs_gone(faults.info, job_ids(result.stderr))  # type: ignore[arg-type]
+    assert_ended(faults, "state FAILED", "unrecognized arguments")
 
 
 # ---------------------------------------------------------------- batch mode and its workers
@@ -284,6 +310,45 @@ def test_sshd_restart_during_batch_streaming_keeps_output_and_status(
     assert proc.returncode == 3, (out, err)
     assert "lost the connection to" in err and "is back after" in err, err
     assert "tick 19" in (out + err) and "script exit status 3" in err
+
+
+def test_sshd_restart_during_attach_reconnects_and_the_job_end_is_still_seen(
+    faults: Launcher,
+) -> None:
+    """attach watches the job with the same code as run: an sshd restart on the login node is
+    bridged (one line lost, one line back), and the job's end afterwards still ends attach."""
+    info = faults.info
+    assert info is not None
+    started = faults.run("--uid", "sandbox", "--mode", "run", "--no-browser", "--detach")
+    assert started.returncode == 0, started.stderr
+    job = job_ids(started.stderr)[0]
+    proc = faults.start("--uid", "sandbox", "--mode", "attach", "--no-browser")
+    try:
+        read_until(proc, "/lab?token=", 60)
+        # Down for longer than one watch interval (10 s), so that a poll meets the outage.
+        with sshd_stopped(info, proc.pid):
+            time.sleep(12)
+        time.sleep(5)  # a retry every 2 s finds sshd back
+        assert proc.poll() is None, proc.communicate()
+        start = time.monotonic()
+        rig.run(rig.slurm_cmd(info, "scancel", job))
+        out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if live_states(faults):
+            faults.run("--uid", "sandbox", "--mode", "stop", timeout=60)
+    assert "lost the connection to" in err, err
+    back = re.search(r"is back after (\d+)s", err)
+    assert back and int(back.group(1)) < 12 + 2 + 10, err  # the outage, a retry, one connect
+    assert "unreachable for" not in err, err
+    assert seconds < 10 + 10, seconds  # a watch interval, one status query
+    assert f"job {job} ended (CANCELLED)" in err, err
+    assert proc.returncode == 1, (out, err)
+    assert jobs_gone(info, [job])
+    assert_ended(faults, f"job {job} ended (CANCELLED)")
 
 
 def test_login_node_down_longer_than_the_bound_leaves_the_job_and_attach_continues(

@@ -99,6 +99,57 @@ def test_failure_message_names_the_state_and_its_fix() -> None:
     assert "raise 'mem'" in text
 
 
+def scheduler_site(
+    monkeypatch: pytest.MonkeyPatch, reads: list[Any]
+) -> tuple[RemoteSite, list[str]]:
+    """A site whose scheduler file reads come from ``reads`` (an exception is raised) and
+    whose job runs; copying the published files records the run directory."""
+    site = fake_remote([JobStatus("7", "RUNNING", RUNNING, node="n1")])
+
+    def wait_for_file(path: str, wait: float) -> str:
+        item = reads.pop(0) if len(reads) > 1 else reads[0]
+        if isinstance(item, Exception):
+            raise item
+        return str(item)
+
+    copied: list[str] = []
+
+    class Link:
+        def read(self, path: str) -> bytes:
+            return b""
+
+    def copy_published(read: Any, run_dir: str, uid: str) -> str:
+        copied.append(run_dir)
+        return "info"
+
+    site.link = Link()  # type: ignore[assignment]
+    site.wait_for_file = wait_for_file  # type: ignore[method-assign]
+    monkeypatch.setattr(remote.local_copy, "copy_published", copy_published)
+    return site, copied
+
+
+def test_wait_scheduler_retries_a_lost_connection_like_the_other_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lost = HostUnreachableError("Connection refused")
+    site, copied = scheduler_site(monkeypatch, ["", lost, lost, "{...}"])
+    lines: list[str] = []
+    assert site.wait_scheduler(state(), 10, lines.append) == "info"  # type: ignore[comparison-overlap]
+    assert copied == ["/run"]
+    assert len(lines) == 2, lines
+    assert "lost the connection to login.example" in lines[0] and "is back" in lines[1]
+    assert site.cancelled == []  # type: ignore[attr-defined]
+
+
+def test_wait_scheduler_gives_up_after_the_bound_and_leaves_the_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site, copied = scheduler_site(monkeypatch, [HostUnreachableError("Connection refused")])
+    with pytest.raises(LinkLostError, match=r"login\.example has been unreachable for"):
+        site.wait_scheduler(state(), 10, lambda _: None)
+    assert copied == [] and site.cancelled == []  # type: ignore[attr-defined]
+
+
 def test_watch_warns_once_before_the_walltime() -> None:
     running = [JobStatus("7", "RUNNING", RUNNING, time_left=t) for t in ("20:00", "9:00", "8:50")]
     site = fake_remote([*running, JobStatus("7", "TIMEOUT", FINISHED)])

@@ -622,7 +622,7 @@ def wait_node_idle(info: ClusterInfo, timeout: float = 60) -> None:
         return (
             proc.returncode == 0
             and bool(states)
-            and all(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states)
+            and all(s in ("idle", "mixed", "allocated") for s in states)  # "*": not responding
         )
 
     wait_for(node_ready, timeout, f"the {info.topology} cluster's node to become idle", 0.2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,18 @@ __all__ = ["SSHLink", "check_key_file", "load_key"]
 
 CONNECT_TIMEOUT = 15
 KEEPALIVE_SECONDS = 15
+
+
+def _transport(sock: socket.socket | paramiko.Channel, **kwargs: object) -> paramiko.Transport:
+    """paramiko's Transport on ``sock``, with Nagle's algorithm off for a TCP socket.
+
+    SSH sends many small packets that wait for an answer (key exchange, authentication,
+    channel requests); with Nagle on, each may sit out the peer's delayed acknowledgement
+    (40 ms on Linux), which made every command a run sends take 40 ms longer. OpenSSH's own
+    client turns it off as well."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return paramiko.Transport(sock, **kwargs)
 
 
 class SSHLink:
@@ -188,6 +201,7 @@ class SSHLink:
     def _authenticate(self, conn: Connection, keypath: Path | None) -> None:
         """Log ``conn`` in like OpenSSH: agent keys, then the key file, then a second factor
         on the terminal if the login node asks for one (see launcher.ssh_auth)."""
+        conn.connect_kwargs["transport_factory"] = _transport
         destination = Destination(conn.user, conn.host, conn.port)
         conn.connect_kwargs["auth_strategy"] = self._credentials.strategy(
             destination, conn.ssh_config, keypath

@@ -26,8 +26,35 @@ CONNECT_TIMEOUT = 15
 KEEPALIVE_SECONDS = 15
 
 
+#: Linux's TCP_QUICKACK (absent elsewhere).
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class _QuickAckSocket:
+    """A TCP socket that acknowledges what it reads at once (Linux's TCP_QUICKACK, which the
+    kernel drops again after a while, so it is set after every read); the rest is the socket.
+
+    sshd leaves Nagle's algorithm on for commands without a terminal: right after login it
+    sends a message that needs no answer, and its confirmation of the run's first channel then
+    waits for this side's delayed acknowledgement of that message (40 ms)."""
+
+    def __init__(self, sock: socket.socket, option: int) -> None:
+        self._sock = sock
+        self._option = option
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.IPPROTO_TCP, self._option, 1)
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
 def _transport(sock: socket.socket | paramiko.Channel, **kwargs: object) -> paramiko.Transport:
-    """paramiko's Transport on ``sock``, with Nagle's algorithm off for a TCP socket.
+    """paramiko's Transport on ``sock``; on a TCP socket with Nagle's algorithm off and, where
+    the system has it, quick acknowledgements.
 
     SSH sends many small packets that wait for an answer (key exchange, authentication,
     channel requests); with Nagle on, each may sit out the peer's delayed acknowledgement
@@ -35,6 +62,8 @@ def _transport(sock: socket.socket | paramiko.Channel, **kwargs: object) -> para
     client turns it off as well."""
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if QUICKACK is not None:
+            return paramiko.Transport(_QuickAckSocket(sock, QUICKACK), **kwargs)
     return paramiko.Transport(sock, **kwargs)
 
 

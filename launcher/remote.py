@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 1.0
 #: How often the login node looks for a file the job writes (connection or scheduler file).
-FILE_CHECK_SECONDS = 0.1
+FILE_CHECK_SECONDS = 0.05
 WATCH_SECONDS = 10.0
 TAIL_LINES = 30
 CONNECTION_FILE = "connection.json"

@@ -14,6 +14,7 @@ import json
 import sys
 import webbrowser
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -142,12 +143,19 @@ class Lifecycle:
         port = options.local_port or free_port()
         check_port_free(port)
         if isinstance(self.jobs, RemoteSite):
-            self.check_fit(
-                self.jobs,
-                self.site.profile.job,
-                "the Jupyter job",
-                workers=options.scheduler_max_jobs is not None,
-            )
+            # Log in here (a passphrase or second factor is asked on this thread), then ask for
+            # the home directory the run directory goes in while the fit is checked: one round
+            # trip fewer before the job is submitted.
+            self.jobs.link.reconnect()
+            with ThreadPoolExecutor(1) as pool:
+                home = pool.submit(self.jobs.link.home)
+                self.check_fit(
+                    self.jobs,
+                    self.site.profile.job,
+                    "the Jupyter job",
+                    workers=options.scheduler_max_jobs is not None,
+                )
+                home.result()
         if options.scheduler_max_jobs is not None:
             remote = require_remote(self.jobs, "--scheduler")
             state = remote.submit_jupyter(port, options.scheduler_max_jobs)

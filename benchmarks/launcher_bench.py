@@ -71,11 +71,12 @@ def _remote_times(info: Any, state: dict[str, Any]) -> dict[str, Any]:
     out = f"{state['run_dir']}/job-{state['job_id']}.out"
     conn_file = f"{state['run_dir']}/connection.json"
     with connection(info) as conn:
-        stat = sh(conn, f"stat -c '%W %.9Y' {out} {conn_file}", warn=True).stdout.split()
+        # %.9W: the birth time to the nanosecond (%W alone truncates it to the second)
+        stat = sh(conn, f"stat -c '%.9W %.9Y' {out} {conn_file}", warn=True).stdout.split()
         log = sh(conn, f"cat {out}", warn=True).stdout
     times: dict[str, Any] = {}
     if len(stat) >= 4:
-        times["job_start"] = float(stat[0]) if stat[0] != "0" else None
+        times["job_start"] = float(stat[0]) or None  # 0: the file system keeps no birth time
         times["connection_file"] = float(stat[3])
     stamps = []
     for line in log.splitlines():

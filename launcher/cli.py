@@ -10,11 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from launcher import dryrun
 from launcher import state as saved
 from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from launcher.errors import LauncherError
-from launcher.jobscript import dask_yaml, render, render_batch
 from launcher.remote import RECONNECT_SECONDS, RUNS_DIR
 from launcher.session import Lifecycle, Options, open_site
 
@@ -262,6 +260,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     """Print the job script (batch mode's with --script) and the Dask config; submit nothing."""
+    from launcher import dryrun
+    from launcher.jobscript import dask_yaml, render, render_batch
+
     run_dir = f"$HOME/{RUNS_DIR}/{site.uid}-TIMESTAMP"
     submit = f"{site.profile.batch_system}: job script on the submit command's standard input"
     if site.is_local:

@@ -22,14 +22,17 @@ import re
 import subprocess
 import sys
 import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from launcher.errors import InstallError
+
+# importlib.metadata and urllib.request are imported where they are used: every command
+# reads source_tree() (config.shipped_dir), only install needs the rest.
+if TYPE_CHECKING:
+    from importlib import metadata
 
 DIST_NAME = "eo-hpc"
 SOURCE, WHEEL, URL, INDEX = "source tree", "wheel file", "URL", "index"
@@ -72,6 +75,8 @@ def running_origin() -> Origin:
     tree = source_tree()
     if tree is not None:
         return Origin(SOURCE, str(tree))
+    from importlib import metadata
+
     try:
         dist = metadata.distribution(DIST_NAME)
     except metadata.PackageNotFoundError:
@@ -113,6 +118,9 @@ def origin_of(dist: metadata.Distribution) -> Origin:
 
 
 def _file_path(url: str) -> Path | None:
+    import urllib.parse
+    import urllib.request
+
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme != "file":
         return None

@@ -13,15 +13,17 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher.batchsystem import BatchSystem, NodeSize, PartitionLimits
 from launcher.config import JobSpec, Site
 from launcher.dask_checks import SLURM_KEY
-from launcher.dask_sources import Merged
 from launcher.errors import RequestFitError
 from launcher.jobscript import dask_config
 from launcher.slurmtime import format_seconds, parse_slurm_time
+
+if TYPE_CHECKING:
+    from launcher.dask_sources import Merged
 
 _SLURM_MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
 _MEM_FACTORS = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}

@@ -15,11 +15,10 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePosixPath
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from launcher.batchsystem import JobStatus, batch_system_class
 from launcher.config import Site
-from launcher.dask_sources import Merged, merged, read_cluster_files
 from launcher.errors import (
     AuthenticationError,
     JobFailedError,
@@ -46,9 +45,12 @@ from launcher.ssh import SSHLink
 from launcher.state import SessionState
 from launcher.tunnel import Tunnel
 
+if TYPE_CHECKING:
+    from launcher.dask_sources import Merged
+
 POLL_SECONDS = 1.0
 #: How often the login node looks for a file the job writes (connection or scheduler file).
-FILE_CHECK_SECONDS = 0.1
+FILE_CHECK_SECONDS = 0.05
 WATCH_SECONDS = 10.0
 TAIL_LINES = 30
 CONNECTION_FILE = "connection.json"
@@ -137,6 +139,8 @@ class RemoteSite:
     def merged_dask_config(self) -> Merged:
         """The worker jobs' jobqueue config: the site's over the user's own Dask files on the
         cluster (read in one command), each value with its source."""
+        from launcher.dask_sources import merged, read_cluster_files
+
         layers, notes = read_cluster_files(self.link.run, self.site)
         return merged(self.site, layers, self.link.home(), notes)
 

@@ -14,6 +14,7 @@ import json
 import sys
 import webbrowser
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -21,7 +22,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from launcher import batch, fit, ledger, pipeline
+# batch, ledger and pipeline are imported by the modes that use them (run/attach need none).
+from launcher import fit
 from launcher import state as saved
 from launcher.batchsystem import JobStatus
 from launcher.config import JobSpec, Site
@@ -141,12 +143,19 @@ class Lifecycle:
         port = options.local_port or free_port()
         check_port_free(port)
         if isinstance(self.jobs, RemoteSite):
-            self.check_fit(
-                self.jobs,
-                self.site.profile.job,
-                "the Jupyter job",
-                workers=options.scheduler_max_jobs is not None,
-            )
+            # Log in here (a passphrase or second factor is asked on this thread), then ask for
+            # the home directory the run directory goes in while the fit is checked: one round
+            # trip fewer before the job is submitted.
+            self.jobs.link.reconnect()
+            with ThreadPoolExecutor(1) as pool:
+                home = pool.submit(self.jobs.link.home)
+                self.check_fit(
+                    self.jobs,
+                    self.site.profile.job,
+                    "the Jupyter job",
+                    workers=options.scheduler_max_jobs is not None,
+                )
+                home.result()
         if options.scheduler_max_jobs is not None:
             remote = require_remote(self.jobs, "--scheduler")
             state = remote.submit_jupyter(port, options.scheduler_max_jobs)
@@ -374,6 +383,8 @@ class Lifecycle:
 
     def status_record(self, job_id: str | None) -> dict[str, str | int | None]:
         """What status reports about a saved session or batch job (no session: state NONE)."""
+        from launcher import batch
+
         if not job_id and saved.load(self.site.uid) is None:
             ended = saved.load_ended(self.site.uid)
             return {
@@ -416,6 +427,8 @@ class Lifecycle:
 
     def stop_saved(self, job_id: str | None) -> None:
         """Cancel a saved session's job (`job_id` picks a batch job) and forget it."""
+        from launcher import pipeline
+
         if not job_id and saved.load(self.site.uid) is None:
             raise NoSessionError(f"no session saved for site '{self.site.uid}'; nothing to stop.")
         state = self.find(job_id)
@@ -432,6 +445,8 @@ class Lifecycle:
 
     def logs(self, job_id: str | None, follow: bool, lines: int, out: TextIO) -> None:
         """Print the tail of the job's output (follow: as it grows; a batch job until it ends)."""
+        from launcher import batch, pipeline
+
         state = self.find(job_id)
         if state.kind == saved.PIPELINE:
             with contextlib.suppress(KeyboardInterrupt):
@@ -459,6 +474,8 @@ class Lifecycle:
         out: TextIO,
     ) -> int:
         """Submit a script with N Dask workers; stream its output and return its exit status."""
+        from launcher import batch
+
         remote = require_remote(self.jobs, "--mode batch")
         if script is None:
             raise LauncherError("--mode batch needs --script PATH (and --workers N).")
@@ -494,6 +511,8 @@ class Lifecycle:
     def batch_ended(self, remote: RemoteSite, state: SessionState, final: JobStatus) -> int:
         """Report how a batch job ended (with its cause when the script never ran or the job
         failed); record it and return the script's exit status."""
+        from launcher import batch
+
         code = batch.exit_status(remote, state, final)
         outcome = f"batch job {state.job_id} ended ({final.state}); script exit status {code}"
         failure = batch.recorded_failure(remote, state)
@@ -513,6 +532,8 @@ class Lifecycle:
     def pipeline(self, path: Path | None, detach: bool, as_json: bool) -> int:
         """Submit a staged pipeline; wait for it, print its report, return 0 only when every
         scene is done (the details are in launcher.pipeline)."""
+        from launcher import ledger, pipeline
+
         remote = require_remote(self.jobs, "--mode pipeline")
         pipe = pipeline.require_file(path)
         state, info = pipeline.submit(remote, pipe, self.say)
@@ -537,6 +558,8 @@ class Lifecycle:
 
     def print_report(self, rep: dict[str, object], as_json: bool) -> int:
         """The report as a table here (and as JSON on standard output); its exit status."""
+        from launcher import ledger
+
         self.say(ledger.table(rep))
         if as_json:
             print(json.dumps(rep), flush=True)
@@ -545,6 +568,8 @@ class Lifecycle:
 
 def pipeline_status(jobs: SiteJobs, state: SessionState) -> dict[str, str | int | None]:
     """A pipeline's status record (each step and the ledger's counts)."""
+    from launcher import pipeline
+
     record = pipeline.status_record(require_remote(jobs, "a pipeline"), state)
     return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in record.items()}
 

@@ -1,5 +1,5 @@
 """Many more generated grid cases than CI runs: ``python -m benchmarks.grid_properties
---examples 500 [--seed N]``.
+--examples 500 [--seed N] [--chunked-nearest]``.
 
 Each case writes real COGs on a drawn source grid, loads them with ``eotoolkit.load`` onto a
 drawn target grid and compares with ``rasterio.warp.reproject`` (see
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--chunked-nearest", action="store_true", help="only nearest grids read in chunks"
+    )
     args = parser.parse_args(argv)
     failures: dict[tuple, list[tuple[Case, str]]] = collections.defaultdict(list)
     count = 0
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(cases())
+    @given(cases(chunked_nearest=args.chunked_nearest))
     def run(case: Case) -> None:
         nonlocal count
         count += 1

@@ -24,6 +24,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.env import set_gdal_config
+from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject, transform_bounds
 from rasterio.warp import transform as rio_transform
 from rasterio.windows import Window
@@ -326,6 +327,30 @@ _KERNEL_RADIUS = {
 }
 
 
+def _source_extent(src: rasterio.DatasetReader, req: ChunkRead) -> tuple[float, float] | None:
+    """Source columns and rows one output pixel spans, at the centre of the source (None when
+    the transformation has no usable derivative there)."""
+    st = src.transform
+    cx, cy = src.width / 2, src.height / 2
+    cols, rows = [cx, cx + 1, cx], [cy, cy, cy + 1]
+    xs = [st.c + st.a * c + st.b * r for c, r in zip(cols, rows, strict=True)]
+    ys = [st.f + st.d * c + st.e * r for c, r in zip(cols, rows, strict=True)]
+    try:
+        xs, ys = rio_transform(src.crs, _rio_crs(req.crs), xs, ys)
+        jac = np.array([[xs[1] - xs[0], xs[2] - xs[0]], [ys[1] - ys[0], ys[2] - ys[0]]])
+        inv = np.abs(np.linalg.inv(jac))  # source pixels per output CRS unit
+    except Exception:
+        return None
+    a, e = abs(req.transform[0]), abs(req.transform[4])
+    col_extent = float(inv[0, 0] * a + inv[0, 1] * e)
+    row_extent = float(inv[1, 0] * a + inv[1, 1] * e)
+    if not (math.isfinite(col_extent) and math.isfinite(row_extent)):
+        return None
+    if min(col_extent, row_extent) <= 0:
+        return None
+    return col_extent, row_extent
+
+
 def _kernel_options(src: rasterio.DatasetReader, req: ChunkRead, kernel: int) -> dict[str, str]:
     """GDAL warp options that give every chunk the kernel of the whole grid.
 
@@ -337,31 +362,36 @@ def _kernel_options(src: rasterio.DatasetReader, req: ChunkRead, kernel: int) ->
     kernel radius, so that pixels near a chunk edge see the same source pixels as in a
     whole-grid warp.
     """
-    st = src.transform
-    cx, cy = src.width / 2, src.height / 2
-    cols, rows = [cx, cx + 1, cx], [cy, cy, cy + 1]
-    xs = [st.c + st.a * c + st.b * r for c, r in zip(cols, rows, strict=True)]
-    ys = [st.f + st.d * c + st.e * r for c, r in zip(cols, rows, strict=True)]
-    try:
-        xs, ys = rio_transform(src.crs, _rio_crs(req.crs), xs, ys)
-        jac = np.array([[xs[1] - xs[0], xs[2] - xs[0]], [ys[1] - ys[0], ys[2] - ys[0]]])
-        inv = np.abs(np.linalg.inv(jac))  # source pixels per output CRS unit
-    except Exception:  # no usable scale at the centre: leave the scale to GDAL
+    extent = _source_extent(src, req)
+    if extent is None:  # no usable scale at the centre: leave the scale to GDAL
         return {}
-    a, e = abs(req.transform[0]), abs(req.transform[4])
-    col_extent = inv[0, 0] * a + inv[0, 1] * e
-    row_extent = inv[1, 0] * a + inv[1, 1] * e
-    if not (np.isfinite(col_extent) and np.isfinite(row_extent)):
-        return {}
-    if min(col_extent, row_extent) <= 0:
-        return {}
-    xscale, yscale = float(1 / col_extent), float(1 / row_extent)
+    xscale, yscale = 1 / extent[0], 1 / extent[1]
     extra = math.ceil(kernel / min(xscale, yscale, 1.0)) + 1
     return {"XSCALE": repr(xscale), "YSCALE": repr(yscale), "SOURCE_EXTRA": str(extra)}
 
 
+def _area_options(src: rasterio.DatasetReader, req: ChunkRead) -> dict[str, str]:
+    """``SOURCE_EXTRA`` for methods that summarise the source pixels under each output pixel
+    (average, mode, min, max, ...): GDAL computes a chunk's source window from points sampled
+    on the chunk and pads it by one pixel only, which can leave out the source pixels under
+    the part of an edge pixel beyond those points; a whole-grid warp has them. The pad here
+    is one output pixel's span in source pixels, plus one."""
+    extent = _source_extent(src, req)
+    if extent is None:
+        return {}
+    return {"SOURCE_EXTRA": str(math.ceil(max(extent)) + 1)}
+
+
 #: GDAL's GDT_Float64: the working type of interpolating kernels (see ``_read_warped``).
 _GDT_FLOAT64 = 7
+#: Error threshold, in source pixels, of the coordinate transformation of nearest, average and
+#: the other non-interpolating methods. GDAL's default (0.125) interpolates the transformation
+#: linearly along each row of a warp, so a pixel near a source pixel's edge could pick another
+#: source pixel in a chunk than in the whole grid; this makes every pixel's transformation exact
+#: to rounding (GDAL's approximation then splits each row down to exactly transformed points),
+#: so the grid reads the same in any chunks. Not zero: rasterio 1.4's ``WarpedVRT`` sets no
+#: transformer at all for 0.
+EXACT_TOLERANCE = 1e-9
 
 
 def _read_warped(
@@ -371,39 +401,121 @@ def _read_warped(
     nodata: float | None,
     cfg: S3Config | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """Warp one source onto the chunk grid with ``rasterio.warp.reproject`` (GDAL's warper on
-    the dataset, as a whole-grid ``reproject`` does): (values, valid mask or None when
-    ``nodata`` tells), None if disjoint."""
+    """Warp one source onto the chunk grid with GDAL's warper on the dataset, as a whole-grid
+    ``rasterio.warp.reproject`` does: (values, valid mask or None when ``nodata`` tells), None
+    if disjoint. Interpolating kernels go through ``reproject`` itself; the other methods
+    through ``_warp_exact``, with an exact coordinate transformation."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     dst_transform = Affine(*req.transform)
     left, top = dst_transform.c, dst_transform.f
     right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
     with _dataset(href, None, cfg) as src:
-        sb = transform_bounds(dst_crs, src.crs, left, bottom, right, top, densify_pts=5)
+        west, south, east, north = transform_bounds(
+            dst_crs, src.crs, left, bottom, right, top, densify_pts=5
+        )
         sl, sbm, sr, st = src.bounds
-        if sb[0] >= sr or sb[2] <= sl or sb[1] >= st or sb[3] <= sbm:
+        shifts: tuple[float, ...] = (0.0,)
+        if src.crs.is_geographic:  # longitudes: the chunk may cross 180, the source run past it
+            shifts = (-360.0, 0.0, 360.0)
+            if west > east:
+                east += 360.0
+        if south >= st or north <= sbm or not any(west + k < sr and east + k > sl for k in shifts):
             return None
-        level = _overview_level(src, (sb[2] - sb[0]) / w)
+        level = _overview_level(src, (east - west) / w)
     opts: dict[str, Any] = {
         "dst_crs": dst_crs,
         "dst_transform": dst_transform,
         "resampling": resampling,
     }
+    kernel = _KERNEL_RADIUS.get(resampling)
+    if kernel is None:
+        with _dataset(href, level, cfg) as src:
+            return _warp_exact(src, req, resampling, nodata)
     with _dataset(href, level, cfg) as src:
-        kernel = _KERNEL_RADIUS.get(resampling)
-        if kernel is not None:
-            # Float64 work: GDAL's integer and float32 fast paths weight a widened kernel that
-            # runs past the source's edge differently from its general one.
-            opts.update(_kernel_options(src, req, kernel), working_data_type=_GDT_FLOAT64)
-        dtype = src.dtypes[0]
+        # Float64 work: GDAL's integer and float32 fast paths weight a widened kernel that
+        # runs past the source's edge differently from its general one.
+        opts.update(_kernel_options(src, req, kernel), working_data_type=_GDT_FLOAT64)
+        dtype = np.dtype(src.dtypes[0])
         if nodata is not None:
-            out = np.full((h, w), nodata, dtype=dtype)
-            reproject(rasterio.band(src, 1), out, src_nodata=nodata, dst_nodata=nodata, **opts)
-            return out, None
-        both = np.zeros((2, h, w), dtype=dtype)
+            out = np.full((h, w), np.nan)
+            reproject(rasterio.band(src, 1), out, src_nodata=nodata, dst_nodata=np.nan, **opts)
+            valid = ~np.isnan(out)
+            return _to_source_type(out, valid, dtype, nodata), valid
+        both = np.zeros((2, h, w))
         reproject(rasterio.band(src, 1), both, dst_alpha=2, **opts)
-    return both[0], both[1] > 0
+        valid = both[1] > 0
+    return _to_source_type(both[0], valid, dtype, None), valid
+
+
+def _to_source_type(
+    values: np.ndarray, valid: np.ndarray, dtype: np.dtype, nodata: float | None
+) -> np.ndarray:
+    """Float64 kernel results in the source's type, as GDAL's warper writes them: integers
+    rounded half up and clamped to the type's range, and a valid pixel that would equal
+    ``nodata`` moved one step off it (GDAL's warper avoids writing the nodata value for valid
+    pixels). The kernels are warped to float64 and converted here: with a float64 working type
+    and integer output GDAL's warper (3.10) writes a valid pixel that rounds onto ``nodata`` as
+    ``nodata``, and has written a uint16 pixel 256 off its float64 result."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        out = np.clip(np.floor(values + 0.5), info.min, info.max, out=values)
+        if nodata is not None and not math.isnan(nodata):
+            step = -1.0 if nodata == info.max else 1.0
+            out[valid & (out == nodata)] = nodata + step
+        out[~valid] = 0 if nodata is None or math.isnan(nodata) else nodata
+        return out.astype(dtype)
+    out = values.astype(dtype)
+    if nodata is not None and not math.isnan(nodata):
+        hit = valid & (out == nodata)
+        out[hit] = np.nextafter(out[hit], np.asarray(np.inf, dtype=dtype))
+        out[~valid] = nodata
+    return out
+
+
+def _wrapped_crs(src: rasterio.DatasetReader) -> CRS:
+    """The source's CRS, for a geographic source running past 180 degrees with longitudes
+    wrapped around its centre.
+
+    GDAL's warper on a dataset maps output pixels to longitudes around the centre of a
+    geographic source (its ``CENTER_LONG``), so a source from 179.9 to 180.1 degrees is found
+    by pixels at -179.95 degrees; a ``WarpedVRT`` on an explicit grid does not, and would leave
+    the part east of 180 empty. PROJ's ``+lon_wrap`` does the same wrapping."""
+    crs = src.crs
+    left, _, right, _ = src.bounds
+    if not crs.is_geographic or (left >= -180.0 and right <= 180.0):
+        return crs
+    return _lon_wrap_crs(crs.to_wkt(), (left + right) / 2)
+
+
+@lru_cache(maxsize=32)
+def _lon_wrap_crs(wkt: str, center: float) -> CRS:
+    return CRS.from_proj4(f"{CRS.from_wkt(wkt).to_proj4()} +lon_wrap={center!r}")
+
+
+def _warp_exact(
+    src: rasterio.DatasetReader, req: ChunkRead, resampling: Resampling, nodata: float | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """GDAL's warper with an exact coordinate transformation (see ``EXACT_TOLERANCE``), through
+    a ``WarpedVRT`` on the chunk grid (``rasterio.warp.reproject`` always approximates)."""
+    h, w = req.shape
+    vrt_opts: dict[str, Any] = {
+        "src_crs": _wrapped_crs(src),
+        "crs": _rio_crs(req.crs),
+        "transform": Affine(*req.transform),
+        "width": w,
+        "height": h,
+        "resampling": resampling,
+        "tolerance": EXACT_TOLERANCE,
+    }
+    if resampling != Resampling.nearest:
+        vrt_opts.update(_area_options(src, req))
+    if nodata is not None:
+        with WarpedVRT(src, src_nodata=nodata, nodata=nodata, **vrt_opts) as vrt:
+            return vrt.read(1), None
+    with WarpedVRT(src, add_alpha=True, **vrt_opts) as vrt:
+        both = vrt.read()
+    return both[0], both[-1] > 0
 
 
 def _read_source(

@@ -61,6 +61,14 @@ def test_load_matches_reproject(case: Case) -> None:
 # fmt: on
 
 
+@settings(max_examples=60)
+@given(cases(chunked_nearest=True))
+def test_nearest_in_chunks_matches_reproject(case: Case) -> None:
+    """Nearest read in chunks is the whole-grid warp, pixel for pixel (both transform every
+    pixel exactly; GDAL's default approximation differs between chunkings near pixel edges)."""
+    check(case)
+
+
 def _antimeridian_items(root: Path) -> list[dict]:
     case = Case(
         "antimeridian",

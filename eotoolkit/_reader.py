@@ -456,7 +456,7 @@ def _to_source_type(
     ``nodata`` moved one step off it (GDAL's warper avoids writing the nodata value for valid
     pixels). The kernels are warped to float64 and converted here: with a float64 working type
     and integer output GDAL's warper (3.10) writes a valid pixel that rounds onto ``nodata`` as
-    ``nodata``, and has written a uint16 pixel 256 off its float64 result."""
+    ``nodata``."""
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         out = np.clip(np.floor(values + 0.5), info.min, info.max, out=values)

@@ -210,7 +210,7 @@ def worker_failure(
         f"worker job {status.job_id} ended {status.state}{code} before its worker joined. "
         f"{arrived}/{workers} workers arrived; the worker jobs are cancelled."
         f"{error_tail(log_directory, job_name, status.job_id)} "
-        f"Fix: {system.state_fix(status.state)}."
+        f"Fix: {system.status_fix(status)}."
     )
 
 
@@ -281,13 +281,13 @@ def wait_for_workers(
                     )
                 if seen.pop(job_id, None) is not None:
                     report(f"worker job {job_id} left the queue")
-        stuck = [s for s in jobs if s.pending and system.waits_for_good(s.reason)]
+        stuck = [s for s in jobs if system.stuck(s)]
         if stuck:
             raise WorkersNotReady(
                 f"{describe(stuck[0])} cannot start: {system.name.upper()}'s reason "
                 f"{stuck[0].reason!r} does not clear by itself. {arrived}/{workers} workers "
                 f"arrived; the worker jobs are cancelled. Fix: "
-                f"{system.reason_fix(stuck[0].reason)}."
+                f"{system.stuck_fix(stuck[0])}."
             )
         if time.monotonic() >= deadline:
             why = "; " + (", ".join(describe(s) for s in jobs) or "no worker job is queued")

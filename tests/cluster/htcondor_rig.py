@@ -205,6 +205,22 @@ def queue(user: str = CLUSTER_USER) -> str:
     return proc.stdout.strip()
 
 
+def job_details(user: str = CLUSTER_USER) -> str:
+    """Everything ``condor_q -long`` tells about the user's jobs."""
+    return RIG.sh(f"condor_q {user} -long", check=False).stdout
+
+
+def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
+    """The user's queued jobs: id -> (batch name, state name)."""
+    from launcher.batchsystem.htcondor import JOB_STATUS
+
+    jobs = {}
+    for line in queue(user).splitlines():
+        job_id, status, name = [*line.split(None, 2), "", ""][:3]
+        jobs[job_id] = (name, JOB_STATUS.get(int(status), status) if status.isdigit() else status)
+    return jobs
+
+
 def cancel_all_jobs(timeout: float = 30) -> None:
     RIG.sh(f"condor_rm {CLUSTER_USER}", check=False)
     RIG.sh(f"condor_rm -forcex {CLUSTER_USER}", check=False)

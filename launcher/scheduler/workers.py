@@ -166,9 +166,24 @@ def describe(status: JobStatus) -> str:
     return f"worker job {status.job_id} {status.state}{reason}"
 
 
-def submitted_jobs(client: Any) -> set[str]:
-    """The ids of the worker jobs the client's dask-jobqueue cluster has submitted."""
-    cluster = getattr(client, "cluster", None)
+def own_client(cluster: Any, timeout: float = 60) -> Any:
+    """A Client of a dask-jobqueue cluster's scheduler that runs in an event loop of its own.
+
+    ``Client(cluster)`` shares the cluster's event loop, where the scheduler itself runs, and
+    waits for workers by polling through the cluster's own connection. On Python 3.13 (Debian
+    13; OpenSSL 3.5) with TLS that connection is often closed when a worker joins, so the
+    first wait fails with CommClosedError in ``rpc.identity``; a client that connects to the
+    scheduler's address from its own loop, with the cluster's security, does not meet this.
+    """
+    from distributed import Client
+
+    return Client(cluster.scheduler_address, security=cluster.security, timeout=timeout)
+
+
+def submitted_jobs(client: Any, cluster: Any = None) -> set[str]:
+    """The ids of the worker jobs a dask-jobqueue cluster (default: the client's) has
+    submitted."""
+    cluster = cluster if cluster is not None else getattr(client, "cluster", None)
     workers = getattr(cluster, "workers", None) or {}
     return {str(job.job_id) for job in list(workers.values()) if getattr(job, "job_id", None)}
 
@@ -226,8 +241,10 @@ def wait_for_workers(
     poll: float = POLL_SECONDS,
     user: str | None = None,
     log_directory: str | None = None,
+    cluster: Any = None,
 ) -> None:
-    """Wait up to ``timeout`` seconds until ``workers`` Dask workers run.
+    """Wait up to ``timeout`` seconds until ``workers`` Dask workers run (the worker jobs
+    submitted are those of ``cluster``, default the client's).
 
     Every ``poll`` seconds the worker jobs (named ``job_name``) are looked up and each change
     of their state or pending reason is reported as one line. Raises WorkersNotReady at once
@@ -271,7 +288,8 @@ def wait_for_workers(
                 report(text)
         queued = {status.job_id for status in jobs}
         if jobs or not listing_failed:
-            gone = [j for j in {*seen, *submitted_jobs(client)} - checked if j not in queued]
+            submitted = submitted_jobs(client, cluster)
+            gone = [j for j in {*seen, *submitted} - checked if j not in queued]
             for job_id in sorted(gone):
                 checked.add(job_id)
                 final = final_status(system, job_id)

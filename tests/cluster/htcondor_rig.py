@@ -109,6 +109,9 @@ STARTER_UPDATE_INTERVAL = 2
 SHADOW_QUEUE_UPDATE_INTERVAL = 2
 # finished jobs stay in condor_history; removed ones leave the queue at once
 SYSTEM_PERIODIC_REMOVE = false
+# condor_master would run linux_kernel_tuning as root: it widens the namespace's port range
+# and raises machine-wide limits (pid_max, file-max, rmem_max) of the host running the tests
+ENABLE_KERNEL_TUNING = FALSE
 """
 
 
@@ -141,6 +144,8 @@ def _up() -> ClusterInfo:
     built = RIG.build(customize)
     RIG.ensure_venv()
     RIG.write_hosts()
+    # written on every start, so a cached root gets the current configuration
+    (RIG.root / "etc/condor/condor_config").write_text(condor_config(RIG.root))
     ids = condor_ids(RIG.root)
     uid, gid = (int(x) for x in ids.split("."))
     for sub in (

@@ -36,6 +36,7 @@ from launcher.scheduler.workers import (
     close_cluster,
     cluster_class,
     log_directory,
+    name_options,
     own_client,
     recording_job_class,
     scheduler_options,
@@ -98,7 +99,7 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         tls = create_session_tls(run_dir / TLS_DIR)
         cls = cluster_class(system)
         cluster = cls(
-            job_name=job_name,
+            **name_options(system, job_name),
             job_cls=recording_job_class(cls, failures),
             security=tls.security(),
             protocol="tls://",

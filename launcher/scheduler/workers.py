@@ -89,6 +89,17 @@ def scheduler_options(
     return options
 
 
+def name_options(system: BatchSystem, job_name: str) -> dict[str, Any]:
+    """The cluster-class arguments that give every worker job the name ``job_name``, by which
+    the worker jobs are listed and cancelled. dask-jobqueue names HTCondor jobs (their
+    ``batch_name``) after each worker, so there the name is an extra submit directive."""
+    options: dict[str, Any] = {"job_name": job_name}
+    if system.name == "htcondor":
+        extra = dict(jobqueue_config(system, "job-extra-directives", {}) or {})
+        options["job_extra_directives"] = {**extra, "batch_name": job_name}
+    return options
+
+
 def new_job_name(prefix: str = JOB_NAME_PREFIX) -> str:
     """A job name unique to one cluster, so that its worker jobs can be cancelled by name."""
     return f"{prefix}-{secrets.token_hex(4)}"

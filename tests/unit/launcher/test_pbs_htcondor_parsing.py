@@ -227,3 +227,13 @@ def test_condor_named_jobs() -> None:
         "condor_q", "-constraint", 'JobBatchName == "eohpc-batch-1.0-workers" && Owner == "eouser"',
     ]  # fmt: skip
     assert HTCondor(lambda c, s=None: (0, "", "")).named_jobs("x", "u") == []
+
+
+def test_worker_jobs_are_named_after_the_cluster() -> None:
+    from launcher.scheduler.workers import name_options
+
+    assert name_options(PBS(), "eohpc-dask-1") == {"job_name": "eohpc-dask-1"}
+    condor = name_options(HTCondor(), "eohpc-dask-1")
+    # dask-jobqueue's HTCondor jobs take their batch_name from each worker's name otherwise
+    assert condor["job_name"] == "eohpc-dask-1"
+    assert condor["job_extra_directives"]["batch_name"] == "eohpc-dask-1"

@@ -35,23 +35,6 @@ SYSTEMS = [
     pytest.param("pbs", marks=pytest.mark.pbs, id="pbs"),
     pytest.param("htcondor", marks=pytest.mark.htcondor, id="htcondor"),
 ]
-#: On the HTCondor rig (Python 3.13 in the trixie root) the batch driver's own Client often
-#: fails its first call to the scheduler (CommClosedError in rpc.identity) while the worker
-#: jobs connect fine; the same driver outside a job passes sometimes. Not yet understood.
-BATCH_SYSTEMS = [
-    SYSTEMS[0],
-    pytest.param(
-        "htcondor",
-        marks=[
-            pytest.mark.htcondor,
-            pytest.mark.xfail(
-                reason="driver Client: CommClosedError in rpc.identity", strict=False
-            ),
-        ],
-        id="htcondor",
-    ),
-]
-
 TWO_WORKERS = """
 import sys
 
@@ -102,11 +85,6 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OtherLaunch
     yield from launcher_on(request, request.param, tmp_path)
 
 
-@pytest.fixture(params=BATCH_SYSTEMS)
-def batch_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OtherLauncher]:
-    yield from launcher_on(request, request.param, tmp_path)
-
-
 def test_run_detach_reaches_jupyter_and_stop_leaves_no_job(site: OtherLauncher) -> None:
     # --detach returns once Jupyter answered /api/status with the token through the tunnel.
     result = site.run("--uid", "sandbox", "--mode", "run", "--no-browser", "--detach", timeout=600)
@@ -138,8 +116,7 @@ def test_run_detach_reaches_jupyter_and_stop_leaves_no_job(site: OtherLauncher) 
     assert wait_until(lambda: site.queue() == "", 60), site.queue()
 
 
-def test_batch_two_worker_jobs_exit_0(batch_site: OtherLauncher, tmp_path: Path) -> None:
-    site = batch_site
+def test_batch_two_worker_jobs_exit_0(site: OtherLauncher, tmp_path: Path) -> None:
     script = tmp_path / "analysis.py"
     script.write_text(TWO_WORKERS)
     result = site.run(
@@ -151,8 +128,7 @@ def test_batch_two_worker_jobs_exit_0(batch_site: OtherLauncher, tmp_path: Path)
     assert "eo-hpc: 2 workers ready" in result.stdout
 
 
-def test_batch_exit_status_is_the_launchers(batch_site: OtherLauncher, tmp_path: Path) -> None:
-    site = batch_site
+def test_batch_exit_status_is_the_launchers(site: OtherLauncher, tmp_path: Path) -> None:
     script = tmp_path / "fails.py"
     script.write_text(EXIT_3)
     start = time.monotonic()

@@ -91,7 +91,7 @@ def stream(
     while True:
         status = session.persist(lambda: session.status(state), on_problem)
         show(status)
-        if status.pending and session.batch.waits_for_good(status.reason):
+        if session.batch.stuck(status):
             session.cancel(state)
             raise JobFailedError(session.stuck_message(state, status))
         chunk = session.persist(functools.partial(session.read_output, state, offset), on_problem)

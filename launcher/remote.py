@@ -209,7 +209,7 @@ class RemoteSite:
             show(status)
             if status.finished:
                 raise JobFailedError(self.failure_message(state, status, "Jupyter was ready"))
-            if status.pending and self.batch.waits_for_good(status.reason):
+            if self.batch.stuck(status):
                 self.cancel(state)
                 raise JobFailedError(self.stuck_message(state, status))
             if not status.running:
@@ -236,7 +236,7 @@ class RemoteSite:
         return (
             f"job {state.job_id} cannot start: it is {status.state} ({status.reason}), a reason "
             f"{self.batch.name.upper()} does not clear by itself; the job was cancelled. "
-            f"Fix: {self.batch.reason_fix(status.reason)}."
+            f"Fix: {self.batch.stuck_fix(status)}."
         )
 
     def wait_for_file(self, path: str, wait: float) -> str:
@@ -256,7 +256,7 @@ class RemoteSite:
         gives it, the last lines of its output and the fix for that state."""
         exit_code = f", exit code {status.exit_code}" if status.exit_code else ""
         reason = f", reason {status.reason}" if status.reason else ""
-        fix = self.batch.state_fix(status.state) or (
+        fix = self.batch.status_fix(status) or (
             "fix the cause shown above (often the environment: run --mode install, or check "
             "the profile's modules/env_path)"
         )

@@ -322,8 +322,8 @@ class Lifecycle:
                 "for more time with 'time' in platforms.ini."
             )
             self.warn_walltime(outcome)
-        elif isinstance(self.jobs, RemoteSite) and self.jobs.batch.state_fix(final.state):
-            outcome += f". Fix: {self.jobs.batch.state_fix(final.state)}."
+        elif isinstance(self.jobs, RemoteSite) and self.jobs.batch.status_fix(final):
+            outcome += f". Fix: {self.jobs.batch.status_fix(final)}."
             self.problem(outcome)
         self.end(state, final.state, outcome)
         return 1
@@ -521,7 +521,7 @@ class Lifecycle:
         elif remote.batch.failed(final) and batch.recorded_exit_status(remote, state) is None:
             outcome += (
                 f". Last lines of {remote.output_path(state)}:\n{remote.tail(state, 10)}\n"
-                f"Fix: {remote.batch.state_fix(final.state)}."
+                f"Fix: {remote.batch.status_fix(final)}."
             )
         self.end(state, final.state, outcome)
         self.say(outcome)

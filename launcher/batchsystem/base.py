@@ -153,6 +153,11 @@ class BatchSystem:
         "change the request (partition, account, QOS, size) or ask the cluster's administrators"
     )
 
+    #: Native states of a job that is held: it waits until someone releases it.
+    held_states: ClassVar[frozenset[str]] = frozenset()
+    #: What to do about a held job.
+    held_fix: ClassVar[str] = "it is held; release it or cancel it"
+
     #: The environment variable holding an array task's index inside the job.
     array_index_variable: ClassVar[str] = ""
 
@@ -270,6 +275,19 @@ class BatchSystem:
         """True when a pending job's reason will not clear by itself."""
         return False
 
+    def stuck(self, status: JobStatus) -> bool:
+        """True for a pending job that will not start by itself: held, or waiting for a
+        reason that does not clear (see waits_for_good)."""
+        return status.pending and (
+            status.state in self.held_states or self.waits_for_good(status.reason)
+        )
+
+    def stuck_fix(self, status: JobStatus) -> str:
+        """What to do about a job for which ``stuck`` is True."""
+        if status.state in self.held_states:
+            return self.held_fix
+        return self.reason_fix(status.reason)
+
     def reason_code(self, reason: str) -> str:
         """The code of a pending reason without its details ("ReqNodeNotAvail, Unavail..." ->
         "ReqNodeNotAvail")."""
@@ -287,6 +305,11 @@ class BatchSystem:
     def state_fix(self, state: str) -> str:
         """What to do about a job that ended in ``state`` ("" for a success or an unknown state)."""
         return self.final_state_fixes.get(state, "")
+
+    def status_fix(self, status: JobStatus) -> str:
+        """What to do about a job that ended as ``status`` says ("" for a success); a batch
+        system whose final state alone does not tell a failure looks at the exit code too."""
+        return self.state_fix(status.state)
 
     def cancel_named(self, job_name: str, user: str) -> None:
         """Cancel every job of ``user`` named ``job_name`` (no error when there is none)."""

@@ -20,7 +20,7 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem.base import BatchSystem, JobFields
+from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus
 from launcher.batchsystem.units import job_memory_mib, time_seconds
 from launcher.errors import BatchSystemError
 
@@ -48,6 +48,11 @@ JOB_ID_VARIABLE = "HTCONDOR_JOB_ID"
 #: The login shell's variables a job gets.
 GETENV = "HOME, USER, LOGNAME, PATH, LANG"
 DEFAULT_DISK = "1GB"
+#: Final states that are a failure whatever the exit code, and what to do about each.
+FINAL_STATE_FIXES = {
+    "REMOVED": "the job was removed (condor_rm by you or an administrator, or a policy); "
+    "submit it again",
+}
 
 
 def _host(slot: Any) -> str:
@@ -66,7 +71,11 @@ def parse_ads(output: str) -> JobFields | None:
         return None
     if not ads:
         return None
-    ad = ads[0]
+    return parse_ad(ads[0])
+
+
+def parse_ad(ad: dict[str, Any]) -> JobFields | None:
+    """The fields of one job's ClassAd; None when it has no JobStatus."""
     status = ad.get("JobStatus")
     state = JOB_STATUS.get(status, f"STATUS_{status}") if isinstance(status, int) else ""
     if not state:
@@ -122,6 +131,51 @@ class HTCondor(BatchSystem):
     jobqueue_class = "HTCondorCluster"
     # dask-jobqueue's htcondor section has neither queue nor account.
     jobqueue_inherits = ()
+    held_states = frozenset({"HELD"})
+    held_fix = (
+        "it is held: its hold reason says why (condor_hold, a file it cannot read or write, "
+        "a policy); fix that and `condor_release JOBID`, or remove it"
+    )
+    final_state_fixes = FINAL_STATE_FIXES
+    #: What to do about a job that completed with a non-zero exit code.
+    exit_fix = (
+        "the job script exited non-zero: see the last lines of its output (a module that does "
+        "not load, an environment path that does not exist, a crash); fix the profile's "
+        "environment (modules, env_path) or run --mode install"
+    )
+
+    def failed(self, status: JobStatus) -> bool:
+        """Removed, or completed with a non-zero exit code or by a signal."""
+        return status.finished and (
+            status.state in self.final_state_fixes or status.exit_code not in ("", "0")
+        )
+
+    def status_fix(self, status: JobStatus) -> str:
+        """The fix of a removed job, or of one whose script failed."""
+        if not self.failed(status):
+            return ""
+        return self.state_fix(status.state) or self.exit_fix
+
+    def named_jobs(self, job_name: str, user: str) -> list[JobStatus] | None:
+        """The queued jobs of ``user`` whose batch name is ``job_name``."""
+        constraint = f'JobBatchName == "{job_name}" && Owner == "{user}"'
+        argv = ["condor_q", "-constraint", constraint, "-json", "-attributes",
+                f"ClusterId,ProcId,{ATTRIBUTES}"]  # fmt: skip
+        code, out, _ = self.run(shlex.join(argv), None)
+        if code != 0:
+            return None
+        try:
+            ads = json.loads(out) if out.strip() else []
+        except ValueError:
+            return None
+        jobs = []
+        for ad in ads:
+            fields = parse_ad(ad)
+            if fields is not None and "ClusterId" in ad:
+                job = self.complete(f"{ad['ClusterId']}.{ad.get('ProcId', 0)}", fields)
+                if not job.finished:
+                    jobs.append(job)
+        return jobs
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """The submit description (without ``queue``), its executable the script itself."""

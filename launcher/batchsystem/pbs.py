@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem.base import BatchSystem, JobFields
+from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus
 from launcher.batchsystem.units import hms, job_memory_mib, time_seconds
 
 if TYPE_CHECKING:
@@ -17,6 +18,24 @@ if TYPE_CHECKING:
 #: (F finished, X subjob finished, M moved).
 PENDING_STATES = frozenset({"Q", "H", "W", "T", "S", "U"})
 RUNNING_STATES = frozenset({"R", "E", "B"})
+#: qstat's Hold_Types letters.
+HOLD_TYPES = {"u": "user", "o": "operator", "s": "system", "p": "bad password"}
+#: The scheduler's comment on a job no node can ever run (the request exceeds every node or
+#: a queue or server limit): it does not clear by itself.
+NEVER_RUN = "Can Never Run"
+REASON_FIXES = {
+    NEVER_RUN: "no node or queue limit can ever give what it asks for (ncpus, mem, walltime); "
+    "lower the request or pick another queue (`pbsnodes -a`, `qstat -Qf`)",
+}
+#: PBS's own negative exit statuses of a job that did not run its script (JOB_EXEC_*).
+EXEC_FAILURES = {
+    "-1": "the job could not start on its node (JOB_EXEC_FAIL1)",
+    "-2": "the job could not start on its node (JOB_EXEC_FAIL2)",
+    "-3": "the job was aborted on its node (JOB_EXEC_RETRY)",
+    "-4": "the job's session could not be created (JOB_EXEC_INITABT)",
+    "-10": "the job's standard output or error could not be opened (JOB_EXEC_FAILUID)",
+    "-11": "the job was rerun by its node and failed (JOB_EXEC_RERUN)",
+}
 
 
 def _seconds(text: Any) -> int | None:
@@ -50,16 +69,34 @@ def parse_qstat_json(output: str) -> JobFields | None:
     used = _seconds((job.get("resources_used") or {}).get("walltime", "0"))
     if state == "R" and limit is not None and used is not None:
         time_left = hms(max(0, limit - used))
+    reason = str(job.get("comment", "")) if state in PENDING_STATES else ""
+    if state == "H" and not reason:
+        holds = ", ".join(HOLD_TYPES.get(t, t) for t in str(job.get("Hold_Types", "")))
+        reason = f"held ({holds} hold)" if holds else "held"
     start = (job.get("estimated") or {}).get("start_time", "")
     exit_status = job.get("Exit_status")
     return JobFields(
         state=state,
-        reason=str(job.get("comment", "")) if state in PENDING_STATES else "",
+        reason=reason,
         node=node,
         time_left=time_left,
         start_estimate=str(start) if start else "",
         exit_code="" if exit_status is None else str(exit_status),
     )
+
+
+def parse_qstat_jobs(output: str) -> list[tuple[str, JobFields]]:
+    """Parse ``qstat -f -F json`` of several jobs: (job id, fields) each."""
+    try:
+        jobs = json.loads(output).get("Jobs") or {}
+    except (ValueError, AttributeError):
+        return []
+    found = []
+    for job_id, job in jobs.items():
+        fields = parse_qstat_json(json.dumps({"Jobs": {job_id: job}}))
+        if fields is not None:
+            found.append((job_id, fields))
+    return found
 
 
 def pbs_memory(mib: int) -> str:
@@ -89,6 +126,55 @@ class PBS(BatchSystem):
     output_pattern = "job.out"
     jobqueue_section = "pbs"
     jobqueue_class = "PBSCluster"
+    held_states = frozenset({"H"})
+    held_fix = "it is held (its reason says by whom); release it with `qrls JOBID`, or cancel it"
+    reason_fixes = REASON_FIXES
+
+    def reason_code(self, reason: str) -> str:
+        """The scheduler's comment up to its first colon ("Can Never Run: ..." ->
+        "Can Never Run")."""
+        return reason.split(":")[0].strip()
+
+    def waits_for_good(self, reason: str) -> bool:
+        """True when the scheduler says the job can never run."""
+        return self.reason_code(reason) == NEVER_RUN
+
+    def failed(self, status: JobStatus) -> bool:
+        """PBS's final state (F) is the same for every job: a failure is a non-zero
+        Exit_status."""
+        return status.finished and status.exit_code not in ("", "0")
+
+    def status_fix(self, status: JobStatus) -> str:
+        """What to do about a job that ended with a non-zero Exit_status."""
+        code = status.exit_code
+        if not self.failed(status):
+            return ""
+        if code in EXEC_FAILURES:
+            return f"{EXEC_FAILURES[code]}; submit it again or ask the administrators"
+        if code.isdigit() and int(code) > 256:
+            return (
+                f"it was killed by signal {int(code) - 256} (qdel, its walltime or memory "
+                "limit, or an administrator); raise 'time' or 'mem' if it ran out, else "
+                "submit it again"
+            )
+        return (
+            "the job script exited non-zero: see the last lines of its output (a module that "
+            "does not load, an environment path that does not exist, a crash); fix the "
+            "profile's environment (modules, env_path) or run --mode install"
+        )
+
+    def named_jobs(self, job_name: str, user: str) -> list[JobStatus] | None:
+        """The queued jobs of ``user`` named ``job_name`` with their state and comment."""
+        command = (
+            f"ids=$(qselect -N {shlex.quote(job_name)} -u {shlex.quote(user)}) || exit 1; "
+            # -x: a job that ended since qselect listed it is still shown (and left out)
+            '[ -z "$ids" ] || qstat -f -F json -x $ids'
+        )
+        code, out, _ = self.run(command, None)
+        if code != 0:
+            return None
+        jobs = [self.complete(job_id, fields) for job_id, fields in parse_qstat_jobs(out)]
+        return [job for job in jobs if not job.finished]
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """qsub options of a one-chunk job whose output is written where it runs (-k oed)."""

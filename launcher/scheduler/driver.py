@@ -36,6 +36,8 @@ from launcher.scheduler.workers import (
     close_cluster,
     cluster_class,
     log_directory,
+    name_options,
+    own_client,
     recording_job_class,
     scheduler_options,
     wait_for_workers,
@@ -88,8 +90,6 @@ def _stop_child(child: subprocess.Popen[Any] | None) -> None:
 
 def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
     """Start the cluster, wait for ``workers``, run ``command`` with Python; return its status."""
-    from distributed import Client
-
     system = batch_system()
     job_name = f"eohpc-batch-{os.environ.get(system.job_id_variable, os.getpid())}-workers"
     code = 1
@@ -99,7 +99,7 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         tls = create_session_tls(run_dir / TLS_DIR)
         cls = cluster_class(system)
         cluster = cls(
-            job_name=job_name,
+            **name_options(system, job_name),
             job_cls=recording_job_class(cls, failures),
             security=tls.security(),
             protocol="tls://",
@@ -112,7 +112,7 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
             flush=True,
         )
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
-        with Client(cluster, timeout=60) as client:
+        with own_client(cluster) as client:
             wait_for_workers(
                 client,
                 workers,
@@ -122,6 +122,7 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
                 failures=failures,
                 report=_say,
                 log_directory=log_directory(cluster),
+                cluster=cluster,
             )
         print(f"eo-hpc: {workers} workers ready; running {' '.join(command)}", flush=True)
         env = script_env(cluster.scheduler_address, tls, run_dir)

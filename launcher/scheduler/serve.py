@@ -37,6 +37,7 @@ from launcher.scheduler.workers import (
     batch_system,
     cancel_worker_jobs,
     cluster_class,
+    name_options,
     new_job_name,
     scheduler_options,
 )
@@ -90,6 +91,10 @@ def serve_scheduler(
         system, dashboard_address=dashboard_address, host=host, interface=interface
     )
     options.update(cluster_kwargs.pop("scheduler_options", {}) or {})
+    naming = name_options(system, job_name)
+    if "job_extra_directives" in naming and "job_extra_directives" in cluster_kwargs:
+        extra = cluster_kwargs.pop("job_extra_directives") or {}
+        naming["job_extra_directives"] = {**extra, "batch_name": job_name}
     restore = _install_stop_handlers(stop)
     tls: TLSFiles | None = None
     cluster = None
@@ -98,7 +103,7 @@ def serve_scheduler(
         cluster = cluster_class(system)(
             security=tls.security(),
             protocol="tls://",
-            job_name=job_name,
+            **naming,
             scheduler_options=options,
             **cluster_kwargs,
         )

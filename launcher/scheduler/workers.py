@@ -89,6 +89,17 @@ def scheduler_options(
     return options
 
 
+def name_options(system: BatchSystem, job_name: str) -> dict[str, Any]:
+    """The cluster-class arguments that give every worker job the name ``job_name``, by which
+    the worker jobs are listed and cancelled. dask-jobqueue names HTCondor jobs (their
+    ``batch_name``) after each worker, so there the name is an extra submit directive."""
+    options: dict[str, Any] = {"job_name": job_name}
+    if system.name == "htcondor":
+        extra = dict(jobqueue_config(system, "job-extra-directives", {}) or {})
+        options["job_extra_directives"] = {**extra, "batch_name": job_name}
+    return options
+
+
 def new_job_name(prefix: str = JOB_NAME_PREFIX) -> str:
     """A job name unique to one cluster, so that its worker jobs can be cancelled by name."""
     return f"{prefix}-{secrets.token_hex(4)}"
@@ -166,9 +177,24 @@ def describe(status: JobStatus) -> str:
     return f"worker job {status.job_id} {status.state}{reason}"
 
 
-def submitted_jobs(client: Any) -> set[str]:
-    """The ids of the worker jobs the client's dask-jobqueue cluster has submitted."""
-    cluster = getattr(client, "cluster", None)
+def own_client(cluster: Any, timeout: float = 60) -> Any:
+    """A Client of a dask-jobqueue cluster's scheduler that runs in an event loop of its own.
+
+    ``Client(cluster)`` shares the cluster's event loop, where the scheduler itself runs, and
+    waits for workers by polling through the cluster's own connection. On Python 3.13 (Debian
+    13; OpenSSL 3.5) with TLS that connection is often closed when a worker joins, so the
+    first wait fails with CommClosedError in ``rpc.identity``; a client that connects to the
+    scheduler's address from its own loop, with the cluster's security, does not meet this.
+    """
+    from distributed import Client
+
+    return Client(cluster.scheduler_address, security=cluster.security, timeout=timeout)
+
+
+def submitted_jobs(client: Any, cluster: Any = None) -> set[str]:
+    """The ids of the worker jobs a dask-jobqueue cluster (default: the client's) has
+    submitted."""
+    cluster = cluster if cluster is not None else getattr(client, "cluster", None)
     workers = getattr(cluster, "workers", None) or {}
     return {str(job.job_id) for job in list(workers.values()) if getattr(job, "job_id", None)}
 
@@ -210,7 +236,7 @@ def worker_failure(
         f"worker job {status.job_id} ended {status.state}{code} before its worker joined. "
         f"{arrived}/{workers} workers arrived; the worker jobs are cancelled."
         f"{error_tail(log_directory, job_name, status.job_id)} "
-        f"Fix: {system.state_fix(status.state)}."
+        f"Fix: {system.status_fix(status)}."
     )
 
 
@@ -226,8 +252,10 @@ def wait_for_workers(
     poll: float = POLL_SECONDS,
     user: str | None = None,
     log_directory: str | None = None,
+    cluster: Any = None,
 ) -> None:
-    """Wait up to ``timeout`` seconds until ``workers`` Dask workers run.
+    """Wait up to ``timeout`` seconds until ``workers`` Dask workers run (the worker jobs
+    submitted are those of ``cluster``, default the client's).
 
     Every ``poll`` seconds the worker jobs (named ``job_name``) are looked up and each change
     of their state or pending reason is reported as one line. Raises WorkersNotReady at once
@@ -271,7 +299,8 @@ def wait_for_workers(
                 report(text)
         queued = {status.job_id for status in jobs}
         if jobs or not listing_failed:
-            gone = [j for j in {*seen, *submitted_jobs(client)} - checked if j not in queued]
+            submitted = submitted_jobs(client, cluster)
+            gone = [j for j in {*seen, *submitted} - checked if j not in queued]
             for job_id in sorted(gone):
                 checked.add(job_id)
                 final = final_status(system, job_id)
@@ -281,13 +310,13 @@ def wait_for_workers(
                     )
                 if seen.pop(job_id, None) is not None:
                     report(f"worker job {job_id} left the queue")
-        stuck = [s for s in jobs if s.pending and system.waits_for_good(s.reason)]
+        stuck = [s for s in jobs if system.stuck(s)]
         if stuck:
             raise WorkersNotReady(
                 f"{describe(stuck[0])} cannot start: {system.name.upper()}'s reason "
                 f"{stuck[0].reason!r} does not clear by itself. {arrived}/{workers} workers "
                 f"arrived; the worker jobs are cancelled. Fix: "
-                f"{system.reason_fix(stuck[0].reason)}."
+                f"{system.stuck_fix(stuck[0])}."
             )
         if time.monotonic() >= deadline:
             why = "; " + (", ".join(describe(s) for s in jobs) or "no worker job is queued")

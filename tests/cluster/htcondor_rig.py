@@ -109,6 +109,9 @@ STARTER_UPDATE_INTERVAL = 2
 SHADOW_QUEUE_UPDATE_INTERVAL = 2
 # finished jobs stay in condor_history; removed ones leave the queue at once
 SYSTEM_PERIODIC_REMOVE = false
+# condor_master would run linux_kernel_tuning as root: it widens the namespace's port range
+# and raises machine-wide limits (pid_max, file-max, rmem_max) of the host running the tests
+ENABLE_KERNEL_TUNING = FALSE
 """
 
 
@@ -141,6 +144,8 @@ def _up() -> ClusterInfo:
     built = RIG.build(customize)
     RIG.ensure_venv()
     RIG.write_hosts()
+    # written on every start, so a cached root gets the current configuration
+    (RIG.root / "etc/condor/condor_config").write_text(condor_config(RIG.root))
     ids = condor_ids(RIG.root)
     uid, gid = (int(x) for x in ids.split("."))
     for sub in (
@@ -203,6 +208,22 @@ def queue(user: str = CLUSTER_USER) -> str:
     """The user's jobs in the queue, one "id status name" per line."""
     proc = RIG.sh(f"condor_q {user} -af:j JobStatus JobBatchName", check=False)
     return proc.stdout.strip()
+
+
+def job_details(user: str = CLUSTER_USER) -> str:
+    """Everything ``condor_q -long`` tells about the user's jobs."""
+    return RIG.sh(f"condor_q {user} -long", check=False).stdout
+
+
+def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
+    """The user's queued jobs: id -> (batch name, state name)."""
+    from launcher.batchsystem.htcondor import JOB_STATUS
+
+    jobs = {}
+    for line in queue(user).splitlines():
+        job_id, status, name = [*line.split(None, 2), "", ""][:3]
+        jobs[job_id] = (name, JOB_STATUS.get(int(status), status) if status.isdigit() else status)
+    return jobs
 
 
 def cancel_all_jobs(timeout: float = 30) -> None:

@@ -215,6 +215,23 @@ def queue(user: str = CLUSTER_USER) -> str:
     return RIG.sh(f"qselect -u {user}", check=False).stdout.strip()
 
 
+def job_details(user: str = CLUSTER_USER) -> str:
+    """Everything ``qstat -f`` tells about the user's unfinished jobs."""
+    return RIG.sh(f"qselect -u {user} | xargs -r qstat -f", check=False).stdout
+
+
+def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
+    """The user's unfinished jobs: id -> (name, state)."""
+    import json
+
+    out = RIG.sh(f"qselect -u {user} | xargs -r qstat -f -F json", check=False).stdout
+    try:
+        jobs = json.loads(out).get("Jobs") or {} if out.strip() else {}
+    except ValueError:
+        return {}
+    return {i: (str(j.get("Job_Name", "")), str(j.get("job_state", ""))) for i, j in jobs.items()}
+
+
 def cancel_all_jobs(timeout: float = 30) -> None:
     RIG.sh(f"qselect -u {CLUSTER_USER} | xargs -r qdel -W force", check=False)
     wait_for(lambda: not RIG.sh(f"qselect -u {CLUSTER_USER}", check=False).stdout.strip(),

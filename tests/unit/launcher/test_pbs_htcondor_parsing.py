@@ -4,12 +4,14 @@ the job script headers, and cancellation commands."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
 import pytest
 
 from launcher.batchsystem import PBS, HTCondor, batch_system_class
+from launcher.batchsystem.base import JobStatus
 from launcher.batchsystem.htcondor import parse_ads
 from launcher.batchsystem.pbs import parse_qstat_json
 from launcher.config import JobSpec
@@ -153,3 +155,85 @@ def test_condor_cancel_commands() -> None:
     assert shlex.split(calls[1]) == [
         "condor_rm", "-constraint", 'JobBatchName == "eohpc-dask-1a2b" && Owner == "eouser"',
     ]  # fmt: skip
+
+
+def test_pbs_held_and_never_run_jobs_are_stuck() -> None:
+    pbs = PBS()
+    held = pbs.complete("2.eopbs", parse_qstat_json(data("qstat_held.json")))  # type: ignore[arg-type]
+    assert held.reason == "held (user hold)" and pbs.stuck(held)
+    assert "qrls" in pbs.stuck_fix(held)
+    queued = pbs.complete("3.eopbs", parse_qstat_json(data("qstat_queued.json")))  # type: ignore[arg-type]
+    assert pbs.reason_code(queued.reason) == "Can Never Run" and pbs.stuck(queued)
+    assert "lower the request" in pbs.stuck_fix(queued)
+    waiting = JobStatus("4.eopbs", "Q", "pending", "Not Running: Insufficient amount of resource")
+    assert not pbs.stuck(waiting)
+
+
+def test_pbs_failure_is_a_nonzero_exit_status() -> None:
+    pbs = PBS()
+    finished = pbs.complete("2.eopbs", parse_qstat_json(data("qstat_finished.json")))  # type: ignore[arg-type]
+    assert pbs.failed(finished) and "exited non-zero" in pbs.status_fix(finished)
+    killed = JobStatus("5.eopbs", "F", "finished", exit_code="271")
+    assert pbs.failed(killed) and "killed by signal 15" in pbs.status_fix(killed)
+    assert "JOB_EXEC_FAIL1" in pbs.status_fix(JobStatus("6.eopbs", "F", exit_code="-1"))
+    ok = JobStatus("7.eopbs", "F", "finished", exit_code="0")
+    assert not pbs.failed(ok) and pbs.status_fix(ok) == ""
+
+
+def test_pbs_named_jobs_leave_out_finished_ones() -> None:
+    running = json.loads(data("qstat_running.json"))
+    finished = json.loads(data("qstat_finished.json"))
+    both = {"Jobs": {"8.eopbs": next(iter(running["Jobs"].values())),
+                     "9.eopbs": next(iter(finished["Jobs"].values()))}}  # fmt: skip
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 0, json.dumps(both), ""
+
+    jobs = PBS(runner).named_jobs("eohpc-batch-1-workers", "eouser")
+    assert [(j.job_id, j.state) for j in jobs or []] == [("8.eopbs", "R")]
+    assert "qselect -N eohpc-batch-1-workers -u eouser" in calls[0]
+    assert PBS(lambda c, s=None: (1, "", "")).named_jobs("x", "u") is None
+
+
+def test_condor_held_and_removed_jobs() -> None:
+    condor = HTCondor()
+    held = condor.complete("2.0", parse_ads(data("condor_q_held.json")))  # type: ignore[arg-type]
+    assert condor.stuck(held) and "condor_release" in condor.stuck_fix(held)
+    idle = condor.complete("3.0", parse_ads(data("condor_q_idle.json")))  # type: ignore[arg-type]
+    assert not condor.stuck(idle)
+    removed = condor.complete("4.0", parse_ads(data("condor_history_removed.json")))  # type: ignore[arg-type]
+    assert condor.failed(removed) and "removed" in condor.status_fix(removed)
+    exit3 = condor.complete("5.0", parse_ads(data("condor_history_exit3.json")))  # type: ignore[arg-type]
+    assert condor.failed(exit3) and "exited non-zero" in condor.status_fix(exit3)
+    ok = JobStatus("6.0", "COMPLETED", "finished", exit_code="0")
+    assert not condor.failed(ok) and condor.status_fix(ok) == ""
+
+
+def test_condor_named_jobs() -> None:
+    ads = json.loads(data("condor_q_held.json"))
+    ads[0].update(ClusterId=12, ProcId=0)
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 0, json.dumps(ads), ""
+
+    jobs = HTCondor(runner).named_jobs("eohpc-batch-1.0-workers", "eouser")
+    assert [(j.job_id, j.state) for j in jobs or []] == [("12.0", "HELD")]
+    argv = shlex.split(calls[0])
+    assert argv[:3] == [
+        "condor_q", "-constraint", 'JobBatchName == "eohpc-batch-1.0-workers" && Owner == "eouser"',
+    ]  # fmt: skip
+    assert HTCondor(lambda c, s=None: (0, "", "")).named_jobs("x", "u") == []
+
+
+def test_worker_jobs_are_named_after_the_cluster() -> None:
+    from launcher.scheduler.workers import name_options
+
+    assert name_options(PBS(), "eohpc-dask-1") == {"job_name": "eohpc-dask-1"}
+    condor = name_options(HTCondor(), "eohpc-dask-1")
+    # dask-jobqueue's HTCondor jobs take their batch_name from each worker's name otherwise
+    assert condor["job_name"] == "eohpc-dask-1"
+    assert condor["job_extra_directives"]["batch_name"] == "eohpc-dask-1"

@@ -1,0 +1,168 @@
+"""The fault matrix on the PBS and HTCondor rigs, for the faults these systems have: a held
+job, a request that can never start (PBS), a worker job removed while the batch job waits for
+it, an environment path that does not exist. Each row asserts a bound in seconds, the message
+naming the cause, and that none of the test user's jobs is left (the fixture checks the queue).
+
+A script that exits non-zero gives the batch exit status on both systems in
+tests/integration/launcher/test_pbs_htcondor.py (test_batch_exit_status_is_the_launchers).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.faults.conftest import ended_records, live_states, read_until
+from tests.integration.launcher.conftest import wait_until
+from tests.integration.launcher.test_pbs_htcondor import SYSTEMS, OtherLauncher, launcher_on
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
+
+PROFILES = Path(__file__).resolve().parents[3] / "config" / "platforms"
+#: A directive that submits the Jupyter job held, by batch system.
+HOLD = {"pbs": "-h", "htcondor": "hold = true"}
+#: The hold reason each system gives such a job, and the fix the launcher names.
+HELD = {
+    "pbs": ("it is H (held (user hold))", "qrls"),
+    "htcondor": ("it is HELD (submitted on hold at user's request)", "condor_release"),
+}
+
+
+@pytest.fixture(params=SYSTEMS)
+def rig_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OtherLauncher]:
+    yield from launcher_on(request, request.param, tmp_path)
+
+
+def system_of(site: OtherLauncher) -> str:
+    assert site.info is not None
+    return str(site.info.extra["batch_system"])
+
+
+def profile_variant(site: OtherLauncher, name: str, edit: dict[str, str]) -> None:
+    """A copy of the rig's profile with text replacements, as the site ``name``."""
+    assert site.info is not None
+    platform = site.info.extra["platform"]
+    text = (PROFILES / f"{platform}.yaml").read_text()
+    for old, new in edit.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (site.ini.parent / f"{name}.yaml").write_text(text)
+    site.write_site(
+        name, **{**site.info.ini_section(), "platform": name}, env_path=str(site.info.venv)
+    )
+
+
+def timed(
+    site: OtherLauncher, *args: str, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    start = time.monotonic()
+    result = site.run(*args, timeout=timeout)
+    return result, time.monotonic() - start
+
+
+def last_outcome(site: OtherLauncher) -> str:
+    records = ended_records(site)
+    assert records, "no record of the ended session"
+    assert not [k for k in live_states(site) if k != "ended"], live_states(site)
+    return str(records[-1]["outcome"])
+
+
+def test_held_jupyter_job_ends_the_wait_with_its_reason(rig_site: OtherLauncher) -> None:
+    system = system_of(rig_site)
+    profile_variant(
+        rig_site, "held", {"  mem: 1G\n": f"  mem: 1G\n  directives: ['{HOLD[system]}']\n"}
+    )
+    result, seconds = timed(rig_site, "--uid", "held", "--mode", "run", "--no-browser", timeout=60)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 20, seconds
+    reason, fix = HELD[system]
+    assert "cannot start" in result.stderr and "the job was cancelled" in result.stderr
+    assert reason in result.stderr and fix in result.stderr, result.stderr
+    assert reason in last_outcome(rig_site)
+    print(f"held job on {system}: {seconds:.1f} s")
+
+
+@pytest.fixture(params=SYSTEMS[:1])
+def pbs_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OtherLauncher]:
+    yield from launcher_on(request, request.param, tmp_path)
+
+
+def test_pbs_request_that_can_never_run_ends_the_wait(pbs_site: OtherLauncher) -> None:
+    site = pbs_site
+    assert site.info is not None
+    site.write_site("huge", **{**site.info.ini_section(), "cpus": "64"}, env_path=site.info.venv)
+    result, seconds = timed(site, "--uid", "huge", "--mode", "run", "--no-browser", timeout=60)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 20, seconds
+    assert "it is Q (Can Never Run: Insufficient amount of resource: ncpus" in result.stderr
+    assert "lower the request" in result.stderr and "the job was cancelled" in result.stderr
+    assert "Can Never Run" in last_outcome(site)
+    print(f"never-run job on pbs: {seconds:.1f} s")
+
+
+def test_missing_environment_fails_the_jupyter_job_with_its_output(
+    rig_site: OtherLauncher,
+) -> None:
+    site = rig_site
+    missing = "/opt/eohpc/no-such-env"
+    site.write_site("noenv", **site.info.ini_section(), env_path=missing)  # type: ignore[union-attr]
+    result, seconds = timed(site, "--uid", "noenv", "--mode", "run", "--no-browser", timeout=90)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 30, seconds
+    final = {"pbs": "state F, exit code 1", "htcondor": "state COMPLETED, exit code 1"}
+    assert f"ended before Jupyter was ready ({final[system_of(site)]}" in result.stderr
+    assert missing in result.stderr  # the tail of the job's output
+    assert "Fix: the job script exited non-zero" in result.stderr
+    assert "exit code 1" in last_outcome(site)
+    print(f"missing environment on {system_of(site)}: {seconds:.1f} s")
+
+
+def test_removed_worker_job_ends_the_wait_for_workers(
+    rig_site: OtherLauncher, tmp_path: Path
+) -> None:
+    site = rig_site
+    system = system_of(site)
+    # worker jobs that take 120 s before their worker starts, so the removal comes first
+    profile_variant(
+        site, "slow", {"      local-directory: /tmp\n":
+                       "      local-directory: /tmp\n      job-script-prologue: ['sleep 120']\n"}
+    )  # fmt: skip
+    script = tmp_path / "hello.py"
+    script.write_text("print('never runs')\n")
+    proc = site.start(
+        "--uid", "slow", "--mode", "batch", "--script", str(script), "--workers", "1",
+        "--timeout", "200",
+    )  # fmt: skip
+    module = site.rig_module
+
+    def running_worker() -> str:
+        jobs = module.job_names()  # type: ignore[attr-defined]
+        return next(
+            (i for i, (name, state) in jobs.items()
+             if name.endswith("-workers") and state in ("R", "RUNNING")), "",
+        )  # fmt: skip
+
+    try:
+        read_until(proc, "waiting for 1 workers", 90)
+        assert wait_until(lambda: bool(running_worker()), 60)
+        worker = running_worker()
+        start = time.monotonic()
+        remove = {"pbs": f"qdel {worker}", "htcondor": f"condor_rm {worker}"}[system]
+        module.RIG.sh(remove, user="eouser")  # type: ignore[attr-defined]
+        out, err = proc.communicate(timeout=90)
+        seconds = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    ended = {"pbs": f"worker job {worker} ended F, exit code 271",
+             "htcondor": f"worker job {worker} ended REMOVED"}[system]  # fmt: skip
+    assert seconds < 25, seconds
+    assert ended in out, out
+    assert "The script did not run" in err and ended in err, err
+    assert proc.returncode == 1
+    print(f"removed worker job on {system}: {seconds:.1f} s")

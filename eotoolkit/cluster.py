@@ -51,6 +51,7 @@ from launcher.scheduler.contract import (
     scheduler_file_path,
 )
 from launcher.scheduler.serve import answers, serve_scheduler
+from launcher.scheduler.tls_errors import install as clear_openssl_errors
 from launcher.scheduler.workers import (
     WorkersNotReady,
     batch_system,
@@ -102,6 +103,7 @@ def connect(
         address = f"{urlsplit(info.address).scheme or 'tls'}://{address}"
     if security is None:
         security = info.security()
+    clear_openssl_errors()
     return Client(address, security=security, timeout=timeout)
 
 

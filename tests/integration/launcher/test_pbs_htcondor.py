@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,3 +257,98 @@ def test_run_scheduler_serves_the_laptop(site: OtherLauncher, tmp_path: Path) ->
         stopped = site.run("--uid", "sandbox", "--mode", "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert wait_until(lambda: site.queue() == "", 60), site.queue()
+
+
+def job_number(job_id: object) -> str:
+    """``12`` of PBS's ``12.eopbs`` and of HTCondor's ``12.0``."""
+    return str(job_id).split(".")[0]
+
+
+def queued_numbers(site: OtherLauncher) -> list[str]:
+    return [job_number(line.split()[0]) for line in site.queue().splitlines() if line.strip()]
+
+
+def follow_until(proc: subprocess.Popen[str], text: str, timeout: float) -> list[str]:
+    """Lines of ``proc``'s output up to the first containing ``text`` (read by a thread: the
+    pipe's text buffer may hold lines that select() on its descriptor does not see)."""
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            seen.append(lines.get(timeout=1.0))
+        except queue.Empty:
+            assert proc.poll() is None, "".join(seen)
+            continue
+        if text in seen[-1]:
+            return seen
+    pytest.fail(f"no {text!r} within {timeout}s:\n{''.join(seen)}")
+
+
+def test_attach_after_kill_9_reuses_the_job_and_logs_follow(site: OtherLauncher) -> None:
+    """A foreground run killed with SIGKILL leaves its job; attach reaches the same Jupyter
+    (no second job), and logs -f follows the job's output until Ctrl-C."""
+    proc = site.start("--uid", "sandbox", "--mode", "run", "--no-browser")
+    try:
+        _, _, token = read_url(proc, timeout=400)
+        record = json.loads(site.run("--uid", "sandbox", "--mode", "status", "--json").stdout)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    job_id = record["job_id"]
+    assert queued_numbers(site) == [job_number(job_id)]
+    attach = site.start("--uid", "sandbox", "--mode", "attach", "--no-browser")
+    try:
+        _, port, token2 = read_url(attach)
+        assert token2 == token and api_status(port, token) == 200
+    finally:
+        attach.send_signal(signal.SIGINT)
+        attach.wait(timeout=60)
+    assert attach.returncode == 130
+    assert queued_numbers(site) == [job_number(job_id)]
+    follow = site.start("--uid", "sandbox", "--mode", "logs", "-f", "-n", "200")
+    try:
+        follow_until(follow, "Jupyter is ready on", 60)
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.wait(timeout=30)
+    assert follow.returncode == 0, follow.returncode  # Ctrl-C ends following, not an error
+    stopped = site.run("--uid", "sandbox", "--mode", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert wait_until(lambda: site.queue() == "", 60), site.queue()
+
+
+SLOW_LINES = """
+import time
+
+for i in range(4):
+    print("line", i, flush=True)
+    time.sleep(2)
+print("done", flush=True)
+"""
+
+
+def test_logs_follow_a_detached_batch_job_until_it_ends(
+    site: OtherLauncher, tmp_path: Path
+) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW_LINES)
+    submitted = site.run(
+        "--uid", "sandbox", "--mode", "batch", "--script", str(script), "--workers", "1",
+        "--detach", timeout=300,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = submitted.stdout.strip().splitlines()[-1]
+    start = time.monotonic()
+    follow = site.run("--uid", "sandbox", "--mode", "logs", "-f", "--job", job_id, timeout=400)
+    seconds = time.monotonic() - start
+    assert follow.returncode == 0, follow.stdout + follow.stderr
+    lines = follow.stdout
+    assert all(f"line {i}" in lines for i in range(4)) and "done" in lines, lines
+    assert "eo-hpc: script exited with status 0" in lines, lines
+    assert lines.index("line 0") < lines.index("line 3") < lines.index("done")
+    assert wait_until(lambda: site.queue() == "", 60), site.queue()
+    print(f"logs -f of a batch job: {seconds:.1f} s")

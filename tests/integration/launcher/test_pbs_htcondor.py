@@ -352,3 +352,69 @@ def test_logs_follow_a_detached_batch_job_until_it_ends(
     assert lines.index("line 0") < lines.index("line 3") < lines.index("done")
     assert wait_until(lambda: site.queue() == "", 60), site.queue()
     print(f"logs -f of a batch job: {seconds:.1f} s")
+
+
+EOTOOLKIT_CLUSTER = """
+import json
+
+import dask.array as da
+from eotoolkit.cluster import detect_batch_system, get_client, jobqueue_cluster
+
+found = detect_batch_system()
+with jobqueue_cluster(jobs=1, timeout=180) as client:
+    fixed = int(da.ones((2000, 1000), chunks=(500, 500)).sum().compute())
+    fixed_class = type(client.cluster).__name__
+    fixed_jobs = sorted(str(job.job_id) for job in client.cluster.workers.values())
+client = get_client(max_jobs=1)
+try:
+    adaptive = int(da.ones((2000, 1000), chunks=(500, 500)).sum().compute())
+    adaptive_class = type(client.cluster).__name__
+finally:
+    cluster = client.cluster
+    client.close()
+    cluster.close()
+print("RESULT " + json.dumps({"found": found, "fixed": fixed, "fixed_class": fixed_class,
+                              "fixed_jobs": fixed_jobs, "adaptive": adaptive,
+                              "adaptive_class": adaptive_class}))
+"""
+
+
+def test_eotoolkit_cluster_finds_the_batch_system_from_the_installed_config(
+    site: OtherLauncher,
+) -> None:
+    """On the login node, with the Dask config `--mode install` writes: detect_batch_system()
+    names the rig's batch system, jobqueue_cluster(jobs=1) and get_client() compute on its
+    worker jobs, and no job is left afterwards."""
+    from launcher.batchsystem import batch_system_class
+    from launcher.config import load_site
+    from launcher.jobscript import dask_yaml
+
+    info = site.info
+    assert info is not None
+    loaded = load_site("sandbox", site.ini)
+    system = batch_system_class(loaded.profile.batch_system)
+    home = f"/home/{info.user}"
+    config = f"{home}/.config/dask/eohpc-{loaded.platform}.yaml"
+    with info.connection() as conn:
+        conn.run("mkdir -p ~/.config/dask ~/.eo-tests", hide=True, in_stream=False)
+        conn.run(f"umask 077 && cat > {config}", hide=True, in_stream=io.StringIO(
+            dask_yaml(loaded.profile, home)))  # fmt: skip
+        conn.run("cat > ~/.eo-tests/clusters.py", hide=True,
+                 in_stream=io.StringIO(EOTOOLKIT_CLUSTER))  # fmt: skip
+        try:
+            start = time.monotonic()
+            ran = conn.run(
+                f"cd ~/.eo-tests && env -u EOHPC_BATCH_SYSTEM {info.venv}/bin/python clusters.py",
+                hide=True, in_stream=False, warn=True, timeout=400,
+            )  # fmt: skip
+            seconds = time.monotonic() - start
+        finally:
+            conn.run(f"rm -f {config} ~/.eo-tests/clusters.py", hide=True, in_stream=False)
+    assert ran.return_code == 0, ran.stdout + ran.stderr
+    result = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    assert result["found"] == system.name
+    assert result["fixed"] == result["adaptive"] == 2000 * 1000
+    assert result["fixed_class"] == result["adaptive_class"] == system.jobqueue_class
+    assert len(result["fixed_jobs"]) == 1
+    assert wait_until(lambda: site.queue() == "", 60), site.queue()
+    print(f"eotoolkit.cluster on {system.name}: {seconds:.1f} s")

@@ -10,11 +10,9 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from launcher.readiness import api_status
 from tests.cluster import rig
 from tests.integration.launcher.conftest import (
     Launcher,
+    follow_until,
     launcher_env,
     read_url,
     url_of,
@@ -266,26 +265,6 @@ def job_number(job_id: object) -> str:
 
 def queued_numbers(site: OtherLauncher) -> list[str]:
     return [job_number(line.split()[0]) for line in site.queue().splitlines() if line.strip()]
-
-
-def follow_until(proc: subprocess.Popen[str], text: str, timeout: float) -> list[str]:
-    """Lines of ``proc``'s output up to the first containing ``text`` (read by a thread: the
-    pipe's text buffer may hold lines that select() on its descriptor does not see)."""
-    assert proc.stdout is not None
-    lines: queue.Queue[str] = queue.Queue()
-    stdout = proc.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            seen.append(lines.get(timeout=1.0))
-        except queue.Empty:
-            assert proc.poll() is None, "".join(seen)
-            continue
-        if text in seen[-1]:
-            return seen
-    pytest.fail(f"no {text!r} within {timeout}s:\n{''.join(seen)}")
 
 
 def test_attach_after_kill_9_reuses_the_job_and_logs_follow(site: OtherLauncher) -> None:

@@ -397,3 +397,63 @@ def test_eotoolkit_cluster_finds_the_batch_system_from_the_installed_config(
     assert len(result["fixed_jobs"]) == 1
     assert wait_until(lambda: site.queue() == "", 60), site.queue()
     print(f"eotoolkit.cluster on {system.name}: {seconds:.1f} s")
+
+
+def test_install_and_uninstall_the_environment(site: OtherLauncher) -> None:
+    """--mode install makes a venv with this checkout's wheel, JupyterLab and dask-jobqueue and
+    writes the Dask config (pip reaches the index through a proxy on this machine: the rig's
+    namespace has no other way out); uninstall removes exactly that, a second one says so."""
+    from launcher.config import load_site
+    from tests.cluster.pip_proxy import connect_proxy
+
+    info = site.info
+    assert info is not None
+    chroot = site.rig_module.RIG  # type: ignore[attr-defined]
+    env_path = "~/eohpc-install-test/venv"
+    site.write_site("fresh", **info.ini_section(), env_path=env_path)
+    platform = load_site("fresh", site.ini).platform
+    pip_dir = chroot.root / "home" / info.user / ".config" / "pip"
+    pip_dir.mkdir(parents=True, exist_ok=True)
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    (pip_dir / "host-ca.crt").write_bytes(bundle.read_bytes())
+    leftovers = (
+        f"~/eohpc-install-test ~/.eohpc/installs/fresh.json ~/.config/dask/eohpc-{platform}.yaml "
+        "~/.eohpc/dist/eo_hpc-*.whl ~/.config/pip"
+    )
+    try:
+        with connect_proxy(chroot.host_addr) as port:
+            (pip_dir / "pip.conf").write_text(
+                f"[global]\nproxy = http://{chroot.host_addr}:{port}\n"
+                f"cert = /home/{info.user}/.config/pip/host-ca.crt\n"
+                "disable-pip-version-check = true\n"
+            )
+            chroot.sh(f"chown -R {info.user}: /home/{info.user}/.config/pip")
+            start = time.monotonic()
+            first = site.run("--uid", "fresh", "--mode", "install", timeout=1500)
+            seconds = time.monotonic() - start
+            assert first.returncode == 0, first.stdout + first.stderr
+            with info.connection() as conn:
+                check = conn.run(
+                    f"{env_path}/bin/python -c 'import jupyterlab, dask_jobqueue, "
+                    "dask_labextension, jupyter_server_proxy, launcher, eotoolkit' && "
+                    f"ls ~/.config/dask/eohpc-{platform}.yaml ~/.eohpc/installs/fresh.json",
+                    hide=True, in_stream=False, warn=True,
+                )  # fmt: skip
+            assert check.return_code == 0, check.stdout + check.stderr
+            again = site.run("--uid", "fresh", "--mode", "install", timeout=900)  # idempotent
+            assert again.returncode == 0, again.stdout + again.stderr
+        gone = site.run("--uid", "fresh", "--mode", "uninstall")
+        assert gone.returncode == 0, gone.stderr
+        with info.connection() as conn:
+            left = conn.run(
+                f"ls -d {env_path} ~/.config/dask/eohpc-{platform}.yaml "
+                "~/.eohpc/installs/fresh.json",
+                hide=True, in_stream=False, warn=True,
+            )  # fmt: skip
+        assert left.return_code != 0 and not left.stdout.strip()
+        twice = site.run("--uid", "fresh", "--mode", "uninstall")
+        assert twice.returncode == 9 and "nothing to uninstall" in twice.stderr
+        print(f"install on {platform}: {seconds:.0f} s")
+    finally:
+        with info.connection() as conn:
+            conn.run(f"rm -rf {leftovers}", hide=True, in_stream=False, warn=True)

@@ -1,23 +1,31 @@
-"""Dask clients for scripts and notebooks: on a laptop, on a login node or inside a SLURM job.
+"""Dask clients for scripts and notebooks: on a laptop, on a login node or inside a batch job.
 
 :func:`get_client` picks a scheduler in this order:
 
 1. an explicit ``address``;
 2. Dask's own convention: the ``scheduler-address`` config value (``DASK_SCHEDULER_ADDRESS``);
 3. the session scheduler published in the scheduler file (below), if one is there and answers;
-4. a ``dask_jobqueue.SLURMCluster`` built from the ``jobqueue.slurm`` Dask config, adaptive from
-   0 to ``max_jobs`` jobs, when on a SLURM cluster (``sbatch`` on PATH, and ``SLURM_CONF`` or
-   ``SLURM_JOB_ID`` set or ``jobqueue.slurm`` configured) and ``jobqueue.slurm`` has ``cores``
-   and ``memory``;
+4. the batch system's dask-jobqueue cluster (``SLURMCluster``, ``PBSCluster`` or
+   ``HTCondorCluster``) built from its ``jobqueue.<system>`` Dask config, adaptive from 0 to
+   ``max_jobs`` jobs, when this process is on a cluster of that batch system (see
+   :func:`detect_batch_system`) and that config has ``cores`` and ``memory``;
 5. a ``distributed.LocalCluster`` (``local_kwargs`` go to it).
 
-:func:`slurm_cluster` is a context manager for a SLURMCluster of a fixed number of jobs that
-cancels every one of its jobs when the block ends, also on exceptions and KeyboardInterrupt:
-its jobs carry a unique SLURM job name, and ``scancel --name`` follows ``cluster.close()``.
-Should the process die without cleaning up, workers exit on their own once the scheduler has
-been unreachable for ``death-timeout`` seconds (jobqueue config, 60 by default), ending their
-jobs. ``dask_jobqueue`` is imported here without letting it replace the SIGINT handler, so
-Ctrl-C and Jupyter's interrupt still raise KeyboardInterrupt.
+:func:`detect_batch_system` names the batch system: ``$EOHPC_BATCH_SYSTEM`` (set in the jobs
+the launcher submits), else the first of SLURM, PBS and HTCondor whose submit command
+(``sbatch``, ``qsub``, ``condor_submit``) is on PATH and whose ``jobqueue.<system>`` config
+sets ``cores`` and ``memory``, else the first whose submit command is on PATH and that is set
+up here (its job id or configuration variable is set: ``SLURM_JOB_ID``/``SLURM_CONF``,
+``PBS_JOBID``/``PBS_CONF_FILE``, ``HTCONDOR_JOB_ID``/``_CONDOR_JOB_AD``/``CONDOR_CONFIG``).
+
+:func:`jobqueue_cluster` is a context manager for such a cluster of a fixed number of jobs (or
+adaptive) that cancels every one of its jobs when the block ends, also on exceptions and
+KeyboardInterrupt: its jobs carry a unique job name (HTCondor: batch name), and the batch
+system's cancel-by-name command follows ``cluster.close()``. :func:`slurm_cluster` is the same
+for SLURM. Should the process die without cleaning up, workers exit on their own once the
+scheduler has been unreachable for ``death-timeout`` seconds (jobqueue config, 60 by
+default), ending their jobs. ``dask_jobqueue`` is imported here without letting it replace the
+SIGINT handler, so Ctrl-C and Jupyter's interrupt still raise KeyboardInterrupt.
 
 Session scheduler
 -----------------
@@ -45,29 +53,38 @@ from distributed import Client
 from distributed.security import Security
 
 from launcher.scheduler.contract import (
+    BATCH_SYSTEM_ENV,
     SchedulerFileError,
     SchedulerInfo,
     read_scheduler_file,
     scheduler_file_path,
 )
 from launcher.scheduler.serve import answers, serve_scheduler
+from launcher.scheduler.tls_errors import install as clear_openssl_errors
 from launcher.scheduler.workers import (
     WorkersNotReady,
     batch_system,
     close_cluster,
+    cluster_class,
     jobqueue,
     log_directory,
+    name_options,
     new_job_name,
     recording_job_class,
     wait_for_workers,
+    worker_options,
     worker_processes,
 )
 
 __all__ = [
     "SchedulerInfo",
     "WorkersNotReady",
+    "batch_system_available",
     "connect",
+    "detect_batch_system",
     "get_client",
+    "jobqueue_cluster",
+    "jobqueue_configured",
     "read_scheduler_file",
     "scheduler_file_path",
     "serve_scheduler",
@@ -77,6 +94,15 @@ __all__ = [
 ]
 
 DEFAULT_MAX_JOBS = 4
+#: The batch systems get_client() looks for, in this order.
+DETECTION_ORDER = ("slurm", "pbs", "htcondor")
+DISPLAY_NAMES = {"slurm": "SLURM", "pbs": "PBS", "htcondor": "HTCondor"}
+#: Variables that tell a batch system is set up in this process (besides its job id variable).
+SETUP_VARIABLES: dict[str, tuple[str, ...]] = {
+    "slurm": ("SLURM_CONF",),
+    "pbs": ("PBS_CONF_FILE",),
+    "htcondor": ("_CONDOR_JOB_AD", "CONDOR_CONFIG"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,16 +128,61 @@ def connect(
         address = f"{urlsplit(info.address).scheme or 'tls'}://{address}"
     if security is None:
         security = info.security()
+    clear_openssl_errors()
     return Client(address, security=security, timeout=timeout)
+
+
+def jobqueue_configured(system: str = "slurm") -> bool:
+    """Whether the ``jobqueue.<system>`` Dask config sets ``cores`` and ``memory``."""
+    section = batch_system(system).jobqueue_section
+    jobqueue()
+    return (
+        dask.config.get(f"jobqueue.{section}.cores", None) is not None
+        and dask.config.get(f"jobqueue.{section}.memory", None) is not None
+    )
+
+
+def _submit_command_here(system: str) -> bool:
+    return shutil.which(batch_system(system).submit_command.split()[0]) is not None
+
+
+def _set_up_here(system: str) -> bool:
+    names = (batch_system(system).job_id_variable, *SETUP_VARIABLES.get(system, ()))
+    return any(os.environ.get(name) for name in names)
+
+
+def batch_system_available(system: str = "slurm") -> bool:
+    """Whether this process runs on a cluster of ``system`` (``slurm``, ``pbs``, ``htcondor``):
+    its submit command is on PATH, and it is set up here (its job id or configuration
+    variable is set) or its ``jobqueue`` Dask config is (see :func:`jobqueue_configured`)."""
+    if not _submit_command_here(system):
+        return False
+    return _set_up_here(system) or jobqueue_configured(system)
+
+
+def detect_batch_system() -> str | None:
+    """The batch system whose dask-jobqueue cluster this process would use (None: none).
+
+    ``$EOHPC_BATCH_SYSTEM`` if set; else the first of SLURM, PBS, HTCondor with its submit
+    command on PATH and its ``jobqueue`` config set; else the first with its submit command on
+    PATH that is set up here (see :func:`batch_system_available`).
+    """
+    named = os.environ.get(BATCH_SYSTEM_ENV)
+    if named:
+        return batch_system(named).name
+    here = [name for name in DETECTION_ORDER if _submit_command_here(name)]
+    for name in here:
+        if jobqueue_configured(name):
+            return name
+    for name in here:
+        if _set_up_here(name):
+            return name
+    return None
 
 
 def slurm_configured() -> bool:
     """Whether the ``jobqueue.slurm`` Dask config sets ``cores`` and ``memory``."""
-    jobqueue()
-    return (
-        dask.config.get("jobqueue.slurm.cores", None) is not None
-        and dask.config.get("jobqueue.slurm.memory", None) is not None
-    )
+    return jobqueue_configured("slurm")
 
 
 def slurm_available() -> bool:
@@ -120,11 +191,7 @@ def slurm_available() -> bool:
     SLURM counts as set up when ``SLURM_CONF`` or ``SLURM_JOB_ID`` is set or the
     ``jobqueue.slurm`` Dask config is (see :func:`slurm_configured`).
     """
-    if shutil.which("sbatch") is None:
-        return False
-    if os.environ.get("SLURM_CONF") or os.environ.get("SLURM_JOB_ID"):
-        return True
-    return slurm_configured()
+    return batch_system_available("slurm")
 
 
 def get_client(
@@ -135,7 +202,8 @@ def get_client(
     timeout: float = 30,
     **local_kwargs: Any,
 ) -> Client:
-    """A Dask client, from the first of: ``address``, Dask config, session file, SLURM, local.
+    """A Dask client, from the first of: ``address``, Dask config, session file, the batch
+    system's jobqueue cluster, local.
 
     See the module docstring for the order. ``security`` applies to every choice except the
     session scheduler file, which names its own TLS files (``security`` then overrides them).
@@ -161,14 +229,19 @@ def get_client(
         warnings.warn(
             f"ignoring the session scheduler file {path}: {reason}", RuntimeWarning, stacklevel=2
         )
-    if slurm_available():
-        if slurm_configured():
-            cluster = jobqueue().SLURMCluster(security=security)
+    system = detect_batch_system()
+    if system is not None:
+        if jobqueue_configured(system):
+            clear_openssl_errors()
+            cls = cluster_class(batch_system(system))
+            cluster = cls(security=security, **worker_options(batch_system(system)))
             cluster.adapt(minimum_jobs=0, maximum_jobs=max_jobs)
             return Client(cluster, timeout=timeout)
+        section = batch_system(system).jobqueue_section
         warnings.warn(
-            "SLURM is available but the Dask config jobqueue.slurm sets no cores/memory; "
-            "using a LocalCluster in this process's allocation",
+            f"{DISPLAY_NAMES.get(system, system)} is available but the Dask config "
+            f"jobqueue.{section} sets no cores/memory; using a LocalCluster in this process's "
+            "allocation",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -182,32 +255,48 @@ def get_client(
 
 
 @contextlib.contextmanager
-def slurm_cluster(
+def jobqueue_cluster(
     jobs: int = 1,
     *,
+    batch_system_name: str | None = None,
     adapt: tuple[int, int] | None = None,
     timeout: float = 120,
     report: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> Iterator[Client]:
-    """A client of a SLURMCluster with ``jobs`` worker jobs (or adaptive ``(min, max)`` jobs).
+    """A client of the batch system's dask-jobqueue cluster with ``jobs`` worker jobs (or
+    adaptive ``(min, max)`` jobs); the batch system is ``batch_system_name`` (``slurm``,
+    ``pbs``, ``htcondor``), else :func:`detect_batch_system`'s.
 
     Waits up to ``timeout`` seconds for the workers of ``jobs`` (or ``min``) jobs, yields the
-    client (``client.cluster`` is the SLURMCluster) and, however the block ends, closes the
-    cluster and cancels every job it submitted. ``kwargs`` go to ``SLURMCluster``.
+    client (``client.cluster`` is the SLURMCluster, PBSCluster or HTCondorCluster) and,
+    however the block ends, closes the cluster and cancels every job it submitted. ``kwargs``
+    go to the cluster class.
 
     While it waits, each change of a worker job's state or pending reason goes to ``report``
-    (standard error by default) as one line. A worker job that SLURM rejects, or that pends
-    for a reason that does not clear by itself (``ReqNodeNotAvail``, ``PartitionConfig``,
-    ``QOSMax...``), ends the wait at once, as the timeout does, with
+    (standard error by default) as one line. A worker job that the batch system rejects, or
+    that pends for a reason that does not clear by itself (SLURM's ``ReqNodeNotAvail``, a
+    held job, ...), ends the wait at once, as the timeout does, with
     :class:`~launcher.scheduler.workers.WorkersNotReady` naming the jobs and their reasons.
     """
+    name = batch_system_name or detect_batch_system()
+    if name is None:
+        raise RuntimeError(
+            "no batch system found here (none of sbatch, qsub, condor_submit on PATH with its "
+            "jobqueue Dask config or environment); pass batch_system_name="
+        )
+    system = batch_system(name)
     job_name = kwargs.pop("job_name", None) or new_job_name()
-    system = batch_system("slurm")
+    naming = name_options(system, job_name)
+    if "job_extra_directives" in naming and "job_extra_directives" in kwargs:
+        extra = kwargs.pop("job_extra_directives") or {}
+        naming["job_extra_directives"] = {**extra, "batch_name": job_name}
+    workers = worker_options(system, kwargs.pop("worker_extra_args", None))
     failures: list[str] = []
-    cls = jobqueue().SLURMCluster
+    cls = cluster_class(system)
     kwargs.setdefault("job_cls", recording_job_class(cls, failures))
-    cluster = cls(job_name=job_name, **kwargs)
+    clear_openssl_errors()
+    cluster = cls(**naming, **workers, **kwargs)
     try:
         processes = worker_processes(cluster)
         with Client(cluster, timeout=timeout) as client:
@@ -231,6 +320,23 @@ def slurm_cluster(
             yield client
     finally:
         close_cluster(cluster, system, job_name)
+
+
+@contextlib.contextmanager
+def slurm_cluster(
+    jobs: int = 1,
+    *,
+    adapt: tuple[int, int] | None = None,
+    timeout: float = 120,
+    report: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> Iterator[Client]:
+    """:func:`jobqueue_cluster` on SLURM: a client of a SLURMCluster with ``jobs`` worker jobs
+    (or adaptive ``(min, max)`` jobs) whose jobs are all cancelled when the block ends."""
+    with jobqueue_cluster(
+        jobs, batch_system_name="slurm", adapt=adapt, timeout=timeout, report=report, **kwargs
+    ) as client:
+        yield client
 
 
 def _to_stderr(text: str) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import paramiko
 from fabric import Config, Connection
@@ -23,6 +26,8 @@ from launcher.ssh_auth import Credentials, Destination, check_key_file, load_key
 __all__ = ["SSHLink", "check_key_file", "load_key"]
 
 CONNECT_TIMEOUT = 15
+#: Bytes read from a streamed command's channel at a time.
+STREAM_CHUNK = 65536
 KEEPALIVE_SECONDS = 15
 
 
@@ -160,12 +165,41 @@ class SSHLink:
             self._home = self.check('printf %s "$HOME"').strip()
         return self._home
 
-    def stream(self, command: str) -> int:
+    def stream(self, command: str, out: BinaryIO | None = None) -> int:
         """Run a command with its output shown here as it comes (until it ends or Ctrl-C);
-        return its exit code."""
+        return its exit code.
+
+        Ctrl-C (KeyboardInterrupt) closes the command's channel, which ends the remote command
+        (``tail -F`` gets SIGPIPE): a command without a terminal ignores the ETX that fabric
+        would send, and fabric's wait for its output threads then never ended."""
+        sys.stdout.flush()
+        out = out or sys.stdout.buffer
         with self._doing(f"`{command.split()[0]}`"):
-            result = self._connected().run(command, warn=True, in_stream=False)
-            return int(result.exited)
+            channel = self.transport().open_session()
+            try:
+                channel.exec_command(command)
+                channel.shutdown_write()
+                while True:
+                    got = False
+                    if channel.recv_ready():
+                        out.write(channel.recv(STREAM_CHUNK))
+                        out.flush()
+                        got = True
+                    if channel.recv_stderr_ready():
+                        sys.stderr.buffer.write(channel.recv_stderr(STREAM_CHUNK))
+                        sys.stderr.buffer.flush()
+                        got = True
+                    if got:
+                        continue
+                    if channel.exit_status_ready() or channel.closed:
+                        break
+                    select.select([channel], [], [], 1.0)
+                code = channel.recv_exit_status()
+                if code == -1 and not self.alive:
+                    raise EOFError("the connection closed before the command's exit status")
+                return code
+            finally:
+                channel.close()
 
     def read(self, path: str, offset: int = 0) -> bytes:
         """The bytes of a cluster file from ``offset`` on (b"" while it does not exist)."""

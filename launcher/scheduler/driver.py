@@ -31,6 +31,7 @@ from typing import Any
 from launcher.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, RUN_DIR_ENV, TLS_DIR
 from launcher.scheduler.files import write_private
 from launcher.scheduler.tls import TLSFiles, create_session_tls
+from launcher.scheduler.tls_errors import install as clear_openssl_errors
 from launcher.scheduler.workers import (
     batch_system,
     close_cluster,
@@ -41,6 +42,7 @@ from launcher.scheduler.workers import (
     recording_job_class,
     scheduler_options,
     wait_for_workers,
+    worker_options,
     worker_processes,
 )
 
@@ -96,10 +98,12 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
     cluster = child = None
     failures: list[str] = []
     try:
+        clear_openssl_errors()  # see launcher.scheduler.tls_errors
         tls = create_session_tls(run_dir / TLS_DIR)
         cls = cluster_class(system)
         cluster = cls(
             **name_options(system, job_name),
+            **worker_options(system),
             job_cls=recording_job_class(cls, failures),
             security=tls.security(),
             protocol="tls://",

@@ -33,6 +33,7 @@ from launcher.scheduler.contract import (
 )
 from launcher.scheduler.files import make_private_dir
 from launcher.scheduler.tls import TLSFiles, create_session_tls, default_hosts
+from launcher.scheduler.tls_errors import install as clear_openssl_errors
 from launcher.scheduler.workers import (
     batch_system,
     cancel_worker_jobs,
@@ -40,6 +41,7 @@ from launcher.scheduler.workers import (
     name_options,
     new_job_name,
     scheduler_options,
+    worker_options,
 )
 
 log = logging.getLogger("launcher.scheduler")
@@ -73,6 +75,12 @@ def serve_scheduler(
     The scheduler listens on ``interface`` if given, else on ``host`` (default: this node's
     host name). Blocks until SIGTERM, SIGINT or SIGHUP (or until ``stop`` is set).
     ``cluster_kwargs`` go to the dask-jobqueue cluster class.
+
+    The scheduler serves all its TLS connections from one thread, so this process and the
+    workers clear OpenSSL's error queue before each TLS operation
+    (:mod:`launcher.scheduler.tls_errors`): otherwise, on OpenSSL 3.4+ with Python 3.13, the
+    first connection that closes (a joining worker's registration) makes the next reads on
+    the others fail, the workers are removed and adaptive scaling stops.
     """
     system = batch_system(batch_system_name)
     path = Path(scheduler_file).expanduser() if scheduler_file else scheduler_file_path()
@@ -95,6 +103,8 @@ def serve_scheduler(
     if "job_extra_directives" in naming and "job_extra_directives" in cluster_kwargs:
         extra = cluster_kwargs.pop("job_extra_directives") or {}
         naming["job_extra_directives"] = {**extra, "batch_name": job_name}
+    workers = worker_options(system, cluster_kwargs.pop("worker_extra_args", None))
+    clear_openssl_errors()
     restore = _install_stop_handlers(stop)
     tls: TLSFiles | None = None
     cluster = None
@@ -104,6 +114,7 @@ def serve_scheduler(
             security=tls.security(),
             protocol="tls://",
             **naming,
+            **workers,
             scheduler_options=options,
             **cluster_kwargs,
         )

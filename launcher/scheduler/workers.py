@@ -100,6 +100,23 @@ def name_options(system: BatchSystem, job_name: str) -> dict[str, Any]:
     return options
 
 
+def worker_options(system: BatchSystem, extra_args: list[str] | None = None) -> dict[str, Any]:
+    """The cluster-class arguments that make every worker process clear OpenSSL's error queue
+    before each TLS operation (:mod:`launcher.scheduler.tls_errors`, as a ``--preload``):
+    ``worker_extra_args`` = ``extra_args`` (default: the configured ``worker-extra-args``)
+    + the preload."""
+    from launcher.scheduler.tls_errors import PRELOAD_MODULE
+
+    args = list(
+        extra_args
+        if extra_args is not None
+        else (jobqueue_config(system, "worker-extra-args", []) or [])
+    )
+    if PRELOAD_MODULE not in args:
+        args += ["--preload", PRELOAD_MODULE]
+    return {"worker_extra_args": args}
+
+
 def new_job_name(prefix: str = JOB_NAME_PREFIX) -> str:
     """A job name unique to one cluster, so that its worker jobs can be cancelled by name."""
     return f"{prefix}-{secrets.token_hex(4)}"
@@ -181,10 +198,10 @@ def own_client(cluster: Any, timeout: float = 60) -> Any:
     """A Client of a dask-jobqueue cluster's scheduler that runs in an event loop of its own.
 
     ``Client(cluster)`` shares the cluster's event loop, where the scheduler itself runs, and
-    waits for workers by polling through the cluster's own connection. On Python 3.13 (Debian
-    13; OpenSSL 3.5) with TLS that connection is often closed when a worker joins, so the
-    first wait fails with CommClosedError in ``rpc.identity``; a client that connects to the
-    scheduler's address from its own loop, with the cluster's security, does not meet this.
+    polls through the cluster's own connection: every spurious TLS failure in that thread
+    (see :mod:`launcher.scheduler.tls_errors`) then ends the wait at once. A client that
+    connects to the scheduler's address from its own loop, with the cluster's security, keeps
+    the scheduler's thread to the scheduler.
     """
     from distributed import Client
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import select
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +91,26 @@ def read_url(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[str, in
             pytest.fail(f"run exited ({proc.returncode}) before printing a URL:\n{err}")
     proc.kill()
     pytest.fail(f"no URL within {timeout}s")
+
+
+def follow_until(proc: subprocess.Popen[str], text: str, timeout: float) -> list[str]:
+    """Lines of ``proc``'s output up to the first containing ``text`` (read by a thread: the
+    pipe's text buffer may hold lines that select() on its descriptor does not see)."""
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            seen.append(lines.get(timeout=1.0))
+        except queue.Empty:
+            assert proc.poll() is None, "".join(seen)
+            continue
+        if text in seen[-1]:
+            return seen
+    pytest.fail(f"no {text!r} within {timeout}s:\n{''.join(seen)}")
 
 
 def url_of(stdout: str) -> tuple[str, int, str]:

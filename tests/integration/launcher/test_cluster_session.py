@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from launcher.readiness import api_status
-from tests.integration.launcher.conftest import Launcher, read_url, url_of, wait_until
+from tests.integration.launcher.conftest import (
+    Launcher,
+    follow_until,
+    read_url,
+    url_of,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow]
 
@@ -109,6 +115,23 @@ def test_attach_after_kill_9(sandbox: Launcher) -> None:
     proc.wait(timeout=30)
     assert sandbox.squeue().split()[0] == job_id
     assert attach_and_check(sandbox, token) == job_id
+
+
+def test_logs_follow_shows_the_output_until_ctrl_c(sandbox: Launcher) -> None:
+    """logs -f prints the job's output as it grows and ends on Ctrl-C (exit 0), leaving the
+    job running."""
+    result = sandbox.run("--uid", "sandbox", "--mode", "run", "--no-browser", "--detach")
+    assert result.returncode == 0, result.stderr
+    follow = sandbox.start("--uid", "sandbox", "--mode", "logs", "-f", "-n", "200")
+    try:
+        follow_until(follow, "Jupyter is ready on", 60)
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.wait(timeout=30)
+    assert follow.returncode == 0
+    assert status_json(sandbox)["state"] == "RUNNING"
+    assert sandbox.run("--uid", "sandbox", "--mode", "stop").returncode == 0
+    assert wait_until(lambda: sandbox.squeue() == "", 30)
 
 
 def _sshd_session_pids(user: str) -> list[int]:

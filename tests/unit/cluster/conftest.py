@@ -13,16 +13,23 @@ from launcher.scheduler.tls import TLSFiles, create_session_tls
 
 ENV_VARS = (
     "DASK_SCHEDULER_ADDRESS",
+    "EOHPC_BATCH_SYSTEM",
     "EOHPC_SCHEDULER_FILE",
     "EOHPC_SESSION",
     "SLURM_CONF",
     "SLURM_JOB_ID",
+    "PBS_CONF_FILE",
+    "PBS_JOBID",
+    "CONDOR_CONFIG",
+    "HTCONDOR_JOB_ID",
+    "_CONDOR_JOB_AD",
 )
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """No scheduler address, no SLURM, and a private state directory for the session file."""
+    """No scheduler address, no batch system, and a private state directory for the session
+    file."""
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     state = tmp_path / "state"

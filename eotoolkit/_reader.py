@@ -371,15 +371,29 @@ def _kernel_options(src: rasterio.DatasetReader, req: ChunkRead, kernel: int) ->
 
 
 def _area_options(src: rasterio.DatasetReader, req: ChunkRead) -> dict[str, str]:
-    """``SOURCE_EXTRA`` for methods that summarise the source pixels under each output pixel
-    (average, mode, min, max, ...): GDAL computes a chunk's source window from points sampled
-    on the chunk and pads it by one pixel only, which can leave out the source pixels under
-    the part of an edge pixel beyond those points; a whole-grid warp has them. The pad here
-    is one output pixel's span in source pixels, plus one."""
+    """GDAL warp options that give methods summarising the source pixels under each output
+    pixel (average, mode, min, max, ...) the same result in any chunks.
+
+    ``XSCALE``/``YSCALE``: GDAL skips an output pixel when a corner of it lies more than
+    ``2 * ceil(1 / scale)`` source pixels outside the warp's source window, with the scale
+    derived from each warp's source and destination windows (a chunk that reaches past the
+    source's edge gets a larger scale, a narrower margin), so a pixel that a tile's corner
+    barely reaches was valid in some chunkings and empty in others. The scale of the pixels
+    themselves (as for interpolating kernels, see ``_kernel_options``) makes the margin at
+    least twice an output pixel's span: no pixel that overlaps the source is skipped.
+
+    ``SOURCE_EXTRA``: GDAL computes a chunk's source window from points sampled on the chunk
+    and pads it by one pixel only, which can leave out the source pixels under the part of an
+    edge pixel beyond those points; a whole-grid warp has them. The pad here is one output
+    pixel's span in source pixels, plus one."""
     extent = _source_extent(src, req)
     if extent is None:
         return {}
-    return {"SOURCE_EXTRA": str(math.ceil(max(extent)) + 1)}
+    return {
+        "XSCALE": repr(1 / extent[0]),
+        "YSCALE": repr(1 / extent[1]),
+        "SOURCE_EXTRA": str(math.ceil(max(extent)) + 1),
+    }
 
 
 #: GDAL's GDT_Float64: the working type of interpolating kernels (see ``_read_warped``).

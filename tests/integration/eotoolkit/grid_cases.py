@@ -12,7 +12,8 @@ What is compared:
   more on each side;
 * the pixels: identical to the reference for ``nearest``; within ``TOLERANCE`` for
   ``average`` and ``KERNEL_TOLERANCE`` for ``bilinear`` and ``cubic``; identical nodata (NaN)
-  masks for every method. Grids are read whole or in chunks of 5 or 16 pixels.
+  masks for every method. Grids are read whole or in chunks of 5 or 16 pixels (nearest,
+  average and the kernels).
 
 The reference mosaics the tiles in item order, first valid pixel wins, as ``load`` does. The
 COGs are written without overviews, so that both sides read full-resolution pixels (choosing
@@ -65,6 +66,9 @@ EXACT_TOLERANCE = 1e-9
 #: Interpolating kernels, drawn up- and downsampling. GDAL sizes them by a scale (XSCALE/YSCALE)
 #: it derives from each warp's source window; ``load`` and the reference both state the scale
 #: of the pixels instead (see ``kernel_scale``), so that every chunk uses the kernel of the grid.
+#: Average states it too: GDAL skips an output pixel whose corner lies more than
+#: ``2 * ceil(1 / scale)`` source pixels outside the source, so a derived scale made a pixel
+#: that a tile's corner barely reaches valid in some chunkings and empty in others.
 KERNEL_METHODS = ("bilinear", "cubic")
 METHODS = ["nearest", "nearest", "average", *KERNEL_METHODS]
 DTYPES = {"uint8": 255, "uint16": 0, "int16": -9999, "float32": -9999.0}
@@ -94,9 +98,11 @@ class Case:
 
 
 @st.composite
-def cases(draw: Any, chunked_nearest: bool = False) -> Case:
+def cases(draw: Any, chunked_nearest: bool = False, chunked: str | None = None) -> Case:
     """A source grid and a target request; ``chunked_nearest``: a nearest request read in
-    chunks of 5 or 16 pixels."""
+    chunks of 5 or 16 pixels; ``chunked``: a request with that method read in such chunks."""
+    if chunked_nearest:
+        chunked = "nearest"
     site = draw(st.sampled_from(sorted(SITES)))
     crss = SITES[site][1]
     src_crs = draw(st.sampled_from(crss))
@@ -123,13 +129,11 @@ def cases(draw: Any, chunked_nearest: bool = False) -> Case:
             st.sampled_from([0.7, 1.0]),
         )
     )
-    method = "nearest" if chunked_nearest else draw(st.sampled_from(METHODS))
+    method = chunked if chunked else draw(st.sampled_from(METHODS))
     seed = draw(st.integers(0, 2**16))
-    # Nearest read in chunks is drawn by ``chunked_nearest`` (so that the draws of the other
-    # cases stay as they were). Not covered yet: average read in chunks, where a pixel that a
-    # tile's corner barely reaches is valid in some chunkings and not in others (GDAL's average
-    # kernel; independent of the chunk's source window and of the transformation).
-    if chunked_nearest:
+    # Nearest and average read in chunks are drawn by ``chunked`` (so that the draws of the
+    # other cases stay as they were).
+    if chunked:
         chunks = draw(st.sampled_from([5, 16]))
     else:
         chunks = draw(st.sampled_from([None, 5, 16])) if method in KERNEL_METHODS else None
@@ -246,7 +250,10 @@ def kernel_scale(case: Case, src_transform: Affine, transform: Affine) -> dict[s
     the warp, clamped at the source's right and bottom edges: a tile that covers half of the
     grid would get twice the scale, a kernel half as wide. The reference states the scale of
     the pixels themselves (GDAL's formula for one output pixel at the tile's centre), which is
-    what a whole-grid warp of a source larger than the grid uses.
+    what a whole-grid warp of a source larger than the grid uses. For average the scale only
+    sets how far outside the source a corner of an output pixel may lie before GDAL skips the
+    pixel (``2 * ceil(1 / scale)`` source pixels): at the pixels' scale, no pixel that
+    overlaps the source.
     """
     h, w = case.shape
     cx, cy = w / 2, h / 2
@@ -283,7 +290,7 @@ def reference(
                 "dst_crs": case.dst_crs,
                 "resampling": method,
             }
-            if case.method in KERNEL_METHODS:
+            if case.method != "nearest":
                 kw.update(kernel_scale(case, src.transform, transform))
             if src.nodata is not None:
                 data[data == src.nodata] = np.nan
@@ -327,6 +334,7 @@ def _warp_exact(
         "src_crs": src_crs, "crs": kw["dst_crs"], "transform": kw["dst_transform"],
         "width": shape[1], "height": shape[0], "resampling": kw["resampling"],
         "tolerance": EXACT_TOLERANCE,
+        **{k: kw[k] for k in ("XSCALE", "YSCALE") if k in kw},
     }  # fmt: skip
     with MemoryFile() as mem:
         with mem.open(**profile) as tmp:

@@ -2,7 +2,8 @@
 
 Sources in the output CRS are read with a (possibly fractional) window and ``out_shape`` so that
 GDAL picks the matching COG overview. Sources in another CRS are opened at the best overview
-level and warped onto the chunk grid with ``rasterio.warp.reproject``.
+level and warped onto the chunk grid with GDAL's warper (a ``WarpedVRT`` with an exact coordinate
+transformation, see ``_warp_exact``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.env import set_gdal_config
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import reproject, transform_bounds
 from rasterio.warp import transform as rio_transform
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from . import storage
@@ -268,7 +269,7 @@ def _pixel_range(start: float, stop: float, origin: float, step: float, n: int) 
 
 def _same_pixels(src: Affine, dst: tuple[float, ...], tol: float = 1e-6) -> bool:
     """Whether the output pixels are source pixels (same size, edges on the source's), so a
-    windowed read is exact; any other grid is warped like ``rasterio.warp.reproject``."""
+    windowed read is exact; any other grid is warped by GDAL's warper."""
     a, b, c, d, e, f = dst[:6]
     if b or d or src.b or src.d:
         return False
@@ -396,15 +397,15 @@ def _area_options(src: rasterio.DatasetReader, req: ChunkRead) -> dict[str, str]
     }
 
 
-#: GDAL's GDT_Float64: the working type of interpolating kernels (see ``_read_warped``).
-_GDT_FLOAT64 = 7
-#: Error threshold, in source pixels, of the coordinate transformation of nearest, average and
-#: the other non-interpolating methods. GDAL's default (0.125) interpolates the transformation
-#: linearly along each row of a warp, so a pixel near a source pixel's edge could pick another
-#: source pixel in a chunk than in the whole grid; this makes every pixel's transformation exact
-#: to rounding (GDAL's approximation then splits each row down to exactly transformed points),
-#: so the grid reads the same in any chunks. Not zero: rasterio 1.4's ``WarpedVRT`` sets no
-#: transformer at all for 0.
+#: Error threshold, in source pixels, of the coordinate transformation of every warp. GDAL's
+#: default (0.125) interpolates the transformation linearly along each row of a warp, so a
+#: pixel near a source pixel's edge could pick another source pixel in a chunk than in the whole
+#: grid (nearest), a pixel near the source's edge could be valid in one and empty in the other,
+#: and a kernel could sample the source a fraction of a pixel away (values off by a few units
+#: on noisy data); this makes every pixel's transformation exact to rounding (GDAL's
+#: approximation then splits each row down to exactly transformed points), so the grid reads
+#: the same in any chunks. Not zero: rasterio 1.4's ``WarpedVRT`` sets no transformer at all
+#: for 0.
 EXACT_TOLERANCE = 1e-9
 
 
@@ -416,9 +417,8 @@ def _read_warped(
     cfg: S3Config | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Warp one source onto the chunk grid with GDAL's warper on the dataset, as a whole-grid
-    ``rasterio.warp.reproject`` does: (values, valid mask or None when ``nodata`` tells), None
-    if disjoint. Interpolating kernels go through ``reproject`` itself; the other methods
-    through ``_warp_exact``, with an exact coordinate transformation."""
+    warp does: (values, valid mask or None when ``nodata`` tells), None if disjoint. Every
+    method goes through ``_warp_exact``, with an exact coordinate transformation."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     dst_transform = Affine(*req.transform)
@@ -437,29 +437,8 @@ def _read_warped(
         if south >= st or north <= sbm or not any(west + k < sr and east + k > sl for k in shifts):
             return None
         level = _overview_level(src, (east - west) / w)
-    opts: dict[str, Any] = {
-        "dst_crs": dst_crs,
-        "dst_transform": dst_transform,
-        "resampling": resampling,
-    }
-    kernel = _KERNEL_RADIUS.get(resampling)
-    if kernel is None:
-        with _dataset(href, level, cfg) as src:
-            return _warp_exact(src, req, resampling, nodata)
     with _dataset(href, level, cfg) as src:
-        # Float64 work: GDAL's integer and float32 fast paths weight a widened kernel that
-        # runs past the source's edge differently from its general one.
-        opts.update(_kernel_options(src, req, kernel), working_data_type=_GDT_FLOAT64)
-        dtype = np.dtype(src.dtypes[0])
-        if nodata is not None:
-            out = np.full((h, w), np.nan)
-            reproject(rasterio.band(src, 1), out, src_nodata=nodata, dst_nodata=np.nan, **opts)
-            valid = ~np.isnan(out)
-            return _to_source_type(out, valid, dtype, nodata), valid
-        both = np.zeros((2, h, w))
-        reproject(rasterio.band(src, 1), both, dst_alpha=2, **opts)
-        valid = both[1] > 0
-    return _to_source_type(both[0], valid, dtype, None), valid
+        return _warp_exact(src, req, resampling, nodata)
 
 
 def _to_source_type(
@@ -511,7 +490,11 @@ def _warp_exact(
     src: rasterio.DatasetReader, req: ChunkRead, resampling: Resampling, nodata: float | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """GDAL's warper with an exact coordinate transformation (see ``EXACT_TOLERANCE``), through
-    a ``WarpedVRT`` on the chunk grid (``rasterio.warp.reproject`` always approximates)."""
+    a ``WarpedVRT`` on the chunk grid (``rasterio.warp.reproject`` always approximates).
+
+    Interpolating kernels work in float64 (GDAL's integer and float32 fast paths weight a
+    widened kernel that runs past the source's edge differently from its general one) and are
+    converted to the source's type here, valid mask returned."""
     h, w = req.shape
     vrt_opts: dict[str, Any] = {
         "src_crs": _wrapped_crs(src),
@@ -522,6 +505,19 @@ def _warp_exact(
         "resampling": resampling,
         "tolerance": EXACT_TOLERANCE,
     }
+    kernel = _KERNEL_RADIUS.get(resampling)
+    if kernel is not None:
+        vrt_opts.update(_kernel_options(src, req, kernel), dtype="float64")
+        dtype = np.dtype(src.dtypes[0])
+        if nodata is not None:
+            with WarpedVRT(src, src_nodata=nodata, nodata=np.nan, **vrt_opts) as vrt:
+                out = vrt.read(1)
+            valid = ~np.isnan(out)
+            return _to_source_type(out, valid, dtype, nodata), valid
+        with WarpedVRT(src, add_alpha=True, **vrt_opts) as vrt:
+            both = vrt.read()
+        valid = both[-1] > 0
+        return _to_source_type(both[0], valid, dtype, None), valid
     if resampling != Resampling.nearest:
         vrt_opts.update(_area_options(src, req))
     if nodata is not None:

@@ -1,5 +1,5 @@
 """Generated grid cases: real COGs on a drawn source grid, loaded by ``eotoolkit.load`` onto a
-drawn target grid and compared with ``rasterio.warp.reproject`` of the same files.
+drawn target grid and compared with a whole-grid GDAL warp (rasterio) of the same files.
 
 Shared by the property suite (tests/integration/eotoolkit/test_grid_properties.py, a bounded
 number of examples) and ``python -m benchmarks.grid_properties`` (as many as asked).
@@ -37,18 +37,18 @@ from pyproj import CRS, Transformer
 from rasterio.crs import CRS as RioCRS
 from rasterio.io import MemoryFile
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.warp import Resampling, transform_bounds
 
 #: Tolerance of ``average``, in source data units: GDAL resamples integer data in its own type
 #: (rounded to the nearest integer) where the reference works in float64.
 TOLERANCE = {"atol": 1.0, "rtol": 1e-4}
-#: Tolerance of the interpolating kernels: the rounding above, plus two units for reprojected
-#: grids read in chunks. GDAL maps the pixels of each warp into the source with an approximate
-#: transformation (at most 0.125 source pixels off, interpolated along each warp's rows), so a
-#: chunk samples the source a small fraction of a pixel away from one whole-grid warp; on this
-#: suite's uniform noise (the steepest data there is) that moved values by at most 2.3 units in
-#: 600 generated cases. Grids in the source's CRS and grids read whole agree within the rounding.
-KERNEL_TOLERANCE = {"atol": 3.0, "rtol": 1e-4}
+#: Tolerance of the interpolating kernels: the rounding of integer results (``load`` rounds the
+#: float64 kernel result to the source's type). Both sides transform every pixel exactly and
+#: state the scale of the pixels, so a grid read in chunks samples the source where the grid
+#: read whole does. (With GDAL's default 0.125-pixel approximation, interpolated along each
+#: warp's rows, chunks sampled the source a fraction of a pixel away: values off by up to 4.6
+#: units on this suite's noise, and pixels at a tile's edge valid in one and empty in the other.)
+KERNEL_TOLERANCE = TOLERANCE
 
 #: Where the data lie, with the target CRSs that make sense there (a UTM zone, geographic,
 #: LAEA Europe, Web Mercator, polar stereographic, EASE-Grid 2.0 equal-area).
@@ -58,10 +58,10 @@ SITES: dict[str, tuple[tuple[float, float], list[str]]] = {
     "antarctic": ((-62.0, -74.5), ["EPSG:32720", "EPSG:4326", "EPSG:3031", "EPSG:6933"]),
     "antimeridian": ((179.98, 52.0), ["EPSG:32660", "EPSG:32601", "EPSG:4326", "EPSG:3857"]),
 }
-#: Error threshold (source pixels) of the reference's coordinate transformation for nearest
-#: and average: exact to rounding, as ``load`` warps them, so that a grid read in chunks is the
-#: grid read whole. (GDAL's default 0.125 interpolates the transformation along each warp's
-#: rows, which moves nearest pixels near a source pixel's edge between chunkings.)
+#: Error threshold (source pixels) of the reference's coordinate transformation: exact to
+#: rounding, as ``load`` warps, so that a grid read in chunks is the grid read whole. (GDAL's
+#: default 0.125 interpolates the transformation along each warp's rows, which moves nearest
+#: pixels near a source pixel's edge, and kernels' samples, between chunkings.)
 EXACT_TOLERANCE = 1e-9
 #: Interpolating kernels, drawn up- and downsampling. GDAL sizes them by a scale (XSCALE/YSCALE)
 #: it derives from each warp's source window; ``load`` and the reference both state the scale
@@ -272,7 +272,9 @@ def kernel_scale(case: Case, src_transform: Affine, transform: Affine) -> dict[s
 def reference(
     case: Case, tiles: list[tuple[Path, Affine]], transform: Affine, shape: tuple[int, int]
 ) -> np.ndarray:
-    """``rasterio.warp.reproject`` of every tile onto the grid, first valid pixel wins.
+    """GDAL's warper on every tile onto the whole grid, first valid pixel wins (``_warp_exact``:
+    an exact transformation; the scale of the pixels and the whole tile as the source window
+    for every method but nearest).
 
     A tile with nodata is warped with its nodata pixels as NaN; a tile without is warped without
     a source mask (GDAL resamples it up to the raster's edge, without renormalising the kernel
@@ -292,17 +294,13 @@ def reference(
             }
             if case.method != "nearest":
                 kw.update(kernel_scale(case, src.transform, transform))
+                # the whole tile as the source window: GDAL pads the window it computes from
+                # the grid by less than a widened kernel's radius, so a kernel at the edge of a
+                # grid that cuts a tile would be cut off at the window's edge
+                kw["SOURCE_EXTRA"] = str(max(src.width, src.height))
             if src.nodata is not None:
                 data[data == src.nodata] = np.nan
-            if case.method not in KERNEL_METHODS:
-                dst = _warp_exact(data, src.nodata is not None, kw, shape)
-            elif src.nodata is not None:
-                dst = np.full(shape, np.nan)
-                reproject(data, dst, src_nodata=np.nan, dst_nodata=np.nan, **kw)
-            else:
-                both = np.zeros((2, *shape))
-                reproject(data, both, dst_alpha=2, **kw)
-                dst = np.where(both[1] > 0, both[0], np.nan)
+            dst = _warp_exact(data, src.nodata is not None, kw, shape)
         fill = np.isnan(out) & ~np.isnan(dst)
         out[fill] = dst[fill]
     if case.dtype != "float32":  # GDAL resamples integers in their type: clamped to its range
@@ -315,9 +313,9 @@ def _warp_exact(
     data: np.ndarray, nodata: bool, kw: dict[str, Any], shape: tuple[int, int]
 ) -> np.ndarray:
     """GDAL's warper with an exact transformation (``EXACT_TOLERANCE``) of float64 ``data``
-    (NaN where ``nodata``) onto the grid, NaN outside: nearest and average are then the same
-    whether a grid is warped whole or in chunks. ``reproject`` always approximates the
-    transformation (0.125 source pixels), so this goes through a ``WarpedVRT``."""
+    (NaN where ``nodata``) onto the grid, NaN outside: every method is then the same whether a
+    grid is warped whole or in chunks. ``reproject`` always approximates the transformation
+    (0.125 source pixels), so this goes through a ``WarpedVRT``."""
     profile = {
         "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
         "dtype": "float64", "crs": kw["src_crs"], "transform": kw["src_transform"],
@@ -334,7 +332,7 @@ def _warp_exact(
         "src_crs": src_crs, "crs": kw["dst_crs"], "transform": kw["dst_transform"],
         "width": shape[1], "height": shape[0], "resampling": kw["resampling"],
         "tolerance": EXACT_TOLERANCE,
-        **{k: kw[k] for k in ("XSCALE", "YSCALE") if k in kw},
+        **{k: kw[k] for k in ("XSCALE", "YSCALE", "SOURCE_EXTRA") if k in kw},
     }  # fmt: skip
     with MemoryFile() as mem:
         with mem.open(**profile) as tmp:

@@ -421,10 +421,14 @@ def _read_warped(
     method goes through ``_warp_exact``, with an exact coordinate transformation."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
-    dst_transform = Affine(*req.transform)
-    left, top = dst_transform.c, dst_transform.f
-    right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
     with _dataset(href, None, cfg) as src:
+        if src.crs == dst_crs:  # the warp's grid, also to tell whether it touches the source
+            req = replace(
+                req, transform=tuple(_off_ties(Affine(*req.transform), src.transform))[:6]
+            )
+        dst_transform = Affine(*req.transform)
+        left, top = dst_transform.c, dst_transform.f
+        right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
         west, south, east, north = transform_bounds(
             dst_crs, src.crs, left, bottom, right, top, densify_pts=5
         )
@@ -486,6 +490,31 @@ def _lon_wrap_crs(wkt: str, center: float) -> CRS:
     return CRS.from_proj4(f"{CRS.from_wkt(wkt).to_proj4()} +lon_wrap={center!r}")
 
 
+#: Shift, in source pixels, of a warp's grid onto a source in its own CRS (see ``_off_ties``).
+TIE_SHIFT = 1e-6
+
+
+def _off_ties(transform: Affine, src: Affine) -> Affine:
+    """``transform`` moved ``TIE_SHIFT`` source pixels right and down.
+
+    A grid in the source's CRS with another pixel size often puts pixel centres and edges
+    exactly on source pixel edges (a 20 m grid on 10 m pixels, 0.0004 degrees on 0.0002). GDAL
+    computes each pixel's source position from the warp's own origin, a rounding error away
+    from another warp's; near 180 degrees of longitude one rounding step is 1e-10 source pixels
+    of 0.0002 degrees, GDAL's own tolerance at pixel edges, so such a pixel took the left or
+    the right source pixel (nearest), or was valid or empty at the source's edge, depending on
+    the chunk. Moved by far more than the rounding (and far less than anything visible), every
+    chunk resolves those ties alike: to the right and down, GDAL's rule for exact ties."""
+    dx = TIE_SHIFT * math.hypot(src.a, src.d)
+    dy = TIE_SHIFT * math.hypot(src.b, src.e)
+    sx = 1.0 if transform.a > 0 else -1.0
+    sy = 1.0 if transform.e > 0 else -1.0
+    return Affine(
+        transform.a, transform.b, transform.c + sx * dx, transform.d, transform.e,
+        transform.f + sy * dy,
+    )  # fmt: skip
+
+
 def _warp_exact(
     src: rasterio.DatasetReader, req: ChunkRead, resampling: Resampling, nodata: float | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -496,10 +525,12 @@ def _warp_exact(
     widened kernel that runs past the source's edge differently from its general one) and are
     converted to the source's type here, valid mask returned."""
     h, w = req.shape
+    dst_crs = _rio_crs(req.crs)
+    transform = Affine(*req.transform)
     vrt_opts: dict[str, Any] = {
         "src_crs": _wrapped_crs(src),
-        "crs": _rio_crs(req.crs),
-        "transform": Affine(*req.transform),
+        "crs": dst_crs,
+        "transform": transform,
         "width": w,
         "height": h,
         "resampling": resampling,

@@ -422,7 +422,8 @@ def _read_warped(
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     with _dataset(href, None, cfg) as src:
-        if src.crs == dst_crs:  # the warp's grid, also to tell whether it touches the source
+        if src.crs == dst_crs and resampling in _TIE_METHODS:  # the warp's grid, also to
+            # tell whether it touches the source
             req = replace(
                 req, transform=tuple(_off_ties(Affine(*req.transform), src.transform))[:6]
             )
@@ -438,11 +439,18 @@ def _read_warped(
             shifts = (-360.0, 0.0, 360.0)
             if west > east:
                 east += 360.0
-        if south >= st or north <= sbm or not any(west + k < sr and east + k > sl for k in shifts):
+        # touching counts: GDAL's average takes an output pixel whose edge is on the source's
+        # top or left edge as valid (with the pixels of that edge)
+        if south > st or north < sbm or not any(west + k <= sr and east + k >= sl for k in shifts):
             return None
         level = _overview_level(src, (east - west) / w)
     with _dataset(href, level, cfg) as src:
-        return _warp_exact(src, req, resampling, nodata)
+        raw, alpha = _warp_exact(src, req, resampling, nodata)
+        if src.crs != dst_crs or resampling in _TIE_METHODS:
+            return raw, alpha
+        if alpha is None:
+            alpha = np.ones(raw.shape, bool) if nodata is None else _valid(raw, nodata)
+        return raw, alpha & _covers_valid(src, req, nodata)
 
 
 def _to_source_type(
@@ -492,6 +500,71 @@ def _lon_wrap_crs(wkt: str, center: float) -> CRS:
 
 #: Shift, in source pixels, of a warp's grid onto a source in its own CRS (see ``_off_ties``).
 TIE_SHIFT = 1e-6
+#: The methods whose ties ``_off_ties`` resolves: those that sample the source at pixel
+#: centres. Not average and the other area methods: moved, the output pixels on exactly whole
+#: source pixels would take a sliver of the next source pixel too (valid with its value where
+#: their own are nodata); GDAL's own tolerance (1e-10 source pixels) keeps them on whole pixels.
+_TIE_METHODS = frozenset(
+    {Resampling.nearest, Resampling.bilinear, Resampling.cubic, Resampling.cubic_spline,
+     Resampling.lanczos}
+)  # fmt: skip
+
+
+#: Overlap, in source pixels, below which an output pixel does not cover a source pixel
+#: (``_covers_valid``).
+COVER_MIN = 1e-6
+
+
+def _covers_valid(src: rasterio.DatasetReader, req: ChunkRead, nodata: float | None) -> np.ndarray:
+    """Output pixels of a grid in the source's CRS that cover a valid source pixel by more than
+    ``COVER_MIN`` source pixels on each axis.
+
+    GDAL's average counts an output pixel valid when its edge lies on the source's top or left
+    edge (or on the edge of a nodata area) to 1e-10 source pixels, with no overlap at all; with
+    large coordinates (Web Mercator near 180 degrees, fine geographic pixels) one rounding step
+    is about that much, so such a pixel was valid in one chunking and empty in another. This
+    mask, from the grids' own arithmetic with a tolerance far above the rounding, drops them
+    in every chunk."""
+    st = src.transform
+    t = Affine(*req.transform)
+    h, w = req.shape
+    if st.b or st.d or t.b or t.d:  # rotated pixels: left to GDAL
+        return np.ones((h, w), bool)
+    out = np.zeros((h, w), bool)
+    ye = (t.f + np.arange(h + 1) * t.e - st.f) / st.e
+    r0 = np.clip(np.floor(np.minimum(ye[:-1], ye[1:]) + COVER_MIN), 0, src.height).astype(int)
+    r1 = np.clip(np.ceil(np.maximum(ye[:-1], ye[1:]) - COVER_MIN), 0, src.height).astype(int)
+    if not (r1 > r0).any():
+        return out
+    shifts = (-360.0, 0.0, 360.0) if src.crs.is_geographic else (0.0,)
+    for k in shifts:
+        xe = (t.c + k + np.arange(w + 1) * t.a - st.c) / st.a
+        c0 = np.floor(np.minimum(xe[:-1], xe[1:]) + COVER_MIN)
+        c1 = np.ceil(np.maximum(xe[:-1], xe[1:]) - COVER_MIN)
+        c0 = np.clip(c0, 0, src.width).astype(int)
+        c1 = np.clip(c1, 0, src.width).astype(int)
+        if not (c1 > c0).any():
+            continue
+        top, bottom = int(r0[r1 > r0].min()), int(r1[r1 > r0].max())
+        left, right = int(c0[c1 > c0].min()), int(c1[c1 > c0].max())
+        win = Window(left, top, right - left, bottom - top)
+        if nodata is None:
+            valid = src.read_masks(1, window=win) > 0
+        else:
+            valid = _valid(src.read(1, window=win), nodata)
+        area = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), np.int64)
+        area[1:, 1:] = valid.cumsum(0).cumsum(1)
+        ya, yb = (
+            (np.clip(r0, top, bottom) - top)[:, None],
+            (np.clip(r1, top, bottom) - top)[:, None],
+        )
+        xa, xb = (
+            (np.clip(c0, left, right) - left)[None, :],
+            (np.clip(c1, left, right) - left)[None, :],
+        )
+        count = area[yb, xb] - area[ya, xb] - area[yb, xa] + area[ya, xa]
+        out |= count > 0
+    return out
 
 
 def _off_ties(transform: Affine, src: Affine) -> Affine:
@@ -502,9 +575,11 @@ def _off_ties(transform: Affine, src: Affine) -> Affine:
     computes each pixel's source position from the warp's own origin, a rounding error away
     from another warp's; near 180 degrees of longitude one rounding step is 1e-10 source pixels
     of 0.0002 degrees, GDAL's own tolerance at pixel edges, so such a pixel took the left or
-    the right source pixel (nearest), or was valid or empty at the source's edge, depending on
-    the chunk. Moved by far more than the rounding (and far less than anything visible), every
-    chunk resolves those ties alike: to the right and down, GDAL's rule for exact ties."""
+    the right source pixel (nearest), or a kernel centred on the source's edge was valid or
+    empty, depending on the chunk; GDAL's cubic also takes another branch exactly on a source
+    pixel's centre (22 units away on noisy data). Moved by far more than the rounding (and far
+    less than anything visible), every chunk resolves those ties alike: to the right and down,
+    GDAL's rule for exact ties."""
     dx = TIE_SHIFT * math.hypot(src.a, src.d)
     dy = TIE_SHIFT * math.hypot(src.b, src.e)
     sx = 1.0 if transform.a > 0 else -1.0

@@ -288,6 +288,29 @@ def off_ties(t: Affine, src: Affine) -> Affine:
     return Affine(t.a, t.b, t.c + TIE_SHIFT * abs(src.a), t.d, t.e, t.f - TIE_SHIFT * abs(src.e))
 
 
+#: Overlap, in source pixels, below which an output pixel does not cover a source pixel.
+COVER_MIN = 1e-6
+
+
+def covers(valid: np.ndarray, src: Affine, t: Affine, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels of a grid in the tile's CRS that cover a valid pixel of the tile by more than
+    ``COVER_MIN`` source pixels on each axis. GDAL's average also counts a pixel that only
+    touches the tile's top or left edge (or a nodata area's) to 1e-10 source pixels, less
+    than one rounding step of large coordinates; ``load`` does not, in any chunk."""
+    h, w = shape
+    out = np.zeros(shape, bool)
+    ys = (t.f + np.arange(h + 1) * t.e - src.f) / src.e
+    xs = (t.c + np.arange(w + 1) * t.a - src.c) / src.a
+    for i in range(h):
+        lo_y = max(0, math.floor(min(ys[i], ys[i + 1]) + COVER_MIN))
+        hi_y = min(valid.shape[0], math.ceil(max(ys[i], ys[i + 1]) - COVER_MIN))
+        for j in range(w):
+            lo_x = max(0, math.floor(min(xs[j], xs[j + 1]) + COVER_MIN))
+            hi_x = min(valid.shape[1], math.ceil(max(xs[j], xs[j + 1]) - COVER_MIN))
+            out[i, j] = hi_y > lo_y and hi_x > lo_x and bool(valid[lo_y:hi_y, lo_x:hi_x].any())
+    return out
+
+
 def reference(
     case: Case, tiles: list[tuple[Path, Affine]], transform: Affine, shape: tuple[int, int]
 ) -> np.ndarray:
@@ -308,7 +331,7 @@ def reference(
                 "src_transform": src.transform,
                 "src_crs": src.crs,
                 "dst_transform": off_ties(transform, src.transform)
-                if case.src_crs == case.dst_crs
+                if case.src_crs == case.dst_crs and case.method != "average"
                 else transform,
                 "dst_crs": case.dst_crs,
                 "resampling": method,
@@ -322,6 +345,8 @@ def reference(
             if src.nodata is not None:
                 data[data == src.nodata] = np.nan
             dst = _warp_exact(data, src.nodata is not None, kw, shape)
+            if case.method == "average" and case.src_crs == case.dst_crs:
+                dst[~covers(~np.isnan(data), src.transform, transform, shape)] = np.nan
         fill = np.isnan(out) & ~np.isnan(dst)
         out[fill] = dst[fill]
     if case.dtype != "float32":  # GDAL resamples integers in their type: clamped to its range

@@ -62,6 +62,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # another, and moved values by up to 4.6 units; a grid that cuts a tile cut a widened kernel
 # off at the edge of GDAL's source window in the reference.
 @example(Case("arctic", "EPSG:3413", 60.0, (44, 44), "uint8", False, 1, (0.0, 0.3), "EPSG:3857", 44, 1.0, None, "bilinear", 44, 16))
+@example(Case("arctic", "EPSG:3413", 60.0, (8, 8), "uint8", False, 1, (0.0, 0.0), "EPSG:32634", 34, 1.0, None, "bilinear", 34, 5))
 @example(Case("arctic", "EPSG:4326", 0.0005, (17, 55), "uint16", False, 1, (0.0, -0.3), "EPSG:3413", 48, 1.0, None, "cubic", 2111, 5))
 @example(Case("antimeridian", "EPSG:32660", 60.0, (34, 33), "uint16", True, 1, (0.0, 0.0), "EPSG:3857", 19, 0.5, (0.2, 0.3, 1.0, 1.0), "cubic", 19, 5))
 @example(Case("antimeridian", "EPSG:4326", 0.0005, (47, 39), "int16", False, 2, (0.8, 0.3), "EPSG:32601", 44, 0.5, (0.2, 0.0, 1.0, 0.7), "bilinear", 273, 16))
@@ -103,6 +104,12 @@ def test_nearest_in_chunks_matches_reproject(case: Case) -> None:
 # a grid in the tile's CRS whose chunk only touches the tile's edge (moved onto it by the
 # tie shift): the chunk was taken as disjoint from the tile
 @example(Case("arctic", "EPSG:3413", 10.0, (8, 43), "float32", True, 1, (0.25, -0.3), "EPSG:3413", 43, 0.5, (0.4, 0.3, 1.0, 0.7), "average", 0, 5))
+# a grid in the tiles' CRS whose pixels touch a tile's left edge with no overlap, which GDAL's
+# average takes as valid or not by one rounding step of Web Mercator's coordinates near 180
+@example(Case("antimeridian", "EPSG:3857", 20.0, (29, 29), "uint8", False, 2, (0.25, -0.3), "EPSG:3857", 29, 0.5, None, "average", 2605, 5))
+# a grid on the tiles' own pixels over their nodata blocks: no pixel takes a sliver of a
+# valid neighbour
+@example(Case("antimeridian", "EPSG:4326", 0.0005, (20, 8), "int16", True, 2, (0.8, 0.0), "EPSG:4326", 20, 1.0, (0.2, 0.0, 1.0, 0.7), "average", 65536))
 # a Web Mercator tile running past 180 degrees: the pixel across 180 averages a source window
 # that depends on the warp's source window (the whole tile in the reference)
 @example(Case("antimeridian", "EPSG:3857", 60.0, (62, 62), "float32", False, 2, (0.25, 0.0), "EPSG:32601", 17, 0.5, None, "average", 144, 5))

@@ -133,8 +133,8 @@ def cases(draw: Any, chunked_nearest: bool = False, chunked: str | None = None) 
     )
     method = chunked if chunked else draw(st.sampled_from(METHODS))
     seed = draw(st.integers(0, 2**16))
-    # Nearest and average read in chunks are drawn by ``chunked`` (so that the draws of the
-    # other cases stay as they were).
+    # A method read in chunks only is drawn by ``chunked`` (so that the draws of the other
+    # cases stay as they were).
     if chunked:
         chunks = draw(st.sampled_from([5, 16]))
     else:
@@ -280,11 +280,11 @@ def off_ties(t: Affine, src: Affine) -> Affine:
 
     Such grids put pixel centres and edges exactly on source pixel edges and centres (10 m on
     20 m, 0.0001 degrees on 0.0002), where GDAL decides by the rounding of its own arithmetic:
-    which source pixel is nearest, whether a pixel on a tile's edge is valid, and its kernels
-    take another branch exactly on a source pixel's centre (a cubic value 1556.5 there and
+    which source pixel is nearest, whether a kernel centred on a tile's edge is valid, and its
+    kernels take another branch exactly on a source pixel's centre (a cubic value 1556.5 there and
     1578.8 a billionth of a pixel away). ``load`` moves such grids by far more than a rounding
-    error, so that ties go one way in every chunk (right and down), and so does the
-    reference."""
+    error, so that ties go one way in every chunk (right and down), and so does the reference
+    (nearest and the kernels; not average, see ``covers``)."""
     return Affine(t.a, t.b, t.c + TIE_SHIFT * abs(src.a), t.d, t.e, t.f - TIE_SHIFT * abs(src.e))
 
 

@@ -443,7 +443,14 @@ def _read_warped(
         # top or left edge as valid (with the pixels of that edge)
         if south > st or north < sbm or not any(west + k <= sr and east + k >= sl for k in shifts):
             return None
-        level = _overview_level(src, (east - west) / w)
+        # the overview from the pixels' scale at the source's centre, the same for every chunk
+        # (a chunk's own extent per pixel varies over a reprojected grid: chunks of one grid
+        # read different overviews, and the grid read whole another still)
+        extent = _source_extent(src, req)
+        if extent is None:
+            level = _overview_level(src, (east - west) / w)
+        else:
+            level = _overview_level(src, min(extent) * abs(src.transform.a))
     with _dataset(href, level, cfg) as src:
         raw, alpha = _warp_exact(src, req, resampling, nodata)
         if src.crs != dst_crs or resampling in _TIE_METHODS:

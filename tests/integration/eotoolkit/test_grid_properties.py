@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from affine import Affine
 from hypothesis import HealthCheck, example, given, settings
+from pyproj import Transformer
 
 import eotoolkit
 
@@ -138,6 +139,28 @@ def test_nearest_ties_go_right_and_down_in_any_chunks() -> None:
             )
             got = ds["B04"].isel(time=0).values
             np.testing.assert_array_equal(got, data[1::2, 1::2], err_msg=f"chunks={chunks}")
+
+
+@pytest.mark.parametrize("method", ["nearest", "average", "bilinear"])
+def test_overview_the_same_for_every_chunk(method: str) -> None:
+    """A polar tile with overviews onto a coarse geographic grid: every chunk reads the overview
+    the grid read whole reads (it was chosen from each chunk's own extent per pixel, which
+    varies over such a grid: more than half of the pixels differed in 16-pixel chunks)."""
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:3413", always_xy=True).transform(21.0, 78.6)
+    t = Affine(60, 0, round(x, -3), 0, -60, round(y, -3))
+    data = np.random.default_rng(0).integers(1, 3000, (512, 512)).astype("uint16")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_cog(Path(tmp) / "a.tif", data, "EPSG:3413", t, nodata=0)
+        items = [item_dict("a", str(path), "EPSG:3413", t, (512, 512), "2024-05-01T10:00:00Z")]
+        got = {
+            chunks: eotoolkit.load(
+                items, crs="EPSG:4326", resolution=0.003, resampling=method, chunks=chunks
+            )["B04"]
+            .isel(time=0)
+            .values
+            for chunks in (None, 16)
+        }
+    np.testing.assert_array_equal(got[16], got[None])
 
 
 def _antimeridian_items(root: Path) -> list[dict]:

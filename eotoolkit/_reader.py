@@ -433,14 +433,16 @@ def _read_warped(
         west, south, east, north = transform_bounds(
             dst_crs, src.crs, left, bottom, right, top, densify_pts=5
         )
+        # the source's bounds two pixels wider: the chunk's bounds in the source's CRS come
+        # from five points per edge and can miss a bulge of its curved edges
+        px, py = 2 * abs(src.transform.a), 2 * abs(src.transform.e)
         sl, sbm, sr, st = src.bounds
+        sl, sbm, sr, st = sl - px, sbm - py, sr + px, st + py
         shifts: tuple[float, ...] = (0.0,)
         if src.crs.is_geographic:  # longitudes: the chunk may cross 180, the source run past it
             shifts = (-360.0, 0.0, 360.0)
             if west > east:
                 east += 360.0
-        # touching counts: GDAL's average takes an output pixel whose edge is on the source's
-        # top or left edge as valid (with the pixels of that edge)
         if south > st or north < sbm or not any(west + k <= sr and east + k >= sl for k in shifts):
             return None
         # the overview from the pixels' scale at the source's centre, the same for every chunk

@@ -111,6 +111,10 @@ def test_nearest_in_chunks_matches_reproject(case: Case) -> None:
 # a grid on the tiles' own pixels over their nodata blocks: no pixel takes a sliver of a
 # valid neighbour
 @example(Case("antimeridian", "EPSG:4326", 0.0005, (20, 8), "int16", True, 2, (0.8, 0.0), "EPSG:4326", 20, 1.0, (0.2, 0.0, 1.0, 0.7), "average", 65536))
+# a polar tile onto EASE-Grid 2.0: GDAL's average takes the box of a pixel's top-left and
+# bottom-right corners in the source, which reached the tile from a pixel beyond the chunks
+# that read the tile (its footprint and one pixel around it)
+@example(Case("antarctic", "EPSG:3031", 20.0, (24, 24), "uint16", False, 2, (0.25, 0.3), "EPSG:6933", 24, 1.0, None, "average", 577, 16))
 # a Web Mercator tile running past 180 degrees: the pixel across 180 averages a source window
 # that depends on the warp's source window (the whole tile in the reference)
 @example(Case("antimeridian", "EPSG:3857", 60.0, (62, 62), "float32", False, 2, (0.25, 0.0), "EPSG:32601", 17, 0.5, None, "average", 144, 5))

@@ -1,5 +1,5 @@
 """Many more generated grid cases than CI runs: ``python -m benchmarks.grid_properties
---examples 500 [--seed N] [--chunked-nearest]``.
+--examples 500 [--seed N] [--chunked-nearest | --chunked METHOD]``.
 
 Each case writes real COGs on a drawn source grid, loads them with ``eotoolkit.load`` onto a
 drawn target grid and compares with ``rasterio.warp.reproject`` (see
@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chunked-nearest", action="store_true", help="only nearest grids read in chunks"
     )
+    parser.add_argument(
+        "--chunked",
+        choices=["nearest", "average", "bilinear", "cubic"],
+        help="only grids of this resampling method, read in chunks",
+    )
     args = parser.parse_args(argv)
     failures: dict[tuple, list[tuple[Case, str]]] = collections.defaultdict(list)
     count = 0
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(cases(chunked_nearest=args.chunked_nearest))
+    @given(cases(chunked_nearest=args.chunked_nearest, chunked=args.chunked))
     def run(case: Case) -> None:
         nonlocal count
         count += 1

@@ -2,7 +2,8 @@
 
 Sources in the output CRS are read with a (possibly fractional) window and ``out_shape`` so that
 GDAL picks the matching COG overview. Sources in another CRS are opened at the best overview
-level and warped onto the chunk grid with ``rasterio.warp.reproject``.
+level and warped onto the chunk grid with GDAL's warper (a ``WarpedVRT`` with an exact coordinate
+transformation, see ``_warp_exact``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.env import set_gdal_config
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import reproject, transform_bounds
 from rasterio.warp import transform as rio_transform
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from . import storage
@@ -268,7 +269,7 @@ def _pixel_range(start: float, stop: float, origin: float, step: float, n: int) 
 
 def _same_pixels(src: Affine, dst: tuple[float, ...], tol: float = 1e-6) -> bool:
     """Whether the output pixels are source pixels (same size, edges on the source's), so a
-    windowed read is exact; any other grid is warped like ``rasterio.warp.reproject``."""
+    windowed read is exact; any other grid is warped by GDAL's warper."""
     a, b, c, d, e, f = dst[:6]
     if b or d or src.b or src.d:
         return False
@@ -371,26 +372,40 @@ def _kernel_options(src: rasterio.DatasetReader, req: ChunkRead, kernel: int) ->
 
 
 def _area_options(src: rasterio.DatasetReader, req: ChunkRead) -> dict[str, str]:
-    """``SOURCE_EXTRA`` for methods that summarise the source pixels under each output pixel
-    (average, mode, min, max, ...): GDAL computes a chunk's source window from points sampled
-    on the chunk and pads it by one pixel only, which can leave out the source pixels under
-    the part of an edge pixel beyond those points; a whole-grid warp has them. The pad here
-    is one output pixel's span in source pixels, plus one."""
+    """GDAL warp options that give methods summarising the source pixels under each output
+    pixel (average, mode, min, max, ...) the same result in any chunks.
+
+    ``XSCALE``/``YSCALE``: GDAL skips an output pixel when a corner of it lies more than
+    ``2 * ceil(1 / scale)`` source pixels outside the warp's source window, with the scale
+    derived from each warp's source and destination windows (a chunk that reaches past the
+    source's edge gets a larger scale, a narrower margin), so a pixel that a tile's corner
+    barely reaches was valid in some chunkings and empty in others. The scale of the pixels
+    themselves (as for interpolating kernels, see ``_kernel_options``) makes the margin at
+    least twice an output pixel's span: no pixel that overlaps the source is skipped.
+
+    ``SOURCE_EXTRA``: GDAL computes a chunk's source window from points sampled on the chunk
+    and pads it by one pixel only, which can leave out the source pixels under the part of an
+    edge pixel beyond those points; a whole-grid warp has them. The pad here is one output
+    pixel's span in source pixels, plus one."""
     extent = _source_extent(src, req)
     if extent is None:
         return {}
-    return {"SOURCE_EXTRA": str(math.ceil(max(extent)) + 1)}
+    return {
+        "XSCALE": repr(1 / extent[0]),
+        "YSCALE": repr(1 / extent[1]),
+        "SOURCE_EXTRA": str(math.ceil(max(extent)) + 1),
+    }
 
 
-#: GDAL's GDT_Float64: the working type of interpolating kernels (see ``_read_warped``).
-_GDT_FLOAT64 = 7
-#: Error threshold, in source pixels, of the coordinate transformation of nearest, average and
-#: the other non-interpolating methods. GDAL's default (0.125) interpolates the transformation
-#: linearly along each row of a warp, so a pixel near a source pixel's edge could pick another
-#: source pixel in a chunk than in the whole grid; this makes every pixel's transformation exact
-#: to rounding (GDAL's approximation then splits each row down to exactly transformed points),
-#: so the grid reads the same in any chunks. Not zero: rasterio 1.4's ``WarpedVRT`` sets no
-#: transformer at all for 0.
+#: Error threshold, in source pixels, of the coordinate transformation of every warp. GDAL's
+#: default (0.125) interpolates the transformation linearly along each row of a warp, so a
+#: pixel near a source pixel's edge could pick another source pixel in a chunk than in the whole
+#: grid (nearest), a pixel near the source's edge could be valid in one and empty in the other,
+#: and a kernel could sample the source a fraction of a pixel away (values off by a few units
+#: on noisy data); this makes every pixel's transformation exact to rounding (GDAL's
+#: approximation then splits each row down to exactly transformed points), so the grid reads
+#: the same in any chunks. Not zero: rasterio 1.4's ``WarpedVRT`` sets no transformer at all
+#: for 0.
 EXACT_TOLERANCE = 1e-9
 
 
@@ -402,50 +417,49 @@ def _read_warped(
     cfg: S3Config | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Warp one source onto the chunk grid with GDAL's warper on the dataset, as a whole-grid
-    ``rasterio.warp.reproject`` does: (values, valid mask or None when ``nodata`` tells), None
-    if disjoint. Interpolating kernels go through ``reproject`` itself; the other methods
-    through ``_warp_exact``, with an exact coordinate transformation."""
+    warp does: (values, valid mask or None when ``nodata`` tells), None if disjoint. Every
+    method goes through ``_warp_exact``, with an exact coordinate transformation."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
-    dst_transform = Affine(*req.transform)
-    left, top = dst_transform.c, dst_transform.f
-    right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
     with _dataset(href, None, cfg) as src:
+        if src.crs == dst_crs and resampling in _TIE_METHODS:  # the warp's grid, also to
+            # tell whether it touches the source
+            req = replace(
+                req, transform=tuple(_off_ties(Affine(*req.transform), src.transform))[:6]
+            )
+        dst_transform = Affine(*req.transform)
+        left, top = dst_transform.c, dst_transform.f
+        right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
         west, south, east, north = transform_bounds(
             dst_crs, src.crs, left, bottom, right, top, densify_pts=5
         )
+        # the source's bounds two pixels wider: the chunk's bounds in the source's CRS come
+        # from five points per edge and can miss a bulge of its curved edges
+        px, py = 2 * abs(src.transform.a), 2 * abs(src.transform.e)
         sl, sbm, sr, st = src.bounds
+        sl, sbm, sr, st = sl - px, sbm - py, sr + px, st + py
         shifts: tuple[float, ...] = (0.0,)
         if src.crs.is_geographic:  # longitudes: the chunk may cross 180, the source run past it
             shifts = (-360.0, 0.0, 360.0)
             if west > east:
                 east += 360.0
-        if south >= st or north <= sbm or not any(west + k < sr and east + k > sl for k in shifts):
+        if south > st or north < sbm or not any(west + k <= sr and east + k >= sl for k in shifts):
             return None
-        level = _overview_level(src, (east - west) / w)
-    opts: dict[str, Any] = {
-        "dst_crs": dst_crs,
-        "dst_transform": dst_transform,
-        "resampling": resampling,
-    }
-    kernel = _KERNEL_RADIUS.get(resampling)
-    if kernel is None:
-        with _dataset(href, level, cfg) as src:
-            return _warp_exact(src, req, resampling, nodata)
+        # the overview from the pixels' scale at the source's centre, the same for every chunk
+        # (a chunk's own extent per pixel varies over a reprojected grid: chunks of one grid
+        # read different overviews, and the grid read whole another still)
+        extent = _source_extent(src, req)
+        if extent is None:
+            level = _overview_level(src, (east - west) / w)
+        else:
+            level = _overview_level(src, min(extent) * abs(src.transform.a))
     with _dataset(href, level, cfg) as src:
-        # Float64 work: GDAL's integer and float32 fast paths weight a widened kernel that
-        # runs past the source's edge differently from its general one.
-        opts.update(_kernel_options(src, req, kernel), working_data_type=_GDT_FLOAT64)
-        dtype = np.dtype(src.dtypes[0])
-        if nodata is not None:
-            out = np.full((h, w), np.nan)
-            reproject(rasterio.band(src, 1), out, src_nodata=nodata, dst_nodata=np.nan, **opts)
-            valid = ~np.isnan(out)
-            return _to_source_type(out, valid, dtype, nodata), valid
-        both = np.zeros((2, h, w))
-        reproject(rasterio.band(src, 1), both, dst_alpha=2, **opts)
-        valid = both[1] > 0
-    return _to_source_type(both[0], valid, dtype, None), valid
+        raw, alpha = _warp_exact(src, req, resampling, nodata)
+        if src.crs != dst_crs or resampling in _TIE_METHODS:
+            return raw, alpha
+        if alpha is None:
+            alpha = np.ones(raw.shape, bool) if nodata is None else _valid(raw, nodata)
+        return raw, alpha & _covers_valid(src, req, nodata)
 
 
 def _to_source_type(
@@ -493,21 +507,132 @@ def _lon_wrap_crs(wkt: str, center: float) -> CRS:
     return CRS.from_proj4(f"{CRS.from_wkt(wkt).to_proj4()} +lon_wrap={center!r}")
 
 
+#: Shift, in source pixels, of a warp's grid onto a source in its own CRS (see ``_off_ties``).
+TIE_SHIFT = 1e-6
+#: The methods whose ties ``_off_ties`` resolves: those that sample the source at pixel
+#: centres. Not average and the other area methods: moved, the output pixels on exactly whole
+#: source pixels would take a sliver of the next source pixel too (valid with its value where
+#: their own are nodata); GDAL's own tolerance (1e-10 source pixels) keeps them on whole pixels.
+_TIE_METHODS = frozenset(
+    {Resampling.nearest, Resampling.bilinear, Resampling.cubic, Resampling.cubic_spline,
+     Resampling.lanczos}
+)  # fmt: skip
+
+
+#: Overlap, in source pixels, below which an output pixel does not cover a source pixel
+#: (``_covers_valid``).
+COVER_MIN = 1e-6
+
+
+def _covers_valid(src: rasterio.DatasetReader, req: ChunkRead, nodata: float | None) -> np.ndarray:
+    """Output pixels of a grid in the source's CRS that cover a valid source pixel by more than
+    ``COVER_MIN`` source pixels on each axis.
+
+    GDAL's average counts an output pixel valid when its edge lies on the source's top or left
+    edge (or on the edge of a nodata area) to 1e-10 source pixels, with no overlap at all; with
+    large coordinates (Web Mercator near 180 degrees, fine geographic pixels) one rounding step
+    is about that much, so such a pixel was valid in one chunking and empty in another. This
+    mask, from the grids' own arithmetic with a tolerance far above the rounding, drops them
+    in every chunk."""
+    st = src.transform
+    t = Affine(*req.transform)
+    h, w = req.shape
+    if st.b or st.d or t.b or t.d:  # rotated pixels: left to GDAL
+        return np.ones((h, w), bool)
+    out = np.zeros((h, w), bool)
+    ye = (t.f + np.arange(h + 1) * t.e - st.f) / st.e
+    r0 = np.clip(np.floor(np.minimum(ye[:-1], ye[1:]) + COVER_MIN), 0, src.height).astype(int)
+    r1 = np.clip(np.ceil(np.maximum(ye[:-1], ye[1:]) - COVER_MIN), 0, src.height).astype(int)
+    if not (r1 > r0).any():
+        return out
+    shifts = (-360.0, 0.0, 360.0) if src.crs.is_geographic else (0.0,)
+    for k in shifts:
+        xe = (t.c + k + np.arange(w + 1) * t.a - st.c) / st.a
+        c0 = np.floor(np.minimum(xe[:-1], xe[1:]) + COVER_MIN)
+        c1 = np.ceil(np.maximum(xe[:-1], xe[1:]) - COVER_MIN)
+        c0 = np.clip(c0, 0, src.width).astype(int)
+        c1 = np.clip(c1, 0, src.width).astype(int)
+        if not (c1 > c0).any():
+            continue
+        top, bottom = int(r0[r1 > r0].min()), int(r1[r1 > r0].max())
+        left, right = int(c0[c1 > c0].min()), int(c1[c1 > c0].max())
+        win = Window(left, top, right - left, bottom - top)
+        if nodata is None:
+            valid = src.read_masks(1, window=win) > 0
+        else:
+            valid = _valid(src.read(1, window=win), nodata)
+        area = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), np.int64)
+        area[1:, 1:] = valid.cumsum(0).cumsum(1)
+        ya, yb = (
+            (np.clip(r0, top, bottom) - top)[:, None],
+            (np.clip(r1, top, bottom) - top)[:, None],
+        )
+        xa, xb = (
+            (np.clip(c0, left, right) - left)[None, :],
+            (np.clip(c1, left, right) - left)[None, :],
+        )
+        count = area[yb, xb] - area[ya, xb] - area[yb, xa] + area[ya, xa]
+        out |= count > 0
+    return out
+
+
+def _off_ties(transform: Affine, src: Affine) -> Affine:
+    """``transform`` moved ``TIE_SHIFT`` source pixels right and down.
+
+    A grid in the source's CRS with another pixel size often puts pixel centres and edges
+    exactly on source pixel edges (a 20 m grid on 10 m pixels, 0.0004 degrees on 0.0002). GDAL
+    computes each pixel's source position from the warp's own origin, a rounding error away
+    from another warp's; near 180 degrees of longitude one rounding step is 1e-10 source pixels
+    of 0.0002 degrees, GDAL's own tolerance at pixel edges, so such a pixel took the left or
+    the right source pixel (nearest), or a kernel centred on the source's edge was valid or
+    empty, depending on the chunk; GDAL's cubic also takes another branch exactly on a source
+    pixel's centre (22 units away on noisy data). Moved by far more than the rounding (and far
+    less than anything visible), every chunk resolves those ties alike: to the right and down,
+    GDAL's rule for exact ties."""
+    dx = TIE_SHIFT * math.hypot(src.a, src.d)
+    dy = TIE_SHIFT * math.hypot(src.b, src.e)
+    sx = 1.0 if transform.a > 0 else -1.0
+    sy = 1.0 if transform.e > 0 else -1.0
+    return Affine(
+        transform.a, transform.b, transform.c + sx * dx, transform.d, transform.e,
+        transform.f + sy * dy,
+    )  # fmt: skip
+
+
 def _warp_exact(
     src: rasterio.DatasetReader, req: ChunkRead, resampling: Resampling, nodata: float | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """GDAL's warper with an exact coordinate transformation (see ``EXACT_TOLERANCE``), through
-    a ``WarpedVRT`` on the chunk grid (``rasterio.warp.reproject`` always approximates)."""
+    a ``WarpedVRT`` on the chunk grid (``rasterio.warp.reproject`` always approximates).
+
+    Interpolating kernels work in float64 (GDAL's integer and float32 fast paths weight a
+    widened kernel that runs past the source's edge differently from its general one) and are
+    converted to the source's type here, valid mask returned."""
     h, w = req.shape
+    dst_crs = _rio_crs(req.crs)
+    transform = Affine(*req.transform)
     vrt_opts: dict[str, Any] = {
         "src_crs": _wrapped_crs(src),
-        "crs": _rio_crs(req.crs),
-        "transform": Affine(*req.transform),
+        "crs": dst_crs,
+        "transform": transform,
         "width": w,
         "height": h,
         "resampling": resampling,
         "tolerance": EXACT_TOLERANCE,
     }
+    kernel = _KERNEL_RADIUS.get(resampling)
+    if kernel is not None:
+        vrt_opts.update(_kernel_options(src, req, kernel), dtype="float64")
+        dtype = np.dtype(src.dtypes[0])
+        if nodata is not None:
+            with WarpedVRT(src, src_nodata=nodata, nodata=np.nan, **vrt_opts) as vrt:
+                out = vrt.read(1)
+            valid = ~np.isnan(out)
+            return _to_source_type(out, valid, dtype, nodata), valid
+        with WarpedVRT(src, add_alpha=True, **vrt_opts) as vrt:
+            both = vrt.read()
+        valid = both[-1] > 0
+        return _to_source_type(both[0], valid, dtype, None), valid
     if resampling != Resampling.nearest:
         vrt_opts.update(_area_options(src, req))
     if nodata is not None:

@@ -70,17 +70,27 @@ def group_items(table: ItemTable, groupby: str | None) -> tuple[np.ndarray, list
     return np.asarray([times[g].min() for g in groups]), groups
 
 
+#: Output pixels around an item's footprint whose chunks read the item. GDAL's average takes
+#: the source pixels in the box of an output pixel's top-left and bottom-right corners, which
+#: on a grid rotated against the source's (polar data onto a cylindrical grid) reaches past
+#: the pixel itself: a pixel a pixel beyond the footprint can take a value, in every chunking
+#: only when every chunk near the footprint reads the item.
+FOOTPRINT_PAD = 2
+
+
 def _chunk_ranges(
     foot: np.ndarray, geobox: GeoBox, cy: int, cx: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per item, the chunk index ranges [y0, y1) and [x0, x1) its footprint touches."""
+    """Per item, the chunk index ranges [y0, y1) and [x0, x1) its footprint touches, with
+    ``FOOTPRINT_PAD`` pixels around it."""
     t = geobox.transform
     h, w = geobox.shape
     res_x, res_y = t.a, -t.e
-    col0 = np.floor((foot[:, 0] - t.c) / res_x) - 1
-    col1 = np.ceil((foot[:, 2] - t.c) / res_x) + 1
-    row0 = np.floor((t.f - foot[:, 3]) / res_y) - 1
-    row1 = np.ceil((t.f - foot[:, 1]) / res_y) + 1
+    pad = FOOTPRINT_PAD
+    col0 = np.floor((foot[:, 0] - t.c) / res_x) - pad
+    col1 = np.ceil((foot[:, 2] - t.c) / res_x) + pad
+    row0 = np.floor((t.f - foot[:, 3]) / res_y) - pad
+    row1 = np.ceil((t.f - foot[:, 1]) / res_y) + pad
     bad = np.isnan(foot).any(axis=1)
     col0, col1 = np.where(bad, 0, col0), np.where(bad, w, col1)
     row0, row1 = np.where(bad, 0, row0), np.where(bad, h, row1)

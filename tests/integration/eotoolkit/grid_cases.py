@@ -1,5 +1,5 @@
 """Generated grid cases: real COGs on a drawn source grid, loaded by ``eotoolkit.load`` onto a
-drawn target grid and compared with ``rasterio.warp.reproject`` of the same files.
+drawn target grid and compared with a whole-grid GDAL warp (rasterio) of the same files.
 
 Shared by the property suite (tests/integration/eotoolkit/test_grid_properties.py, a bounded
 number of examples) and ``python -m benchmarks.grid_properties`` (as many as asked).
@@ -12,7 +12,10 @@ What is compared:
   more on each side;
 * the pixels: identical to the reference for ``nearest``; within ``TOLERANCE`` for
   ``average`` and ``KERNEL_TOLERANCE`` for ``bilinear`` and ``cubic``; identical nodata (NaN)
-  masks for every method. Grids are read whole or in chunks of 5 or 16 pixels.
+  masks for every method. Grids are read whole or in chunks of 5 or 16 pixels (nearest,
+  average and the kernels);
+* a grid read in chunks against itself read whole: the same valid pixels, nearest bit for bit,
+  the others within ``TOLERANCE``.
 
 The reference mosaics the tiles in item order, first valid pixel wins, as ``load`` does. The
 COGs are written without overviews, so that both sides read full-resolution pixels (choosing
@@ -36,18 +39,18 @@ from pyproj import CRS, Transformer
 from rasterio.crs import CRS as RioCRS
 from rasterio.io import MemoryFile
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import Resampling, reproject, transform_bounds
+from rasterio.warp import Resampling, transform_bounds
 
 #: Tolerance of ``average``, in source data units: GDAL resamples integer data in its own type
 #: (rounded to the nearest integer) where the reference works in float64.
 TOLERANCE = {"atol": 1.0, "rtol": 1e-4}
-#: Tolerance of the interpolating kernels: the rounding above, plus two units for reprojected
-#: grids read in chunks. GDAL maps the pixels of each warp into the source with an approximate
-#: transformation (at most 0.125 source pixels off, interpolated along each warp's rows), so a
-#: chunk samples the source a small fraction of a pixel away from one whole-grid warp; on this
-#: suite's uniform noise (the steepest data there is) that moved values by at most 2.3 units in
-#: 600 generated cases. Grids in the source's CRS and grids read whole agree within the rounding.
-KERNEL_TOLERANCE = {"atol": 3.0, "rtol": 1e-4}
+#: Tolerance of the interpolating kernels: the rounding of integer results (``load`` rounds the
+#: float64 kernel result to the source's type). Both sides transform every pixel exactly and
+#: state the scale of the pixels, so a grid read in chunks samples the source where the grid
+#: read whole does. (With GDAL's default 0.125-pixel approximation, interpolated along each
+#: warp's rows, chunks sampled the source a fraction of a pixel away: values off by up to 4.6
+#: units on this suite's noise, and pixels at a tile's edge valid in one and empty in the other.)
+KERNEL_TOLERANCE = TOLERANCE
 
 #: Where the data lie, with the target CRSs that make sense there (a UTM zone, geographic,
 #: LAEA Europe, Web Mercator, polar stereographic, EASE-Grid 2.0 equal-area).
@@ -57,14 +60,17 @@ SITES: dict[str, tuple[tuple[float, float], list[str]]] = {
     "antarctic": ((-62.0, -74.5), ["EPSG:32720", "EPSG:4326", "EPSG:3031", "EPSG:6933"]),
     "antimeridian": ((179.98, 52.0), ["EPSG:32660", "EPSG:32601", "EPSG:4326", "EPSG:3857"]),
 }
-#: Error threshold (source pixels) of the reference's coordinate transformation for nearest
-#: and average: exact to rounding, as ``load`` warps them, so that a grid read in chunks is the
-#: grid read whole. (GDAL's default 0.125 interpolates the transformation along each warp's
-#: rows, which moves nearest pixels near a source pixel's edge between chunkings.)
+#: Error threshold (source pixels) of the reference's coordinate transformation: exact to
+#: rounding, as ``load`` warps, so that a grid read in chunks is the grid read whole. (GDAL's
+#: default 0.125 interpolates the transformation along each warp's rows, which moves nearest
+#: pixels near a source pixel's edge, and kernels' samples, between chunkings.)
 EXACT_TOLERANCE = 1e-9
 #: Interpolating kernels, drawn up- and downsampling. GDAL sizes them by a scale (XSCALE/YSCALE)
 #: it derives from each warp's source window; ``load`` and the reference both state the scale
 #: of the pixels instead (see ``kernel_scale``), so that every chunk uses the kernel of the grid.
+#: Average states it too: GDAL skips an output pixel whose corner lies more than
+#: ``2 * ceil(1 / scale)`` source pixels outside the source, so a derived scale made a pixel
+#: that a tile's corner barely reaches valid in some chunkings and empty in others.
 KERNEL_METHODS = ("bilinear", "cubic")
 METHODS = ["nearest", "nearest", "average", *KERNEL_METHODS]
 DTYPES = {"uint8": 255, "uint16": 0, "int16": -9999, "float32": -9999.0}
@@ -94,9 +100,11 @@ class Case:
 
 
 @st.composite
-def cases(draw: Any, chunked_nearest: bool = False) -> Case:
+def cases(draw: Any, chunked_nearest: bool = False, chunked: str | None = None) -> Case:
     """A source grid and a target request; ``chunked_nearest``: a nearest request read in
-    chunks of 5 or 16 pixels."""
+    chunks of 5 or 16 pixels; ``chunked``: a request with that method read in such chunks."""
+    if chunked_nearest:
+        chunked = "nearest"
     site = draw(st.sampled_from(sorted(SITES)))
     crss = SITES[site][1]
     src_crs = draw(st.sampled_from(crss))
@@ -123,13 +131,11 @@ def cases(draw: Any, chunked_nearest: bool = False) -> Case:
             st.sampled_from([0.7, 1.0]),
         )
     )
-    method = "nearest" if chunked_nearest else draw(st.sampled_from(METHODS))
+    method = chunked if chunked else draw(st.sampled_from(METHODS))
     seed = draw(st.integers(0, 2**16))
-    # Nearest read in chunks is drawn by ``chunked_nearest`` (so that the draws of the other
-    # cases stay as they were). Not covered yet: average read in chunks, where a pixel that a
-    # tile's corner barely reaches is valid in some chunkings and not in others (GDAL's average
-    # kernel; independent of the chunk's source window and of the transformation).
-    if chunked_nearest:
+    # A method read in chunks only is drawn by ``chunked`` (so that the draws of the other
+    # cases stay as they were).
+    if chunked:
         chunks = draw(st.sampled_from([5, 16]))
     else:
         chunks = draw(st.sampled_from([None, 5, 16])) if method in KERNEL_METHODS else None
@@ -246,7 +252,10 @@ def kernel_scale(case: Case, src_transform: Affine, transform: Affine) -> dict[s
     the warp, clamped at the source's right and bottom edges: a tile that covers half of the
     grid would get twice the scale, a kernel half as wide. The reference states the scale of
     the pixels themselves (GDAL's formula for one output pixel at the tile's centre), which is
-    what a whole-grid warp of a source larger than the grid uses.
+    what a whole-grid warp of a source larger than the grid uses. For average the scale only
+    sets how far outside the source a corner of an output pixel may lie before GDAL skips the
+    pixel (``2 * ceil(1 / scale)`` source pixels): at the pixels' scale, no pixel that
+    overlaps the source.
     """
     h, w = case.shape
     cx, cy = w / 2, h / 2
@@ -262,10 +271,52 @@ def kernel_scale(case: Case, src_transform: Affine, transform: Affine) -> dict[s
     }
 
 
+#: Shift, in source pixels, of a grid in the tiles' CRS (``off_ties``), as ``load`` does.
+TIE_SHIFT = 1e-6
+
+
+def off_ties(t: Affine, src: Affine) -> Affine:
+    """A grid in the tiles' CRS moved ``TIE_SHIFT`` source pixels right and down.
+
+    Such grids put pixel centres and edges exactly on source pixel edges and centres (10 m on
+    20 m, 0.0001 degrees on 0.0002), where GDAL decides by the rounding of its own arithmetic:
+    which source pixel is nearest, whether a kernel centred on a tile's edge is valid, and its
+    kernels take another branch exactly on a source pixel's centre (a cubic value 1556.5 there and
+    1578.8 a billionth of a pixel away). ``load`` moves such grids by far more than a rounding
+    error, so that ties go one way in every chunk (right and down), and so does the reference
+    (nearest and the kernels; not average, see ``covers``)."""
+    return Affine(t.a, t.b, t.c + TIE_SHIFT * abs(src.a), t.d, t.e, t.f - TIE_SHIFT * abs(src.e))
+
+
+#: Overlap, in source pixels, below which an output pixel does not cover a source pixel.
+COVER_MIN = 1e-6
+
+
+def covers(valid: np.ndarray, src: Affine, t: Affine, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels of a grid in the tile's CRS that cover a valid pixel of the tile by more than
+    ``COVER_MIN`` source pixels on each axis. GDAL's average also counts a pixel that only
+    touches the tile's top or left edge (or a nodata area's) to 1e-10 source pixels, less
+    than one rounding step of large coordinates; ``load`` does not, in any chunk."""
+    h, w = shape
+    out = np.zeros(shape, bool)
+    ys = (t.f + np.arange(h + 1) * t.e - src.f) / src.e
+    xs = (t.c + np.arange(w + 1) * t.a - src.c) / src.a
+    for i in range(h):
+        lo_y = max(0, math.floor(min(ys[i], ys[i + 1]) + COVER_MIN))
+        hi_y = min(valid.shape[0], math.ceil(max(ys[i], ys[i + 1]) - COVER_MIN))
+        for j in range(w):
+            lo_x = max(0, math.floor(min(xs[j], xs[j + 1]) + COVER_MIN))
+            hi_x = min(valid.shape[1], math.ceil(max(xs[j], xs[j + 1]) - COVER_MIN))
+            out[i, j] = hi_y > lo_y and hi_x > lo_x and bool(valid[lo_y:hi_y, lo_x:hi_x].any())
+    return out
+
+
 def reference(
     case: Case, tiles: list[tuple[Path, Affine]], transform: Affine, shape: tuple[int, int]
 ) -> np.ndarray:
-    """``rasterio.warp.reproject`` of every tile onto the grid, first valid pixel wins.
+    """GDAL's warper on every tile onto the whole grid, first valid pixel wins (``_warp_exact``:
+    an exact transformation; the scale of the pixels and the whole tile as the source window
+    for every method but nearest).
 
     A tile with nodata is warped with its nodata pixels as NaN; a tile without is warped without
     a source mask (GDAL resamples it up to the raster's edge, without renormalising the kernel
@@ -279,23 +330,23 @@ def reference(
             kw: dict[str, Any] = {
                 "src_transform": src.transform,
                 "src_crs": src.crs,
-                "dst_transform": transform,
+                "dst_transform": off_ties(transform, src.transform)
+                if case.src_crs == case.dst_crs and case.method != "average"
+                else transform,
                 "dst_crs": case.dst_crs,
                 "resampling": method,
             }
-            if case.method in KERNEL_METHODS:
+            if case.method != "nearest":
                 kw.update(kernel_scale(case, src.transform, transform))
+                # the whole tile as the source window: GDAL pads the window it computes from
+                # the grid by less than a widened kernel's radius, so a kernel at the edge of a
+                # grid that cuts a tile would be cut off at the window's edge
+                kw["SOURCE_EXTRA"] = str(max(src.width, src.height))
             if src.nodata is not None:
                 data[data == src.nodata] = np.nan
-            if case.method not in KERNEL_METHODS:
-                dst = _warp_exact(data, src.nodata is not None, kw, shape)
-            elif src.nodata is not None:
-                dst = np.full(shape, np.nan)
-                reproject(data, dst, src_nodata=np.nan, dst_nodata=np.nan, **kw)
-            else:
-                both = np.zeros((2, *shape))
-                reproject(data, both, dst_alpha=2, **kw)
-                dst = np.where(both[1] > 0, both[0], np.nan)
+            dst = _warp_exact(data, src.nodata is not None, kw, shape)
+            if case.method == "average" and case.src_crs == case.dst_crs:
+                dst[~covers(~np.isnan(data), src.transform, transform, shape)] = np.nan
         fill = np.isnan(out) & ~np.isnan(dst)
         out[fill] = dst[fill]
     if case.dtype != "float32":  # GDAL resamples integers in their type: clamped to its range
@@ -308,9 +359,9 @@ def _warp_exact(
     data: np.ndarray, nodata: bool, kw: dict[str, Any], shape: tuple[int, int]
 ) -> np.ndarray:
     """GDAL's warper with an exact transformation (``EXACT_TOLERANCE``) of float64 ``data``
-    (NaN where ``nodata``) onto the grid, NaN outside: nearest and average are then the same
-    whether a grid is warped whole or in chunks. ``reproject`` always approximates the
-    transformation (0.125 source pixels), so this goes through a ``WarpedVRT``."""
+    (NaN where ``nodata``) onto the grid, NaN outside: every method is then the same whether a
+    grid is warped whole or in chunks. ``reproject`` always approximates the transformation
+    (0.125 source pixels), so this goes through a ``WarpedVRT``."""
     profile = {
         "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
         "dtype": "float64", "crs": kw["src_crs"], "transform": kw["src_transform"],
@@ -327,6 +378,7 @@ def _warp_exact(
         "src_crs": src_crs, "crs": kw["dst_crs"], "transform": kw["dst_transform"],
         "width": shape[1], "height": shape[0], "resampling": kw["resampling"],
         "tolerance": EXACT_TOLERANCE,
+        **{k: kw[k] for k in ("XSCALE", "YSCALE", "SOURCE_EXTRA") if k in kw},
     }  # fmt: skip
     with MemoryFile() as mem:
         with mem.open(**profile) as tmp:
@@ -357,6 +409,8 @@ def check(case: Case) -> dict[str, Any]:
             items, bands="B04", dtype="float64", groupby="time", chunks=case.chunks, **req
         )
         got = ds["B04"].isel(time=0).compute(scheduler="synchronous").values
+        if case.chunks is not None:
+            _check_whole(case, items, req, got)
         rx, ry = (
             (req["resolution"],) * 2 if isinstance(req["resolution"], float) else req["resolution"]
         )
@@ -374,6 +428,31 @@ def check(case: Case) -> dict[str, Any]:
         tol = KERNEL_TOLERANCE if case.method in KERNEL_METHODS else TOLERANCE
         np.testing.assert_allclose(got[both], ref[both], **tol, err_msg=str(case))
     return {"shape": got.shape, "valid": int(both.sum())}
+
+
+def _check_whole(case: Case, items: list[dict], req: dict[str, Any], got: np.ndarray) -> None:
+    """A grid read in chunks has the valid pixels of the grid read whole and its values:
+    nearest bit for bit, the others within ``TOLERANCE`` (GDAL computes each pixel's source
+    coordinates from the warp's own origin, which moves them by a rounding error: integer
+    averages on a half can round the other way)."""
+    import eotoolkit
+
+    whole = eotoolkit.load(items, bands="B04", dtype="float64", groupby="time", **req)
+    one = whole["B04"].isel(time=0).compute(scheduler="synchronous").values
+    flips = np.isnan(got) != np.isnan(one)
+    assert not flips.any(), (
+        f"{int(flips.sum())} of {got.size} pixels differ in validity from the grid read whole, "
+        f"at {np.argwhere(flips)[:5].tolist()} ({case})"
+    )
+    both = ~np.isnan(got)
+    if case.method == "nearest":
+        bad = got[both] != one[both]
+        assert not bad.any(), (
+            f"{int(bad.sum())} of {int(both.sum())} nearest pixels differ from the grid read "
+            f"whole ({case})"
+        )
+    else:
+        np.testing.assert_allclose(got[both], one[both], **TOLERANCE, err_msg=f"whole: {case}")
 
 
 def _check_grid(

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from affine import Affine
 from hypothesis import HealthCheck, example, given, settings
+from pyproj import Transformer
 
 import eotoolkit
 
 from .grid_cases import Case, _item, _sources, cases, check
+from .helpers import item_dict, write_cog
 
 settings.register_profile(
     "ci",
@@ -55,18 +58,113 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @example(Case("antarctic", "EPSG:4326", 0.0001, (9, 18), "uint8", False, 1, (0.25, -0.3), "EPSG:6933", 8, 1.0, None, "cubic", 4008))
 @example(Case("antarctic", "EPSG:32720", 60.0, (44, 32), "int16", False, 1, (0.0, -0.3), "EPSG:4326", 32, 1.0, None, "bilinear", 0, 5))
 @example(Case("antarctic", "EPSG:4326", 0.0001, (8, 8), "float32", True, 1, (0.0, -0.3), "EPSG:4326", 8, 1.0, None, "bilinear", 0))
+# Kernels read in chunks: GDAL's approximate transformation (0.125 source pixels, interpolated
+# along each warp's rows) made pixels at a tile's edge valid in one chunking and empty in
+# another, and moved values by up to 4.6 units; a grid that cuts a tile cut a widened kernel
+# off at the edge of GDAL's source window in the reference.
+@example(Case("arctic", "EPSG:3413", 60.0, (44, 44), "uint8", False, 1, (0.0, 0.3), "EPSG:3857", 44, 1.0, None, "bilinear", 44, 16))
+@example(Case("arctic", "EPSG:3413", 60.0, (8, 8), "uint8", False, 1, (0.0, 0.0), "EPSG:32634", 34, 1.0, None, "bilinear", 34, 5))
+@example(Case("arctic", "EPSG:4326", 0.0005, (17, 55), "uint16", False, 1, (0.0, -0.3), "EPSG:3413", 48, 1.0, None, "cubic", 2111, 5))
+@example(Case("antimeridian", "EPSG:32660", 60.0, (34, 33), "uint16", True, 1, (0.0, 0.0), "EPSG:3857", 19, 0.5, (0.2, 0.3, 1.0, 1.0), "cubic", 19, 5))
+@example(Case("antimeridian", "EPSG:4326", 0.0005, (47, 39), "int16", False, 2, (0.8, 0.3), "EPSG:32601", 44, 0.5, (0.2, 0.0, 1.0, 0.7), "bilinear", 273, 16))
+@example(Case("arctic", "EPSG:3413", 10.0, (24, 32), "uint16", False, 2, (0.8, -0.3), "EPSG:4326", 21, 1.0, (0.0, 0.3, 0.6, 0.7), "bilinear", 13801, 16))
+# Grids in the tiles' CRS with another pixel size, centres and edges on source pixel edges
+# and centres: a kernel pixel on the tile's edge valid in one chunking and empty in another;
+# cubic exactly on a source pixel's centre (GDAL's other branch there, 22 units away).
+@example(Case("europe", "EPSG:4326", 0.0001, (54, 8), "int16", True, 1, (0.8, -0.3), "EPSG:4326", 3, 1.0, (0.2, 0.3, 1.0, 1.0), "cubic", 54, 5))
+@example(Case("antimeridian", "EPSG:4326", 0.0001, (29, 29), "uint16", True, 1, (0.5, -0.3), "EPSG:4326", 29, 0.5, (0.4, 0.3, 1.0, 0.7), "cubic", 1, 16))
+@example(Case("antimeridian", "EPSG:32660", 60.0, (11, 38), "int16", False, 1, (0.0, 0.0), "EPSG:3857", 26, 0.5, None, "cubic", 1984, 16))
 @given(cases())
 def test_load_matches_reproject(case: Case) -> None:
     check(case)
 # fmt: on
 
 
+# fmt: off
+# Regression: a grid in the tile's CRS near 180 degrees put a pixel centre on a source pixel
+# edge, which the grid read whole took on one side and a 5-pixel chunk on the other.
+@example(Case("antimeridian", "EPSG:4326", 0.0002, (8, 53), "uint16", False, 1, (0.8, 0.0), "EPSG:4326", 3, 1.0, (0.0, 0.0, 0.6, 0.7), "nearest", 53, 5))
 @settings(max_examples=60)
 @given(cases(chunked_nearest=True))
 def test_nearest_in_chunks_matches_reproject(case: Case) -> None:
     """Nearest read in chunks is the whole-grid warp, pixel for pixel (both transform every
     pixel exactly; GDAL's default approximation differs between chunkings near pixel edges)."""
     check(case)
+# fmt: on
+
+
+# fmt: off
+# Regressions: GDAL's average skipped an output pixel whose corner lay more than
+# 2 * ceil(1 / scale) source pixels outside the source, with the scale derived from each warp's
+# windows, so pixels that a tile's corner barely reaches were empty in one chunking (a one-row
+# chunk at the bottom of a bbox) and valid in another (a rotated grid, a chunk past the tile).
+@example(Case("antarctic", "EPSG:3031", 60.0, (64, 55), "uint16", False, 1, (0.5, -0.3), "EPSG:4326", 42, 0.5, (0.4, 0.3, 0.9, 1.0), "average", 13409, 5))
+@example(Case("arctic", "EPSG:3413", 60.0, (60, 22), "float32", False, 2, (0.8, 0.3), "EPSG:32634", 44, 1.0, None, "average", 313, 16))
+# a world-wide Web Mercator grid of items crossing 180 degrees, in 5-pixel chunks
+@example(Case("antimeridian", "EPSG:32660", 60.0, (64, 19), "uint8", False, 1, (0.8, -0.3), "EPSG:3857", 16, 1.0, None, "average", 1758, 5))
+# a grid in the tile's CRS whose chunk only touches the tile's edge (moved onto it by the
+# tie shift): the chunk was taken as disjoint from the tile
+@example(Case("arctic", "EPSG:3413", 10.0, (8, 43), "float32", True, 1, (0.25, -0.3), "EPSG:3413", 43, 0.5, (0.4, 0.3, 1.0, 0.7), "average", 0, 5))
+# a grid in the tiles' CRS whose pixels touch a tile's left edge with no overlap, which GDAL's
+# average takes as valid or not by one rounding step of Web Mercator's coordinates near 180
+@example(Case("antimeridian", "EPSG:3857", 20.0, (29, 29), "uint8", False, 2, (0.25, -0.3), "EPSG:3857", 29, 0.5, None, "average", 2605, 5))
+# a grid on the tiles' own pixels over their nodata blocks: no pixel takes a sliver of a
+# valid neighbour
+@example(Case("antimeridian", "EPSG:4326", 0.0005, (20, 8), "int16", True, 2, (0.8, 0.0), "EPSG:4326", 20, 1.0, (0.2, 0.0, 1.0, 0.7), "average", 65536))
+# a polar tile onto EASE-Grid 2.0: GDAL's average takes the box of a pixel's top-left and
+# bottom-right corners in the source, which reached the tile from a pixel beyond the chunks
+# that read the tile (its footprint and one pixel around it)
+@example(Case("antarctic", "EPSG:3031", 20.0, (24, 24), "uint16", False, 2, (0.25, 0.3), "EPSG:6933", 24, 1.0, None, "average", 577, 16))
+# a Web Mercator tile running past 180 degrees: the pixel across 180 averages a source window
+# that depends on the warp's source window (the whole tile in the reference)
+@example(Case("antimeridian", "EPSG:3857", 60.0, (62, 62), "float32", False, 2, (0.25, 0.0), "EPSG:32601", 17, 0.5, None, "average", 144, 5))
+@settings(max_examples=60)
+@given(cases(chunked="average"))
+def test_average_in_chunks_matches_reproject(case: Case) -> None:
+    """Average read in chunks is the whole-grid warp: the same valid pixels, the same values
+    within the rounding of integer types."""
+    check(case)
+# fmt: on
+
+
+def test_nearest_ties_go_right_and_down_in_any_chunks() -> None:
+    """A grid of twice the pixel size in the tile's CRS puts every centre on a source pixel
+    corner; near 180 degrees GDAL's rounding chose either side, differently per chunk. Every
+    chunking takes the source pixel right of and below the centre."""
+    r = 0.0002
+    t = Affine(r, 0, 449900 * 2 * r, 0, -r, 130000 * 2 * r)  # 179.96 E, 52 N
+    data = np.arange(1, 40 * 40 + 1, dtype="uint16").reshape(40, 40)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_cog(Path(tmp) / "a.tif", data, "EPSG:4326", t, nodata=0)
+        items = [item_dict("a", str(path), "EPSG:4326", t, (40, 40), "2024-05-01T10:00:00Z")]
+        for chunks in (None, 3, 7):
+            ds = eotoolkit.load(
+                items, crs="EPSG:4326", resolution=2 * r, resampling="nearest", chunks=chunks
+            )
+            got = ds["B04"].isel(time=0).values
+            np.testing.assert_array_equal(got, data[1::2, 1::2], err_msg=f"chunks={chunks}")
+
+
+@pytest.mark.parametrize("method", ["nearest", "average", "bilinear"])
+def test_overview_the_same_for_every_chunk(method: str) -> None:
+    """A polar tile with overviews onto a coarse geographic grid: every chunk reads the overview
+    the grid read whole reads (it was chosen from each chunk's own extent per pixel, which
+    varies over such a grid: more than half of the pixels differed in 16-pixel chunks)."""
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:3413", always_xy=True).transform(21.0, 78.6)
+    t = Affine(60, 0, round(x, -3), 0, -60, round(y, -3))
+    data = np.random.default_rng(0).integers(1, 3000, (512, 512)).astype("uint16")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_cog(Path(tmp) / "a.tif", data, "EPSG:3413", t, nodata=0)
+        items = [item_dict("a", str(path), "EPSG:3413", t, (512, 512), "2024-05-01T10:00:00Z")]
+        got = {
+            chunks: eotoolkit.load(
+                items, crs="EPSG:4326", resolution=0.003, resampling=method, chunks=chunks
+            )["B04"]
+            .isel(time=0)
+            .values
+            for chunks in (None, 16)
+        }
+    np.testing.assert_array_equal(got[16], got[None])
 
 
 def _antimeridian_items(root: Path) -> list[dict]:

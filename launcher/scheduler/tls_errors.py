@@ -23,7 +23,6 @@ of its callers. It is called by the session scheduler, the batch driver and
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import ssl
 from collections.abc import Callable
@@ -35,28 +34,29 @@ _METHODS = ("read", "write", "send", "do_handshake", "unwrap")
 _MARK = "_eohpc_clears_openssl_errors"
 
 
-def _libcrypto_path() -> str | None:
-    """The libcrypto this process's ``_ssl`` module uses (its path in /proc/self/maps)."""
-    import _ssl  # noqa: F401  (loads libssl and libcrypto)
+def ssl_library() -> ctypes.CDLL | None:
+    """The ``_ssl`` module's own library, through which symbols resolve as ``_ssl`` binds them.
+
+    A symbol looked up through this handle is searched in ``_ssl`` and its dependencies
+    (libssl, libcrypto), not in whichever libcrypto a process loaded first: wheels such as
+    rasterio's bundle a libcrypto of their own, whose error queue is not the one ``ssl`` reads.
+    An ``_ssl`` built into the interpreter resolves through the process's global symbols.
+    """
+    import _ssl
 
     try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            for line in maps:
-                path = line.split(maxsplit=5)[-1].strip()
-                if "/libcrypto" in path and ".so" in path:
-                    return path
+        return ctypes.CDLL(getattr(_ssl, "__file__", None))
     except OSError:
-        pass
-    return ctypes.util.find_library("crypto")
+        return None
 
 
 def _clear_function() -> Callable[[], None] | None:
-    path = _libcrypto_path()
-    if not path:
+    library = ssl_library()
+    if library is None:
         return None
     try:
-        clear = ctypes.CDLL(path).ERR_clear_error
-    except (OSError, AttributeError):
+        clear = library.ERR_clear_error
+    except AttributeError:
         return None
     clear.argtypes = []
     clear.restype = None
@@ -81,7 +81,8 @@ def installed() -> bool:
 def install() -> bool:
     """Clear OpenSSL's error queue before each TLS operation in this process (idempotent).
 
-    Returns False, changing nothing, when libcrypto cannot be found (then ``ssl`` runs as is).
+    Returns False, changing nothing, when ``_ssl``'s libcrypto cannot be resolved (then
+    ``ssl`` runs as is).
     """
     if installed():
         return True

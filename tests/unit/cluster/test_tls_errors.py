@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import ssl
 from pathlib import Path
 
 import pytest
+import rasterio  # noqa: F401  (loads a bundled libcrypto before ``ssl`` is used, as eotoolkit does)
 
 from launcher.scheduler import tls_errors
 from launcher.scheduler.tls import create_session_tls
@@ -60,9 +60,8 @@ def connected_pair(tmp_path: Path) -> ssl.SSLObject:
 
 def leave_stale_epipe() -> None:
     """What a failed write to a peer that has gone leaves in this thread's error queue."""
-    path = tls_errors._libcrypto_path()
-    assert path
-    lib = ctypes.CDLL(path)
+    lib = tls_errors.ssl_library()
+    assert lib is not None
     lib.ERR_new()
     lib.ERR_set_debug(b"test", 1, b"test")
     lib.ERR_set_error(ERR_LIB_SYS, EPIPE, None)

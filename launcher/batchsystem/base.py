@@ -95,6 +95,8 @@ class PartitionLimits:
     max_mem_per_node_mb: int | None = None
     max_time_seconds: int | None = None
     state: str = ""
+    #: The batch system's word for it ("partition", PBS's "queue").
+    kind: str = "partition"
 
 
 #: A status query: a command template (``{job_id}`` is quoted in) and the parser of its output,

@@ -7,7 +7,7 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus
+from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus, PartitionLimits
 from launcher.batchsystem.units import hms, job_memory_mib, time_seconds
 
 if TYPE_CHECKING:
@@ -85,18 +85,52 @@ def parse_qstat_json(output: str) -> JobFields | None:
     )
 
 
+def json_documents(output: str) -> list[Any]:
+    """The JSON documents printed one after another (one ``qstat -F json`` per job); a
+    document that does not parse ends the list."""
+    decoder = json.JSONDecoder()
+    documents, index, text = [], 0, output.strip()
+    while index < len(text):
+        try:
+            document, index = decoder.raw_decode(text, index)
+        except ValueError:
+            break
+        documents.append(document)
+        while index < len(text) and text[index].isspace():
+            index += 1
+    return documents
+
+
 def parse_qstat_jobs(output: str) -> list[tuple[str, JobFields]]:
-    """Parse ``qstat -f -F json`` of several jobs: (job id, fields) each."""
-    try:
-        jobs = json.loads(output).get("Jobs") or {}
-    except (ValueError, AttributeError):
-        return []
+    """Parse ``qstat -f -F json`` of jobs, one document per job or several jobs in one:
+    (job id, fields) each."""
     found = []
-    for job_id, job in jobs.items():
-        fields = parse_qstat_json(json.dumps({"Jobs": {job_id: job}}))
-        if fields is not None:
-            found.append((job_id, fields))
+    for document in json_documents(output):
+        jobs = document.get("Jobs") if isinstance(document, dict) else None
+        for job_id, job in (jobs or {}).items():
+            fields = parse_qstat_json(json.dumps({"Jobs": {job_id: job}}))
+            if fields is not None:
+                found.append((job_id, fields))
     return found
+
+
+def parse_queues(output: str, queue: str) -> PartitionLimits | None:
+    """``qstat -Q -f -F json``: whether ``queue`` exists (with the queues there are) and its
+    state (``enabled``/``started``); None when the output cannot be read."""
+    documents = json_documents(output)
+    queues = documents[0].get("Queue") if documents and isinstance(documents[0], dict) else None
+    if not isinstance(queues, dict):
+        return None
+    names = tuple(sorted(queues))
+    if queue not in queues:
+        return PartitionLimits(partition=queue, exists=False, partitions=names, kind="queue")
+    attributes = queues[queue] or {}
+    state = ""
+    if str(attributes.get("enabled", "True")) == "False":
+        state = "DISABLED"
+    elif str(attributes.get("started", "True")) == "False":
+        state = "STOPPED"
+    return PartitionLimits(partition=queue, partitions=names, state=state, kind="queue")
 
 
 def pbs_memory(mib: int) -> str:
@@ -167,14 +201,23 @@ class PBS(BatchSystem):
         """The queued jobs of ``user`` named ``job_name`` with their state and comment."""
         command = (
             f"ids=$(qselect -N {shlex.quote(job_name)} -u {shlex.quote(user)}) || exit 1; "
-            # -x: a job that ended since qselect listed it is still shown (and left out)
-            '[ -z "$ids" ] || qstat -f -F json -x $ids'
+            # One qstat per job: given several ids, `qstat -f -F json` prints only the first.
+            # -x: a job that ended since qselect listed it is still shown (and left out).
+            'for id in $ids; do qstat -f -F json -x "$id"; done; exit 0'
         )
         code, out, _ = self.run(command, None)
         if code != 0:
             return None
         jobs = [self.complete(job_id, fields) for job_id, fields in parse_qstat_jobs(out)]
         return [job for job in jobs if not job.finished]
+
+    def node_limits(self, partition: str | None) -> PartitionLimits | None:
+        """Whether the queue asked for exists, and its state (node sizes are left to PBS's
+        scheduler, whose "Can Never Run" comment ends the wait); None for the default queue."""
+        if not partition:
+            return None
+        code, out, _ = self.run("qstat -Q -f -F json", None)
+        return parse_queues(out, partition) if code == 0 else None
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """qsub options of a one-chunk job whose output is written where it runs (-k oed)."""

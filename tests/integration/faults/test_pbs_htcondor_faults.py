@@ -9,6 +9,7 @@ tests/integration/launcher/test_pbs_htcondor.py (test_batch_exit_status_is_the_l
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -127,11 +128,12 @@ def htcondor_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ot
 
 
 def test_removed_worker_job_ends_the_wait_for_workers(
-    htcondor_site: OtherLauncher, tmp_path: Path
+    rig_site: OtherLauncher, tmp_path: Path
 ) -> None:
-    """On HTCondor (condor_rm). The PBS row (qdel) is not here yet: on the PBS rig the test
-    never saw the worker job of the slow profile in qselect while it ran."""
-    site = htcondor_site
+    """qdel on PBS, condor_rm on HTCondor, while batch mode waits for the worker. (The rig
+    lists the worker jobs one qstat each: given several ids, `qstat -f -F json` prints only
+    the first, which hid the worker job from this test on PBS.)"""
+    site = rig_site
     system = system_of(site)
     # worker jobs that take 120 s before their worker starts, so the removal comes first
     profile_variant(
@@ -172,4 +174,42 @@ def test_removed_worker_job_ends_the_wait_for_workers(
     assert ended in out, out
     assert "The script did not run" in err and ended in err, err
     assert proc.returncode == 1
+    assert ended in last_outcome(site)
     print(f"removed worker job on {system}: {seconds:.1f} s")
+
+
+def test_stale_user_dask_config_queue_is_named_before_submitting(
+    pbs_site: OtherLauncher, tmp_path: Path
+) -> None:
+    """A Dask file of the user's on the cluster names a PBS queue that does not exist: the
+    launcher says so before anything is submitted, naming the file."""
+    site = pbs_site
+    info = site.info
+    assert info is not None
+    # no queue of the site's own: the worker jobs take the user's file's
+    section = {k: v for k, v in info.ini_section().items() if k != "partition"}
+    site.write_site("stale", **section, env_path=str(info.venv))
+    name = f"zz-eohpc-stale-{secrets.token_hex(3)}.yaml"
+    remote = f"/home/{info.user}/.config/dask/{name}"
+    script = tmp_path / "hello.py"
+    script.write_text("print('never runs')\n")
+    with info.connection() as conn:
+        conn.run("mkdir -p ~/.config/dask", hide=True, in_stream=False)
+        conn.run(f"printf 'jobqueue:\\n  pbs:\\n    queue: oldq\\n' > {remote}", hide=True,
+                 in_stream=False)  # fmt: skip
+        try:
+            result, seconds = timed(
+                site, "--uid", "stale", "--mode", "batch", "--script", str(script),
+                "--workers", "2", "-v", timeout=60,
+            )  # fmt: skip
+        finally:
+            conn.run(f"rm -f {remote}", hide=True, in_stream=False)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 15, seconds
+    assert "each Dask worker job asks for queue 'oldq', which does not exist" in result.stderr
+    assert "queues there: workq" in result.stderr
+    assert f"'queue' in {remote} on the cluster" in result.stderr
+    assert f"queue: 'oldq'  <- {remote}" in result.stderr  # -v shows the merged values
+    assert "submitted" not in result.stderr
+    assert live_states(site) == []
+    print(f"stale Dask file on pbs: {seconds:.1f} s")

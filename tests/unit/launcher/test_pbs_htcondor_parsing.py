@@ -13,7 +13,7 @@ import pytest
 from launcher.batchsystem import PBS, HTCondor, batch_system_class
 from launcher.batchsystem.base import JobStatus
 from launcher.batchsystem.htcondor import parse_ads
-from launcher.batchsystem.pbs import parse_qstat_json
+from launcher.batchsystem.pbs import parse_qstat_jobs, parse_qstat_json
 from launcher.config import JobSpec
 from launcher.errors import BatchSystemError
 
@@ -195,6 +195,38 @@ def test_pbs_named_jobs_leave_out_finished_ones() -> None:
     assert [(j.job_id, j.state) for j in jobs or []] == [("8.eopbs", "R")]
     assert "qselect -N eohpc-batch-1-workers -u eouser" in calls[0]
     assert PBS(lambda c, s=None: (1, "", "")).named_jobs("x", "u") is None
+
+
+def test_pbs_named_jobs_ask_qstat_once_per_job() -> None:
+    """Given several ids, OpenPBS's ``qstat -f -F json`` prints only the first job: the
+    worker jobs are asked about one by one, and each document is read."""
+    running = json.loads(data("qstat_running.json"))
+    job = next(iter(running["Jobs"].values()))
+    docs = "\n".join(json.dumps({"Jobs": {i: job}}, indent=4) for i in ("8.eopbs", "9.eopbs"))
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 0, docs, ""
+
+    jobs = PBS(runner).named_jobs("eohpc-batch-1-workers", "eouser")
+    assert [j.job_id for j in jobs or []] == ["8.eopbs", "9.eopbs"]
+    assert 'for id in $ids; do qstat -f -F json -x "$id"; done' in calls[0]
+    assert [i for i, _ in parse_qstat_jobs(docs + "\n{broken")] == ["8.eopbs", "9.eopbs"]
+
+
+def test_pbs_queue_that_does_not_exist_is_named_with_those_there_are() -> None:
+    queues = {"Queue": {"workq": {"enabled": "True", "started": "True"},
+                        "long": {"enabled": "False", "started": "True"}}}  # fmt: skip
+    out = json.dumps(queues)
+    pbs = PBS(lambda c, s=None: (0, out, ""))
+    missing = pbs.node_limits("oldq")
+    assert missing is not None and not missing.exists and missing.partitions == ("long", "workq")
+    assert missing.kind == "queue"
+    assert pbs.node_limits("workq").state == ""  # type: ignore[union-attr]
+    assert pbs.node_limits("long").state == "DISABLED"  # type: ignore[union-attr]
+    assert pbs.node_limits(None) is None
+    assert PBS(lambda c, s=None: (1, "", "")).node_limits("workq") is None
 
 
 def test_condor_held_and_removed_jobs() -> None:

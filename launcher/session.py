@@ -313,7 +313,8 @@ class Lifecycle:
         self.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
         self.say(self.jobs.tail(state))
         outcome = f"job {state.job_id} ended ({final.state})"
-        if final.state == "TIMEOUT":
+        batch = self.jobs.batch if isinstance(self.jobs, RemoteSite) else None
+        if batch.reached_walltime(final) if batch else final.state == "TIMEOUT":
             notebooks = self.site.profile.jupyter.root_dir or "~"
             outcome += (
                 f": it reached its walltime ({self.site.profile.job.time}). Your notebooks are "
@@ -322,8 +323,14 @@ class Lifecycle:
                 "for more time with 'time' in platforms.ini."
             )
             self.warn_walltime(outcome)
-        elif isinstance(self.jobs, RemoteSite) and self.jobs.batch.status_fix(final):
-            outcome += f". Fix: {self.jobs.batch.status_fix(final)}."
+        elif batch is not None and not final.finished:  # held while it ran: cancelled
+            outcome += (
+                f": it was held ({final.reason or 'no reason given'}) and is cancelled. "
+                f"Fix: {batch.stuck_fix(final)}."
+            )
+            self.problem(outcome)
+        elif batch is not None and batch.status_fix(final):
+            outcome += f". Fix: {batch.status_fix(final)}."
             self.problem(outcome)
         self.end(state, final.state, outcome)
         return 1

@@ -155,6 +155,9 @@ class BatchSystem:
         "change the request (partition, account, QOS, size) or ask the cluster's administrators"
     )
 
+    #: Final states of a job that ran for as long as it asked for (SLURM's TIMEOUT).
+    walltime_states: ClassVar[frozenset[str]] = frozenset()
+
     #: Native states of a job that is held: it waits until someone releases it.
     held_states: ClassVar[frozenset[str]] = frozenset()
     #: What to do about a held job.
@@ -299,6 +302,11 @@ class BatchSystem:
         """What to do about a pending reason that does not clear by itself."""
         code = self.reason_code(reason)
         return self.reason_fixes.get(code, self.default_reason_fix)
+
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """True for a job that the batch system ended (or held) because it ran for as long as
+        it asked for."""
+        return status.state in self.walltime_states
 
     def failed(self, status: JobStatus) -> bool:
         """True for a job that ended in a state that is not a success."""

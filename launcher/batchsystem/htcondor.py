@@ -48,6 +48,14 @@ JOB_ID_VARIABLE = "HTCONDOR_JOB_ID"
 #: The login shell's variables a job gets.
 GETENV = "HOME, USER, LOGNAME, PATH, LANG"
 DEFAULT_DISK = "1GB"
+#: A running job past its allowed_execute_duration, as a ClassAd expression.
+WALLTIME_EXCEEDED = (
+    "JobStatus == 2 && AllowedExecuteDuration =!= undefined && "
+    "time() - JobCurrentStartDate > AllowedExecuteDuration"
+)
+#: The hold reason of such a job; reached_walltime knows it (and HTCondor's own hold for the
+#: same limit) by the words "execute duration".
+WALLTIME_HOLD_REASON = "The job exceeded allowed execute duration"
 #: Final states that are a failure whatever the exit code, and what to do about each.
 FINAL_STATE_FIXES = {
     "REMOVED": "the job was removed (condor_rm by you or an administrator, or a policy); "
@@ -144,6 +152,10 @@ class HTCondor(BatchSystem):
         "environment (modules, env_path) or run --mode install"
     )
 
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """Held for running past its ``allowed_execute_duration`` (the job's ``time``)."""
+        return status.state == "HELD" and "execute duration" in status.reason.lower()
+
     def failed(self, status: JobStatus) -> bool:
         """Removed, or completed with a non-zero exit code or by a signal."""
         return status.finished and (
@@ -199,6 +211,12 @@ class HTCondor(BatchSystem):
         seconds = time_seconds(job.time)
         if seconds is not None:
             lines.append(f"allowed_execute_duration = {seconds}")
+            # The schedd's own check of the same limit (every PERIODIC_EXPR_INTERVAL): HTCondor
+            # 23.9 left a job running minutes past its allowed_execute_duration.
+            lines += [
+                f"periodic_hold = {WALLTIME_EXCEEDED}",
+                f'periodic_hold_reason = "{WALLTIME_HOLD_REASON} ({seconds} s)"',
+            ]
         if job.account:
             lines.append(f"accounting_group = {job.account}")
         return lines

@@ -36,6 +36,21 @@ EXEC_FAILURES = {
     "-10": "the job's standard output or error could not be opened (JOB_EXEC_FAILUID)",
     "-11": "the job was rerun by its node and failed (JOB_EXEC_RERUN)",
 }
+#: The exit status of a job its MOM killed for running past its walltime.
+KILLED_WALLTIME = "-29"
+#: PBS's exit statuses of a job its MOM killed for exceeding a limit (JOB_EXEC_KILL_*).
+KILLED = {
+    "-24": "it was killed for using more CPUs than it asked for (JOB_EXEC_KILL_NCPUS_BURST); "
+    "raise 'cpus'",
+    "-25": "it was killed for using more CPU than it asked for (JOB_EXEC_KILL_NCPUS_SUM); "
+    "raise 'cpus'",
+    "-26": "it was killed for using more virtual memory than it asked for (JOB_EXEC_KILL_VMEM); "
+    "raise 'mem'",
+    "-27": "it was killed for using more memory than it asked for (JOB_EXEC_KILL_MEM); raise 'mem'",
+    "-28": "it was killed for using more CPU time than it asked for (JOB_EXEC_KILL_CPUT)",
+    KILLED_WALLTIME: "it ran past its walltime (JOB_EXEC_KILL_WALLTIME); ask for more 'time' "
+    "(platforms.ini or the profile; `qstat -Qf` shows the queue's limit)",
+}
 
 
 def _seconds(text: Any) -> int | None:
@@ -178,11 +193,17 @@ class PBS(BatchSystem):
         Exit_status."""
         return status.finished and status.exit_code not in ("", "0")
 
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """Its MOM killed it for running past its walltime (Exit_status -29)."""
+        return status.finished and status.exit_code == KILLED_WALLTIME
+
     def status_fix(self, status: JobStatus) -> str:
         """What to do about a job that ended with a non-zero Exit_status."""
         code = status.exit_code
         if not self.failed(status):
             return ""
+        if code in KILLED:
+            return KILLED[code]
         if code in EXEC_FAILURES:
             return f"{EXEC_FAILURES[code]}; submit it again or ask the administrators"
         if code.isdigit() and int(code) > 256:

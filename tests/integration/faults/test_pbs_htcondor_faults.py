@@ -9,6 +9,8 @@ tests/integration/launcher/test_pbs_htcondor.py (test_batch_exit_status_is_the_l
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import subprocess
 import time
@@ -213,3 +215,40 @@ def test_stale_user_dask_config_queue_is_named_before_submitting(
     assert "submitted" not in result.stderr
     assert live_states(site) == []
     print(f"stale Dask file on pbs: {seconds:.1f} s")
+
+
+#: How long after Jupyter answered the end of a 60 s walltime is seen: PBS's MOM checks its
+#: jobs' walltime about every 10 s (a 20 s job ended after 37 s); the HTCondor rig's schedd
+#: evaluates the launcher's periodic_hold every 60 s (PERIODIC_EXPR_INTERVAL); then one watch
+#: interval (10 s).
+WALLTIME_BOUND = {"pbs": 110, "htcondor": 150}
+
+
+def test_short_walltime_warns_then_says_how_to_start_again(rig_site: OtherLauncher) -> None:
+    """A one-minute Jupyter job (PBS ``-l walltime``, HTCondor ``allowed_execute_duration``):
+    status shows the time left, attach warns before the end, and the end says how to start
+    again."""
+    site = rig_site
+    system = system_of(site)
+    assert site.info is not None
+    site.write_site(
+        "short", **{**site.info.ini_section(), "time": "00:01:00"}, env_path=str(site.info.venv)
+    )
+    proc = site.start("--uid", "short", "--mode", "run", "--no-browser", "--walltime-warning", "1")
+    try:
+        read_until(proc, "/lab?token=", 90)
+        ready = time.monotonic()
+        status = json.loads(site.run("--uid", "short", "--mode", "status", "--json").stdout)
+        _out, err = proc.communicate(timeout=WALLTIME_BOUND[system] + 30)
+        seconds = time.monotonic() - ready
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert re.fullmatch(r"0:0[01]:\d\d", status["time_left"]), status
+    assert "reaches its walltime in" in err, err
+    assert "reached its walltime (00:01:00)" in err and "Start again with --mode run" in err, err
+    assert "Your notebooks are saved in" in err
+    assert seconds < WALLTIME_BOUND[system], seconds
+    assert "reached its walltime" in last_outcome(site)
+    print(f"walltime on {system}: {seconds:.1f} s after Jupyter was ready")

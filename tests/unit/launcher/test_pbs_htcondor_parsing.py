@@ -133,6 +133,8 @@ def test_condor_submit_description_and_command() -> None:
     assert "batch_name = eohpc-batch-x" in body and "should_transfer_files = NO" in body
     assert "request_cpus = 2" in body and "request_memory = 2048" in body
     assert "allowed_execute_duration = 1800" in body
+    hold = "periodic_hold = JobStatus == 2 && AllowedExecuteDuration =!= undefined"
+    assert hold in " ".join(body)
     assert 'environment = "HTCONDOR_JOB_ID=$(ClusterId).$(ProcId)"' in body
     assert body[-2:] == ["requirements = HasX", "queue"]
     script = "#!/bin/bash\n" + "\n".join(lines) + "\necho hi\n"

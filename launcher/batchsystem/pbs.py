@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -23,7 +24,20 @@ HOLD_TYPES = {"u": "user", "o": "operator", "s": "system", "p": "bad password"}
 #: The scheduler's comment on a job no node can ever run (the request exceeds every node or
 #: a queue or server limit): it does not clear by itself.
 NEVER_RUN = "Can Never Run"
+#: The scheduler's comment on a job of a queue an administrator stopped (``started = false``).
+QUEUE_STOPPED = "Queue not started"
+#: What the launcher adds to the comment of a job waiting for nodes when every node is
+#: offline or down (``pbsnodes``): that does not clear by itself either.
+NO_NODE_UP = "every node is offline or down"
+#: Node states in which a node runs no new job.
+NODE_DOWN_STATES = ("offline", "down", "unknown", "stale", "unresolvable", "maintenance")
+#: Comments of a job that waits for nodes (the launcher then asks whether any node is up).
+WAITS_FOR_NODES = ("Not enough free nodes available", "Insufficient amount of resource")
 REASON_FIXES = {
+    QUEUE_STOPPED: "its queue is stopped (qmgr: started = false); pick another queue "
+    "('partition' in platforms.ini, `qstat -Q` lists them) or ask the administrators",
+    NO_NODE_UP: "no node can run it until an administrator brings one back (`pbsnodes -l` "
+    "lists them with their comment); pick another queue or ask the administrators",
     NEVER_RUN: "no node or queue limit can ever give what it asks for (ncpus, mem, walltime); "
     "lower the request or pick another queue (`pbsnodes -a`, `qstat -Qf`)",
 }
@@ -185,8 +199,42 @@ class PBS(BatchSystem):
         return reason.split(":")[0].strip()
 
     def waits_for_good(self, reason: str) -> bool:
-        """True when the scheduler says the job can never run."""
-        return self.reason_code(reason) == NEVER_RUN
+        """True when the scheduler says the job can never run, or its queue is stopped, or
+        every node is offline or down."""
+        return self.reason_code(reason) == NEVER_RUN or self._forever(reason) != ""
+
+    @staticmethod
+    def _forever(reason: str) -> str:
+        """The key of REASON_FIXES of a "Not Running" comment that does not clear ("")."""
+        if NO_NODE_UP in reason:
+            return NO_NODE_UP
+        return QUEUE_STOPPED if QUEUE_STOPPED in reason else ""
+
+    def reason_fix(self, reason: str) -> str:
+        """The fix of a comment that does not clear by itself."""
+        return REASON_FIXES.get(self._forever(reason)) or super().reason_fix(reason)
+
+    def nodes_down(self) -> str:
+        """``eopbs offline, n2 down`` when every node is offline or down, else ""."""
+        code, out, _ = self.run("pbsnodes -a -F json", None)
+        documents = json_documents(out) if code == 0 else []
+        nodes = documents[0].get("nodes") if documents and isinstance(documents[0], dict) else None
+        if not isinstance(nodes, dict) or not nodes:
+            return ""
+        states = {name: str((node or {}).get("state", "")) for name, node in nodes.items()}
+        if not all(any(d in state for d in NODE_DOWN_STATES) for state in states.values()):
+            return ""
+        return ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
+
+    def complete(self, job_id: str, fields: JobFields) -> JobStatus:
+        """A job waiting for nodes while every node is offline or down says so."""
+        status = super().complete(job_id, fields)
+        if status.state == "Q" and any(text in status.reason for text in WAITS_FOR_NODES):
+            down = self.nodes_down()
+            if down:
+                reason = f"{status.reason}; {NO_NODE_UP}: {down}"
+                status = dataclasses.replace(status, reason=reason)
+        return status
 
     def failed(self, status: JobStatus) -> bool:
         """PBS's final state (F) is the same for every job: a failure is a non-zero

@@ -9,6 +9,7 @@ tests/integration/launcher/test_pbs_htcondor.py (test_batch_exit_status_is_the_l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -252,3 +253,84 @@ def test_short_walltime_warns_then_says_how_to_start_again(rig_site: OtherLaunch
     assert seconds < WALLTIME_BOUND[system], seconds
     assert "reached its walltime" in last_outcome(site)
     print(f"walltime on {system}: {seconds:.1f} s after Jupyter was ready")
+
+
+@contextlib.contextmanager
+def pbs_admin(site: OtherLauncher, change: str, undo: str) -> Iterator[None]:
+    """A change of the PBS rig's queue or node as its administrator, undone on leaving."""
+    rig = site.rig_module.RIG  # type: ignore[attr-defined]
+    rig.sh(change)
+    try:
+        yield
+    finally:
+        rig.sh(undo, check=False)
+
+
+def test_pbs_disabled_queue_refuses_the_submission(pbs_site: OtherLauncher) -> None:
+    site = pbs_site
+    disable = "qmgr -c 'set queue workq enabled = false'"
+    with pbs_admin(site, disable, "qmgr -c 'set queue workq enabled = true'"):
+        result, seconds = timed(site, "--uid", "sandbox", "--mode", "run", "--no-browser",
+                                timeout=60)  # fmt: skip
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 15, seconds
+    assert "qsub rejected the job: qsub: Queue is not enabled" in result.stderr, result.stderr
+    assert "submitted" not in result.stderr and live_states(site) == []
+    print(f"disabled queue on pbs: {seconds:.1f} s")
+
+
+@pytest.mark.parametrize(
+    ("fault", "change", "undo", "phrases"),
+    [
+        (
+            "stopped_queue",
+            "qmgr -c 'set queue workq started = false'",
+            "qmgr -c 'set queue workq started = true'",
+            ["it is Q (Not Running: Queue not started.)", "started = false"],
+        ),
+        (
+            "offline_node",
+            "pbsnodes -o eopbs",
+            "pbsnodes -r eopbs",
+            ["it is Q (Not Running: Not enough free nodes available; every node is offline or "
+             "down: eopbs offline)", "pbsnodes -l"],
+        ),
+    ],
+)  # fmt: skip
+def test_pbs_job_waiting_for_a_reason_that_does_not_clear_ends_the_wait(
+    pbs_site: OtherLauncher, fault: str, change: str, undo: str, phrases: list[str]
+) -> None:
+    site = pbs_site
+    try:
+        with pbs_admin(site, change, undo):
+            result, seconds = timed(site, "--uid", "sandbox", "--mode", "run", "--no-browser",
+                                    timeout=60)  # fmt: skip
+    finally:
+        site.rig_module.wait_node_free()  # type: ignore[attr-defined]
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 20, seconds
+    assert "cannot start" in result.stderr and "the job was cancelled" in result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+    assert phrases[0].split("(", 1)[1][:20] in last_outcome(site)
+    print(f"{fault} on pbs: {seconds:.1f} s")
+
+
+def test_htcondor_job_no_slot_matches_ends_the_wait(htcondor_site: OtherLauncher) -> None:
+    """Requirements no slot of the pool meets: the job stays idle with the negotiator's
+    "no match found"; condor_q -better-analyze says every slot rejects it."""
+    site = htcondor_site
+    requirement = 'requirements = Machine == "eohpc-no-such-node"'
+    directive = f"  mem: 1G\n  directives: ['{requirement}']\n"
+    profile_variant(site, "nomatch", {"  mem: 1G\n": directive})
+    result, seconds = timed(site, "--uid", "nomatch", "--mode", "run", "--no-browser", timeout=60)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 20, seconds
+    reason = (
+        "cannot start: it is IDLE (no match found: Of 1 machines, 1 are rejected by your job's "
+        "requirements; no slot matches the job's requirements)"
+    )
+    assert reason in result.stderr, result.stderr
+    assert "the job was cancelled" in result.stderr and "condor_status" in result.stderr
+    assert "rejected by your job's requirements" in last_outcome(site)
+    print(f"no matching slot on htcondor: {seconds:.1f} s")

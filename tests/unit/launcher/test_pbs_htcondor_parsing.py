@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from launcher.batchsystem import PBS, HTCondor, batch_system_class
-from launcher.batchsystem.base import JobStatus
+from launcher.batchsystem.base import JobFields, JobStatus
 from launcher.batchsystem.htcondor import parse_ads
 from launcher.batchsystem.pbs import parse_qstat_jobs, parse_qstat_json
 from launcher.config import JobSpec
@@ -271,3 +271,53 @@ def test_worker_jobs_are_named_after_the_cluster() -> None:
     # dask-jobqueue's HTCondor jobs take their batch_name from each worker's name otherwise
     assert condor["job_name"] == "eohpc-dask-1"
     assert condor["job_extra_directives"]["batch_name"] == "eohpc-dask-1"
+
+
+def test_pbs_stopped_queue_and_every_node_offline_do_not_clear() -> None:
+    nodes = {"nodes": {"eopbs": {"state": "offline"}, "n2": {"state": "down,offline"}}}
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        return (0, json.dumps(nodes), "") if command.startswith("pbsnodes") else (1, "", "")
+
+    pbs = PBS(runner)
+    stopped = pbs.complete("1.eopbs", JobFields("Q", "Not Running: Queue not started."))
+    assert pbs.stuck(stopped) and "started = false" in pbs.stuck_fix(stopped)
+    waiting = pbs.complete(
+        "2.eopbs", JobFields("Q", "Not Running: Not enough free nodes available")
+    )
+    assert waiting.reason.endswith("every node is offline or down: eopbs offline, n2 down,offline")
+    assert pbs.stuck(waiting) and "pbsnodes -l" in pbs.stuck_fix(waiting)
+    nodes["nodes"]["n2"]["state"] = "free"
+    busy = pbs.complete("3.eopbs", JobFields("Q", "Not Running: Not enough free nodes available"))
+    assert not pbs.stuck(busy) and "offline" not in busy.reason
+    never = pbs.complete("4.eopbs", JobFields("Q", "Can Never Run: Insufficient amount of x"))
+    assert pbs.stuck(never) and "lower the request" in pbs.stuck_fix(never)
+
+
+ANALYSIS = """129.000:  Run analysis summary ignoring user priority.  Of {total} machines,
+      {rejected} are rejected by your job's requirements
+      0 are able to run your job
+"""
+
+
+@pytest.mark.parametrize(
+    ("total", "rejected", "stuck"), [(1, 1, True), (2, 1, False), (0, 0, False)]
+)
+def test_condor_idle_job_no_slot_matches(total: int, rejected: int, stuck: bool) -> None:
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 0, ANALYSIS.format(total=total, rejected=rejected), ""
+
+    condor = HTCondor(runner)
+    status = condor.complete("129.0", JobFields("IDLE", "no match found "))
+    assert condor.stuck(status) is stuck
+    if stuck:
+        assert status.reason == (
+            "no match found: Of 1 machines, 1 are rejected by your job's requirements; "
+            "no slot matches the job's requirements"
+        )
+    condor.complete("129.0", JobFields("IDLE", "no match found "))
+    assert calls == ["condor_q 129.0 -better-analyze"]  # analysed again only after a while
+    assert not condor.stuck(condor.complete("130.0", JobFields("IDLE", "")))

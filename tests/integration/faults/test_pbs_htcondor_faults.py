@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults.conftest import ended_records, live_states, read_until
+from tests.cluster.rig import pid_alive
+from tests.integration.faults.conftest import (
+    ended_records,
+    live_states,
+    read_until,
+    ssh_session_pids,
+)
 from tests.integration.launcher.conftest import wait_until
 from tests.integration.launcher.test_pbs_htcondor import SYSTEMS, OtherLauncher, launcher_on
 
@@ -334,3 +342,173 @@ def test_htcondor_job_no_slot_matches_ends_the_wait(htcondor_site: OtherLauncher
     assert "the job was cancelled" in result.stderr and "condor_status" in result.stderr
     assert "rejected by your job's requirements" in last_outcome(site)
     print(f"no matching slot on htcondor: {seconds:.1f} s")
+
+
+# ---------------------------------------------------------------- the rig's sshd restarting
+
+
+@contextlib.contextmanager
+def sshd_stopped(site: OtherLauncher, client_pid: int) -> Iterator[None]:
+    """Kill the rig's sshd listener and the sessions of ``client_pid`` (as a restart of sshd
+    on the login node would); start sshd again on leaving, also on failure."""
+    chroot = site.rig_module.RIG  # type: ignore[attr-defined]
+    assert site.info is not None
+    pids = ssh_session_pids(client_pid, site.info.ssh_host, site.info.ssh_port, chroot.netns)
+    assert pids, "found no SSH session of the launcher to cut"
+    try:
+        listener = pid_alive(chroot.sshd_pid)
+        if listener is not None:
+            os.kill(listener, signal.SIGTERM)
+            wait_until(lambda: pid_alive(chroot.sshd_pid) is None, 10, 0.05)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        yield
+    finally:
+        chroot.start_sshd()
+
+
+def test_sshd_restart_during_batch_streaming_keeps_output_and_status(
+    rig_site: OtherLauncher, tmp_path: Path
+) -> None:
+    site = rig_site
+    system = system_of(site)
+    script = tmp_path / "ticks.py"
+    script.write_text(
+        "import sys, time\nfor i in range(20):\n    print(f'tick {i}', flush=True)\n"
+        "    time.sleep(1)\nsys.exit(3)\n"
+    )
+    proc = site.start(
+        "--uid", "sandbox", "--mode", "batch", "--script", str(script), "--workers", "1",
+        "--timeout", "60",
+    )  # fmt: skip
+    try:
+        read_until(proc, "tick 2", 120)
+        start = time.monotonic()
+        with sshd_stopped(site, proc.pid):
+            time.sleep(6)
+        out, err = proc.communicate(timeout=90)
+        seconds = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 3, (out, err)
+    assert "lost the connection to" in err and "is back after" in err, err
+    assert "tick 19" in (out + err) and "script exit status 3" in err
+    assert seconds < 6 + 17 + 30, seconds  # the outage, the script's rest, one reconnect
+    assert "script exit status 3" in last_outcome(site)
+    print(f"sshd restart during batch streaming on {system}: {seconds:.1f} s to the end")
+
+
+def test_sshd_restart_during_attach_reconnects_and_the_job_end_is_still_seen(
+    rig_site: OtherLauncher,
+) -> None:
+    """attach watches the job as run does: an sshd restart on the login node is bridged, and
+    the job's end afterwards (qdel, condor_rm) still ends attach."""
+    site = rig_site
+    system = system_of(site)
+    started = site.run("--uid", "sandbox", "--mode", "run", "--no-browser", "--detach")
+    assert started.returncode == 0, started.stderr
+    job = re.findall(r"submitted job (\S+) for site", started.stderr)[0]
+    proc = site.start("--uid", "sandbox", "--mode", "attach", "--no-browser")
+    try:
+        read_until(proc, "/lab?token=", 60)
+        # Down for longer than one watch interval (10 s), so that a poll meets the outage.
+        with sshd_stopped(site, proc.pid):
+            time.sleep(12)
+        time.sleep(5)  # a retry every 2 s finds sshd back
+        assert proc.poll() is None, proc.communicate()
+        start = time.monotonic()
+        cancel = {"pbs": f"qdel {job}", "htcondor": f"condor_rm {job}"}[system]
+        site.rig_module.RIG.sh(cancel, user="eouser")  # type: ignore[attr-defined]
+        out, err = proc.communicate(timeout=60)
+        seconds = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if live_states(site):
+            site.run("--uid", "sandbox", "--mode", "stop", timeout=60)
+    assert "lost the connection to" in err, err
+    back = re.search(r"is back after (\d+)s", err)
+    assert back and int(back.group(1)) < 12 + 2 + 10, err  # the outage, a retry, one connect
+    assert "unreachable for" not in err, err
+    assert seconds < 10 + 10, seconds  # a watch interval, one status query
+    ended = {"pbs": f"job {job} ended (F)", "htcondor": f"job {job} ended (REMOVED)"}[system]
+    assert ended in err, err
+    assert proc.returncode == 1, (out, err)
+    assert ended in last_outcome(site)
+    print(f"sshd restart during attach on {system}: end seen {seconds:.1f} s after the cancel")
+
+
+def test_login_node_down_longer_than_the_bound_leaves_the_job_and_attach_continues(
+    rig_site: OtherLauncher,
+) -> None:
+    site = rig_site
+    system = system_of(site)
+    proc = site.start("--uid", "sandbox", "--mode", "run", "--no-browser", "--reconnect-for", "5")
+    try:
+        read_until(proc, "/lab?token=", 90)
+        with sshd_stopped(site, proc.pid):
+            start = time.monotonic()
+            out, err = proc.communicate(timeout=60)
+            seconds = time.monotonic() - start
+        assert proc.returncode == 3, (out, err)
+        assert seconds < 5 + 10 + 20, seconds  # the bound, a watch interval, one connect
+        assert err.count("keeps running; --mode attach reconnects") == 1, err
+        assert live_states(site) == ["sandbox"]
+        attach = site.run(
+            "--uid", "sandbox", "--mode", "attach", "--no-browser", "--detach", timeout=90
+        )
+        assert attach.returncode == 0, attach.stderr
+        assert "Jupyter is ready" in attach.stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        site.run("--uid", "sandbox", "--mode", "stop", timeout=60)
+    assert live_states(site) == []
+    print(f"login node down on {system}: run gave up {seconds:.1f} s after the outage began")
+
+
+# ---------------------------------------------------------------- the job's own failures
+
+
+def test_jupyter_exiting_at_start_fails_the_job_with_its_output(rig_site: OtherLauncher) -> None:
+    """The wrapper's Jupyter exits at once (an option it does not know): the job ends and the
+    wait ends with its state and the tail of its output, not after --timeout."""
+    site = rig_site
+    system = system_of(site)
+    profile_variant(
+        site, "badjupyter",
+        {"jupyter:\n  app: lab\n": "jupyter:\n  app: lab\n  args: [--eohpc-no-such-option]\n"},
+    )  # fmt: skip
+    result, seconds = timed(
+        site, "--uid", "badjupyter", "--mode", "run", "--no-browser", timeout=120
+    )
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 30, seconds
+    final = {"pbs": "state F, exit code 2", "htcondor": "state COMPLETED, exit code 2"}[system]
+    assert f"ended before Jupyter was ready ({final}" in result.stderr, result.stderr
+    assert "unrecognized arguments: --eohpc-no-such-option" in result.stderr  # the output's tail
+    assert "Fix: the job script exited non-zero" in result.stderr
+    assert "unrecognized arguments" in last_outcome(site)
+    print(f"Jupyter exiting at start on {system}: {seconds:.1f} s")
+
+
+def test_script_that_exits_1_gives_its_status(rig_site: OtherLauncher, tmp_path: Path) -> None:
+    site = rig_site
+    system = system_of(site)
+    script = tmp_path / "fails.py"
+    script.write_text("import sys\nprint('about to fail', flush=True)\nsys.exit(1)\n")
+    result, seconds = timed(
+        site, "--uid", "sandbox", "--mode", "batch", "--script", str(script), "--workers", "1",
+        "--timeout", "60", timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert seconds < 60, seconds
+    assert "about to fail" in result.stdout
+    assert "script exit status 1" in result.stderr
+    assert "script exit status 1" in last_outcome(site)
+    print(f"script exit 1 on {system}: {seconds:.1f} s")

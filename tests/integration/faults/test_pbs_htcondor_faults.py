@@ -1,10 +1,24 @@
-"""The fault matrix on the PBS and HTCondor rigs, for the faults these systems have: a held
-job, a request that can never start (PBS), a worker job removed while the batch job waits for
-it, an environment path that does not exist. Each row asserts a bound in seconds, the message
-naming the cause, and that none of the test user's jobs is left (the fixture checks the queue).
+"""The fault matrix (tests/integration/faults/test_fault_matrix.py, on SLURM) on the PBS and
+HTCondor rigs, for the faults these systems have. Each row asserts a bound in seconds, the
+message naming the cause in the system's own words, the saved session state's outcome, and
+that none of the test user's jobs is left (the fixture checks the queue).
 
-A script that exits non-zero gives the batch exit status on both systems in
-tests/integration/launcher/test_pbs_htcondor.py (test_batch_exit_status_is_the_launchers).
+| fault | PBS | HTCondor |
+|---|---|---|
+| the Jupyter job held | ``-h`` | ``hold = true`` |
+| it can never start | "Can Never Run" (64 CPUs) | Requirements no slot matches |
+| its queue disabled / stopped | ``enabled = false`` (qsub refuses), ``started = false`` | - |
+| its node offline | ``pbsnodes -o`` | - (``condor_off -startd``: the wait goes on) |
+| missing environment, Jupyter exiting at start | both | both |
+| a stale Dask file naming a queue | ``jobqueue.pbs.queue`` | - (no queue key) |
+| a script exiting 1 | both | both |
+| a worker job removed while batch mode waits | ``qdel`` | ``condor_rm`` |
+| a short walltime: warning, end, how to start again | ``walltime`` | ``allowed_execute_duration`` |
+| sshd restarting during batch streaming, during attach | both | both |
+| the login node down longer than ``--reconnect-for`` | both | both |
+
+Rig changes (queue, node, sshd) are undone in ``finally`` blocks; the last row checks that the
+PBS rig's queue and node are as they were.
 """
 
 from __future__ import annotations
@@ -512,3 +526,11 @@ def test_script_that_exits_1_gives_its_status(rig_site: OtherLauncher, tmp_path:
     assert "script exit status 1" in result.stderr
     assert "script exit status 1" in last_outcome(site)
     print(f"script exit 1 on {system}: {seconds:.1f} s")
+
+
+def test_pbs_queue_and_node_state_is_restored(pbs_site: OtherLauncher) -> None:
+    """The matrix leaves the PBS rig as it found it."""
+    chroot = pbs_site.rig_module.RIG  # type: ignore[attr-defined]
+    queue = json.loads(chroot.sh("qstat -Q -f -F json workq").stdout)["Queue"]["workq"]
+    assert queue["enabled"] == "True" and queue["started"] == "True", queue
+    pbs_site.rig_module.wait_node_free(30)  # type: ignore[attr-defined]

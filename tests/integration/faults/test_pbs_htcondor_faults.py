@@ -318,6 +318,7 @@ def test_pbs_disabled_queue_refuses_the_submission(pbs_site: OtherLauncher) -> N
              "down: eopbs offline)", "pbsnodes -l"],
         ),
     ],
+    ids=["stopped_queue", "offline_node"],
 )  # fmt: skip
 def test_pbs_job_waiting_for_a_reason_that_does_not_clear_ends_the_wait(
     pbs_site: OtherLauncher, fault: str, change: str, undo: str, phrases: list[str]

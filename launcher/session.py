@@ -129,6 +129,10 @@ class Lifecycle:
         if status.finished:
             self.forget(existing)
             return
+        if self.held_after_start(existing, status):
+            self.jobs.cancel(existing)
+            self.ended(existing, status)
+            return
         raise SessionExistsError(
             f"site '{self.site.uid}' already has a live session (job {existing.job_id}, "
             f"{status.state}). Reconnect with --mode attach, end it with --mode stop, or pass "
@@ -170,6 +174,11 @@ class Lifecycle:
             return self.serve(state, options, cancel_on_exit=True)
         except KeyboardInterrupt:
             return self.interrupted(state, "job", "--mode attach reconnects")
+
+    def held_after_start(self, state: SessionState, status: JobStatus) -> bool:
+        """True for a session whose job ran (Jupyter was ready) and is held now: HTCondor
+        holds a job past its allowed_execute_duration, and it never runs again by itself."""
+        return isinstance(self.jobs, RemoteSite) and state.ready and self.jobs.batch.stuck(status)
 
     def configure(self, reconnect_for: float) -> None:
         """How long a remote site's waits and watches retry a lost connection."""
@@ -239,6 +248,9 @@ class Lifecycle:
                 f"job {state.job_id} of site '{self.site.uid}' has ended ({status.state}). "
                 "Start a new one with --mode run."
             )
+        if self.held_after_start(state, status):
+            self.jobs.cancel(state)
+            return self.ended(state, status)
         if options.local_port:
             state.local_port = options.local_port
         elif not port_free(state.local_port):

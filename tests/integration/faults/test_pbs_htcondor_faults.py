@@ -14,6 +14,7 @@ that none of the test user's jobs is left (the fixture checks the queue).
 | a script exiting 1 | both | both |
 | a worker job removed while batch mode waits | ``qdel`` | ``condor_rm`` |
 | a short walltime: warning, end, how to start again | ``walltime`` | ``allowed_execute_duration`` |
+| a detached session's job held at its walltime, then attach | - (PBS ends the job) | held |
 | sshd restarting during batch streaming, during attach | both | both |
 | the login node down longer than ``--reconnect-for`` | both | both |
 
@@ -357,6 +358,37 @@ def test_htcondor_job_no_slot_matches_ends_the_wait(htcondor_site: OtherLauncher
     assert "the job was cancelled" in result.stderr and "condor_status" in result.stderr
     assert "rejected by your job's requirements" in last_outcome(site)
     print(f"no matching slot on htcondor: {seconds:.1f} s")
+
+
+def test_htcondor_detached_session_held_at_its_walltime_ends_on_attach(
+    htcondor_site: OtherLauncher,
+) -> None:
+    """HTCondor holds a job past its walltime and keeps it in the queue: a detached session's
+    next attach ends it (removing the job) with how to start again, instead of a tunnel to a
+    Jupyter that is gone, and the next run is not refused as a second live session."""
+    site = htcondor_site
+    assert site.info is not None
+    site.write_site(
+        "short", **{**site.info.ini_section(), "time": "00:01:00"}, env_path=str(site.info.venv)
+    )
+    started = site.run("--uid", "short", "--mode", "run", "--no-browser", "--detach", timeout=90)
+    assert started.returncode == 0, started.stderr
+    job = re.findall(r"submitted job (\S+) for site", started.stderr)[0]
+
+    def held() -> bool:
+        return site.rig_module.job_names().get(job, ("", ""))[1] == "HELD"  # type: ignore[attr-defined]
+
+    assert wait_until(held, 150, 2), site.queue()
+    status = json.loads(site.run("--uid", "short", "--mode", "status", "--json").stdout)
+    assert status["state"] == "HELD" and "execute duration" in status["reason"], status
+    result, seconds = timed(site, "--uid", "short", "--mode", "attach", "--no-browser", timeout=60)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert seconds < 15, seconds
+    assert f"job {job} ended (HELD)" in result.stderr, result.stderr
+    assert "reached its walltime (00:01:00)" in result.stderr
+    assert "Start again with --mode run" in result.stderr
+    assert "reached its walltime" in last_outcome(site)
+    print(f"walltime hold ended by attach on htcondor: {seconds:.1f} s")
 
 
 # ---------------------------------------------------------------- the rig's sshd restarting

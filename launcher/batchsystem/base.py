@@ -199,6 +199,11 @@ class BatchSystem:
         prefix = self.directive_prefix
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]
 
+    def job_key(self, job_id: str) -> str:
+        """What tells one job from another in ids written differently (PBS's ``12`` as
+        dask-jobqueue keeps it, and ``12.server`` as qstat gives it)."""
+        return job_id
+
     def output_name(self, job_id: str) -> str:
         """The name the job's output file has once the job id is known (``%j`` is the id)."""
         return self.output_pattern.replace("%j", job_id)

@@ -193,6 +193,22 @@ class PBS(BatchSystem):
     held_fix = "it is held (its reason says by whom); release it with `qrls JOBID`, or cancel it"
     reason_fixes = REASON_FIXES
 
+    def status(self, job_id: str) -> JobStatus:
+        """The job's state under the id qstat gives (``12.server`` also when asked about
+        ``12``, as dask-jobqueue keeps a worker job's id); UNKNOWN when PBS does not know it."""
+        for template, _ in self.status_queries:
+            code, out, _ = self.run(template.format(job_id=shlex.quote(job_id)), None)
+            jobs = parse_qstat_jobs(out) if code == 0 else []
+            if jobs:
+                full_id, fields = jobs[0]
+                same = self.job_key(full_id) == self.job_key(job_id)
+                return self.complete(full_id if same else job_id, fields)
+        return JobStatus(job_id=job_id, state="UNKNOWN")
+
+    def job_key(self, job_id: str) -> str:
+        """The sequence number: dask-jobqueue keeps ``12`` of ``12.server``."""
+        return job_id.split(".", 1)[0]
+
     def reason_code(self, reason: str) -> str:
         """The scheduler's comment up to its first colon ("Can Never Run: ..." ->
         "Can Never Run")."""

@@ -215,3 +215,25 @@ def test_a_worker_job_cancelled_before_it_was_seen_ends_the_wait() -> None:
     system = Batch(lambda c, s=None: (0, "", ""))
     with pytest.raises(WorkersNotReady, match="worker job 12 ended CANCELLED"):
         wait_for_workers(FakeClient(["12"]), 1, 30, system, "w", poll=0.01, user="u")
+
+
+def test_a_pbs_worker_job_is_one_job_under_both_of_its_ids() -> None:
+    """dask-jobqueue keeps PBS's "169" of "169.eopbs": the removed worker job is reported once,
+    under the id qstat gives, whichever poll first sees it gone."""
+    from launcher.batchsystem import PBS
+
+    listings = [[JobStatus("169.eopbs", "R", RUNNING)], []]
+    asked: list[str] = []
+
+    class Batch(PBS):
+        def named_jobs(self, job_name: str, user: str) -> list[JobStatus]:
+            return listings.pop(0) if len(listings) > 1 else listings[0]
+
+        def status(self, job_id: str) -> JobStatus:
+            asked.append(job_id)
+            return JobStatus(job_id, "F", FINISHED, exit_code="271")
+
+    system = Batch(lambda c, s=None: (0, "", ""))
+    with pytest.raises(WorkersNotReady, match=r"worker job 169\.eopbs ended F, exit code 271"):
+        wait_for_workers(FakeClient(["169"]), 1, 30, system, "w", poll=0.01, user="u")
+    assert asked == ["169.eopbs"]

@@ -321,3 +321,13 @@ def test_condor_idle_job_no_slot_matches(total: int, rejected: int, stuck: bool)
     condor.complete("129.0", JobFields("IDLE", "no match found "))
     assert calls == ["condor_q 129.0 -better-analyze"]  # analysed again only after a while
     assert not condor.stuck(condor.complete("130.0", JobFields("IDLE", "")))
+
+
+def test_pbs_status_gives_the_id_qstat_gives() -> None:
+    """dask-jobqueue keeps "169" of a worker job "169.eopbs"; its status says "169.eopbs"."""
+    finished = json.loads(data("qstat_finished.json"))
+    out = json.dumps({"Jobs": {"169.eopbs": next(iter(finished["Jobs"].values()))}})
+    pbs = PBS(lambda c, s=None: (0, out, ""))
+    assert pbs.status("169").job_id == "169.eopbs"
+    assert pbs.status("169.eopbs").job_id == "169.eopbs"
+    assert PBS(lambda c, s=None: (0, "", "")).status("169").state == "UNKNOWN"

@@ -187,10 +187,10 @@ def misfit(request: Request, limits: PartitionLimits | None) -> str | None:
     the limits are not known."""
     if limits is None:
         return None
-    where = f"partition '{limits.partition}'"
+    where = f"{limits.kind} '{limits.partition}'"
     if not limits.exists:
         return (
-            f"{request.what} asks for {where}, which does not exist; partitions there: "
+            f"{request.what} asks for {where}, which does not exist; {limits.kind}s there: "
             f"{', '.join(limits.partitions) or 'none'}. Set {request.keys['partition']} to one "
             "of them."
         )
@@ -245,8 +245,8 @@ def check(
             limits = known[request.partition] = system.node_limits(request.partition)
             if limits is not None and limits.state.upper() in IDLE_STATES:
                 warn(
-                    f"partition '{limits.partition}' is {limits.state}: its jobs wait until "
-                    "it is UP again."
+                    f"{limits.kind} '{limits.partition}' is {limits.state}: its jobs wait "
+                    "until it is UP again."
                 )
         message = misfit(request, known[request.partition])
         if message:

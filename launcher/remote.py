@@ -328,12 +328,17 @@ class RemoteSite:
     ) -> JobStatus:
         """Block while the job runs; return its final status. ``warn_before`` seconds before
         the job's walltime ends, ``on_warning`` gets one line saying how much time is left. A
-        lost connection is retried (see persist); a longer outage raises LinkLostError."""
+        lost connection is retried (see persist); a longer outage raises LinkLostError. A job
+        put on hold (HTCondor holds a job that ran past its ``allowed_execute_duration``) will
+        not run again by itself: it is cancelled and its status returned."""
         warned = False
         while True:
             time.sleep(WATCH_SECONDS)
             status = self.persist(lambda: self.batch.status(state.job_id), on_problem)
             if status.finished:
+                return status
+            if self.batch.stuck(status):
+                self.persist(lambda: self.cancel(state), on_problem)
                 return status
             left = time_left_seconds(status.time_left)
             if warn_before > 0 and not warned and left is not None and left <= warn_before:

@@ -129,6 +129,10 @@ class Lifecycle:
         if status.finished:
             self.forget(existing)
             return
+        if self.held_after_start(existing, status):
+            self.jobs.cancel(existing)
+            self.ended(existing, status)
+            return
         raise SessionExistsError(
             f"site '{self.site.uid}' already has a live session (job {existing.job_id}, "
             f"{status.state}). Reconnect with --mode attach, end it with --mode stop, or pass "
@@ -170,6 +174,11 @@ class Lifecycle:
             return self.serve(state, options, cancel_on_exit=True)
         except KeyboardInterrupt:
             return self.interrupted(state, "job", "--mode attach reconnects")
+
+    def held_after_start(self, state: SessionState, status: JobStatus) -> bool:
+        """True for a session whose job ran (Jupyter was ready) and is held now: HTCondor
+        holds a job past its allowed_execute_duration, and it never runs again by itself."""
+        return isinstance(self.jobs, RemoteSite) and state.ready and self.jobs.batch.stuck(status)
 
     def configure(self, reconnect_for: float) -> None:
         """How long a remote site's waits and watches retry a lost connection."""
@@ -239,6 +248,9 @@ class Lifecycle:
                 f"job {state.job_id} of site '{self.site.uid}' has ended ({status.state}). "
                 "Start a new one with --mode run."
             )
+        if self.held_after_start(state, status):
+            self.jobs.cancel(state)
+            return self.ended(state, status)
         if options.local_port:
             state.local_port = options.local_port
         elif not port_free(state.local_port):
@@ -313,7 +325,8 @@ class Lifecycle:
         self.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
         self.say(self.jobs.tail(state))
         outcome = f"job {state.job_id} ended ({final.state})"
-        if final.state == "TIMEOUT":
+        batch = self.jobs.batch if isinstance(self.jobs, RemoteSite) else None
+        if batch.reached_walltime(final) if batch else final.state == "TIMEOUT":
             notebooks = self.site.profile.jupyter.root_dir or "~"
             outcome += (
                 f": it reached its walltime ({self.site.profile.job.time}). Your notebooks are "
@@ -322,8 +335,14 @@ class Lifecycle:
                 "for more time with 'time' in platforms.ini."
             )
             self.warn_walltime(outcome)
-        elif isinstance(self.jobs, RemoteSite) and self.jobs.batch.status_fix(final):
-            outcome += f". Fix: {self.jobs.batch.status_fix(final)}."
+        elif batch is not None and not final.finished:  # held while it ran: cancelled
+            outcome += (
+                f": it was held ({final.reason or 'no reason given'}) and is cancelled. "
+                f"Fix: {batch.stuck_fix(final)}."
+            )
+            self.problem(outcome)
+        elif batch is not None and batch.status_fix(final):
+            outcome += f". Fix: {batch.status_fix(final)}."
             self.problem(outcome)
         self.end(state, final.state, outcome)
         return 1

@@ -95,6 +95,8 @@ class PartitionLimits:
     max_mem_per_node_mb: int | None = None
     max_time_seconds: int | None = None
     state: str = ""
+    #: The batch system's word for it ("partition", PBS's "queue").
+    kind: str = "partition"
 
 
 #: A status query: a command template (``{job_id}`` is quoted in) and the parser of its output,
@@ -153,6 +155,9 @@ class BatchSystem:
         "change the request (partition, account, QOS, size) or ask the cluster's administrators"
     )
 
+    #: Final states of a job that ran for as long as it asked for (SLURM's TIMEOUT).
+    walltime_states: ClassVar[frozenset[str]] = frozenset()
+
     #: Native states of a job that is held: it waits until someone releases it.
     held_states: ClassVar[frozenset[str]] = frozenset()
     #: What to do about a held job.
@@ -193,6 +198,11 @@ class BatchSystem:
         options = [*self.header(job, job_name, output), *job.directives]
         prefix = self.directive_prefix
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]
+
+    def job_key(self, job_id: str) -> str:
+        """What tells one job from another in ids written differently (PBS's ``12`` as
+        dask-jobqueue keeps it, and ``12.server`` as qstat gives it)."""
+        return job_id
 
     def output_name(self, job_id: str) -> str:
         """The name the job's output file has once the job id is known (``%j`` is the id)."""
@@ -297,6 +307,11 @@ class BatchSystem:
         """What to do about a pending reason that does not clear by itself."""
         code = self.reason_code(reason)
         return self.reason_fixes.get(code, self.default_reason_fix)
+
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """True for a job that the batch system ended (or held) because it ran for as long as
+        it asked for."""
+        return status.state in self.walltime_states
 
     def failed(self, status: JobStatus) -> bool:
         """True for a job that ended in a state that is not a success."""

@@ -14,13 +14,20 @@ writes its output there while it runs; the job gets the login shell's ``HOME``, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus
+from launcher.batchsystem.base import (
+    BatchSystem,
+    JobFields,
+    JobStatus,
+    Runner,
+    local_runner,
+)
 from launcher.batchsystem.units import job_memory_mib, time_seconds
 from launcher.errors import BatchSystemError
 
@@ -48,6 +55,21 @@ JOB_ID_VARIABLE = "HTCONDOR_JOB_ID"
 #: The login shell's variables a job gets.
 GETENV = "HOME, USER, LOGNAME, PATH, LANG"
 DEFAULT_DISK = "1GB"
+#: A running job past its allowed_execute_duration, as a ClassAd expression.
+WALLTIME_EXCEEDED = (
+    "JobStatus == 2 && AllowedExecuteDuration =!= undefined && "
+    "time() - JobCurrentStartDate > AllowedExecuteDuration"
+)
+#: The hold reason of such a job; reached_walltime knows it (and HTCondor's own hold for the
+#: same limit) by the words "execute duration".
+WALLTIME_HOLD_REASON = "The job exceeded allowed execute duration"
+#: condor_q -better-analyze's summary when the job's Requirements reject every slot.
+REJECTED = re.compile(r"Of (\d+) machines,\s+(\d+) are rejected by your job's requirements")
+#: What the launcher adds to the reason of an idle job no slot of the pool matches.
+NO_SLOT_MATCHES = "no slot matches the job's requirements"
+#: Seconds between two analyses of the same idle job (condor_q -better-analyze asks the
+#: collector for every slot).
+ANALYZE_SECONDS = 30.0
 #: Final states that are a failure whatever the exit code, and what to do about each.
 FINAL_STATE_FIXES = {
     "REMOVED": "the job was removed (condor_rm by you or an administrator, or a policy); "
@@ -137,12 +159,55 @@ class HTCondor(BatchSystem):
         "a policy); fix that and `condor_release JOBID`, or remove it"
     )
     final_state_fixes = FINAL_STATE_FIXES
+    default_reason_fix = (
+        "change what the job asks for (request_cpus, request_memory, request_disk, or a "
+        "'requirements' line in the profile's directives; `condor_status` lists the slots), "
+        "or ask the pool's administrators"
+    )
     #: What to do about a job that completed with a non-zero exit code.
     exit_fix = (
         "the job script exited non-zero: see the last lines of its output (a module that does "
         "not load, an environment path that does not exist, a crash); fix the profile's "
         "environment (modules, env_path) or run --mode install"
     )
+
+    def __init__(self, run: Runner = local_runner) -> None:
+        super().__init__(run)
+        #: job id -> (when, what) of the last analysis of an idle job that found no match.
+        self._analyses: dict[str, tuple[float, str]] = {}
+
+    def no_match(self, job_id: str) -> str:
+        """``Of 1 machines, 1 are rejected by your job's requirements`` when every slot of the
+        pool rejects the idle job (condor_q -better-analyze), else ""."""
+        when, found = self._analyses.get(job_id, (0.0, ""))
+        if time.monotonic() - when < ANALYZE_SECONDS:
+            return found
+        code, out, _ = self.run(f"condor_q {shlex.quote(job_id)} -better-analyze", None)
+        match = REJECTED.search(out) if code == 0 else None
+        found = ""
+        if match and int(match.group(1)) > 0 and match.group(1) == match.group(2):
+            found = " ".join(match.group(0).split())
+        self._analyses[job_id] = (time.monotonic(), found)
+        return found
+
+    def complete(self, job_id: str, fields: JobFields) -> JobStatus:
+        """An idle job the negotiator found no match for is analysed: when every slot
+        rejects it, its reason says so (it does not clear by itself)."""
+        status = super().complete(job_id, fields)
+        if status.state == "IDLE" and status.reason:
+            rejected = self.no_match(job_id)
+            if rejected:
+                reason = f"{status.reason.strip()}: {rejected}; {NO_SLOT_MATCHES}"
+                status = dataclasses.replace(status, reason=reason)
+        return status
+
+    def waits_for_good(self, reason: str) -> bool:
+        """True when no slot of the pool matches the job's requirements."""
+        return NO_SLOT_MATCHES in reason
+
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """Held for running past its ``allowed_execute_duration`` (the job's ``time``)."""
+        return status.state == "HELD" and "execute duration" in status.reason.lower()
 
     def failed(self, status: JobStatus) -> bool:
         """Removed, or completed with a non-zero exit code or by a signal."""
@@ -199,6 +264,12 @@ class HTCondor(BatchSystem):
         seconds = time_seconds(job.time)
         if seconds is not None:
             lines.append(f"allowed_execute_duration = {seconds}")
+            # The schedd's own check of the same limit (every PERIODIC_EXPR_INTERVAL): HTCondor
+            # 23.9 left a job running minutes past its allowed_execute_duration.
+            lines += [
+                f"periodic_hold = {WALLTIME_EXCEEDED}",
+                f'periodic_hold_reason = "{WALLTIME_HOLD_REASON} ({seconds} s)"',
+            ]
         if job.account:
             lines.append(f"accounting_group = {job.account}")
         return lines

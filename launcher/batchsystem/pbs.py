@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus
+from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus, PartitionLimits
 from launcher.batchsystem.units import hms, job_memory_mib, time_seconds
 
 if TYPE_CHECKING:
@@ -23,7 +24,20 @@ HOLD_TYPES = {"u": "user", "o": "operator", "s": "system", "p": "bad password"}
 #: The scheduler's comment on a job no node can ever run (the request exceeds every node or
 #: a queue or server limit): it does not clear by itself.
 NEVER_RUN = "Can Never Run"
+#: The scheduler's comment on a job of a queue an administrator stopped (``started = false``).
+QUEUE_STOPPED = "Queue not started"
+#: What the launcher adds to the comment of a job waiting for nodes when every node is
+#: offline or down (``pbsnodes``): that does not clear by itself either.
+NO_NODE_UP = "every node is offline or down"
+#: Node states in which a node runs no new job.
+NODE_DOWN_STATES = ("offline", "down", "unknown", "stale", "unresolvable", "maintenance")
+#: Comments of a job that waits for nodes (the launcher then asks whether any node is up).
+WAITS_FOR_NODES = ("Not enough free nodes available", "Insufficient amount of resource")
 REASON_FIXES = {
+    QUEUE_STOPPED: "its queue is stopped (qmgr: started = false); pick another queue "
+    "('partition' in platforms.ini, `qstat -Q` lists them) or ask the administrators",
+    NO_NODE_UP: "no node can run it until an administrator brings one back (`pbsnodes -l` "
+    "lists them with their comment); pick another queue or ask the administrators",
     NEVER_RUN: "no node or queue limit can ever give what it asks for (ncpus, mem, walltime); "
     "lower the request or pick another queue (`pbsnodes -a`, `qstat -Qf`)",
 }
@@ -35,6 +49,21 @@ EXEC_FAILURES = {
     "-4": "the job's session could not be created (JOB_EXEC_INITABT)",
     "-10": "the job's standard output or error could not be opened (JOB_EXEC_FAILUID)",
     "-11": "the job was rerun by its node and failed (JOB_EXEC_RERUN)",
+}
+#: The exit status of a job its MOM killed for running past its walltime.
+KILLED_WALLTIME = "-29"
+#: PBS's exit statuses of a job its MOM killed for exceeding a limit (JOB_EXEC_KILL_*).
+KILLED = {
+    "-24": "it was killed for using more CPUs than it asked for (JOB_EXEC_KILL_NCPUS_BURST); "
+    "raise 'cpus'",
+    "-25": "it was killed for using more CPU than it asked for (JOB_EXEC_KILL_NCPUS_SUM); "
+    "raise 'cpus'",
+    "-26": "it was killed for using more virtual memory than it asked for (JOB_EXEC_KILL_VMEM); "
+    "raise 'mem'",
+    "-27": "it was killed for using more memory than it asked for (JOB_EXEC_KILL_MEM); raise 'mem'",
+    "-28": "it was killed for using more CPU time than it asked for (JOB_EXEC_KILL_CPUT)",
+    KILLED_WALLTIME: "it ran past its walltime (JOB_EXEC_KILL_WALLTIME); ask for more 'time' "
+    "(platforms.ini or the profile; `qstat -Qf` shows the queue's limit)",
 }
 
 
@@ -85,18 +114,52 @@ def parse_qstat_json(output: str) -> JobFields | None:
     )
 
 
+def json_documents(output: str) -> list[Any]:
+    """The JSON documents printed one after another (one ``qstat -F json`` per job); a
+    document that does not parse ends the list."""
+    decoder = json.JSONDecoder()
+    documents, index, text = [], 0, output.strip()
+    while index < len(text):
+        try:
+            document, index = decoder.raw_decode(text, index)
+        except ValueError:
+            break
+        documents.append(document)
+        while index < len(text) and text[index].isspace():
+            index += 1
+    return documents
+
+
 def parse_qstat_jobs(output: str) -> list[tuple[str, JobFields]]:
-    """Parse ``qstat -f -F json`` of several jobs: (job id, fields) each."""
-    try:
-        jobs = json.loads(output).get("Jobs") or {}
-    except (ValueError, AttributeError):
-        return []
+    """Parse ``qstat -f -F json`` of jobs, one document per job or several jobs in one:
+    (job id, fields) each."""
     found = []
-    for job_id, job in jobs.items():
-        fields = parse_qstat_json(json.dumps({"Jobs": {job_id: job}}))
-        if fields is not None:
-            found.append((job_id, fields))
+    for document in json_documents(output):
+        jobs = document.get("Jobs") if isinstance(document, dict) else None
+        for job_id, job in (jobs or {}).items():
+            fields = parse_qstat_json(json.dumps({"Jobs": {job_id: job}}))
+            if fields is not None:
+                found.append((job_id, fields))
     return found
+
+
+def parse_queues(output: str, queue: str) -> PartitionLimits | None:
+    """``qstat -Q -f -F json``: whether ``queue`` exists (with the queues there are) and its
+    state (``enabled``/``started``); None when the output cannot be read."""
+    documents = json_documents(output)
+    queues = documents[0].get("Queue") if documents and isinstance(documents[0], dict) else None
+    if not isinstance(queues, dict):
+        return None
+    names = tuple(sorted(queues))
+    if queue not in queues:
+        return PartitionLimits(partition=queue, exists=False, partitions=names, kind="queue")
+    attributes = queues[queue] or {}
+    state = ""
+    if str(attributes.get("enabled", "True")) == "False":
+        state = "DISABLED"
+    elif str(attributes.get("started", "True")) == "False":
+        state = "STOPPED"
+    return PartitionLimits(partition=queue, partitions=names, state=state, kind="queue")
 
 
 def pbs_memory(mib: int) -> str:
@@ -130,25 +193,81 @@ class PBS(BatchSystem):
     held_fix = "it is held (its reason says by whom); release it with `qrls JOBID`, or cancel it"
     reason_fixes = REASON_FIXES
 
+    def status(self, job_id: str) -> JobStatus:
+        """The job's state under the id qstat gives (``12.server`` also when asked about
+        ``12``, as dask-jobqueue keeps a worker job's id); UNKNOWN when PBS does not know it."""
+        for template, _ in self.status_queries:
+            code, out, _ = self.run(template.format(job_id=shlex.quote(job_id)), None)
+            jobs = parse_qstat_jobs(out) if code == 0 else []
+            if jobs:
+                full_id, fields = jobs[0]
+                same = self.job_key(full_id) == self.job_key(job_id)
+                return self.complete(full_id if same else job_id, fields)
+        return JobStatus(job_id=job_id, state="UNKNOWN")
+
+    def job_key(self, job_id: str) -> str:
+        """The sequence number: dask-jobqueue keeps ``12`` of ``12.server``."""
+        return job_id.split(".", 1)[0]
+
     def reason_code(self, reason: str) -> str:
         """The scheduler's comment up to its first colon ("Can Never Run: ..." ->
         "Can Never Run")."""
         return reason.split(":")[0].strip()
 
     def waits_for_good(self, reason: str) -> bool:
-        """True when the scheduler says the job can never run."""
-        return self.reason_code(reason) == NEVER_RUN
+        """True when the scheduler says the job can never run, or its queue is stopped, or
+        every node is offline or down."""
+        return self.reason_code(reason) == NEVER_RUN or self._forever(reason) != ""
+
+    @staticmethod
+    def _forever(reason: str) -> str:
+        """The key of REASON_FIXES of a "Not Running" comment that does not clear ("")."""
+        if NO_NODE_UP in reason:
+            return NO_NODE_UP
+        return QUEUE_STOPPED if QUEUE_STOPPED in reason else ""
+
+    def reason_fix(self, reason: str) -> str:
+        """The fix of a comment that does not clear by itself."""
+        return REASON_FIXES.get(self._forever(reason)) or super().reason_fix(reason)
+
+    def nodes_down(self) -> str:
+        """``eopbs offline, n2 down`` when every node is offline or down, else ""."""
+        code, out, _ = self.run("pbsnodes -a -F json", None)
+        documents = json_documents(out) if code == 0 else []
+        nodes = documents[0].get("nodes") if documents and isinstance(documents[0], dict) else None
+        if not isinstance(nodes, dict) or not nodes:
+            return ""
+        states = {name: str((node or {}).get("state", "")) for name, node in nodes.items()}
+        if not all(any(d in state for d in NODE_DOWN_STATES) for state in states.values()):
+            return ""
+        return ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
+
+    def complete(self, job_id: str, fields: JobFields) -> JobStatus:
+        """A job waiting for nodes while every node is offline or down says so."""
+        status = super().complete(job_id, fields)
+        if status.state == "Q" and any(text in status.reason for text in WAITS_FOR_NODES):
+            down = self.nodes_down()
+            if down:
+                reason = f"{status.reason}; {NO_NODE_UP}: {down}"
+                status = dataclasses.replace(status, reason=reason)
+        return status
 
     def failed(self, status: JobStatus) -> bool:
         """PBS's final state (F) is the same for every job: a failure is a non-zero
         Exit_status."""
         return status.finished and status.exit_code not in ("", "0")
 
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """Its MOM killed it for running past its walltime (Exit_status -29)."""
+        return status.finished and status.exit_code == KILLED_WALLTIME
+
     def status_fix(self, status: JobStatus) -> str:
         """What to do about a job that ended with a non-zero Exit_status."""
         code = status.exit_code
         if not self.failed(status):
             return ""
+        if code in KILLED:
+            return KILLED[code]
         if code in EXEC_FAILURES:
             return f"{EXEC_FAILURES[code]}; submit it again or ask the administrators"
         if code.isdigit() and int(code) > 256:
@@ -167,14 +286,23 @@ class PBS(BatchSystem):
         """The queued jobs of ``user`` named ``job_name`` with their state and comment."""
         command = (
             f"ids=$(qselect -N {shlex.quote(job_name)} -u {shlex.quote(user)}) || exit 1; "
-            # -x: a job that ended since qselect listed it is still shown (and left out)
-            '[ -z "$ids" ] || qstat -f -F json -x $ids'
+            # One qstat per job: given several ids, `qstat -f -F json` prints only the first.
+            # -x: a job that ended since qselect listed it is still shown (and left out).
+            'for id in $ids; do qstat -f -F json -x "$id"; done; exit 0'
         )
         code, out, _ = self.run(command, None)
         if code != 0:
             return None
         jobs = [self.complete(job_id, fields) for job_id, fields in parse_qstat_jobs(out)]
         return [job for job in jobs if not job.finished]
+
+    def node_limits(self, partition: str | None) -> PartitionLimits | None:
+        """Whether the queue asked for exists, and its state (node sizes are left to PBS's
+        scheduler, whose "Can Never Run" comment ends the wait); None for the default queue."""
+        if not partition:
+            return None
+        code, out, _ = self.run("qstat -Q -f -F json", None)
+        return parse_queues(out, partition) if code == 0 else None
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """qsub options of a one-chunk job whose output is written where it runs (-k oed)."""

@@ -284,6 +284,8 @@ class Slurm(BatchSystem):
                 jobs.append(super().complete(job_id, fields))
         return jobs
 
+    walltime_states = frozenset({"TIMEOUT"})
+
     def waits_for_good(self, reason: str) -> bool:
         """True for reasons that need a changed request or an administrator."""
         code = self.reason_code(reason)

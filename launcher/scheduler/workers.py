@@ -314,12 +314,15 @@ def wait_for_workers(
             if seen.get(status.job_id) != text:
                 seen[status.job_id] = text
                 report(text)
-        queued = {status.job_id for status in jobs}
+        queued = {system.job_key(status.job_id) for status in jobs}
         if jobs or not listing_failed:
-            submitted = submitted_jobs(client, cluster)
-            gone = [j for j in {*seen, *submitted} - checked if j not in queued]
-            for job_id in sorted(gone):
-                checked.add(job_id)
+            # One id per job, the listing's where it has one (dask-jobqueue keeps PBS's
+            # "12" of "12.server").
+            ids = {system.job_key(j): j for j in submitted_jobs(client, cluster)}
+            ids.update({system.job_key(j): j for j in seen})
+            gone = {key: j for key, j in ids.items() if key not in queued and key not in checked}
+            for key, job_id in sorted(gone.items()):
+                checked.add(key)
                 final = final_status(system, job_id)
                 if final is not None and system.failed(final):
                     raise WorkersNotReady(

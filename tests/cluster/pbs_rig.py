@@ -221,15 +221,18 @@ def job_details(user: str = CLUSTER_USER) -> str:
 
 
 def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
-    """The user's unfinished jobs: id -> (name, state)."""
-    import json
+    """The user's unfinished jobs: id -> (name, state). One ``qstat -F json`` per job: given
+    several ids, OpenPBS prints only the first job's JSON."""
+    from launcher.batchsystem.pbs import json_documents
 
-    out = RIG.sh(f"qselect -u {user} | xargs -r qstat -f -F json", check=False).stdout
-    try:
-        jobs = json.loads(out).get("Jobs") or {} if out.strip() else {}
-    except ValueError:
-        return {}
-    return {i: (str(j.get("Job_Name", "")), str(j.get("job_state", ""))) for i, j in jobs.items()}
+    out = RIG.sh(
+        f'for id in $(qselect -u {user}); do qstat -f -F json "$id"; done', check=False
+    ).stdout
+    jobs: dict[str, tuple[str, str]] = {}
+    for document in json_documents(out):
+        for i, j in (document.get("Jobs") or {}).items():
+            jobs[i] = (str(j.get("Job_Name", "")), str(j.get("job_state", "")))
+    return jobs
 
 
 def cancel_all_jobs(timeout: float = 30) -> None:

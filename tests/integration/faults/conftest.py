@@ -110,19 +110,25 @@ def _ss(netns: str | None, *filters: str) -> str:
     return subprocess.run(cmd, capture_output=True, text=True).stdout
 
 
-def session_pids(info: rig.ClusterInfo, client_pid: int) -> list[int]:
-    """The sshd processes on the login node that serve ``client_pid``'s SSH connections."""
+def ssh_session_pids(client_pid: int, host: str, port: int, netns: str | None) -> list[int]:
+    """The sshd processes (in network namespace ``netns``, listening on ``port``) that serve
+    ``client_pid``'s SSH connections to ``host:port``."""
     ports = [
         line.split()[2].rsplit(":", 1)[1]
-        for line in _ss(None, "dst", f"{info.ssh_host}:{info.ssh_port}").splitlines()
+        for line in _ss(None, "dst", f"{host}:{port}").splitlines()
         if f"pid={client_pid}," in line
     ]
-    ns = rig.NETNS_LOGIN if info.topology == "netns" else None
     pids: list[int] = []
-    for line in _ss(ns, "sport", f":{info.ssh_port}").splitlines():
-        if any(line.split()[3].endswith(f":{port}") for port in ports):
+    for line in _ss(netns, "sport", f":{port}").splitlines():
+        if any(line.split()[3].endswith(f":{p}") for p in ports):
             pids += [int(p) for p in re.findall(r"pid=(\d+)", line)]
     return pids
+
+
+def session_pids(info: rig.ClusterInfo, client_pid: int) -> list[int]:
+    """The sshd processes on the login node that serve ``client_pid``'s SSH connections."""
+    ns = rig.NETNS_LOGIN if info.topology == "netns" else None
+    return ssh_session_pids(client_pid, info.ssh_host, info.ssh_port, ns)
 
 
 @contextlib.contextmanager

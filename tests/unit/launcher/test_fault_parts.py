@@ -159,6 +159,32 @@ def test_watch_warns_once_before_the_walltime() -> None:
     assert len(warnings) == 1 and "reaches its walltime in 0:09:00" in warnings[0]
 
 
+def test_watch_ends_and_cancels_a_job_held_while_it_ran() -> None:
+    """HTCondor holds a job past its allowed_execute_duration: it never runs again by itself."""
+    held = JobStatus("7", "JobHeldUser", PENDING, reason="held")
+    site = fake_remote([JobStatus("7", "RUNNING", RUNNING), held])
+    site.batch.held_states = frozenset({"JobHeldUser"})  # type: ignore[misc]
+    assert site.watch(state(), lambda _: None) == held
+    assert site.cancelled == ["7"]  # type: ignore[attr-defined]
+
+
+def test_each_system_knows_a_job_that_reached_its_walltime() -> None:
+    from launcher.batchsystem import PBS, HTCondor
+    from launcher.batchsystem.htcondor import WALLTIME_HOLD_REASON
+
+    assert Slurm().reached_walltime(JobStatus("1", "TIMEOUT", FINISHED))
+    assert not Slurm().reached_walltime(JobStatus("1", "FAILED", FINISHED))
+    pbs = PBS()
+    killed = JobStatus("2.eopbs", "F", FINISHED, exit_code="-29")
+    assert pbs.reached_walltime(killed) and "JOB_EXEC_KILL_WALLTIME" in pbs.status_fix(killed)
+    assert not pbs.reached_walltime(JobStatus("2.eopbs", "F", FINISHED, exit_code="271"))
+    assert "raise 'mem'" in pbs.status_fix(JobStatus("2.eopbs", "F", FINISHED, exit_code="-27"))
+    condor = HTCondor()
+    over = JobStatus("3.0", "HELD", PENDING, reason=f"{WALLTIME_HOLD_REASON} (60 s)")
+    assert condor.reached_walltime(over) and condor.stuck(over)
+    assert not condor.reached_walltime(JobStatus("3.0", "HELD", PENDING, reason="via condor_hold"))
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("29:41", 1781), ("1-00:00:00", 86400), ("UNLIMITED", None), ("", None)]
 )
@@ -189,3 +215,25 @@ def test_a_worker_job_cancelled_before_it_was_seen_ends_the_wait() -> None:
     system = Batch(lambda c, s=None: (0, "", ""))
     with pytest.raises(WorkersNotReady, match="worker job 12 ended CANCELLED"):
         wait_for_workers(FakeClient(["12"]), 1, 30, system, "w", poll=0.01, user="u")
+
+
+def test_a_pbs_worker_job_is_one_job_under_both_of_its_ids() -> None:
+    """dask-jobqueue keeps PBS's "169" of "169.eopbs": the removed worker job is reported once,
+    under the id qstat gives, whichever poll first sees it gone."""
+    from launcher.batchsystem import PBS
+
+    listings = [[JobStatus("169.eopbs", "R", RUNNING)], []]
+    asked: list[str] = []
+
+    class Batch(PBS):
+        def named_jobs(self, job_name: str, user: str) -> list[JobStatus]:
+            return listings.pop(0) if len(listings) > 1 else listings[0]
+
+        def status(self, job_id: str) -> JobStatus:
+            asked.append(job_id)
+            return JobStatus(job_id, "F", FINISHED, exit_code="271")
+
+    system = Batch(lambda c, s=None: (0, "", ""))
+    with pytest.raises(WorkersNotReady, match=r"worker job 169\.eopbs ended F, exit code 271"):
+        wait_for_workers(FakeClient(["169"]), 1, 30, system, "w", poll=0.01, user="u")
+    assert asked == ["169.eopbs"]

@@ -147,6 +147,15 @@ def test_missing_partition_message() -> None:
     assert "'gpu'" in message and "short, fat, long" in message and "<partition>" in message
 
 
+def test_missing_pbs_queue_is_called_a_queue() -> None:
+    from launcher.batchsystem.pbs import parse_queues
+
+    limits = parse_queues('{"Queue": {"workq": {}, "long": {}}}', "oldq")
+    message = fit.misfit(request(), limits)
+    assert message is not None
+    assert "asks for queue 'oldq', which does not exist; queues there: long, workq" in message
+
+
 SITE_INI = """\
 [big]
 platform = sandbox

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from launcher.batchsystem import PBS, HTCondor, batch_system_class
-from launcher.batchsystem.base import JobStatus
+from launcher.batchsystem.base import JobFields, JobStatus
 from launcher.batchsystem.htcondor import parse_ads
-from launcher.batchsystem.pbs import parse_qstat_json
+from launcher.batchsystem.pbs import parse_qstat_jobs, parse_qstat_json
 from launcher.config import JobSpec
 from launcher.errors import BatchSystemError
 
@@ -133,6 +133,8 @@ def test_condor_submit_description_and_command() -> None:
     assert "batch_name = eohpc-batch-x" in body and "should_transfer_files = NO" in body
     assert "request_cpus = 2" in body and "request_memory = 2048" in body
     assert "allowed_execute_duration = 1800" in body
+    hold = "periodic_hold = JobStatus == 2 && AllowedExecuteDuration =!= undefined"
+    assert hold in " ".join(body)
     assert 'environment = "HTCONDOR_JOB_ID=$(ClusterId).$(ProcId)"' in body
     assert body[-2:] == ["requirements = HasX", "queue"]
     script = "#!/bin/bash\n" + "\n".join(lines) + "\necho hi\n"
@@ -197,6 +199,38 @@ def test_pbs_named_jobs_leave_out_finished_ones() -> None:
     assert PBS(lambda c, s=None: (1, "", "")).named_jobs("x", "u") is None
 
 
+def test_pbs_named_jobs_ask_qstat_once_per_job() -> None:
+    """Given several ids, OpenPBS's ``qstat -f -F json`` prints only the first job: the
+    worker jobs are asked about one by one, and each document is read."""
+    running = json.loads(data("qstat_running.json"))
+    job = next(iter(running["Jobs"].values()))
+    docs = "\n".join(json.dumps({"Jobs": {i: job}}, indent=4) for i in ("8.eopbs", "9.eopbs"))
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 0, docs, ""
+
+    jobs = PBS(runner).named_jobs("eohpc-batch-1-workers", "eouser")
+    assert [j.job_id for j in jobs or []] == ["8.eopbs", "9.eopbs"]
+    assert 'for id in $ids; do qstat -f -F json -x "$id"; done' in calls[0]
+    assert [i for i, _ in parse_qstat_jobs(docs + "\n{broken")] == ["8.eopbs", "9.eopbs"]
+
+
+def test_pbs_queue_that_does_not_exist_is_named_with_those_there_are() -> None:
+    queues = {"Queue": {"workq": {"enabled": "True", "started": "True"},
+                        "long": {"enabled": "False", "started": "True"}}}  # fmt: skip
+    out = json.dumps(queues)
+    pbs = PBS(lambda c, s=None: (0, out, ""))
+    missing = pbs.node_limits("oldq")
+    assert missing is not None and not missing.exists and missing.partitions == ("long", "workq")
+    assert missing.kind == "queue"
+    assert pbs.node_limits("workq").state == ""  # type: ignore[union-attr]
+    assert pbs.node_limits("long").state == "DISABLED"  # type: ignore[union-attr]
+    assert pbs.node_limits(None) is None
+    assert PBS(lambda c, s=None: (1, "", "")).node_limits("workq") is None
+
+
 def test_condor_held_and_removed_jobs() -> None:
     condor = HTCondor()
     held = condor.complete("2.0", parse_ads(data("condor_q_held.json")))  # type: ignore[arg-type]
@@ -237,3 +271,63 @@ def test_worker_jobs_are_named_after_the_cluster() -> None:
     # dask-jobqueue's HTCondor jobs take their batch_name from each worker's name otherwise
     assert condor["job_name"] == "eohpc-dask-1"
     assert condor["job_extra_directives"]["batch_name"] == "eohpc-dask-1"
+
+
+def test_pbs_stopped_queue_and_every_node_offline_do_not_clear() -> None:
+    nodes = {"nodes": {"eopbs": {"state": "offline"}, "n2": {"state": "down,offline"}}}
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        return (0, json.dumps(nodes), "") if command.startswith("pbsnodes") else (1, "", "")
+
+    pbs = PBS(runner)
+    stopped = pbs.complete("1.eopbs", JobFields("Q", "Not Running: Queue not started."))
+    assert pbs.stuck(stopped) and "started = false" in pbs.stuck_fix(stopped)
+    waiting = pbs.complete(
+        "2.eopbs", JobFields("Q", "Not Running: Not enough free nodes available")
+    )
+    assert waiting.reason.endswith("every node is offline or down: eopbs offline, n2 down,offline")
+    assert pbs.stuck(waiting) and "pbsnodes -l" in pbs.stuck_fix(waiting)
+    nodes["nodes"]["n2"]["state"] = "free"
+    busy = pbs.complete("3.eopbs", JobFields("Q", "Not Running: Not enough free nodes available"))
+    assert not pbs.stuck(busy) and "offline" not in busy.reason
+    never = pbs.complete("4.eopbs", JobFields("Q", "Can Never Run: Insufficient amount of x"))
+    assert pbs.stuck(never) and "lower the request" in pbs.stuck_fix(never)
+
+
+ANALYSIS = """129.000:  Run analysis summary ignoring user priority.  Of {total} machines,
+      {rejected} are rejected by your job's requirements
+      0 are able to run your job
+"""
+
+
+@pytest.mark.parametrize(
+    ("total", "rejected", "stuck"), [(1, 1, True), (2, 1, False), (0, 0, False)]
+)
+def test_condor_idle_job_no_slot_matches(total: int, rejected: int, stuck: bool) -> None:
+    calls: list[str] = []
+
+    def runner(command: str, stdin: object = None) -> tuple[int, str, str]:
+        calls.append(command)
+        return 0, ANALYSIS.format(total=total, rejected=rejected), ""
+
+    condor = HTCondor(runner)
+    status = condor.complete("129.0", JobFields("IDLE", "no match found "))
+    assert condor.stuck(status) is stuck
+    if stuck:
+        assert status.reason == (
+            "no match found: Of 1 machines, 1 are rejected by your job's requirements; "
+            "no slot matches the job's requirements"
+        )
+    condor.complete("129.0", JobFields("IDLE", "no match found "))
+    assert calls == ["condor_q 129.0 -better-analyze"]  # analysed again only after a while
+    assert not condor.stuck(condor.complete("130.0", JobFields("IDLE", "")))
+
+
+def test_pbs_status_gives_the_id_qstat_gives() -> None:
+    """dask-jobqueue keeps "169" of a worker job "169.eopbs"; its status says "169.eopbs"."""
+    finished = json.loads(data("qstat_finished.json"))
+    out = json.dumps({"Jobs": {"169.eopbs": next(iter(finished["Jobs"].values()))}})
+    pbs = PBS(lambda c, s=None: (0, out, ""))
+    assert pbs.status("169").job_id == "169.eopbs"
+    assert pbs.status("169.eopbs").job_id == "169.eopbs"
+    assert PBS(lambda c, s=None: (0, "", "")).status("169").state == "UNKNOWN"

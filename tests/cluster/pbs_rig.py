@@ -221,15 +221,23 @@ def job_details(user: str = CLUSTER_USER) -> str:
 
 
 def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
-    """The user's unfinished jobs: id -> (name, state)."""
+    """The user's unfinished jobs: id -> (name, state).
+
+    All jobs, then the user's: OpenPBS's ``qstat -f -F json ID ID...`` shows only the first ID.
+    """
     import json
 
-    out = RIG.sh(f"qselect -u {user} | xargs -r qstat -f -F json", check=False).stdout
+    out = RIG.sh("qstat -f -F json", check=False).stdout
     try:
         jobs = json.loads(out).get("Jobs") or {} if out.strip() else {}
     except ValueError:
         return {}
-    return {i: (str(j.get("Job_Name", "")), str(j.get("job_state", ""))) for i, j in jobs.items()}
+    return {
+        i: (str(j.get("Job_Name", "")), str(j.get("job_state", "")))
+        for i, j in jobs.items()
+        if str(j.get("Job_Owner", "")).split("@")[0] == user
+        and str(j.get("job_state", "")) not in ("F", "X")
+    }
 
 
 def cancel_all_jobs(timeout: float = 30) -> None:

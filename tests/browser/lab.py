@@ -13,6 +13,7 @@ ACTION_MS = 120_000
 DASK_TAB = '.jp-SideBar [data-id="dask-dashboard-launcher"]'
 DASK_PANEL = "#dask-dashboard-launcher"
 CLUSTER = ".dask-ClusterListingItem"
+CLUSTER_TITLE = ".dask-ClusterListingItem-title"
 DASHBOARD_LINK = ".dask-ClusterListingItem-link a"
 
 

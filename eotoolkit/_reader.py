@@ -337,9 +337,13 @@ def _source_extent(src: rasterio.DatasetReader, req: ChunkRead) -> tuple[float, 
     xs = [st.c + st.a * c + st.b * r for c, r in zip(cols, rows, strict=True)]
     ys = [st.f + st.d * c + st.e * r for c, r in zip(cols, rows, strict=True)]
     try:
-        wrap = _source_wrap(src.crs)  # x past the world's edge: longitudes past the seam
+        # the same for every chunk of a grid: x past the world's edge as longitudes past the
+        # seam on both sides
+        wrap = _source_wrap(src.crs)
         src_crs = src.crs if wrap is None else _rio_crs(wrap.over)
-        xs, ys = rio_transform(src_crs, _target_crs(req.crs), xs, ys)
+        dst_wrap = _grid.x_wrap(req.crs)
+        dst_crs = _rio_crs(req.crs) if dst_wrap is None else _rio_crs(dst_wrap.over)
+        xs, ys = rio_transform(src_crs, dst_crs, xs, ys)
         jac = np.array([[xs[1] - xs[0], xs[2] - xs[0]], [ys[1] - ys[0], ys[2] - ys[0]]])
         inv = np.abs(np.linalg.inv(jac))  # source pixels per output CRS unit
     except Exception:
@@ -434,7 +438,7 @@ def _read_warped(
         right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
         src_crs = _wrapped_crs(src, req.crs)
         west, south, east, north = transform_bounds(
-            _target_crs(req.crs), src_crs, left, bottom, right, top, densify_pts=5
+            _target_crs(req), src_crs, left, bottom, right, top, densify_pts=5
         )
         # the source's bounds two pixels wider: the chunk's bounds in the source's CRS come
         # from five points per edge and can miss a bulge of its curved edges
@@ -545,13 +549,20 @@ def _wrap_of(wkt: str) -> _grid.XWrap | None:
     return _grid.x_wrap(wkt)
 
 
-@lru_cache(maxsize=32)
-def _target_crs(crs: str) -> CRS:
-    """The CRS a chunk is warped onto: for a CRS whose x wraps around the world the same one
-    with PROJ's ``+over``, so that pixels past the world's edge are longitudes past the seam
-    (as the output grid's footprints are computed, see ``_grid.footprints``)."""
-    wrap = _grid.x_wrap(crs)
-    return _rio_crs(crs) if wrap is None else _rio_crs(wrap.over)
+def _target_crs(req: ChunkRead) -> CRS:
+    """The CRS a chunk is warped onto: for a chunk reaching past the world's edge of a CRS
+    whose x wraps around the world the same CRS with PROJ's ``+over``, so that its pixels
+    past the edge are longitudes past the seam (as the output grid's footprints are computed,
+    see ``_grid.footprints``). Within the world both are the same transformation; the plain
+    one is the faster for GDAL."""
+    wrap = _grid.x_wrap(req.crs)
+    if wrap is None:
+        return _rio_crs(req.crs)
+    a, _, c = req.transform[:3]
+    x0, x1 = sorted((c, c + a * req.shape[1]))
+    if wrap.west <= x0 and x1 <= wrap.west + wrap.period:
+        return _rio_crs(req.crs)
+    return _rio_crs(wrap.over)
 
 
 @lru_cache(maxsize=32)
@@ -699,7 +710,7 @@ def _warp_exact(
     transform = Affine(*req.transform)
     vrt_opts: dict[str, Any] = {
         "src_crs": _wrapped_crs(src, req.crs),
-        "crs": _target_crs(req.crs),
+        "crs": _target_crs(req),
         "transform": transform,
         "width": w,
         "height": h,

@@ -301,3 +301,18 @@ def test_web_mercator_tile_past_180_is_read(crs: str) -> None:
         east = got[:, ds["x"].values > 180.0]
         assert east.size and (~np.isnan(east)).mean() > 0.9
     check(case)
+
+
+def test_pseudo_cylindrical_tile_past_its_world_edge_warns() -> None:
+    """A sinusoidal tile running past its world's edge (whose period shrinks towards the poles,
+    so no shifted CRS describes its pixels past the edge) warns that those pixels are not read
+    onto another CRS, instead of dropping them silently; onto its own CRS it is read whole."""
+    t = Affine(100, 0, 20030000, 0, -100, 10000)
+    data = np.full((100, 100), 7, "uint16")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_cog(Path(tmp) / "s.tif", data, "ESRI:54008", t, nodata=0)
+        items = [item_dict("s", str(path), "ESRI:54008", t, (100, 100), "2024-05-01T10:00:00Z")]
+        with pytest.warns(eotoolkit.errors.AssetReadWarning, match="past the edge of the world"):
+            eotoolkit.load(items, crs="EPSG:4326", resolution=0.001)["B04"].compute()
+        own = eotoolkit.load(items, crs="ESRI:54008", resolution=100)["B04"].values
+        np.testing.assert_array_equal(own[0], data)

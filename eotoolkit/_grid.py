@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -65,40 +67,150 @@ def _edge_points(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return px, py
 
 
-def _unwrap_lon(xs: np.ndarray) -> np.ndarray:
-    """Longitudes (N, P) of boxes crossing the antimeridian shifted to one side (east > 180)
-    when that makes a box narrower than the other way round."""
-    span = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1)
-    shifted = np.where(xs < 0, xs + 360.0, xs)
-    span2 = np.nanmax(shifted, axis=1) - np.nanmin(shifted, axis=1)
+def _unwrap_lon(xs: np.ndarray, centre: float = 0.0) -> np.ndarray:
+    """Longitudes (N, P) of boxes crossing the meridian opposite ``centre`` (the antimeridian
+    for 0) shifted to one side (east of it) when that makes a box narrower than the other way
+    round."""
+    if centre:
+        xs = (xs - centre + 180.0) % 360.0 - 180.0 + centre
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        span = np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1)
+        shifted = np.where(xs < centre, xs + 360.0, xs)
+        span2 = np.nanmax(shifted, axis=1) - np.nanmin(shifted, axis=1)
     crossing = (span > 180.0) & (span2 < span - 1e-6)
     return np.where(crossing[:, np.newaxis], shifted, xs)
+
+
+@dataclass(frozen=True)
+class XWrap:
+    """How x of a projected CRS wraps around the world: x is linear in longitude along the
+    equator, one turn of longitude (from ``centre - 180`` to ``centre + 180`` degrees) spans
+    ``period`` units of x from ``west``, and longitudes past the seam come back at ``west``.
+    Cylindrical projections (Web Mercator, EASE-Grid 2.0, Plate Carree) wrap at every
+    latitude by the same period; pseudo-cylindrical ones (sinusoidal, Mollweide) by less
+    towards the poles. ``over``: the same CRS with PROJ's ``+over`` (x continues past the
+    seam), in which a grid continuous across the seam is defined."""
+
+    period: float
+    west: float
+    centre: float
+    cylindrical: bool
+    over: str
+
+
+def _central_meridian(c: CRS) -> float:
+    op = c.coordinate_operation
+    for p in op.params if op is not None else ():
+        name = p.name.lower()
+        if name.startswith("longitude of") and any(
+            k in name for k in ("origin", "centre", "center", "meridian")
+        ):
+            return float(p.value)
+    return 0.0
+
+
+@lru_cache(maxsize=64)
+def x_wrap(crs: str) -> XWrap | None:
+    """The wrap of a projected CRS's x around the world (see ``XWrap``), None for a geographic
+    CRS or a projection whose x does not wrap (UTM, conic, azimuthal, ...).
+
+    Found from the CRS itself: longitudes around the world along the equator (and 60 degrees,
+    to tell cylindrical projections) transformed with ``+over`` must give x linear in
+    longitude, and one degree past the seam without ``+over`` must come back at the west."""
+    c = CRS.from_user_input(crs_key(crs))
+    if not c.is_projected:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            proj4 = c.to_proj4()
+            if not proj4 or "+over" in proj4:
+                return None
+            over = CRS.from_proj4(f"{proj4.replace(' +type=crs', '')} +over")
+            geo = c.geodetic_crs
+            if geo is None:
+                return None
+            lon0 = _central_meridian(c)
+            fwd_over = Transformer.from_crs(geo, over, always_xy=True)
+            fwd = Transformer.from_crs(geo, c, always_xy=True)
+            lons = lon0 + np.linspace(-180.0, 180.0, 9)
+            periods = []
+            for lat in (0.0, 60.0):
+                xs, _ = fwd_over.transform(lons, np.full(9, lat), errcheck=True)
+                xs = np.asarray(xs, float)
+                period = float(xs[-1] - xs[0])
+                if not (np.isfinite(xs).all() and period > 0):
+                    return None
+                if not np.allclose(np.diff(xs), period / 8, rtol=1e-7, atol=1e-9 * period):
+                    return None
+                periods.append(period)
+            period = periods[0]
+            west = float(fwd_over.transform(lon0 - 180.0, 0.0)[0])
+            past, _ = fwd.transform(lon0 + 181.0, 0.0, errcheck=True)
+        except Exception:  # PROJ cannot transform these points: no wrap
+            return None
+    if not math.isclose(past, west + period / 360.0, rel_tol=1e-9, abs_tol=1e-6 * period):
+        return None
+    cylindrical = math.isclose(periods[1], period, rel_tol=1e-9)
+    return XWrap(period, west, lon0, cylindrical, over.to_wkt())
+
+
+def _geodetic_key(crs: str) -> str:
+    geo = CRS.from_user_input(crs_key(crs)).geodetic_crs
+    return crs_key(geo.to_wkt()) if geo is not None else "EPSG:4326"
+
+
+def _lonlat_points(boxes: np.ndarray, src: str, geo: str) -> tuple[np.ndarray, np.ndarray]:
+    """(N, P) longitudes and latitudes (in ``geo``) of points along the boxes' edges."""
+    px, py = _edge_points(np.asarray(boxes, float))
+    if crs_key(src) == crs_key(geo):
+        return px, py
+    lon, lat = _transformer(crs_key(src), crs_key(geo)).transform(px, py)
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    bad = ~(np.isfinite(lon) & np.isfinite(lat))
+    return np.where(bad, np.nan, lon), np.where(bad, np.nan, lat)
+
+
+def _project_wrapped(lon: np.ndarray, lat: np.ndarray, dst: str, wrap: XWrap) -> np.ndarray:
+    """(N, 4) boxes in ``dst`` of points in its geodetic CRS, with longitudes past the seam
+    projected past the world's edge (``+over``)."""
+    tx, ty = _transformer(_geodetic_key(dst), wrap.over).transform(lon, lat)
+    return _nan_boxes(np.asarray(tx, float), np.asarray(ty, float))
+
+
+def _nan_boxes(tx: np.ndarray, ty: np.ndarray) -> np.ndarray:
+    tx = np.where(np.isfinite(tx), tx, np.nan)
+    ty = np.where(np.isfinite(ty), ty, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.stack(
+            [np.nanmin(tx, 1), np.nanmin(ty, 1), np.nanmax(tx, 1), np.nanmax(ty, 1)], axis=1
+        )
 
 
 def transform_bboxes(boxes: np.ndarray, src: str, dst: str) -> np.ndarray:
     """Transform (N, 4) boxes between CRSs along their densified edges.
 
     A geographic destination keeps a box crossing the antimeridian narrow (east > 180) and
-    a box containing a pole reaches that pole's latitude over all longitudes.
+    a box containing a pole reaches that pole's latitude over all longitudes; so does a
+    projected destination whose x wraps around the world (``x_wrap``: Web Mercator, EASE-Grid
+    2.0, ...), with x past the world's edge for the part across the seam.
     """
     if crs_key(src) == crs_key(dst):
         return boxes.copy()
+    wrap = x_wrap(crs_key(dst))
+    if wrap is not None:
+        plon, plat = _lonlat_points(boxes, src, _geodetic_key(dst))
+        return _project_wrapped(_unwrap_lon(plon, wrap.centre), plat, dst, wrap)
     px, py = _edge_points(np.asarray(boxes, float))
     tx, ty = _transformer(crs_key(src), crs_key(dst)).transform(px, py)
     tx, ty = np.asarray(tx, float), np.asarray(ty, float)
     tx = np.where(np.isfinite(tx), tx, np.nan)
-    ty = np.where(np.isfinite(ty), ty, np.nan)
     geographic = is_geographic(dst)
     if geographic:
         tx = _unwrap_lon(tx)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out = np.stack(
-                [np.nanmin(tx, 1), np.nanmin(ty, 1), np.nanmax(tx, 1), np.nanmax(ty, 1)], axis=1
-            )
+    out = _nan_boxes(tx, ty)
     if geographic and not is_geographic(src):
         back = _transformer(crs_key(dst), crs_key(src))
         for lat in (90.0, -90.0):
@@ -117,15 +229,16 @@ def transform_bboxes(boxes: np.ndarray, src: str, dst: str) -> np.ndarray:
 
 
 def footprints(table: ItemTable, dst: str) -> np.ndarray:
-    """(N, 4) item footprints in the output CRS (NaN rows when unknown)."""
+    """(N, 4) item footprints in the output CRS (NaN rows when unknown).
+
+    Footprints on both sides of the antimeridian (of a geographic CRS) or of the seam (of a
+    CRS whose x wraps around the world) are moved to one side, east of it, when that makes
+    their union narrower."""
+    wrap = x_wrap(crs_key(dst))
+    if wrap is not None:
+        return _wrapped_footprints(table, dst, wrap)
     out = np.full((len(table), 4), np.nan)
-    has_native = ~np.isnan(table.native_bbox).any(axis=1)
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(table.crs):
-        if c is not None and has_native[i]:
-            groups.setdefault(c, []).append(i)
-    for c, rows in groups.items():
-        idx = np.asarray(rows)
+    for c, idx in _native_groups(table):
         out[idx] = transform_bboxes(table.native_bbox[idx], c, dst)
     rest = np.isnan(out).any(axis=1) & ~np.isnan(table.lonlat_bbox).any(axis=1)
     if rest.any():
@@ -135,14 +248,46 @@ def footprints(table: ItemTable, dst: str) -> np.ndarray:
     return out
 
 
-def _unwrap_footprints(foot: np.ndarray) -> np.ndarray:
-    """Footprints in degrees on both sides of the antimeridian moved to one side (east of
-    180) when that makes their union narrower."""
+def _native_groups(table: ItemTable) -> list[tuple[str, np.ndarray]]:
+    """Rows of the items with a native CRS and bbox, per CRS."""
+    has_native = ~np.isnan(table.native_bbox).any(axis=1)
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(table.crs):
+        if c is not None and has_native[i]:
+            groups.setdefault(c, []).append(i)
+    return [(c, np.asarray(rows)) for c, rows in groups.items()]
+
+
+def _wrapped_footprints(table: ItemTable, dst: str, wrap: XWrap) -> np.ndarray:
+    """``footprints`` onto a CRS whose x wraps: the items' outlines in longitude and latitude,
+    each unwrapped across the seam and all moved to one side of it as in degrees, projected
+    with x continuing past the world's edge."""
+    geo = _geodetic_key(dst)
+    n = len(table)
+    lon = np.full((n, 4 * EDGE_POINTS), np.nan)
+    lat = np.full_like(lon, np.nan)
+    done = np.zeros(n, bool)
+    for c, idx in _native_groups(table):
+        lon[idx], lat[idx] = _lonlat_points(table.native_bbox[idx], c, geo)
+        done[idx] = True
+    rest = ~done & ~np.isnan(table.lonlat_bbox).any(axis=1)
+    if rest.any():
+        lon[rest], lat[rest] = _lonlat_points(table.lonlat_bbox[rest], "EPSG:4326", geo)
+    lon = _unwrap_lon(lon, wrap.centre)
+    boxes = _nan_boxes(lon, lat)
+    moved = _unwrap_footprints(boxes, wrap.centre)
+    lon = lon + (moved[:, :1] - boxes[:, :1])
+    return _project_wrapped(lon, lat, dst, wrap)
+
+
+def _unwrap_footprints(foot: np.ndarray, centre: float = 0.0) -> np.ndarray:
+    """Footprints in degrees on both sides of the antimeridian (of the meridian opposite
+    ``centre``) moved to one side (east of it) when that makes their union narrower."""
     ok = ~np.isnan(foot).any(axis=1)
     if not ok.any():
         return foot
     span = foot[ok, 2].max() - foot[ok, 0].min()
-    west = ok & (foot[:, 2] <= 0)
+    west = ok & (foot[:, 2] <= centre)
     if span <= 180 or not west.any():
         return foot
     moved = foot.copy()
@@ -151,6 +296,39 @@ def _unwrap_footprints(foot: np.ndarray) -> np.ndarray:
     if moved[ok, 2].max() - moved[ok, 0].min() < span - 1e-6:
         return moved
     return foot
+
+
+def box_near(
+    bbox: Any, src: str, dst: str, xrange: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    """``bbox`` (in ``src``) in ``dst``, on the turn of the world that overlaps x in ``xrange``
+    (the data's or a grid's): a geographic ``dst`` takes it 360 degrees east or west, a
+    ``dst`` whose x wraps takes a geographic bbox 360 degrees east or west before projecting
+    it (x past the world's edge), another bbox one period of x."""
+    box = np.asarray([bbox], float)
+
+    def to_dst(b: np.ndarray) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = (float(v) for v in transform_bboxes(b, src, dst)[0])
+        return x0, y0, x1, y1
+
+    req = to_dst(box)
+    lo, hi = xrange
+    if req[2] >= lo and req[0] <= hi:
+        return req
+    wrap = x_wrap(crs_key(dst))
+    if wrap is None and not is_geographic(dst):
+        return req
+    for k in (1.0, -1.0):
+        if wrap is None:
+            cand = (req[0] + 360 * k, req[1], req[2] + 360 * k, req[3])
+        elif is_geographic(src):
+            cand = to_dst(box + np.asarray([360 * k, 0.0, 360 * k, 0.0]))
+        else:
+            p = wrap.period * k
+            cand = (req[0] + p, req[1], req[2] + p, req[3])
+        if cand[2] >= lo and cand[0] <= hi:
+            return cand
+    return req
 
 
 def _lonlat_centre(table: ItemTable) -> tuple[float, float]:
@@ -300,11 +478,7 @@ def output_geobox(
     if geometry is not None:
         bbox = as_geometry(geometry).bounds
     if bbox is not None:
-        req = tuple(transform_bboxes(np.asarray([bbox], float), "EPSG:4326", crs)[0])
-        if is_geographic(crs) and req[2] <= data[0] and req[2] + 360 > data[0]:
-            req = (req[0] + 360, req[1], req[2] + 360, req[3])
-        elif is_geographic(crs) and req[0] >= data[2] and req[0] - 360 < data[2]:
-            req = (req[0] - 360, req[1], req[2] - 360, req[3])
+        req = box_near(bbox, "EPSG:4326", crs, (data[0], data[2]))
         inter = (
             max(req[0], data[0]),
             max(req[1], data[1]),

@@ -30,7 +30,7 @@ from rasterio.warp import transform as rio_transform
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from . import storage
+from . import _grid, storage
 from ._handles import HandlePool
 from ._items import Source
 from .errors import AssetReadError, AssetReadWarning, StorageError, asset_storage_error
@@ -337,7 +337,13 @@ def _source_extent(src: rasterio.DatasetReader, req: ChunkRead) -> tuple[float, 
     xs = [st.c + st.a * c + st.b * r for c, r in zip(cols, rows, strict=True)]
     ys = [st.f + st.d * c + st.e * r for c, r in zip(cols, rows, strict=True)]
     try:
-        xs, ys = rio_transform(src.crs, _rio_crs(req.crs), xs, ys)
+        # the same for every chunk of a grid: x past the world's edge as longitudes past the
+        # seam on both sides
+        wrap = _source_wrap(src.crs)
+        src_crs = src.crs if wrap is None else _rio_crs(wrap.over)
+        dst_wrap = _grid.x_wrap(req.crs)
+        dst_crs = _rio_crs(req.crs) if dst_wrap is None else _rio_crs(dst_wrap.over)
+        xs, ys = rio_transform(src_crs, dst_crs, xs, ys)
         jac = np.array([[xs[1] - xs[0], xs[2] - xs[0]], [ys[1] - ys[0], ys[2] - ys[0]]])
         inv = np.abs(np.linalg.inv(jac))  # source pixels per output CRS unit
     except Exception:
@@ -430,8 +436,9 @@ def _read_warped(
         dst_transform = Affine(*req.transform)
         left, top = dst_transform.c, dst_transform.f
         right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
+        src_crs = _wrapped_crs(src, req.crs)
         west, south, east, north = transform_bounds(
-            dst_crs, src.crs, left, bottom, right, top, densify_pts=5
+            _target_crs(req), src_crs, left, bottom, right, top, densify_pts=5
         )
         # the source's bounds two pixels wider: the chunk's bounds in the source's CRS come
         # from five points per edge and can miss a bulge of its curved edges
@@ -487,24 +494,110 @@ def _to_source_type(
     return out
 
 
-def _wrapped_crs(src: rasterio.DatasetReader) -> CRS:
-    """The source's CRS, for a geographic source running past 180 degrees with longitudes
-    wrapped around its centre.
+def _wrapped_crs(src: rasterio.DatasetReader, target: str | None = None) -> CRS:
+    """The source's CRS, for a source running past the seam of its CRS with longitudes around
+    its centre.
 
     GDAL's warper on a dataset maps output pixels to longitudes around the centre of a
     geographic source (its ``CENTER_LONG``), so a source from 179.9 to 180.1 degrees is found
     by pixels at -179.95 degrees; a ``WarpedVRT`` on an explicit grid does not, and would leave
-    the part east of 180 empty. PROJ's ``+lon_wrap`` does the same wrapping."""
+    the part east of 180 empty. PROJ's ``+lon_wrap`` does the same wrapping; it is also given
+    to a geographic source warped onto a ``target`` whose x wraps around the world, whose
+    pixels past the world's edge are longitudes past 180.
+
+    A source in a cylindrical CRS whose x wraps (``_grid.x_wrap``: Web Mercator, EASE-Grid
+    2.0, ...) running past the world's edge (x past 20037508 m in Web Mercator) is given the
+    same CRS with its central meridian at the source's centre and the false easting that keeps
+    its coordinates (``_recentred_crs``): the same place for every pixel, without a seam across
+    the source. A pseudo-cylindrical one (whose period shrinks towards the poles) is warned
+    about: its pixels past the edge are not read."""
     crs = src.crs
     left, _, right, _ = src.bounds
-    if not crs.is_geographic or (left >= -180.0 and right <= 180.0):
+    if crs.is_geographic:
+        if left >= -180.0 and right <= 180.0 and (target is None or not _wraps(target)):
+            return crs
+        return _lon_wrap_crs(crs.to_wkt(), (left + right) / 2)
+    wrap = _source_wrap(crs)
+    if wrap is None:
         return crs
-    return _lon_wrap_crs(crs.to_wkt(), (left + right) / 2)
+    east = wrap.west + wrap.period
+    tol = 1e-9 * wrap.period
+    if left >= wrap.west - tol and right <= east + tol:
+        return crs
+    if not wrap.cylindrical:
+        warnings.warn(
+            f"{src.name} runs past the edge of the world of its CRS (x from {left:.10g} to "
+            f"{right:.10g}, the world from {wrap.west:.10g} to {east:.10g}); its pixels past "
+            f"the edge are not read. Write it in a CRS without a seam there.",
+            AssetReadWarning,
+            stacklevel=2,
+        )
+        return crs
+    return _recentred_crs(crs.to_wkt(), (left + right) / 2)
+
+
+def _wraps(crs: str) -> bool:
+    return _grid.x_wrap(crs) is not None
+
+
+def _source_wrap(crs: CRS) -> _grid.XWrap | None:
+    return None if crs.is_geographic else _wrap_of(crs.to_wkt())
+
+
+@lru_cache(maxsize=32)
+def _wrap_of(wkt: str) -> _grid.XWrap | None:
+    return _grid.x_wrap(wkt)
+
+
+def _target_crs(req: ChunkRead) -> CRS:
+    """The CRS a chunk is warped onto: for a chunk reaching past the world's edge of a CRS
+    whose x wraps around the world the same CRS with PROJ's ``+over``, so that its pixels
+    past the edge are longitudes past the seam (as the output grid's footprints are computed,
+    see ``_grid.footprints``). Within the world both are the same transformation; the plain
+    one is the faster for GDAL."""
+    wrap = _grid.x_wrap(req.crs)
+    if wrap is None:
+        return _rio_crs(req.crs)
+    a, _, c = req.transform[:3]
+    x0, x1 = sorted((c, c + a * req.shape[1]))
+    if wrap.west <= x0 and x1 <= wrap.west + wrap.period:
+        return _rio_crs(req.crs)
+    return _rio_crs(wrap.over)
 
 
 @lru_cache(maxsize=32)
 def _lon_wrap_crs(wkt: str, center: float) -> CRS:
     return CRS.from_proj4(f"{CRS.from_wkt(wkt).to_proj4()} +lon_wrap={center!r}")
+
+
+def _set_proj_param(proj4: str, key: str, value: float) -> str:
+    tokens = [t for t in proj4.split() if not t.startswith(f"+{key}=") and t != "+type=crs"]
+    return " ".join([*tokens, f"+{key}={value!r}"])
+
+
+@lru_cache(maxsize=32)
+def _recentred_crs(wkt: str, x: float) -> CRS:
+    """A cylindrical CRS (x linear in longitude, the same at every latitude) with its central
+    meridian moved to the longitude of ``x`` (past the seam: ``+over``) and the false easting
+    that keeps every coordinate where it was, so that the seam lies opposite ``x``."""
+    import pyproj
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        crs = pyproj.CRS.from_wkt(wkt)
+        wrap = _grid.x_wrap(wkt)
+        assert wrap is not None and crs.geodetic_crs is not None
+        over = pyproj.CRS.from_wkt(wrap.over)
+        geo = crs.geodetic_crs
+        lon, _ = pyproj.Transformer.from_crs(over, geo, always_xy=True).transform(x, 0.0)
+        proj4 = _set_proj_param(crs.to_proj4(), "lon_0", float(lon))
+        moved = pyproj.CRS.from_proj4(proj4)
+        at, _ = pyproj.Transformer.from_crs(geo, moved, always_xy=True).transform(lon, 0.0)
+        want, _ = pyproj.Transformer.from_crs(geo, over, always_xy=True).transform(lon, 0.0)
+        unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        x0 = float(crs.to_dict().get("x_0", 0.0))
+        proj4 = _set_proj_param(proj4, "x_0", x0 + (want - at) * unit)
+    return CRS.from_proj4(proj4)
 
 
 #: Shift, in source pixels, of a warp's grid onto a source in its own CRS (see ``_off_ties``).
@@ -545,7 +638,12 @@ def _covers_valid(src: rasterio.DatasetReader, req: ChunkRead, nodata: float | N
     r1 = np.clip(np.ceil(np.maximum(ye[:-1], ye[1:]) - COVER_MIN), 0, src.height).astype(int)
     if not (r1 > r0).any():
         return out
-    shifts = (-360.0, 0.0, 360.0) if src.crs.is_geographic else (0.0,)
+    shifts: tuple[float, ...] = (0.0,)
+    wrap = _source_wrap(src.crs)
+    if src.crs.is_geographic:
+        shifts = (-360.0, 0.0, 360.0)
+    elif wrap is not None and wrap.cylindrical:  # the chunk on another turn of the world
+        shifts = (-wrap.period, 0.0, wrap.period)
     for k in shifts:
         xe = (t.c + k + np.arange(w + 1) * t.a - st.c) / st.a
         c0 = np.floor(np.minimum(xe[:-1], xe[1:]) + COVER_MIN)
@@ -609,11 +707,10 @@ def _warp_exact(
     widened kernel that runs past the source's edge differently from its general one) and are
     converted to the source's type here, valid mask returned."""
     h, w = req.shape
-    dst_crs = _rio_crs(req.crs)
     transform = Affine(*req.transform)
     vrt_opts: dict[str, Any] = {
-        "src_crs": _wrapped_crs(src),
-        "crs": dst_crs,
+        "src_crs": _wrapped_crs(src, req.crs),
+        "crs": _target_crs(req),
         "transform": transform,
         "width": w,
         "height": h,
@@ -651,6 +748,8 @@ def _read_source(
         nodata = s.nodata if s.nodata is not None else src.nodata
         same_crs = src.crs == _rio_crs(req.crs) and _same_pixels(src.transform, req.transform)
         got = _read_same_crs(src, req, resampling) if same_crs else None
+        if got is None and same_crs and _source_wrap(src.crs) is not None:
+            same_crs = False  # maybe on another turn of the world: warped
     if same_crs:
         if got is None:
             return None

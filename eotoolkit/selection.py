@@ -10,7 +10,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from . import _validate
-from ._grid import as_geometry, crs_key, is_geographic, transform_bboxes
+from ._grid import as_geometry, box_near, crs_key, transform_bboxes
 from .errors import BandNotFoundError, OutsideDataError
 
 
@@ -72,10 +72,11 @@ def subset(
             )
         dst = crs_key(crs.to_wkt())
         src_key = crs_key(_validate.crs("bbox_crs", bbox_crs).to_wkt())
-        x0, y0, x1, y1 = transform_bboxes(np.asarray([bbox], float), src_key, dst)[0]
         xs = ds["x"].values
-        if is_geographic(dst) and len(xs) and x1 < xs.min() and x1 + 360 > xs.min():
-            x0, x1 = x0 + 360, x1 + 360
+        if len(xs):
+            x0, y0, x1, y1 = box_near(bbox, src_key, dst, (float(xs.min()), float(xs.max())))
+        else:
+            x0, y0, x1, y1 = transform_bboxes(np.asarray([bbox], float), src_key, dst)[0]
         ys = ds["y"].values
         y_slice = slice(y1, y0) if ys[0] > ys[-1] else slice(y0, y1)
         out = ds.sel(x=slice(x0, x1), y=y_slice)

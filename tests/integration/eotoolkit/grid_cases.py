@@ -58,8 +58,15 @@ SITES: dict[str, tuple[tuple[float, float], list[str]]] = {
     "europe": ((15.2, 48.1), ["EPSG:32633", "EPSG:4326", "EPSG:3035", "EPSG:3857", "EPSG:6933"]),
     "arctic": ((21.0, 78.6), ["EPSG:32634", "EPSG:4326", "EPSG:3413", "EPSG:3857"]),
     "antarctic": ((-62.0, -74.5), ["EPSG:32720", "EPSG:4326", "EPSG:3031", "EPSG:6933"]),
-    "antimeridian": ((179.98, 52.0), ["EPSG:32660", "EPSG:32601", "EPSG:4326", "EPSG:3857"]),
+    "antimeridian": (
+        (179.98, 52.0),
+        ["EPSG:32660", "EPSG:32601", "EPSG:4326", "EPSG:3857", "EPSG:6933"],
+    ),
 }
+#: Target CRSs whose x wraps around the world (cylindrical, central meridian 0): tiles across
+#: 180 degrees load onto a grid that continues past the world's east edge (PROJ's ``+over``),
+#: and a tile of theirs runs past it.
+WRAPS_X = frozenset({"EPSG:3857", "EPSG:6933"})
 #: Error threshold (source pixels) of the reference's coordinate transformation: exact to
 #: rounding, as ``load`` warps, so that a grid read in chunks is the grid read whole. (GDAL's
 #: default 0.125 interpolates the transformation along each warp's rows, which moves nearest
@@ -192,6 +199,40 @@ def _sources(case: Case, root: Path) -> list[tuple[Path, Affine]]:
     return out
 
 
+def over(crs: str) -> RioCRS:
+    """``crs`` with PROJ's ``+over``: x continues past the world's edge."""
+    return RioCRS.from_proj4(CRS.from_user_input(crs).to_proj4() + " +over")
+
+
+def _lonlat_outline(crs: str, box: tuple[float, ...], n: int = 51) -> tuple[Any, Any]:
+    """Longitudes (unwrapped across 180) and latitudes of ``n`` points per edge of a box."""
+    left, bottom, right, top = box
+    t = np.linspace(0, 1, n)
+    xs = np.concatenate([left + (right - left) * t, left + (right - left) * t,
+                         np.full(n, left), np.full(n, right)])  # fmt: skip
+    ys = np.concatenate([np.full(n, bottom), np.full(n, top),
+                         bottom + (top - bottom) * t, bottom + (top - bottom) * t])  # fmt: skip
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    lon = np.asarray(lon)
+    if lon.max() - lon.min() > 180:
+        lon = np.where(lon < 0, lon + 360, lon)
+    return lon, np.asarray(lat)
+
+
+def bounds(src: str, dst: str, box: tuple[float, ...]) -> tuple[float, ...]:
+    """A box's bounds in ``dst``: densified edges, an antimeridian crossing east of 180 (for a
+    ``WRAPS_X`` target through longitudes past 180, projected with ``+over``)."""
+    if dst in WRAPS_X:
+        lon, lat = _lonlat_outline(src, box)
+        over_dst = CRS.from_proj4(CRS.from_user_input(dst).to_proj4() + " +over")
+        x, y = Transformer.from_crs("EPSG:4326", over_dst, always_xy=True).transform(lon, lat)
+        return (min(x), min(y), max(x), max(y))
+    b = transform_bounds(src, dst, *box, densify_pts=51)
+    if b[0] > b[2]:  # rasterio reports an antimeridian crossing as west > east
+        b = (b[0], b[1], b[2] + 360.0, b[3])
+    return b
+
+
 def footprint(case: Case, tiles: list[tuple[Path, Affine]], dst: str) -> tuple[float, ...]:
     """The union of the tiles' bounds in ``dst`` (densified edges, antimeridian unwrapped)."""
     h, w = case.shape
@@ -199,15 +240,19 @@ def footprint(case: Case, tiles: list[tuple[Path, Affine]], dst: str) -> tuple[f
     for _, t in tiles:
         left, top = t.c, t.f
         right, bottom = left + w * t.a, top + h * t.e
-        b = transform_bounds(case.src_crs, dst, left, bottom, right, top, densify_pts=51)
-        if b[0] > b[2]:  # rasterio reports an antimeridian crossing as west > east
-            b = (b[0], b[1], b[2] + 360.0, b[3])
-        boxes.append(b)
+        boxes.append(bounds(case.src_crs, dst, (left, bottom, right, top)))
     arr = np.asarray(boxes)
     if CRS.from_user_input(dst).is_geographic and arr[:, 2].max() - arr[:, 0].min() > 180:
         west = arr[:, 2] <= 0
         arr[west, 0] += 360
         arr[west, 2] += 360
+    if dst in WRAPS_X:
+        to_dst = Transformer.from_crs("EPSG:4326", dst, always_xy=True)
+        period = 2 * abs(to_dst.transform(180, 0)[0])
+        if arr[:, 2].max() - arr[:, 0].min() > period / 2:
+            west = arr[:, 2] <= 0
+            arr[west, 0] += period
+            arr[west, 2] += period
     return (arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max())
 
 
@@ -225,9 +270,7 @@ def request(case: Case, tiles: list[tuple[Path, Affine]]) -> dict[str, Any]:
     span = max(foot[2] - foot[0], foot[3] - foot[1])
     res = float(f"{span / case.pixels:.3g}")
     if bbox is not None:  # at least two pixels across the bbox on each axis
-        b = transform_bounds("EPSG:4326", case.dst_crs, *bbox, densify_pts=21)
-        if b[0] > b[2]:
-            b = (b[0], b[1], b[2] + 360.0, b[3])
+        b = bounds("EPSG:4326", case.dst_crs, bbox)
         small = min(b[2] - b[0], (b[3] - b[1]) / case.aspect) / 2
         res = min(res, float(f"{small:.3g}"))
     if case.method == "average":  # on the source's own pixels a read copies them: see nearest
@@ -260,7 +303,12 @@ def kernel_scale(case: Case, src_transform: Affine, transform: Affine) -> dict[s
     h, w = case.shape
     cx, cy = w / 2, h / 2
     pts = [src_transform * p for p in ((cx, cy), (cx + 1, cy), (cx, cy + 1))]
-    to_dst = Transformer.from_crs(case.src_crs, case.dst_crs, always_xy=True)
+    # x of Web Mercator and EASE-Grid 2.0 past the world's edge: longitudes past 180 (+over)
+    src, dst = (
+        CRS.from_proj4(CRS.from_user_input(c).to_proj4() + " +over") if c in WRAPS_X else c
+        for c in (case.src_crs, case.dst_crs)
+    )
+    to_dst = Transformer.from_crs(src, dst, always_xy=True)
     xs, ys = to_dst.transform([p[0] for p in pts], [p[1] for p in pts])
     jac = np.array([[xs[1] - xs[0], xs[2] - xs[0]], [ys[1] - ys[0], ys[2] - ys[0]]])
     inv = np.abs(np.linalg.inv(jac))
@@ -370,12 +418,27 @@ def _warp_exact(
     src_crs = kw["src_crs"]
     left = kw["src_transform"].c
     right = left + data.shape[1] * kw["src_transform"].a
-    if src_crs.is_geographic and max(abs(left), abs(right)) > 180:
+    dst_crs = kw["dst_crs"]
+    wraps = dst_crs in WRAPS_X
+    if wraps:  # pixels past the world's east edge are longitudes past 180
+        dst_crs = over(dst_crs)
+    if src_crs.is_geographic and (max(abs(left), abs(right)) > 180 or wraps):
         # as GDAL's warper on a dataset does (its CENTER_LONG): longitudes around the tile's
         # centre, so that pixels east of 180 find the part of the tile past 180
         src_crs = RioCRS.from_proj4(f"{src_crs.to_proj4()} +lon_wrap={(left + right) / 2}")
+    elif f"EPSG:{src_crs.to_epsg()}" in WRAPS_X:
+        edge = abs(Transformer.from_crs("EPSG:4326", src_crs, always_xy=True).transform(180, 0)[0])
+        if max(abs(left), abs(right)) > edge:
+            # a tile past the world's edge: the same cylindrical CRS with its central meridian
+            # at the tile's centre and the false easting that keeps the tile's coordinates
+            centre = (left + right) / 2
+            lon = centre / edge * 180
+            src_crs = RioCRS.from_proj4(
+                f"{CRS.from_user_input(src_crs.to_wkt()).to_proj4()} +lon_0={lon} "
+                f"+x_0={centre}".replace("+lon_0=0 ", "").replace("+x_0=0 ", "")
+            )
     vrt_kw = {
-        "src_crs": src_crs, "crs": kw["dst_crs"], "transform": kw["dst_transform"],
+        "src_crs": src_crs, "crs": dst_crs, "transform": kw["dst_transform"],
         "width": shape[1], "height": shape[0], "resampling": kw["resampling"],
         "tolerance": EXACT_TOLERANCE,
         **{k: kw[k] for k in ("XSCALE", "YSCALE", "SOURCE_EXTRA") if k in kw},

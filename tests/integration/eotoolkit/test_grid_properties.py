@@ -74,6 +74,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @example(Case("europe", "EPSG:4326", 0.0001, (54, 8), "int16", True, 1, (0.8, -0.3), "EPSG:4326", 3, 1.0, (0.2, 0.3, 1.0, 1.0), "cubic", 54, 5))
 @example(Case("antimeridian", "EPSG:4326", 0.0001, (29, 29), "uint16", True, 1, (0.5, -0.3), "EPSG:4326", 29, 0.5, (0.4, 0.3, 1.0, 0.7), "cubic", 1, 16))
 @example(Case("antimeridian", "EPSG:32660", 60.0, (11, 38), "int16", False, 1, (0.0, 0.0), "EPSG:3857", 26, 0.5, None, "cubic", 1984, 16))
+# Items across 180 degrees onto CRSs whose x wraps around the world (a grid past the world's
+# east edge, not around the world), and Web Mercator / EASE-Grid 2.0 tiles running past that
+# edge (their part east of 180 was never read)
+@example(Case("antimeridian", "EPSG:32660", 30.0, (64, 64), "uint16", True, 2, (0.5, 0.0), "EPSG:3857", 20, 1.0, None, "nearest", 5))
+@example(Case("antimeridian", "EPSG:32601", 60.0, (40, 40), "int16", True, 2, (0.8, 0.0), "EPSG:6933", 24, 1.0, (0.2, 0.0, 1.0, 0.7), "bilinear", 11, 5))
+@example(Case("antimeridian", "EPSG:3857", 60.0, (40, 40), "uint16", True, 2, (0.8, 0.0), "EPSG:32601", 20, 1.0, None, "nearest", 7))
+@example(Case("antimeridian", "EPSG:3857", 60.0, (40, 40), "float32", False, 2, (0.8, 0.0), "EPSG:4326", 20, 1.0, None, "cubic", 7, 16))
+@example(Case("antimeridian", "EPSG:6933", 60.0, (40, 40), "uint16", True, 2, (0.8, 0.0), "EPSG:3857", 20, 1.0, (0.2, 0.0, 1.0, 0.7), "average", 7, 5))
+@example(Case("antimeridian", "EPSG:6933", 60.0, (40, 40), "uint16", True, 2, (0.8, 0.0), "EPSG:6933", 20, 1.0, None, "bilinear", 7))
+@example(Case("antimeridian", "EPSG:4326", 0.0005, (40, 40), "uint8", True, 2, (0.8, 0.0), "EPSG:3857", 20, 2.0, None, "average", 3))
 @given(cases())
 def test_load_matches_reproject(case: Case) -> None:
     check(case)
@@ -100,7 +110,8 @@ def test_nearest_in_chunks_matches_reproject(case: Case) -> None:
 # chunk at the bottom of a bbox) and valid in another (a rotated grid, a chunk past the tile).
 @example(Case("antarctic", "EPSG:3031", 60.0, (64, 55), "uint16", False, 1, (0.5, -0.3), "EPSG:4326", 42, 0.5, (0.4, 0.3, 0.9, 1.0), "average", 13409, 5))
 @example(Case("arctic", "EPSG:3413", 60.0, (60, 22), "float32", False, 2, (0.8, 0.3), "EPSG:32634", 44, 1.0, None, "average", 313, 16))
-# a world-wide Web Mercator grid of items crossing 180 degrees, in 5-pixel chunks
+# items crossing 180 degrees onto Web Mercator (a world-wide grid before grids continued past
+# the world's east edge), in 5-pixel chunks
 @example(Case("antimeridian", "EPSG:32660", 60.0, (64, 19), "uint8", False, 1, (0.8, -0.3), "EPSG:3857", 16, 1.0, None, "average", 1758, 5))
 # a grid in the tile's CRS whose chunk only touches the tile's edge (moved onto it by the
 # tie shift): the chunk was taken as disjoint from the tile
@@ -234,3 +245,74 @@ def test_coordinates_named_for_rioxarray(crs: str) -> None:
         assert np.all(np.diff(ds["y"].values) < 0) and np.all(np.diff(ds["x"].values) > 0)
         coarse = eotoolkit.resample(ds, resolution=res * 2, method="nearest")
         assert coarse["B04"].dims == ("time", "y", "x") and coarse.rio.crs == ds.rio.crs
+
+
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:6933"])
+def test_antimeridian_items_load_narrow_where_x_wraps(crs: str) -> None:
+    """Items straddling 180 degrees onto Web Mercator or EASE-Grid 2.0: a grid of a few
+    kilometres continuing past the world's east edge (x past 20037508 m in Web Mercator), not
+    one of 400,000 columns around the world, with the pixels of a whole-grid GDAL warp; a
+    lon/lat bbox across 180 selects the same area as in degrees."""
+    from eotoolkit._grid import x_wrap
+
+    wrap = x_wrap(crs)
+    assert wrap is not None
+    edge = wrap.west + wrap.period
+    case = Case("antimeridian", "EPSG:32660", 30.0, (64, 64), "uint16", True, 2, (0.5, 0.0), crs, 20, 1.0, None, "nearest")  # fmt: skip
+    assert check(case)["shape"][1] < 100
+    with tempfile.TemporaryDirectory() as tmp:
+        items = _antimeridian_items(Path(tmp))
+        ds = eotoolkit.load(items, crs=crs, resolution=100)
+        deg = eotoolkit.load(items, crs="EPSG:4326", resolution=0.001)
+        x = ds["x"].values
+        assert ds.sizes["x"] < 100 and x.min() < edge < x.max()
+        values = ds["B04"].isel(time=0).values
+        east_of_180 = values[:, x > edge]
+        assert (east_of_180 != 0).mean() > 0.5
+        for bbox in ((179.99, 51.99, 180.01, 52.01), (-180.01, 51.99, -179.99, 52.01)):
+            cut = eotoolkit.subset(ds, bbox=bbox)
+            cut_deg = eotoolkit.subset(deg, bbox=bbox)
+            west, south, east, north = cut.rio.bounds()
+            lon, lat = Transformer.from_crs(wrap.over, "EPSG:4326", always_xy=True).transform(
+                [west, east], [south, north]
+            )
+            dwest, dsouth, deast, dnorth = cut_deg.rio.bounds()
+            # the same area, to a pixel of either grid
+            assert lon[0] == pytest.approx(dwest, abs=0.002)
+            assert lon[1] == pytest.approx(deast, abs=0.002)
+            assert lat[0] == pytest.approx(dsouth, abs=0.002)
+            assert lat[1] == pytest.approx(dnorth, abs=0.002)
+            assert lon[0] < 180 < lon[1]
+
+
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:4326", "EPSG:32601", "EPSG:32660"])
+def test_web_mercator_tile_past_180_is_read(crs: str) -> None:
+    """A Web Mercator tile whose pixels run past x = 20037508 m: its part east of 180 degrees
+    is read (it was left empty), as a whole-grid GDAL warp reads it."""
+    case = Case("antimeridian", "EPSG:3857", 60.0, (40, 40), "uint16", False, 2, (0.8, 0.0), crs, 20, 1.0, None, "nearest", 3)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        path, t = _sources(case, Path(tmp))[1]
+        assert t.c < 20037508.342789244 < t.c + 40 * t.a
+        item = _item("t1", str(path), case.src_crs, t, case.shape, dtype="uint16", nodata=None)
+        ds = eotoolkit.load(
+            [item], crs="EPSG:4326", resolution=0.0005, dtype="float64", groupby="time"
+        )
+        got = ds["B04"].isel(time=0).values
+        east = got[:, ds["x"].values > 180.0]
+        assert east.size and (~np.isnan(east)).mean() > 0.9
+    check(case)
+
+
+def test_pseudo_cylindrical_tile_past_its_world_edge_warns() -> None:
+    """A sinusoidal tile running past its world's edge (whose period shrinks towards the poles,
+    so no shifted CRS describes its pixels past the edge) warns that those pixels are not read
+    onto another CRS, instead of dropping them silently; onto its own CRS it is read whole."""
+    t = Affine(100, 0, 20030000, 0, -100, 10000)
+    data = np.full((100, 100), 7, "uint16")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_cog(Path(tmp) / "s.tif", data, "ESRI:54008", t, nodata=0)
+        items = [item_dict("s", str(path), "ESRI:54008", t, (100, 100), "2024-05-01T10:00:00Z")]
+        with pytest.warns(eotoolkit.errors.AssetReadWarning, match="past the edge of the world"):
+            eotoolkit.load(items, crs="EPSG:4326", resolution=0.001)["B04"].compute()
+        own = eotoolkit.load(items, crs="ESRI:54008", resolution=100)["B04"].values
+        np.testing.assert_array_equal(own[0], data)

@@ -211,3 +211,89 @@ def _flat_keys(arr: Any) -> list:
     import dask.core
 
     return list(dask.core.flatten(arr.__dask_keys__()))
+
+
+@pytest.mark.parametrize(
+    ("crs", "period", "cylindrical"),
+    [
+        ("EPSG:3857", 2 * 20037508.342789244, True),
+        ("EPSG:6933", 2 * 17367530.445161372, True),
+        ("EPSG:4087", 2 * 20037508.342789244, True),
+        ("ESRI:54008", 2 * 20037508.342789244, False),  # sinusoidal
+        ("EPSG:32660", None, None),
+        ("EPSG:3413", None, None),
+        ("EPSG:3035", None, None),
+        ("EPSG:4326", None, None),
+    ],
+)
+def test_x_wrap_found_from_the_crs(crs: str, period: float | None, cylindrical: bool) -> None:
+    from eotoolkit._grid import x_wrap
+
+    wrap = x_wrap(crs)
+    if period is None:
+        assert wrap is None
+        return
+    assert wrap is not None
+    assert wrap.period == pytest.approx(period, rel=1e-9)
+    assert wrap.west == pytest.approx(-period / 2, rel=1e-9)
+    assert wrap.cylindrical is cylindrical
+
+
+def test_x_wrap_of_a_pacific_mercator() -> None:
+    from eotoolkit._grid import x_wrap
+
+    wrap = x_wrap("+proj=merc +lon_0=150 +datum=WGS84 +units=m +type=crs")
+    assert wrap is not None and wrap.centre == 150.0
+
+
+def _straddling_items() -> list[dict[str, Any]]:
+    """Two 3 km UTM 60N items at 52 N, one each side of 180 degrees."""
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:32660", always_xy=True).transform(179.98, 52.0)
+    out = []
+    for k, x0 in enumerate((x - 2000, x + 1000)):
+        x0 = round(x0, -1)
+        y0 = round(y, -1)
+        out.append(
+            {
+                "type": "Feature", "stac_version": "1.1.0", "id": f"i{k}",
+                "geometry": None, "bbox": None, "links": [],
+                "properties": {"datetime": "2024-05-01T10:00:00Z", "proj:code": "EPSG:32660"},
+                "assets": {"B04": {"href": f"file:///nope/{k}.tif",
+                                   "proj:shape": [300, 300],
+                                   "proj:transform": [10, 0, x0, 0, -10, y0]}},
+            }
+        )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:6933"])
+def test_items_across_180_get_a_narrow_grid_past_the_world_edge(crs: str) -> None:
+    """Onto a CRS whose x wraps, items across 180 degrees load onto a grid that continues past
+    the world's east edge (a few kilometres wide), not one around the world."""
+    from eotoolkit._grid import x_wrap
+
+    wrap = x_wrap(crs)
+    assert wrap is not None
+    ds = eotoolkit.load(_straddling_items(), crs=crs, resolution=100)
+    x = ds["x"].values
+    edge = wrap.west + wrap.period
+    assert ds.sizes["x"] < 200  # around the world: 400,000 columns
+    assert x.min() < edge < x.max()
+    # a lon/lat bbox on either side of 180 selects the same columns
+    east = eotoolkit.subset(ds, bbox=(179.99, 51.9, 180.01, 52.1))
+    west = eotoolkit.subset(ds, bbox=(-180.01, 51.9, -179.99, 52.1))
+    assert east.sizes == west.sizes and 0 < east.sizes["x"] < ds.sizes["x"]
+    np.testing.assert_array_equal(east["x"].values, west["x"].values)
+    assert east["x"].values.min() < edge < east["x"].values.max()
+    # and so does a load with that bbox
+    part = eotoolkit.load(
+        _straddling_items(), crs=crs, resolution=100, bbox=(-180.01, 51.9, -179.99, 52.1)
+    )
+    assert part["x"].values.min() < edge < part["x"].values.max()
+
+
+def test_items_across_180_in_utm_stay_in_utm() -> None:
+    ds = eotoolkit.load(_straddling_items(), crs="EPSG:32601", resolution=100)
+    assert ds.sizes["x"] < 100

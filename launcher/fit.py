@@ -1,23 +1,25 @@
 """Does a job fit the cluster? The Jupyter, batch and worker jobs against their partition's nodes.
 
 Before a submission the launcher asks the batch system for the partition's node sizes and
-limits (:meth:`~launcher.batchsystem.BatchSystem.node_limits`, one command) and refuses a
-request that no node can hold, with one line naming the request, the partition's largest node
-and the key to change. A partition that does not exist is named with those there are. Limits
-the batch system does not report, or that cannot be read, never block a submission.
+limits (:meth:`~launcher.batchsystem.BatchSystem.node_limits`, one command: SLURM's sinfo and
+scontrol, PBS's pbsnodes and qstat -Q/-B, HTCondor's condor_status) and refuses a request that
+no node (HTCondor: slot) can hold, with one line naming the request, the largest node and the
+key to change. A partition (PBS queue) that does not exist is named with those there are.
+Limits the batch system does not report, or that cannot be read, and a pool without slots,
+never block a submission.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem import BatchSystem, NodeSize, PartitionLimits
+from launcher.batchsystem import BATCH_SYSTEMS, BatchSystem, NodeSize, PartitionLimits
 from launcher.config import JobSpec, Site
-from launcher.dask_checks import SLURM_KEY
 from launcher.errors import RequestFitError
 from launcher.jobscript import dask_config
 from launcher.slurmtime import format_seconds, parse_slurm_time
@@ -39,15 +41,23 @@ def slurm_mem_mb(text: str | None) -> int | None:
     return math.ceil(float(match.group(1)) * _MEM_FACTORS[match.group(2).upper()])
 
 
-def jobqueue_mem_mb(text: Any) -> int | None:
-    """MiB of a dask-jobqueue ``memory`` ("4GB", "4GiB") as its SLURM job asks for it (``--mem``
-    rounded up to whole GiB, MiB or KiB, as dask-jobqueue does); None if unreadable."""
+def jobqueue_mem_mb(text: Any, section: str = "slurm") -> int | None:
+    """MiB of a dask-jobqueue ``memory`` ("4GB", "4GiB") as its job asks for it: SLURM's
+    ``--mem`` rounded up to whole GiB or MiB, PBS's ``mem=`` likewise (GiB from 10 GiB on),
+    HTCondor's RequestMemory rounded down to whole MiB, as dask-jobqueue does; None if
+    unreadable."""
     from dask.utils import parse_bytes
 
     try:
         n = parse_bytes(text) if isinstance(text, str) else int(text)
     except (TypeError, ValueError):
         return None
+    if section == "htcondor":
+        return max(1, n // 1024**2)
+    if section == "pbs":  # pbs_format_bytes_ceil: whole GiB from 10 GiB on, else MiB
+        return (
+            math.ceil(n / 1024**3) * 1024 if n >= 10 * 1024**3 else max(1, math.ceil(n / 1024**2))
+        )
     if n >= 1024**3:
         return math.ceil(n / 1024**3) * 1024
     return max(1, math.ceil(n / 1024**2))
@@ -72,6 +82,8 @@ class Request:
     #: The key to change, by resource: "cpus", "mem", "time", "partition".
     keys: dict[str, str]
     detail: str = ""
+    #: Where the memory came from when the request itself set none (a queue's default).
+    mem_source: str = ""
 
 
 def _site_key(site: Site, ini_key: str, profile_key: str) -> str:
@@ -110,10 +122,13 @@ def _get(section: dict[str, Any], key: str) -> Any:
 
 
 def worker_request(site: Site, merged: Merged | None = None) -> Request | None:
-    """Each Dask worker job's request (the profile's jobqueue config, or ``merged``: that
-    config over the user's own Dask files on the cluster); None without one. A value from a
-    file of the user's is named with that file."""
-    section: Any = dask_config(site.profile).get("jobqueue", {}).get("slurm")
+    """Each Dask worker job's request (the profile's jobqueue config of its batch system, or
+    ``merged``: that config over the user's own Dask files on the cluster); None without one.
+    A value from a file of the user's is named with that file."""
+    system = BATCH_SYSTEMS.get(site.profile.batch_system)
+    name = system.jobqueue_section if system is not None else "slurm"
+    base = f"dask.jobqueue.{name}"
+    section: Any = dask_config(site.profile).get("jobqueue", {}).get(name)
     if merged is not None and merged.values:
         section = merged.values
     if not isinstance(section, dict):
@@ -123,13 +138,13 @@ def worker_request(site: Site, merged: Merged | None = None) -> Request | None:
     cpus = job_cpu if job_cpu is not None else cores
     job_mem = _get(section, "job-mem")
     memory = _get(section, "memory")
-    mem = slurm_mem_mb(job_mem) if job_mem else (jobqueue_mem_mb(memory) if memory else None)
+    mem = slurm_mem_mb(job_mem) if job_mem else (jobqueue_mem_mb(memory, name) if memory else None)
     processes = _get(section, "processes")
-    own_queue = _get(site.profile.dask.get("jobqueue", {}).get("slurm", {}), "queue")
+    own_queue = _get(site.profile.dask.get("jobqueue", {}).get(name) or {}, "queue")
 
-    def key(ini: str, name: str) -> str:
-        own = merged.key_text(name) if merged is not None else None
-        return own or _site_key(site, ini, f"{SLURM_KEY}.{name}")
+    def key(ini: str, dask_key: str) -> str:
+        own = merged.key_text(dask_key) if merged is not None else None
+        return own or _site_key(site, ini, f"{base}.{dask_key}")
 
     return Request(
         what="each Dask worker job",
@@ -165,20 +180,22 @@ def _describe(request: Request) -> str:
     if request.cpus is not None:
         parts.append(f"{request.cpus} CPUs{request.detail}")
     if request.mem_mb is not None:
-        parts.append(f"{request.mem_mb} MiB")
+        source = f" ({request.mem_source})" if request.mem_source else ""
+        parts.append(f"{request.mem_mb} MiB{source}")
     return " and ".join(parts)
 
 
 def _node_text(node: NodeSize, limits: PartitionLimits) -> str:
     mem = f" and {node.memory_mb} MiB" if node.memory_mb is not None else ""
     caps = []
+    cpus_name, mem_name, _ = limits.limit_names
     if limits.max_cpus_per_node is not None and limits.max_cpus_per_node < node.cpus:
-        caps.append(f"MaxCPUsPerNode={limits.max_cpus_per_node}")
+        caps.append(f"{cpus_name}={limits.max_cpus_per_node}")
     if limits.max_mem_per_node_mb is not None and (
         node.memory_mb is None or limits.max_mem_per_node_mb < node.memory_mb
     ):
-        caps.append(f"MaxMemPerNode={limits.max_mem_per_node_mb}")
-    cap = f" (partition limits {', '.join(caps)})" if caps else ""
+        caps.append(f"{mem_name}={limits.max_mem_per_node_mb} MiB")
+    cap = f" ({limits.kind} limits {', '.join(caps)})" if caps else ""
     return f"{node.name} with {node.cpus} CPUs{mem}{cap}"
 
 
@@ -187,7 +204,7 @@ def misfit(request: Request, limits: PartitionLimits | None) -> str | None:
     the limits are not known."""
     if limits is None:
         return None
-    where = f"{limits.kind} '{limits.partition}'"
+    where = limits.where
     if not limits.exists:
         return (
             f"{request.what} asks for {where}, which does not exist; {limits.kind}s there: "
@@ -201,11 +218,15 @@ def misfit(request: Request, limits: PartitionLimits | None) -> str | None:
     ):
         return (
             f"{request.what} asks for {format_seconds(request.time_seconds)} but {where} allows "
-            f"at most {format_seconds(limits.max_time_seconds)} (MaxTime). Lower "
+            f"at most {format_seconds(limits.max_time_seconds)} ({limits.limit_names[2]}). Lower "
             f"{request.keys['time']}."
         )
     if not limits.nodes:
         return None
+    if request.mem_mb is None and limits.default_mem_mb is not None:
+        request = dataclasses.replace(
+            request, mem_mb=limits.default_mem_mb, mem_source=limits.default_mem_name
+        )
     sizes = [(_effective(node, limits), node) for node in limits.nodes]
     cpus_short = request.cpus is not None and all(request.cpus > c for (c, _), _ in sizes)
     mem_short = request.mem_mb is not None and all(
@@ -224,7 +245,8 @@ def misfit(request: Request, limits: PartitionLimits | None) -> str | None:
     if not keys:  # each fits some node, never both on one
         keys = [request.keys["cpus"], request.keys["mem"]]
     return (
-        f"{request.what} asks for {_describe(request)}, but the largest node of {where} is "
+        f"{request.what} asks for {_describe(request)}, but the largest {limits.node_word} of "
+        f"{where} is "
         f"{_node_text(largest, limits)}. Lower {' or '.join(keys)}."
     )
 
@@ -244,10 +266,7 @@ def check(
         if request.partition not in known:
             limits = known[request.partition] = system.node_limits(request.partition)
             if limits is not None and limits.state.upper() in IDLE_STATES:
-                warn(
-                    f"{limits.kind} '{limits.partition}' is {limits.state}: its jobs wait "
-                    "until it is UP again."
-                )
+                warn(f"{limits.where} is {limits.state}: its jobs wait until it is UP again.")
         message = misfit(request, known[request.partition])
         if message:
             raise RequestFitError(message)

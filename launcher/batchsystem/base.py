@@ -95,8 +95,21 @@ class PartitionLimits:
     max_mem_per_node_mb: int | None = None
     max_time_seconds: int | None = None
     state: str = ""
-    #: The batch system's word for it ("partition", PBS's "queue").
+    #: The batch system's word for it ("partition", PBS's "queue", HTCondor's "pool").
     kind: str = "partition"
+    #: Its word for what holds one job ("node", HTCondor's "slot").
+    node_word: str = "node"
+    #: The names of the three limits above, as the batch system's own config calls them.
+    limit_names: tuple[str, str, str] = ("MaxCPUsPerNode", "MaxMemPerNode", "MaxTime")
+    #: The memory a job gets when it asks for none (PBS's resources_default.mem), MiB.
+    default_mem_mb: int | None = None
+    #: Where the default memory is set.
+    default_mem_name: str = ""
+
+    @property
+    def where(self) -> str:
+        """``partition 'short'``, ``queue 'workq'``, or ``the pool`` when it has no name."""
+        return f"{self.kind} '{self.partition}'" if self.partition else f"the {self.kind}"
 
 
 #: A status query: a command template (``{job_id}`` is quoted in) and the parser of its output,

@@ -25,6 +25,8 @@ from launcher.batchsystem.base import (
     BatchSystem,
     JobFields,
     JobStatus,
+    NodeSize,
+    PartitionLimits,
     Runner,
     local_runner,
 )
@@ -128,6 +130,53 @@ def parse_ad(ad: dict[str, Any]) -> JobFields | None:
     )
 
 
+#: The slot attributes the size check reads (condor_status).
+SLOT_ATTRIBUTES = (
+    "Name,Machine,SlotType,PartitionableSlot,TotalSlotCpus,TotalSlotMemory,TotalCpus,"
+    "TotalMemory,Cpus,Memory"
+)
+
+
+def _number(*values: Any) -> int | None:
+    """The first of ``values`` that is a number, as an int."""
+    for value in values:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def parse_slots(output: str) -> PartitionLimits | None:
+    """``condor_status -json``: the pool's slots, each with the most one job can get from it
+    (a partitionable slot's or a static slot's TotalSlotCpus/TotalSlotMemory, else its
+    machine's TotalCpus/TotalMemory; dynamic slots are carved out of a partitionable one and
+    left out). An empty pool has no slots (a pool may add them on demand: nothing is refused);
+    None when the output cannot be read."""
+    text = output.strip()
+    try:
+        ads = json.loads(text) if text else []
+    except ValueError:
+        return None
+    if not isinstance(ads, list):
+        return None
+    slots = []
+    for ad in ads:
+        if not isinstance(ad, dict) or str(ad.get("SlotType", "")) == "Dynamic":
+            continue
+        cpus = _number(ad.get("TotalSlotCpus"), ad.get("Cpus"), ad.get("TotalCpus"))
+        if cpus is None:
+            continue
+        memory = _number(ad.get("TotalSlotMemory"), ad.get("Memory"), ad.get("TotalMemory"))
+        name = str(ad.get("Name") or ad.get("Machine") or "?")
+        slots.append(NodeSize(name, cpus, memory))
+    return PartitionLimits(
+        partition="",
+        nodes=tuple(slots),
+        kind="pool",
+        node_word="slot",
+        limit_names=("request_cpus", "request_memory", "allowed_execute_duration"),
+    )
+
+
 class HTCondor(BatchSystem):
     """HTCondor's access point (schedd) on the login node."""
 
@@ -220,6 +269,12 @@ class HTCondor(BatchSystem):
         if not self.failed(status):
             return ""
         return self.state_fix(status.state) or self.exit_fix
+
+    def node_limits(self, partition: str | None) -> PartitionLimits | None:
+        """The pool's slots and their sizes (condor_status, one command); HTCondor has no
+        queues, so ``partition`` is not asked about."""
+        code, out, _ = self.run(f"condor_status -json -attributes {SLOT_ATTRIBUTES}", None)
+        return parse_slots(out) if code == 0 else None
 
     def named_jobs(self, job_name: str, user: str) -> list[JobStatus] | None:
         """The queued jobs of ``user`` whose batch name is ``job_name``."""

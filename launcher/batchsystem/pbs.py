@@ -8,7 +8,13 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem.base import BatchSystem, JobFields, JobStatus, PartitionLimits
+from launcher.batchsystem.base import (
+    BatchSystem,
+    JobFields,
+    JobStatus,
+    NodeSize,
+    PartitionLimits,
+)
 from launcher.batchsystem.units import hms, job_memory_mib, time_seconds
 
 if TYPE_CHECKING:
@@ -143,23 +149,134 @@ def parse_qstat_jobs(output: str) -> list[tuple[str, JobFields]]:
     return found
 
 
-def parse_queues(output: str, queue: str) -> PartitionLimits | None:
-    """``qstat -Q -f -F json``: whether ``queue`` exists (with the queues there are) and its
-    state (``enabled``/``started``); None when the output cannot be read."""
-    documents = json_documents(output)
-    queues = documents[0].get("Queue") if documents and isinstance(documents[0], dict) else None
-    if not isinstance(queues, dict):
+#: Separates the documents of the node-limits command (pbsnodes, qstat -Q, qstat -B).
+LIMITS_SEPARATOR = "--eohpc-pbs-limits--"
+#: One command, one round trip: the nodes, the queues, the server (its default queue and
+#: limits). Only qstat -Q failing fails it.
+LIMITS_COMMAND = (
+    f"pbsnodes -a -F json 2>/dev/null; echo {LIMITS_SEPARATOR}; "
+    f"qstat -Q -f -F json || exit 1; echo {LIMITS_SEPARATOR}; "
+    "qstat -B -f -F json 2>/dev/null; exit 0"
+)
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)([bw]?)\s*$", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def size_mib(text: Any) -> int | None:
+    """MiB (rounded down) of a PBS size (``16gb``, ``2048mb``, ``1024kb``, bytes, ``w`` words
+    of 8 bytes); None when unreadable."""
+    match = _SIZE.match(str(text)) if text is not None else None
+    if match is None:
         return None
+    scale = 8 if match.group(3).lower() == "w" else 1
+    return int(match.group(1)) * scale * 1024 ** _SIZE_POWERS[match.group(2).lower()] // 1024**2
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _first(document: Any, key: str) -> dict[str, Any] | None:
+    """``document[key]`` of a ``-F json`` document ({"Queue": {...}}), None if it has none."""
+    found = document.get(key) if isinstance(document, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def parse_nodes(output: str, queue: str) -> tuple[NodeSize, ...]:
+    """``pbsnodes -a -F json``: the nodes a job of ``queue`` may run on, with their
+    ``resources_available`` ncpus and mem. Nodes associated with the queue (the node's
+    ``queue`` attribute) if any are, else the nodes associated with no queue."""
+    documents = json_documents(output)
+    nodes = _first(documents[0], "nodes") if documents else None
+    sizes: dict[bool, list[NodeSize]] = {True: [], False: []}
+    for name, node in sorted((nodes or {}).items()):
+        if not isinstance(node, dict):
+            continue
+        own_queue = node.get("queue")
+        if own_queue and own_queue != queue:
+            continue
+        available = node.get("resources_available") or {}
+        cpus = _int(available.get("ncpus"))
+        if cpus is None:
+            continue
+        sizes[bool(own_queue)].append(NodeSize(name, cpus, size_mib(available.get("mem"))))
+    return tuple(sizes[True] or sizes[False])
+
+
+def _cap(
+    limits: list[tuple[str, dict[str, Any]]], resource: str, parse: Any
+) -> tuple[int | None, str]:
+    """The smallest ``resources_max.<resource>`` of the queue and the server, and its name."""
+    found: list[tuple[int, str]] = []
+    for where, attributes in limits:
+        value = parse((attributes.get("resources_max") or {}).get(resource))
+        if value is not None:
+            found.append((value, f"{where}resources_max.{resource}"))
+    return min(found) if found else (None, f"resources_max.{resource}")
+
+
+def parse_pbs_limits(output: str, queue: str | None) -> PartitionLimits | None:
+    """The output of LIMITS_COMMAND: whether ``queue`` (None: the server's default queue)
+    exists, its state, the nodes its jobs may run on and the queue's and server's
+    ``resources_max`` (the smaller wins) and ``resources_default.mem``; None when the
+    queues cannot be read."""
+    parts = output.split(LIMITS_SEPARATOR)
+    if len(parts) < 2:
+        return None
+    queue_docs = json_documents(parts[1])
+    queues = _first(queue_docs[0], "Queue") if queue_docs else None
+    if queues is None:
+        return None
+    server_docs = json_documents(parts[2]) if len(parts) > 2 else []
+    servers = (_first(server_docs[0], "Server") if server_docs else None) or {}
+    server = next(iter(servers.values()), None) if servers else None
+    server = server if isinstance(server, dict) else {}
+    if queue is None:
+        queue = str(server.get("default_queue") or "")
+        if not queue:
+            return None
     names = tuple(sorted(queues))
     if queue not in queues:
         return PartitionLimits(partition=queue, exists=False, partitions=names, kind="queue")
-    attributes = queues[queue] or {}
+    attributes = queues[queue] if isinstance(queues[queue], dict) else {}
     state = ""
     if str(attributes.get("enabled", "True")) == "False":
         state = "DISABLED"
     elif str(attributes.get("started", "True")) == "False":
         state = "STOPPED"
-    return PartitionLimits(partition=queue, partitions=names, state=state, kind="queue")
+    sources = [("", attributes), ("server ", server)]
+    cpus, cpus_name = _cap(sources, "ncpus", _int)
+    mem, mem_name = _cap(sources, "mem", size_mib)
+    walltime, time_name = _cap(sources, "walltime", _seconds)
+    default_mem, default_name = None, ""
+    for where, source in sources:
+        value = size_mib((source.get("resources_default") or {}).get("mem"))
+        if value is not None:
+            default_mem = value
+            default_name = f"the {where or 'queue '}default, resources_default.mem"
+            break
+    return PartitionLimits(
+        partition=queue,
+        partitions=names,
+        nodes=parse_nodes(parts[0], queue),
+        max_cpus_per_node=cpus,
+        max_mem_per_node_mb=mem,
+        max_time_seconds=walltime,
+        state=state,
+        kind="queue",
+        limit_names=(cpus_name, mem_name, time_name),
+        default_mem_mb=default_mem,
+        default_mem_name=default_name,
+    )
+
+
+def parse_queues(output: str, queue: str) -> PartitionLimits | None:
+    """``qstat -Q -f -F json`` alone: whether ``queue`` exists (with the queues there are),
+    its state and limits, without nodes; None when the output cannot be read."""
+    return parse_pbs_limits(f"{LIMITS_SEPARATOR}\n{output}", queue)
 
 
 def pbs_memory(mib: int) -> str:
@@ -297,12 +414,11 @@ class PBS(BatchSystem):
         return [job for job in jobs if not job.finished]
 
     def node_limits(self, partition: str | None) -> PartitionLimits | None:
-        """Whether the queue asked for exists, and its state (node sizes are left to PBS's
-        scheduler, whose "Can Never Run" comment ends the wait); None for the default queue."""
-        if not partition:
-            return None
-        code, out, _ = self.run("qstat -Q -f -F json", None)
-        return parse_queues(out, partition) if code == 0 else None
+        """The queue asked for (None: the server's default queue): whether it exists, its
+        state, its nodes' ncpus and mem (pbsnodes) and the queue's and server's limits
+        (qstat -Q, qstat -B), in one command."""
+        code, out, _ = self.run(LIMITS_COMMAND, None)
+        return parse_pbs_limits(out, partition) if code == 0 else None
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """qsub options of a one-chunk job whose output is written where it runs (-k oed)."""

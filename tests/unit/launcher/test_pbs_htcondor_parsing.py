@@ -13,7 +13,7 @@ import pytest
 from launcher.batchsystem import PBS, HTCondor, batch_system_class
 from launcher.batchsystem.base import JobFields, JobStatus
 from launcher.batchsystem.htcondor import parse_ads
-from launcher.batchsystem.pbs import parse_qstat_jobs, parse_qstat_json
+from launcher.batchsystem.pbs import LIMITS_SEPARATOR, parse_qstat_jobs, parse_qstat_json
 from launcher.config import JobSpec
 from launcher.errors import BatchSystemError
 
@@ -220,14 +220,14 @@ def test_pbs_named_jobs_ask_qstat_once_per_job() -> None:
 def test_pbs_queue_that_does_not_exist_is_named_with_those_there_are() -> None:
     queues = {"Queue": {"workq": {"enabled": "True", "started": "True"},
                         "long": {"enabled": "False", "started": "True"}}}  # fmt: skip
-    out = json.dumps(queues)
+    out = f"{LIMITS_SEPARATOR}\n{json.dumps(queues)}\n{LIMITS_SEPARATOR}\n"
     pbs = PBS(lambda c, s=None: (0, out, ""))
     missing = pbs.node_limits("oldq")
     assert missing is not None and not missing.exists and missing.partitions == ("long", "workq")
     assert missing.kind == "queue"
     assert pbs.node_limits("workq").state == ""  # type: ignore[union-attr]
     assert pbs.node_limits("long").state == "DISABLED"  # type: ignore[union-attr]
-    assert pbs.node_limits(None) is None
+    assert pbs.node_limits(None) is None  # no server document: no default queue known
     assert PBS(lambda c, s=None: (1, "", "")).node_limits("workq") is None
 
 

@@ -6,7 +6,9 @@ that none of the test user's jobs is left (the fixture checks the queue).
 | fault | PBS | HTCondor |
 |---|---|---|
 | the Jupyter job held | ``-h`` | ``hold = true`` |
-| it can never start | "Can Never Run" (64 CPUs) | Requirements no slot matches |
+| more CPUs than any node (slot) has: refused before qsub / condor_submit | both | both |
+| worker jobs more memory than any node (slot) has: refused before submitting | both | both |
+| it can never start | "Can Never Run" (queue resources_available) | Requirements no slot matches |
 | its queue disabled / stopped | ``enabled = false`` (qsub refuses), ``started = false`` | - |
 | its node offline | ``pbsnodes -o`` | - (``condor_off -startd``: the wait goes on) |
 | missing environment, Jupyter exiting at start | both | both |
@@ -118,14 +120,112 @@ def pbs_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OtherLa
     yield from launcher_on(request, request.param, tmp_path)
 
 
-def test_pbs_request_that_can_never_run_ends_the_wait(pbs_site: OtherLauncher) -> None:
-    site = pbs_site
+#: The largest node or slot of each rig, as the launcher names it.
+LARGEST = {
+    "pbs": "the largest node of queue 'workq' is eopbs with 8 CPUs and 16384 MiB",
+    "htcondor": "the largest slot of the pool is slot1@eocondor with 8 CPUs and 16384 MiB",
+}
+
+
+#: The newest job id the batch system knows, finished jobs included.
+NEWEST_JOB = {
+    "pbs": "qselect -x | sed 's/[.[].*//' | sort -n | tail -1",
+    "htcondor": "{ condor_q -allusers -af ClusterId; condor_history -limit 1 -af ClusterId; } "
+    "| sort -n | tail -1",
+}
+
+
+def newest_job(site: OtherLauncher) -> str:
+    rig = site.rig_module.RIG  # type: ignore[attr-defined]
+    return str(rig.sh(NEWEST_JOB[system_of(site)], check=False).stdout.strip())
+
+
+def refused_before_submitting(site: OtherLauncher, *args: str) -> tuple[str, float]:
+    """Run the launcher; the one line of a request it refused before submitting anything
+    (the batch system's newest job is the same before and after), and the seconds it took."""
+    before = newest_job(site)
+    result, seconds = timed(site, *args, timeout=60)
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert seconds < 10, seconds
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "submitted" not in result.stderr and live_states(site) == []
+    assert site.queue() == "" and newest_job(site) == before, (before, newest_job(site))
+    return lines[0], seconds
+
+
+def test_jupyter_job_larger_than_every_node_is_refused_before_submitting(
+    rig_site: OtherLauncher,
+) -> None:
+    """64 CPUs on a rig whose one node (slot) has 8: refused at once, naming the node and the
+    platforms.ini key, with no job created (on PBS it would have waited as "Can Never Run",
+    on HTCondor idle with no match)."""
+    site = rig_site
+    system = system_of(site)
     assert site.info is not None
     site.write_site("huge", **{**site.info.ini_section(), "cpus": "64"}, env_path=site.info.venv)
-    result, seconds = timed(site, "--uid", "huge", "--mode", "run", "--no-browser", timeout=60)
+    line, seconds = refused_before_submitting(
+        site, "--uid", "huge", "--mode", "run", "--no-browser"
+    )
+    assert "the Jupyter job asks for 64 CPUs and 1024 MiB" in line, line
+    assert LARGEST[system] in line and "Lower 'cpus' in platforms.ini [huge]" in line, line
+    assert "'mem'" not in line
+    print(f"Jupyter job too large on {system}: refused in {seconds:.1f} s")
+
+
+def test_worker_jobs_larger_than_every_node_are_refused_before_batch_submits(
+    rig_site: OtherLauncher, tmp_path: Path
+) -> None:
+    """Worker jobs of 64 GiB on a rig whose node (slot) has 16: batch mode refuses before the
+    batch job is submitted, naming the profile's key."""
+    site = rig_site
+    system = system_of(site)
+    profile_variant(site, "fat", {"      memory: 1GiB\n": "      memory: 64GiB\n"})
+    script = tmp_path / "hello.py"
+    script.write_text("print('never runs')\n")
+    line, seconds = refused_before_submitting(
+        site, "--uid", "fat", "--mode", "batch", "--script", str(script), "--workers", "2"
+    )
+    assert "each Dask worker job asks for 1 CPUs, 1 process and 65536 MiB" in line, line
+    assert LARGEST[system] in line, line
+    assert f"'worker_memory' in platforms.ini [fat] ('dask.jobqueue.{system}.memory' in the " \
+        "profile fat.yaml)" in line, line  # fmt: skip
+    print(f"worker jobs too large on {system}: refused in {seconds:.1f} s")
+
+
+#: A queue of the PBS rig's own for the "Can Never Run" row: 2 CPUs for all its jobs together
+#: (a queue-level resources_available, which only the scheduler applies, after qsub).
+SMALL_QUEUE = "eohpcsmallq"
+CREATE_SMALL_QUEUE = " && ".join(
+    f"qmgr -c '{command}'"
+    for command in (
+        f"create queue {SMALL_QUEUE} queue_type=execution",
+        f"set queue {SMALL_QUEUE} resources_available.ncpus = 2",
+        f"set queue {SMALL_QUEUE} enabled = true",
+        f"set queue {SMALL_QUEUE} started = true",
+    )
+)
+DELETE_SMALL_QUEUE = (
+    f"for i in 1 2 3 4 5 6 7 8 9 10; do qmgr -c 'delete queue {SMALL_QUEUE}' && break; "
+    "sleep 1; done"
+)
+
+
+def test_pbs_request_that_can_never_run_ends_the_wait(pbs_site: OtherLauncher) -> None:
+    """4 CPUs fit the node, but the queue has 2 for all its jobs: PBS's scheduler says "Can
+    Never Run" after qsub (the size check reads nodes and resources_max, not a queue's
+    resources_available), and the wait ends on it."""
+    site = pbs_site
+    assert site.info is not None
+    section = {**site.info.ini_section(), "partition": SMALL_QUEUE, "cpus": "4"}
+    site.write_site("huge", **section, env_path=site.info.venv)
+    with pbs_admin(site, CREATE_SMALL_QUEUE, DELETE_SMALL_QUEUE):
+        result, seconds = timed(site, "--uid", "huge", "--mode", "run", "--no-browser",
+                                timeout=60)  # fmt: skip
     assert result.returncode == 4, (result.stdout, result.stderr)
     assert seconds < 20, seconds
-    assert "it is Q (Can Never Run: Insufficient amount of resource: ncpus" in result.stderr
+    phrase = "it is Q (Can Never Run: Insufficient amount of queue resource: ncpus"
+    assert phrase in result.stderr, result.stderr
     assert "lower the request" in result.stderr and "the job was cancelled" in result.stderr
     assert "Can Never Run" in last_outcome(site)
     print(f"never-run job on pbs: {seconds:.1f} s")
@@ -571,4 +671,5 @@ def test_pbs_queue_and_node_state_is_restored(pbs_site: OtherLauncher) -> None:
     chroot = pbs_site.rig_module.RIG  # type: ignore[attr-defined]
     queue = json.loads(chroot.sh("qstat -Q -f -F json workq").stdout)["Queue"]["workq"]
     assert queue["enabled"] == "True" and queue["started"] == "True", queue
+    assert SMALL_QUEUE not in chroot.sh("qstat -Q").stdout
     pbs_site.rig_module.wait_node_free(30)  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from launcher.batchsystem import BATCH_SYSTEMS, BatchSystem, NodeSize, PartitionLimits
+from launcher.batchsystem.pbs import size_mib
 from launcher.config import JobSpec, Site
 from launcher.errors import RequestFitError
 from launcher.jobscript import dask_config
@@ -139,6 +140,16 @@ def worker_request(site: Site, merged: Merged | None = None) -> Request | None:
     job_mem = _get(section, "job-mem")
     memory = _get(section, "memory")
     mem = slurm_mem_mb(job_mem) if job_mem else (jobqueue_mem_mb(memory, name) if memory else None)
+    cpus_key = "job-cpu" if job_cpu is not None else "cores"
+    mem_key = "job-mem" if job_mem else "memory"
+    spec = _get(section, "resource-spec") if name == "pbs" else None
+    if spec:  # dask-jobqueue's PBS jobs then ask for this select statement, not cores/memory
+        spec_cpus = re.search(r"(?:^|:)ncpus=(\d+)", str(spec))
+        spec_mem = re.search(r"(?:^|:)mem=([^:]+)", str(spec))
+        cpus, cpus_key = (spec_cpus.group(1), "resource-spec") if spec_cpus else (None, cpus_key)
+        mem, mem_key = (
+            (size_mib(spec_mem.group(1)), "resource-spec") if spec_mem else (None, mem_key)
+        )
     processes = _get(section, "processes")
     own_queue = _get(site.profile.dask.get("jobqueue", {}).get(name) or {}, "queue")
 
@@ -153,8 +164,8 @@ def worker_request(site: Site, merged: Merged | None = None) -> Request | None:
         time_seconds=_time(_get(section, "walltime")),
         partition=_get(section, "queue"),
         keys={
-            "cpus": key("worker_cores", "job-cpu" if job_cpu is not None else "cores"),
-            "mem": key("worker_memory", "job-mem" if job_mem else "memory"),
+            "cpus": key("worker_cores", cpus_key),
+            "mem": key("worker_memory", mem_key),
             "time": key("worker_walltime", "walltime"),
             "partition": key("worker_queue", "queue")
             if own_queue or (merged is not None and merged.key_text("queue"))

@@ -22,6 +22,7 @@ from launcher.config import load_site
 from launcher.errors import RequestFitError
 
 DATA = Path(__file__).parent / "data"
+PLATFORMS = Path(__file__).resolve().parents[3] / "config" / "platforms"
 KEYS = {k: f"<{k}>" for k in ("cpus", "mem", "time", "partition")}
 
 
@@ -246,3 +247,17 @@ def test_htcondor_worker_memory_is_rounded_down_to_mib() -> None:
     assert fit.jobqueue_mem_mb("1.5GB", "pbs") == 1431
     assert fit.jobqueue_mem_mb("15000000000", "pbs") == 14 * 1024
     assert fit.jobqueue_mem_mb("1.5GB") == 2048  # SLURM: whole GiB
+
+
+def test_pbs_worker_resource_spec_is_what_the_workers_ask_for(tmp_path: Path) -> None:
+    import yaml
+
+    profile = yaml.safe_load((PLATFORMS / "generic-pbs.yaml").read_text())
+    profile["dask"]["jobqueue"]["pbs"]["resource-spec"] = "select=1:ncpus=24:mem=96gb"
+    (tmp_path / "specpbs.yaml").write_text(yaml.safe_dump(profile))
+    ini = tmp_path / "platforms.ini"
+    ini.write_text(SITE_INI.format(uid="site", platform="specpbs"))
+    workers = fit.worker_request(load_site("site", ini))
+    assert workers is not None and (workers.cpus, workers.mem_mb) == (24, 96 * 1024)
+    assert "dask.jobqueue.pbs.resource-spec" in workers.keys["cpus"]
+    assert "dask.jobqueue.pbs.resource-spec" in workers.keys["mem"]

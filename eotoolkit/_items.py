@@ -241,7 +241,8 @@ def _native_bbox(fields: Mapping[str, Any], props: Mapping[str, Any]) -> tuple[f
             return (min(xs), min(ys), max(xs), max(ys))
         bbox = src.get("proj:bbox")
         if bbox:
-            return tuple(float(v) for v in bbox[:4])
+            corners = [*bbox[:2], *bbox[3:5]] if len(bbox) == 6 else bbox[:4]  # 3-D: z dropped
+            return tuple(float(v) for v in corners)
     return None
 
 

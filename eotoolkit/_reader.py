@@ -931,6 +931,19 @@ def _uniform_scaling(sources: tuple[Source, ...]) -> tuple[float, float] | None:
     return pairs.pop() if len(pairs) == 1 else None
 
 
+def _describe(exc: BaseException) -> str:
+    """The message of a read failure; GDAL's own reason instead of rasterio's "See previous
+    exception" (a block that cannot be decoded: the file is truncated or corrupt)."""
+    text = str(exc).rstrip(".")
+    cause = exc.__cause__ or exc.__context__
+    if "previous exception" in text and cause is not None:
+        why = str(cause.args[-1] if cause.args else cause).rstrip(".")
+        if "IReadBlock failed" in why or "TIFFRead" in why:
+            return f"{why} (the file is truncated or corrupt)"
+        return why
+    return text
+
+
 def _read_or_warn(
     s: Source, req: ChunkRead, resampling: Resampling, cfg: S3Config | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
@@ -951,7 +964,8 @@ def _read_or_warn(
         url = _s3_url(s.href, cfg)
         if url is not None and cfg is not None:
             why = storage.diagnose(cfg, url, vanished=s.href in _opened_s3) or exc
-        text = cfg.scrub(str(why)) if cfg is not None else str(why)
+        text = _describe(why)
+        text = cfg.scrub(text) if cfg is not None else text
         if req.fail_on_error:
             msg = (
                 f"Could not read asset {href}: {text}. Fix or remove the item, or pass "

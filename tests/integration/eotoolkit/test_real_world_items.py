@@ -26,6 +26,7 @@ from rasterio.io import MemoryFile
 import eotoolkit as eo
 from eotoolkit.errors import (
     AssetMetadataError,
+    AssetReadError,
     AssetReadWarning,
     BandNotFoundError,
     InvalidParameterError,
@@ -319,3 +320,22 @@ def test_multi_band_visual_asset(root: Path) -> None:
         only = copy.deepcopy(item)
         only["assets"] = {"visual": {**item["assets"]["visual"], "eo:bands": [{}, {}, {}]}}
         eo.load([only])
+
+
+def test_three_dimensional_proj_bbox(root: Path) -> None:
+    item = _plain(
+        root, **{"proj:epsg": 32633, "proj:bbox": [500_000, 4_999_360, 0, 500_640, 5e6, 0]}
+    )
+    for key in ("proj:shape", "proj:transform"):
+        del item["assets"]["B04"][key]
+    ds = eo.load([item], resolution=10)
+    assert ds.B04.shape == (1, 64, 64) and float(ds.x[0]) == 500_005.0
+    np.testing.assert_array_equal(ds.B04.values[0], RED)
+
+
+def test_truncated_cog_names_the_cause(root: Path, tmp_path: Path) -> None:
+    data = (root / "red.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) // 2])
+    item = _plain(tmp_path, "cut.tif", **{"proj:epsg": 32633})
+    with pytest.raises(AssetReadError, match=r"cut\.tif.*truncated or corrupt"):
+        eo.load([item]).compute()

@@ -254,6 +254,27 @@ def _resolution(fields: Mapping[str, Any], props: Mapping[str, Any]) -> float | 
     return None
 
 
+def _asset_resolution(fields: Mapping[str, Any]) -> float:
+    """An asset's own pixel size from its metadata, inf when it says none."""
+    res = _resolution(fields, {})
+    if res is None:
+        info = _raster_info_fields(fields)
+        for key in ("spatial_resolution", "raster:spatial_resolution", "gsd"):
+            value = info.get(key, fields.get(key))
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value)
+        return float("inf")
+    return res
+
+
+def _raster_info_fields(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    for key in ("raster:bands", "bands"):
+        bands = fields.get(key)
+        if isinstance(bands, list) and bands and isinstance(bands[0], Mapping):
+            return bands[0]
+    return {}
+
+
 def _baseline(props: Mapping[str, Any]) -> float | None:
     value = props.get("s2:processing_baseline")
     if value is None:
@@ -273,11 +294,13 @@ def _resolve_band(
         if band in assets:
             cache[ck] = band
         else:
-            found = None
-            for key, (_, fields) in assets.items():
-                if (_common_name(fields) or "").lower() == band.lower():
-                    found = key
-                    break
+            named = [
+                key
+                for key, (_, fields) in assets.items()
+                if (_common_name(fields) or "").lower() == band.lower()
+            ]
+            # several assets of one common name (B04_10m, B04_20m, B04_60m): the finest
+            found = min(named, key=lambda k: _asset_resolution(assets[k][1])) if named else None
             if found is None:
                 lower = {k.lower(): k for k in assets}
                 found = lower.get(band.lower())

@@ -339,3 +339,28 @@ def test_truncated_cog_names_the_cause(root: Path, tmp_path: Path) -> None:
     item = _plain(tmp_path, "cut.tif", **{"proj:epsg": 32633})
     with pytest.raises(AssetReadError, match=r"cut\.tif.*truncated or corrupt"):
         eo.load([item]).compute()
+
+
+def test_common_name_on_several_resolutions_picks_the_finest(root: Path, tmp_path: Path) -> None:
+    """Copernicus Data Space: B04_60m, B04_20m and B04_10m all carry eo:common_name red."""
+    t60 = Affine(60, 0, 500_000, 0, -60, 5_000_000)
+    write_cog(tmp_path / "r60.tif", (RED[::6, ::6] + 7).astype("uint16"), "EPSG:32633", t60)
+    write_cog(tmp_path / "r20.tif", (RED[::2, ::2] + 3).astype("uint16"), "EPSG:32633", T20)
+
+    def asset(href: Path, t: Affine, n: int) -> dict[str, Any]:
+        band = {"name": "B04", "eo:common_name": "red", "raster:scale": 0.0001}
+        band.update({"raster:offset": -0.1, "nodata": 0, "data_type": "uint16"})
+        out = {"href": str(href), "type": "image/jp2", "proj:code": "EPSG:32633", **_proj(t, n)}
+        return {**out, "bands": [band]}
+
+    assets = {
+        "B04_60m": asset(tmp_path / "r60.tif", t60, 11),
+        "B04_20m": asset(tmp_path / "r20.tif", T20, 32),
+        "B04_10m": asset(root / "red.tif", T10, 64),
+    }
+    item = _feature(
+        "S2A_MSIL2A_20240501T100031_N0510", {"datetime": "2024-05-01T10Z"}, assets, BBOX
+    )
+    ds = eo.load([item], bands=["red"])
+    assert ds.rio.resolution() == (10.0, -10.0)
+    np.testing.assert_allclose(ds.red.values[0], _scaled(RED, 0.0001, -0.1), atol=1e-6)

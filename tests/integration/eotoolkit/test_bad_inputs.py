@@ -83,6 +83,7 @@ def _variant(
     item["assets"]["B04"].update(asset or {})
     return item
 
+
 # (case id, call on the Env, expected type, message fragment)
 API: list[tuple[str, Callable[[Env], Any], type[Exception], str]] = [
     # load: grid

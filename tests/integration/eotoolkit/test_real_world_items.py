@@ -364,3 +364,21 @@ def test_common_name_on_several_resolutions_picks_the_finest(root: Path, tmp_pat
     ds = eo.load([item], bands=["red"])
     assert ds.rio.resolution() == (10.0, -10.0)
     np.testing.assert_allclose(ds.red.values[0], _scaled(RED, 0.0001, -0.1), atol=1e-6)
+
+
+def test_landsat_grid_edges_at_15_modulo_30_load_on_their_own_pixels(tmp_path: Path) -> None:
+    """USGS Landsat C2 pixel edges are odd multiples of 15 m: a native load keeps them, instead
+    of a grid on multiples of 30 m half a pixel off every source pixel (and one pixel larger)."""
+    t = Affine(30, 0, 304_185, 0, -30, 5_090_415)
+    data = (np.arange(40 * 40).reshape(40, 40) + 8000).astype("uint16")
+    write_cog(tmp_path / "sr_b4.tif", data, "EPSG:32633", t)
+    props = {"datetime": "2024-05-02T09:50:11Z", "proj:epsg": 32633, **_proj(t, 40)}
+    band = {"scale": 2.75e-05, "offset": -0.2, "nodata": 0, "data_type": "uint16"}
+    asset = {"href": str(tmp_path / "sr_b4.tif"), "type": COG, "raster:bands": [band]}
+    item = _feature("LC09_L2SP", props, {"red": asset}, _lonlat("EPSG:32633", t, (40, 40)))
+    ds = eo.load([item], bands=["red"])
+    assert ds.red.shape == (1, 40, 40)
+    assert float(ds.x[0]) == 304_200.0 and float(ds.y[0]) == 5_090_400.0
+    np.testing.assert_allclose(ds.red.values[0], data * 2.75e-5 - 0.2, atol=1e-6)
+    coarse = eo.load([item], bands=["red"], resolution=60)  # other sizes: multiples of 60 m
+    assert float(coarse.x[0]) % 60 == 30.0 and float(coarse.y[0]) % 60 == 30.0

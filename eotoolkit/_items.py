@@ -251,6 +251,10 @@ def _resolution(fields: Mapping[str, Any], props: Mapping[str, Any]) -> float | 
         transform = src.get("proj:transform")
         if transform:
             return abs(float(transform[0]))
+        bbox, shape = src.get("proj:bbox"), src.get("proj:shape")
+        if bbox and shape and int(shape[1]) > 0:  # proj:bbox and proj:shape only
+            xs = (float(bbox[0]), float(bbox[3] if len(bbox) == 6 else bbox[2]))
+            return abs(xs[1] - xs[0]) / int(shape[1])
     return None
 
 

@@ -834,6 +834,17 @@ def _check_metadata(s: Source, src: rasterio.DatasetReader) -> None:
                 f"{src.width} pixels) in its CRS but its item says {_fmt(s.bbox)} "
                 f"(proj:transform/proj:shape/proj:bbox). {fix}"
             )
+    file_nodata = src.nodata
+    if (
+        s.nodata is not None
+        and file_nodata is not None
+        and not (math.isnan(s.nodata) and math.isnan(file_nodata))
+        and s.nodata != file_nodata
+    ):
+        raise AssetMetadataError(
+            f"Asset {storage.redact(s.href)} has nodata {file_nodata} in the file but its item "
+            f"says nodata {s.nodata} (raster:bands): which pixels are empty is unknown. {fix}"
+        )
     file_scale = src.scales[0] if src.scales else 1.0
     file_offset = src.offsets[0] if src.offsets else 0.0
     if (file_scale, file_offset) != (1.0, 0.0):

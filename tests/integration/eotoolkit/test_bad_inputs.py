@@ -152,6 +152,7 @@ API: list[tuple[str, Callable[[Env], Any], type[Exception], str]] = [
     ("load-asset-crs-mismatch", lambda e: eo.load([_variant(e, props={"proj:code": "EPSG:32634"})]).compute(), AssetMetadataError, "is in EPSG:32633 but its item says EPSG:32634"),
     ("load-asset-shape-mismatch", lambda e: eo.load([_variant(e, asset={"proj:shape": [32, 32]})]).compute(), AssetMetadataError, "proj:shape"),
     ("load-asset-dtype-mismatch", lambda e: eo.load([_variant(e, asset={"raster:bands": [{"data_type": "int16", "nodata": 0}]})]).compute(), AssetMetadataError, "data_type 'int16'"),
+    ("load-asset-nodata-mismatch", lambda e: eo.load([_variant(e, asset={"raster:bands": [{"data_type": "uint16", "nodata": 65535}]})]).compute(), AssetMetadataError, "nodata 0.0 in the file"),
     ("load-asset-missing", lambda e: eo.load([_variant(e, asset={"href": str(e.root / "nope.tif")})]).compute(), AssetReadError, "nope.tif"),
     # subset
     ("subset-not-dataset", lambda e: eo.subset([1, 2], bbox=(14, 44, 16, 46)), E, "xarray Dataset"),

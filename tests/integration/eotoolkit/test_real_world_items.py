@@ -382,3 +382,19 @@ def test_landsat_grid_edges_at_15_modulo_30_load_on_their_own_pixels(tmp_path: P
     np.testing.assert_allclose(ds.red.values[0], data * 2.75e-5 - 0.2, atol=1e-6)
     coarse = eo.load([item], bands=["red"], resolution=60)  # other sizes: multiples of 60 m
     assert float(coarse.x[0]) % 60 == 30.0 and float(coarse.y[0]) % 60 == 30.0
+
+
+def test_nodata_of_the_file_disagreeing_with_the_item(root: Path) -> None:
+    item = _plain(root, **{"proj:epsg": 32633})
+    item["assets"]["B04"]["raster:bands"][0]["nodata"] = 65535  # the file says 0
+    with pytest.raises(AssetMetadataError, match=r"nodata 0\.0 in the file but its item says"):
+        eo.load([item]).compute()
+
+
+def test_proj_bbox_and_proj_shape_give_the_native_resolution(root: Path) -> None:
+    item = _plain(root, **{"proj:epsg": 32633})
+    del item["assets"]["B04"]["proj:transform"]
+    item["assets"]["B04"]["proj:bbox"] = [500_000, 4_999_360, 500_640, 5_000_000]
+    ds = eo.load([item])
+    assert ds.rio.resolution() == (10.0, -10.0)
+    np.testing.assert_array_equal(ds.B04.values[0], RED)

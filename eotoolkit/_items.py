@@ -415,6 +415,8 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
             f"Band(s) {missing} not found in the items. Available bands (asset keys and eo "
             f"common names): {available_bands(seq[0])}. Pass bands= with some of these names."
         )
+    for b in bands:
+        _check_uniform_scaling(b, sources[b], ids)
     times = _parse_times(ids, raw_times)
     return (
         ItemTable(
@@ -430,6 +432,27 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
         ),
         bands,
     )
+
+
+def _check_uniform_scaling(band: str, srcs: list[Source | None], ids: list[str]) -> None:
+    """Refuse a band whose items disagree on whether it is scaled: reflectances from items
+    with raster:bands scale/offset and raw counts from items without would mix silently."""
+    scaled = [
+        i
+        for i, s in enumerate(srcs)
+        if s is not None and s.scale_declared and (s.scale, s.offset) != (1.0, 0.0)
+    ]
+    raw = [i for i, s in enumerate(srcs) if s is not None and not s.scale_declared]
+    if scaled and raw:
+        first = srcs[scaled[0]]
+        assert first is not None
+        raise InvalidParameterError(
+            f"Band {band!r} has scale {first.scale} and offset {first.offset} in the "
+            f"raster:bands of {len(scaled)} item(s) (e.g. {ids[scaled[0]]!r}) and no scale or "
+            f"offset in {len(raw)} other(s) (e.g. {ids[raw[0]]!r}): loaded together they would "
+            f"mix scaled values with raw counts. Load the items of each provider or collection "
+            f"separately, or fix the items' raster:bands."
+        )
 
 
 def _parse_times(ids: list[str], raw: list[Any]) -> pd.Series:

@@ -153,6 +153,7 @@ API: list[tuple[str, Callable[[Env], Any], type[Exception], str]] = [
     ("load-asset-shape-mismatch", lambda e: eo.load([_variant(e, asset={"proj:shape": [32, 32]})]).compute(), AssetMetadataError, "proj:shape"),
     ("load-asset-dtype-mismatch", lambda e: eo.load([_variant(e, asset={"raster:bands": [{"data_type": "int16", "nodata": 0}]})]).compute(), AssetMetadataError, "data_type 'int16'"),
     ("load-asset-nodata-mismatch", lambda e: eo.load([_variant(e, asset={"raster:bands": [{"data_type": "uint16", "nodata": 65535}]})]).compute(), AssetMetadataError, "nodata 0.0 in the file"),
+    ("load-items-mixed-scaling", lambda e: eo.load([e.item, _variant(e, asset={"raster:bands": [{"data_type": "uint16", "nodata": 0, "scale": 0.0001}]})]), E, "mix scaled values with raw counts"),
     ("load-asset-missing", lambda e: eo.load([_variant(e, asset={"href": str(e.root / "nope.tif")})]).compute(), AssetReadError, "nope.tif"),
     # subset
     ("subset-not-dataset", lambda e: eo.subset([1, 2], bbox=(14, 44, 16, 46)), E, "xarray Dataset"),

@@ -398,3 +398,14 @@ def test_proj_bbox_and_proj_shape_give_the_native_resolution(root: Path) -> None
     ds = eo.load([item])
     assert ds.rio.resolution() == (10.0, -10.0)
     np.testing.assert_array_equal(ds.B04.values[0], RED)
+
+
+def test_items_mixing_scaled_and_unscaled_metadata(root: Path) -> None:
+    """Earth Search items (raster:bands scale/offset) with Planetary Computer ones (none)."""
+    scaled = _earth_search_v1(root)
+    raw = _plain(root, **{"proj:epsg": 32633})
+    raw["id"] = "S2A_MSIL2A_20240511"
+    raw["properties"]["datetime"] = "2024-05-11T10:00:00Z"
+    raw["assets"] = {"red": raw["assets"]["B04"]}
+    with pytest.raises(InvalidParameterError, match=r"'S2A_MSIL2A_20240511'.*separately"):
+        eo.load([scaled, raw], bands=["red"])

@@ -462,8 +462,10 @@ def output_geobox(
     resolution: float | tuple[float, float],
     bbox: tuple[float, float, float, float] | None,
     geometry: Any,
+    anchor: tuple[float, float] = (0.0, 0.0),
 ) -> GeoBox:
-    """The output GeoBox aligned to multiples of the resolution."""
+    """The output GeoBox aligned to multiples of the resolution, shifted by ``anchor`` (the
+    items' own pixel edges modulo the resolution, see :func:`native_anchor`)."""
     ok = ~np.isnan(foot).any(axis=1)
     if not ok.any():
         raise MissingProjectionError(
@@ -497,8 +499,40 @@ def output_geobox(
         extent = data
     rx, ry = (resolution, resolution) if isinstance(resolution, int | float) else resolution
     _check_scale(extent, crs, (rx, ry))
-    x0 = math.floor(extent[0] / rx + 1e-9) * rx
-    y0 = math.floor(extent[1] / ry + 1e-9) * ry
-    x1 = math.ceil(extent[2] / rx - 1e-9) * rx
-    y1 = math.ceil(extent[3] / ry - 1e-9) * ry
+    ax, ay = anchor
+    x0 = math.floor((extent[0] - ax) / rx + 1e-9) * rx + ax
+    y0 = math.floor((extent[1] - ay) / ry + 1e-9) * ry + ay
+    x1 = math.ceil((extent[2] - ax) / rx - 1e-9) * rx + ax
+    y1 = math.ceil((extent[3] - ay) / ry - 1e-9) * ry + ay
     return GeoBox.from_bbox((x0, y0, x1, y1), crs, resolution=Resolution(rx, -ry), tight=True)
+
+
+def _phase(values: np.ndarray, step: float) -> float | None:
+    """The common offset of ``values`` from multiples of ``step``, None when they differ."""
+    frac = np.mod(values / step, 1.0)
+    frac = np.where(np.isclose(frac, 1.0, atol=1e-6), 0.0, frac)
+    if not np.allclose(frac, frac[0], atol=1e-6):
+        return None
+    return 0.0 if abs(frac[0]) < 1e-6 else float(frac[0] * step)
+
+
+def native_anchor(
+    table: ItemTable, crs: str, resolution: tuple[float, float]
+) -> tuple[float, float]:
+    """Where the output pixels' edges fall modulo the resolution: on the items' own pixel edges
+    when they load at their own pixel size in their own CRS and all their grids agree
+    (Landsat's edges are at 15 m modulo 30 m: a grid on multiples of 30 m would put every pixel
+    half a pixel off the source pixel it takes), else on multiples of the resolution."""
+    native = [r for r in table.resolution.values() if r is not None]
+    rx, ry = resolution
+    if not native or not (math.isclose(rx, min(native)) and math.isclose(ry, min(native))):
+        return 0.0, 0.0  # not a load at the items' own pixel size
+    key = crs_key(crs)
+    if not table.crs or any(c is None or crs_key(c) != key for c in table.crs):
+        return 0.0, 0.0
+    boxes = table.native_bbox
+    if len(boxes) == 0 or np.isnan(boxes).any():
+        return 0.0, 0.0
+    ax = _phase(boxes[:, 0], rx)
+    ay = _phase(boxes[:, 3], ry)
+    return (ax or 0.0, ay or 0.0) if ax is not None and ay is not None else (0.0, 0.0)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pystac
+from pystac.utils import make_absolute_href
 
 from .errors import BandNotFoundError, InvalidParameterError, MixedDtypeError, NoItemsError
 
@@ -32,6 +33,11 @@ class Source:
     nodata: float | None
     scale: float
     offset: float
+    #: The item's metadata for the asset, checked against the file when it is read.
+    crs: str | None = None
+    bbox: tuple[float, ...] | None = None
+    scale_declared: bool = False
+    dtype: str | None = None
 
 
 @dataclass
@@ -96,13 +102,40 @@ def _item_parts(item: Any) -> tuple[str, dict, Any, dict[str, tuple[str, dict]]]
         assets: dict[str, tuple[str, dict]] = {}
         for key, asset in item.assets.items():
             href = asset.href
-            if "://" not in href and not href.startswith("/"):
+            if _relative(href):
                 href = asset.get_absolute_href() or href
             assets[key] = (href, asset.extra_fields)
         return item.id, item.properties, item.bbox, assets
-    assets = {k: (v["href"], v) for k, v in item.get("assets", {}).items()}
-    props = dict(item.get("properties", {}))
+    self_href = next(
+        (
+            link.get("href")
+            for link in item.get("links") or ()
+            if isinstance(link, Mapping) and link.get("rel") == "self"
+        ),
+        None,
+    )
+    assets = {}
+    for k, v in item.get("assets", {}).items():
+        href = v["href"]
+        if _relative(href) and isinstance(self_href, str) and not _relative(self_href):
+            href = make_absolute_href(href, self_href)
+        assets[k] = (href, v)
+    props = dict(item.get("properties") or {})
     return str(item.get("id")), props, item.get("bbox"), assets
+
+
+def _relative(href: str) -> bool:
+    return "://" not in href and not href.startswith("/") and not re.match(r"^[A-Za-z]:[\\/]", href)
+
+
+def _check_absolute(iid: str, key: str, href: str) -> None:
+    if _relative(href):
+        raise InvalidParameterError(
+            f"Asset {key!r} of item {iid!r} has the relative href {href!r} and the item has no "
+            f"absolute 'self' link to resolve it against (STAC hrefs are relative to the item "
+            f"file, not to the working directory). Read the item with "
+            f"pystac.Item.from_file(path) or eotoolkit.search(catalog), or make the href absolute."
+        )
 
 
 def _common_name(fields: Mapping[str, Any]) -> str | None:
@@ -139,6 +172,16 @@ def _raster_info(fields: Mapping[str, Any]) -> tuple[float | None, str | None, f
     )
 
 
+def _declares_scale(fields: Mapping[str, Any]) -> bool:
+    """Whether the asset's metadata says anything about scale/offset (1 and 0 included)."""
+    for src in (fields, *(fields.get(k) or [{}] for k in ("raster:bands", "bands"))):
+        if isinstance(src, list):
+            src = src[0] if src and isinstance(src[0], Mapping) else {}
+        if any(k in src for k in ("scale", "offset", "raster:scale", "raster:offset")):
+            return True
+    return False
+
+
 def _crs_of(fields: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
     for src in (fields, props):
         code = src.get("proj:code")
@@ -146,11 +189,45 @@ def _crs_of(fields: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
             return str(code)
         epsg = src.get("proj:epsg")
         if epsg:
-            return f"EPSG:{int(epsg)}"
+            return _epsg(epsg)
         wkt = src.get("proj:wkt2")
         if wkt:
             return str(wkt)
     return None
+
+
+def _epsg(value: Any) -> str:
+    text = str(value).strip()
+    digits = text.upper().removeprefix("EPSG:")
+    if isinstance(value, bool) or not digits.isdigit():
+        raise InvalidParameterError(
+            f"proj:epsg={value!r} is not an EPSG code: STAC's proj:epsg is an integer such as "
+            f"32633 (null when the CRS has none, with proj:wkt2 or proj:projjson instead). Fix "
+            f"the item's metadata, or pass crs= with the CRS the files are in."
+        )
+    return f"EPSG:{int(digits)}"
+
+
+def _band_count(fields: Mapping[str, Any]) -> int:
+    """How many bands the asset's metadata lists (0 when it says nothing)."""
+    counts = [
+        len(b)
+        for k in ("raster:bands", "eo:bands", "bands")
+        if isinstance(b := fields.get(k), list)
+    ]
+    return max(counts, default=0)
+
+
+def _band_names(fields: Mapping[str, Any]) -> list[str]:
+    for key in ("eo:bands", "bands", "raster:bands"):
+        bands = fields.get(key)
+        if isinstance(bands, list) and len(bands) > 1:
+            return [
+                str(b.get("common_name") or b.get("eo:common_name") or b.get("name") or i)
+                for i, b in enumerate(bands)
+                if isinstance(b, Mapping)
+            ]
+    return []
 
 
 def _native_bbox(fields: Mapping[str, Any], props: Mapping[str, Any]) -> tuple[float, ...] | None:
@@ -164,7 +241,8 @@ def _native_bbox(fields: Mapping[str, Any], props: Mapping[str, Any]) -> tuple[f
             return (min(xs), min(ys), max(xs), max(ys))
         bbox = src.get("proj:bbox")
         if bbox:
-            return tuple(float(v) for v in bbox[:4])
+            corners = [*bbox[:2], *bbox[3:5]] if len(bbox) == 6 else bbox[:4]  # 3-D: z dropped
+            return tuple(float(v) for v in corners)
     return None
 
 
@@ -173,7 +251,32 @@ def _resolution(fields: Mapping[str, Any], props: Mapping[str, Any]) -> float | 
         transform = src.get("proj:transform")
         if transform:
             return abs(float(transform[0]))
+        bbox, shape = src.get("proj:bbox"), src.get("proj:shape")
+        if bbox and shape and int(shape[1]) > 0:  # proj:bbox and proj:shape only
+            xs = (float(bbox[0]), float(bbox[3] if len(bbox) == 6 else bbox[2]))
+            return abs(xs[1] - xs[0]) / int(shape[1])
     return None
+
+
+def _asset_resolution(fields: Mapping[str, Any]) -> float:
+    """An asset's own pixel size from its metadata, inf when it says none."""
+    res = _resolution(fields, {})
+    if res is None:
+        info = _raster_info_fields(fields)
+        for key in ("spatial_resolution", "raster:spatial_resolution", "gsd"):
+            value = info.get(key, fields.get(key))
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value)
+        return float("inf")
+    return res
+
+
+def _raster_info_fields(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    for key in ("raster:bands", "bands"):
+        bands = fields.get(key)
+        if isinstance(bands, list) and bands and isinstance(bands[0], Mapping):
+            return bands[0]
+    return {}
 
 
 def _baseline(props: Mapping[str, Any]) -> float | None:
@@ -195,11 +298,13 @@ def _resolve_band(
         if band in assets:
             cache[ck] = band
         else:
-            found = None
-            for key, (_, fields) in assets.items():
-                if (_common_name(fields) or "").lower() == band.lower():
-                    found = key
-                    break
+            named = [
+                key
+                for key, (_, fields) in assets.items()
+                if (_common_name(fields) or "").lower() == band.lower()
+            ]
+            # several assets of one common name (B04_10m, B04_20m, B04_60m): the finest
+            found = min(named, key=lambda k: _asset_resolution(assets[k][1])) if named else None
             if found is None:
                 lower = {k.lower(): k for k in assets}
                 found = lower.get(band.lower())
@@ -231,7 +336,17 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
         )
     parts = [_item_parts(it) for it in seq]
     if bands is None:
-        bands = [k for k, (href, f) in parts[0][3].items() if _looks_raster(href, f)]
+        bands = [
+            k
+            for k, (href, f) in parts[0][3].items()
+            if _looks_raster(href, f) and _band_count(f) <= 1
+        ]
+        if not bands:
+            raise BandNotFoundError(
+                f"The first item has no single-band raster asset to load (GeoTIFF/JP2 assets "
+                f"with at most one band): its assets are {available_bands(seq[0])}. Pass "
+                f"bands= with the single-band assets to load."
+            )
     bands = list(bands)
     n = len(parts)
     cache: dict[tuple, str | None] = {}
@@ -261,6 +376,7 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
             found_any[b] = True
             href, fields = assets[key]
             nodata, dtype, scale, offset, declared = _raster_info(fields)
+            scale_declared = declared or _declares_scale(fields)
             if (
                 baseline is not None
                 and baseline >= 4.0
@@ -268,7 +384,18 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
                 and _is_reflectance(key, fields)
             ):
                 offset = -1000.0 * scale
-            sources[b][i] = Source(href, nodata, scale, offset)
+            _check_absolute(iid, key, href)
+            if _band_count(fields) > 1:
+                raise InvalidParameterError(
+                    f"bands={b!r}: asset {key!r} of item {iid!r} holds "
+                    f"{_band_count(fields)} bands ({', '.join(_band_names(fields))}) and load "
+                    f"reads one band per asset. Ask for the single-band assets instead (e.g. "
+                    f"'red', 'green', 'blue' rather than a true-colour 'visual' asset)."
+                )
+            nb_src = _native_bbox(fields, props)
+            sources[b][i] = Source(
+                href, nodata, scale, offset, _crs_of(fields, props), nb_src, scale_declared, dtype
+            )
             dtypes[b][i] = dtype
             if resolution[b] is None:
                 resolution[b] = _resolution(fields, props)
@@ -288,7 +415,9 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
             f"Band(s) {missing} not found in the items. Available bands (asset keys and eo "
             f"common names): {available_bands(seq[0])}. Pass bands= with some of these names."
         )
-    times = pd.to_datetime(pd.Series(raw_times), utc=True, format="ISO8601")
+    for b in bands:
+        _check_uniform_scaling(b, sources[b], ids)
+    times = _parse_times(ids, raw_times)
     return (
         ItemTable(
             ids=ids,
@@ -303,6 +432,45 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
         ),
         bands,
     )
+
+
+def _check_uniform_scaling(band: str, srcs: list[Source | None], ids: list[str]) -> None:
+    """Refuse a band whose items disagree on whether it is scaled: reflectances from items
+    with raster:bands scale/offset and raw counts from items without would mix silently."""
+    scaled = [
+        i
+        for i, s in enumerate(srcs)
+        if s is not None and s.scale_declared and (s.scale, s.offset) != (1.0, 0.0)
+    ]
+    raw = [i for i, s in enumerate(srcs) if s is not None and not s.scale_declared]
+    if scaled and raw:
+        first = srcs[scaled[0]]
+        assert first is not None
+        raise InvalidParameterError(
+            f"Band {band!r} has scale {first.scale} and offset {first.offset} in the "
+            f"raster:bands of {len(scaled)} item(s) (e.g. {ids[scaled[0]]!r}) and no scale or "
+            f"offset in {len(raw)} other(s) (e.g. {ids[raw[0]]!r}): loaded together they would "
+            f"mix scaled values with raw counts. Load the items of each provider or collection "
+            f"separately, or fix the items' raster:bands."
+        )
+
+
+def _parse_times(ids: list[str], raw: list[Any]) -> pd.Series:
+    """The items' times as a UTC series; an item without a usable time is refused by name."""
+    out = []
+    for iid, value in zip(ids, raw, strict=True):
+        try:
+            t = pd.to_datetime(value, utc=True, format="ISO8601") if value is not None else None
+        except (ValueError, TypeError, OverflowError):
+            t = None
+        if t is None or pd.isna(t):
+            raise InvalidParameterError(
+                f"Item {iid!r} has no usable time: properties datetime={value!r} and no "
+                f"start_datetime. STAC items need an RFC 3339 'datetime' (or "
+                f"'start_datetime'/'end_datetime' with datetime null); fix or drop the item."
+            )
+        out.append(t)
+    return pd.Series(pd.DatetimeIndex(out))
 
 
 def _looks_raster(href: str, fields: Mapping[str, Any]) -> bool:

@@ -33,7 +33,13 @@ from rasterio.windows import Window
 from . import _grid, storage
 from ._handles import HandlePool
 from ._items import Source
-from .errors import AssetReadError, AssetReadWarning, StorageError, asset_storage_error
+from .errors import (
+    AssetMetadataError,
+    AssetReadError,
+    AssetReadWarning,
+    StorageError,
+    asset_storage_error,
+)
 from .storage import S3Config
 
 GDAL_OPTIONS = {
@@ -745,6 +751,7 @@ def _read_source(
 ) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
     """(raw values, valid mask, output slices) of one source, None if disjoint."""
     with _dataset(s.href, None, cfg) as src:
+        _check_metadata(s, src)
         nodata = s.nodata if s.nodata is not None else src.nodata
         same_crs = src.crs == _rio_crs(req.crs) and _same_pixels(src.transform, req.transform)
         got = _read_same_crs(src, req, resampling) if same_crs else None
@@ -768,6 +775,104 @@ def _read_source(
     else:
         valid = _valid(raw, nodata)
     return raw, valid, where
+
+
+@lru_cache(maxsize=256)
+def _crs_equal(declared: str, wkt: str) -> bool:
+    import pyproj
+
+    try:
+        return bool(pyproj.CRS.from_user_input(declared).equals(wkt, ignore_axis_order=True))
+    except pyproj.exceptions.CRSError:
+        return False
+
+
+def _check_metadata(s: Source, src: rasterio.DatasetReader) -> None:
+    """Refuse a file whose CRS or extent is not the one its item declares: the grid and the
+    chunks an item is read into come from the metadata, the pixels from the file, so a
+    disagreement would silently drop or misplace pixels."""
+    fix = (
+        "Fix the item's metadata (or the file), or pass fail_on_error=False to fill its "
+        "pixels with nodata."
+    )
+    if src.crs is None:
+        raise AssetMetadataError(
+            f"Asset {storage.redact(s.href)} has no CRS in the file, its item says "
+            f"{_short(s.crs)}: the file is not georeferenced. {fix}"
+        )
+    if src.count > 1:
+        raise AssetMetadataError(
+            f"Asset {storage.redact(s.href)} holds {src.count} bands and load reads one band "
+            f"per asset: only its first would load. Ask for single-band assets instead. {fix}"
+        )
+    if s.dtype is not None:
+        try:
+            declared = np.dtype(s.dtype)
+        except TypeError:
+            declared = None
+        if declared is not None and declared != np.dtype(src.dtypes[0]):
+            raise AssetMetadataError(
+                f"Asset {storage.redact(s.href)} is {src.dtypes[0]} but its item says "
+                f"data_type {s.dtype!r} (raster:bands): its values would be cast wrongly. "
+                f"{fix}"
+            )
+    if s.crs is not None and not _crs_equal(s.crs, src.crs.to_wkt()):
+        file_crs = src.crs.to_string() if src.crs.to_epsg() else "a WKT CRS"
+        raise AssetMetadataError(
+            f"Asset {storage.redact(s.href)} is in {file_crs} but its item says "
+            f"{_short(s.crs)} (proj:code/proj:epsg/proj:wkt2). {fix}"
+        )
+    if s.bbox is not None:
+        left, bottom, right, top = src.bounds
+        tol = max(abs(src.transform.a), abs(src.transform.e)) + 1e-9 * max(
+            abs(left), abs(right), abs(top), abs(bottom), 1.0
+        )
+        got = (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
+        if any(abs(a - b) > tol for a, b in zip(got, s.bbox, strict=True)):
+            raise AssetMetadataError(
+                f"Asset {storage.redact(s.href)} covers {_fmt(got)} ({src.height} x "
+                f"{src.width} pixels) in its CRS but its item says {_fmt(s.bbox)} "
+                f"(proj:transform/proj:shape/proj:bbox). {fix}"
+            )
+    file_nodata = src.nodata
+    if (
+        s.nodata is not None
+        and file_nodata is not None
+        and not (math.isnan(s.nodata) and math.isnan(file_nodata))
+        and s.nodata != file_nodata
+    ):
+        raise AssetMetadataError(
+            f"Asset {storage.redact(s.href)} has nodata {file_nodata} in the file but its item "
+            f"says nodata {s.nodata} (raster:bands): which pixels are empty is unknown. {fix}"
+        )
+    file_scale = src.scales[0] if src.scales else 1.0
+    file_offset = src.offsets[0] if src.offsets else 0.0
+    if (file_scale, file_offset) != (1.0, 0.0):
+        if not s.scale_declared:
+            raise AssetMetadataError(
+                f"Asset {storage.redact(s.href)} has scale {file_scale} and offset "
+                f"{file_offset} in the file but its item declares none (raster:bands "
+                f"scale/offset): its values would load unscaled. Add them to the item's "
+                f"raster:bands (or raster:scale/raster:offset). {fix}"
+            )
+        if not (
+            math.isclose(file_scale, s.scale, rel_tol=1e-6)
+            and math.isclose(file_offset, s.offset, rel_tol=1e-6, abs_tol=1e-12)
+        ):
+            raise AssetMetadataError(
+                f"Asset {storage.redact(s.href)} has scale {file_scale} and offset "
+                f"{file_offset} in the file but its item says scale {s.scale} and offset "
+                f"{s.offset}: which is right is unknown. {fix}"
+            )
+
+
+def _short(crs: str | None) -> str:
+    text = str(crs)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fmt(bbox: Any) -> str:
+    return "[" + ", ".join(f"{v:.6g}" for v in bbox) + "]"
 
 
 def _valid(raw: np.ndarray, nodata: float) -> np.ndarray:
@@ -837,6 +942,19 @@ def _uniform_scaling(sources: tuple[Source, ...]) -> tuple[float, float] | None:
     return pairs.pop() if len(pairs) == 1 else None
 
 
+def _describe(exc: BaseException) -> str:
+    """The message of a read failure; GDAL's own reason instead of rasterio's "See previous
+    exception" (a block that cannot be decoded: the file is truncated or corrupt)."""
+    text = str(exc).rstrip(".")
+    cause = exc.__cause__ or exc.__context__
+    if "previous exception" in text and cause is not None:
+        why = str(cause.args[-1] if cause.args else cause).rstrip(".")
+        if "IReadBlock failed" in why or "TIFFRead" in why:
+            return f"{why} (the file is truncated or corrupt)"
+        return why
+    return text
+
+
 def _read_or_warn(
     s: Source, req: ChunkRead, resampling: Resampling, cfg: S3Config | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
@@ -845,6 +963,11 @@ def _read_or_warn(
     unreachable): the error is then also a StorageError naming the bucket and key."""
     try:
         return _read_source(s, req, resampling, cfg)
+    except AssetMetadataError as exc:
+        if req.fail_on_error:
+            raise
+        warnings.warn(f"{exc} Its pixels are filled with nodata.", AssetReadWarning, stacklevel=3)
+        return None
     except Exception as exc:
         _forget(s.href, cfg)
         href = storage.redact(s.href)
@@ -852,7 +975,8 @@ def _read_or_warn(
         url = _s3_url(s.href, cfg)
         if url is not None and cfg is not None:
             why = storage.diagnose(cfg, url, vanished=s.href in _opened_s3) or exc
-        text = cfg.scrub(str(why)) if cfg is not None else str(why)
+        text = _describe(why)
+        text = cfg.scrub(text) if cfg is not None else text
         if req.fail_on_error:
             msg = (
                 f"Could not read asset {href}: {text}. Fix or remove the item, or pass "

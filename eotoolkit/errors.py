@@ -31,6 +31,11 @@ class AssetReadError(EOToolkitError, OSError):
     """An asset file could not be opened or read."""
 
 
+class AssetMetadataError(AssetReadError, ValueError):
+    """An asset file disagrees with its item's metadata (proj:code/proj:epsg, proj:transform,
+    proj:shape, proj:bbox, scale/offset): the message names the href, both values and the fix."""
+
+
 class MixedDtypeError(EOToolkitError, TypeError):
     """One band has different data types across items."""
 

@@ -328,7 +328,8 @@ def _build(
     out_crs = _grid.choose_crs(table, crs)
     res = _grid.choose_resolution(table, band_list, resolution, out_crs)
     foot = _grid.footprints(table, out_crs)
-    geobox = _grid.output_geobox(foot, out_crs, res, bbox, geometry)
+    anchor = _grid.native_anchor(table, out_crs, res)
+    geobox = _grid.output_geobox(foot, out_crs, res, bbox, geometry, anchor)
     times, groups = group_items(table, groupby)
     cy, cx = _chunk_sizes(chunks)
     h, w = geobox.shape

@@ -8,6 +8,7 @@ raised from inside numpy, pandas, pyproj or rasterio fails the case.
 
 from __future__ import annotations
 
+import copy
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from affine import Affine
 import eotoolkit as eo
 from eotoolkit.cli import main
 from eotoolkit.errors import (
+    AssetMetadataError,
+    AssetReadError,
     BandNotFoundError,
     EOToolkitError,
     InvalidParameterError,
@@ -69,6 +72,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
 
 
 E = InvalidParameterError
+
+
+def _variant(
+    env: Env, props: dict[str, Any] | None = None, asset: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A copy of the Env's item with properties and asset fields changed."""
+    item = copy.deepcopy(env.item)
+    item["properties"].update(props or {})
+    item["assets"]["B04"].update(asset or {})
+    return item
+
 
 # (case id, call on the Env, expected type, message fragment)
 API: list[tuple[str, Callable[[Env], Any], type[Exception], str]] = [
@@ -128,6 +142,19 @@ API: list[tuple[str, Callable[[Env], Any], type[Exception], str]] = [
     ("load-items-none", lambda e: eo.load([None]), E, "not STAC items"),
     ("load-items-no-href", lambda e: eo.load([{"type": "Feature", "assets": {"a": {}}}]), E, "no 'href'"),
     ("load-items-empty", lambda e: eo.load([]), EOToolkitError, "No items"),
+    # load: real-world item metadata that cannot be loaded as it says, or disagrees with the file
+    ("load-item-no-datetime", lambda e: eo.load([_variant(e, props={"datetime": None})]), E, "no usable time"),
+    ("load-item-bad-datetime", lambda e: eo.load([_variant(e, props={"datetime": "yesterday"})]), E, "datetime='yesterday'"),
+    ("load-item-epsg-garbage", lambda e: eo.load([_variant(e, props={"proj:code": None, "proj:epsg": "utm33"})]), E, "proj:epsg='utm33'"),
+    ("load-item-relative-href", lambda e: eo.load([_variant(e, asset={"href": "a.tif"})]), E, "relative href 'a.tif'"),
+    ("load-multiband-asset", lambda e: eo.load([_variant(e, asset={"eo:bands": [{"name": n} for n in ("B04", "B03", "B02")]})], bands="B04"), E, "holds 3 bands"),
+    ("load-multiband-only", lambda e: eo.load([_variant(e, asset={"eo:bands": [{"name": n} for n in ("B04", "B03", "B02")]})]), BandNotFoundError, "no single-band raster asset"),
+    ("load-asset-crs-mismatch", lambda e: eo.load([_variant(e, props={"proj:code": "EPSG:32634"})]).compute(), AssetMetadataError, "is in EPSG:32633 but its item says EPSG:32634"),
+    ("load-asset-shape-mismatch", lambda e: eo.load([_variant(e, asset={"proj:shape": [32, 32]})]).compute(), AssetMetadataError, "proj:shape"),
+    ("load-asset-dtype-mismatch", lambda e: eo.load([_variant(e, asset={"raster:bands": [{"data_type": "int16", "nodata": 0}]})]).compute(), AssetMetadataError, "data_type 'int16'"),
+    ("load-asset-nodata-mismatch", lambda e: eo.load([_variant(e, asset={"raster:bands": [{"data_type": "uint16", "nodata": 65535}]})]).compute(), AssetMetadataError, "nodata 0.0 in the file"),
+    ("load-items-mixed-scaling", lambda e: eo.load([e.item, _variant(e, asset={"raster:bands": [{"data_type": "uint16", "nodata": 0, "scale": 0.0001}]})]), E, "mix scaled values with raw counts"),
+    ("load-asset-missing", lambda e: eo.load([_variant(e, asset={"href": str(e.root / "nope.tif")})]).compute(), AssetReadError, "nope.tif"),
     # subset
     ("subset-not-dataset", lambda e: eo.subset([1, 2], bbox=(14, 44, 16, 46)), E, "xarray Dataset"),
     ("subset-bbox-swapped", lambda e: eo.subset(e.ds, bbox=(16, 44, 14, 46)), E, "min x"),

@@ -779,12 +779,41 @@ def _read_source(
 
 @lru_cache(maxsize=256)
 def _crs_equal(declared: str, wkt: str) -> bool:
+    """Whether the item's CRS and the file's are the same: equal definitions, or two spellings
+    that put every point at the same coordinates (an ESRI or PROJ string with a null datum
+    shift for an EPSG code, as some writers store it)."""
     import pyproj
 
     try:
-        return bool(pyproj.CRS.from_user_input(declared).equals(wkt, ignore_axis_order=True))
-    except pyproj.exceptions.CRSError:
+        item, file = pyproj.CRS.from_user_input(declared), pyproj.CRS.from_user_input(wkt)
+        if item.equals(file, ignore_axis_order=True):
+            return True
+        return _same_coordinates(item, file)
+    except pyproj.exceptions.ProjError:
         return False
+
+
+def _same_coordinates(item: Any, file: Any) -> bool:
+    """True when points across the item CRS's area of use keep their coordinates in the file's."""
+    import pyproj
+
+    area = item.area_of_use
+    west, south, east, north = area.bounds if area else (-10.0, -10.0, 10.0, 10.0)
+    if east < west:  # an area across the antimeridian
+        east += 360.0
+    lons = [west + (east - west) * f for f in (0.1, 0.5, 0.9)]
+    lats = [south + (north - south) * f for f in (0.1, 0.5, 0.9)]
+    to_item = pyproj.Transformer.from_crs(item.geodetic_crs, item, always_xy=True)
+    item_to_file = pyproj.Transformer.from_crs(item, file, always_xy=True)
+    for lon in lons:
+        for lat in lats:
+            x, y = to_item.transform(lon, lat)
+            x2, y2 = item_to_file.transform(x, y)
+            if not all(math.isfinite(v) for v in (x, y, x2, y2)):
+                return False
+            if abs(x2 - x) > 1e-9 * max(abs(x), 1.0) or abs(y2 - y) > 1e-9 * max(abs(y), 1.0):
+                return False
+    return True
 
 
 def _check_metadata(s: Source, src: rasterio.DatasetReader) -> None:

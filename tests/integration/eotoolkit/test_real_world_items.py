@@ -269,6 +269,28 @@ def test_crs_of_the_file_disagreeing_with_the_item(root: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "spelling",
+    [
+        "+proj=utm +zone=33 +ellps=WGS84 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs",
+        'PROJCS["WGS_1984_UTM_Zone_33N",GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984",'
+        'SPHEROID["WGS_1984",6378137.0,298.257223563]],PRIMEM["Greenwich",0.0],'
+        'UNIT["Degree",0.0174532925199433]],PROJECTION["Transverse_Mercator"],'
+        'PARAMETER["False_Easting",500000.0],PARAMETER["False_Northing",0.0],'
+        'PARAMETER["Central_Meridian",15.0],PARAMETER["Scale_Factor",0.9996],'
+        'PARAMETER["Latitude_Of_Origin",0.0],UNIT["Meter",1.0]]',
+    ],
+    ids=["proj-null-towgs84", "esri-wkt"],
+)
+def test_file_crs_spelled_otherwise_is_the_items_crs(
+    root: Path, tmp_path: Path, spelling: str
+) -> None:
+    """A file whose CRS is another spelling of the item's EPSG code loads as the item says."""
+    write_cog(tmp_path / "red.tif", RED, spelling, T10)
+    item = _plain(tmp_path, **{"proj:epsg": 32633})
+    np.testing.assert_array_equal(eo.load([item]).B04.values[0], RED)
+
+
+@pytest.mark.parametrize(
     "change",
     [
         {"proj:shape": [32, 32]},

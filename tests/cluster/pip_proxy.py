@@ -51,17 +51,32 @@ async def _serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter)
 
 @contextlib.contextmanager
 def connect_proxy(host: str) -> Iterator[int]:
-    """Serve CONNECT on ``host`` (a free port, yielded) in a thread of its own."""
+    """Serve CONNECT on ``host`` (a free port, yielded) from an event loop in a thread of its
+    own: the loop is created, started and stopped in that thread, so a loop another library
+    left running in the calling thread does not matter."""
     loop = asyncio.new_event_loop()
+    ready = threading.Event()
     started: list[asyncio.base_events.Server] = []
+    failed: list[BaseException] = []
 
-    async def start() -> None:
-        started.append(await asyncio.start_server(_serve, host, 0))
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            started.append(loop.run_until_complete(asyncio.start_server(_serve, host, 0)))
+        except BaseException as exc:  # reported to the caller below
+            failed.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        loop.run_forever()
+        loop.close()
 
-    loop.run_until_complete(start())
-    port = started[0].sockets[0].getsockname()[1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    if not ready.wait(30) or failed:
+        raise RuntimeError(f"the pip proxy did not start on {host}: {failed or 'timeout'}")
+    port = started[0].sockets[0].getsockname()[1]
     try:
         yield int(port)
     finally:

@@ -108,7 +108,9 @@ def test_up_is_idempotent(slurm_cluster: rig.ClusterInfo) -> None:
 
 def test_queue_is_empty_after_cleanup(slurm_cluster: rig.ClusterInfo) -> None:
     with slurm_cluster.connection() as conn:
-        conn.run("cd ~ && sbatch --parsable --wrap 'sleep 300'", hide=True, in_stream=False)
+        # no output file: the job may start before it is cancelled, and must leave nothing in ~
+        submit = "cd ~ && sbatch --parsable --output=/dev/null --wrap 'sleep 300'"
+        conn.run(submit, hide=True, in_stream=False)
         assert conn.run("squeue -h -u $USER -o %i", hide=True, in_stream=False).stdout.strip()
     rig.cancel_all_jobs(slurm_cluster)
     with slurm_cluster.connection() as conn:

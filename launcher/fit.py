@@ -53,15 +53,11 @@ def jobqueue_mem_mb(text: Any, section: str = "slurm") -> int | None:
         n = parse_bytes(text) if isinstance(text, str) else int(text)
     except (TypeError, ValueError):
         return None
-    if section == "htcondor":
-        return max(1, n // 1024**2)
-    if section == "pbs":  # pbs_format_bytes_ceil: whole GiB from 10 GiB on, else MiB
-        return (
-            math.ceil(n / 1024**3) * 1024 if n >= 10 * 1024**3 else max(1, math.ceil(n / 1024**2))
-        )
-    if n >= 1024**3:
-        return math.ceil(n / 1024**3) * 1024
-    return max(1, math.ceil(n / 1024**2))
+    system = next(
+        (cls for cls in BATCH_SYSTEMS.values() if cls.jobqueue_section == section),
+        BATCH_SYSTEMS["slurm"],
+    )
+    return system.jobqueue_memory_mib(n)
 
 
 def _time(text: Any) -> int | None:

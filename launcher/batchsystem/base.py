@@ -9,6 +9,7 @@ laptop, a local subprocess on the cluster), so this module imports nothing of SS
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import subprocess
@@ -211,6 +212,15 @@ class BatchSystem:
         options = [*self.header(job, job_name, output), *job.directives]
         prefix = self.directive_prefix
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]
+
+    @classmethod
+    def jobqueue_memory_mib(cls, n_bytes: int) -> int:
+        """MiB a dask-jobqueue worker job of ``n_bytes`` memory asks for, rounded as
+        dask-jobqueue writes it for this system (SLURM's ``--mem``: whole GiB from 1 GiB on,
+        else whole MiB, rounded up)."""
+        if n_bytes >= 1024**3:
+            return math.ceil(n_bytes / 1024**3) * 1024
+        return max(1, math.ceil(n_bytes / 1024**2))
 
     def job_key(self, job_id: str) -> str:
         """What tells one job from another in ids written differently (PBS's ``12`` as

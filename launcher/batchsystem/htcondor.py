@@ -225,6 +225,11 @@ class HTCondor(BatchSystem):
         #: job id -> (when, what) of the last analysis of an idle job that found no match.
         self._analyses: dict[str, tuple[float, str]] = {}
 
+    @classmethod
+    def jobqueue_memory_mib(cls, n_bytes: int) -> int:
+        """RequestMemory as dask-jobqueue computes it: whole MiB, rounded down."""
+        return max(1, n_bytes // 1024**2)
+
     def no_match(self, job_id: str) -> str:
         """``Of 1 machines, 1 are rejected by your job's requirements`` when every slot of the
         pool rejects the idle job (condor_q -better-analyze), else ""."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import shlex
 from typing import TYPE_CHECKING, Any
@@ -321,6 +322,14 @@ class PBS(BatchSystem):
                 same = self.job_key(full_id) == self.job_key(job_id)
                 return self.complete(full_id if same else job_id, fields)
         return JobStatus(job_id=job_id, state="UNKNOWN")
+
+    @classmethod
+    def jobqueue_memory_mib(cls, n_bytes: int) -> int:
+        """``mem=`` as dask-jobqueue writes it (pbs_format_bytes_ceil): whole GiB from 10 GiB
+        on, else whole MiB, rounded up."""
+        if n_bytes >= 10 * 1024**3:
+            return math.ceil(n_bytes / 1024**3) * 1024
+        return max(1, math.ceil(n_bytes / 1024**2))
 
     def job_key(self, job_id: str) -> str:
         """The sequence number: dask-jobqueue keeps ``12`` of ``12.server``."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import rig, twofactor
+from tests.cluster import homes, rig, twofactor
 
 
 def _require_root() -> None:
@@ -20,57 +20,37 @@ def _require_root() -> None:
         pytest.skip("the test cluster needs root (it starts slurmctld, slurmd, munged and sshd)")
 
 
-#: What the launcher creates in the cluster user's home for each job: run directories, the
-#: worker jobs' logs (the profiles' log-directory) and pipelines' work directories. The suite
-#: removes what it created there.
-RUN_ARTEFACTS = (".eohpc/runs", ".eohpc/dask-logs", ".eohpc/pipelines")
-#: Containers of the artefacts (install's emptied ones too) that may appear without counting
-#: as left behind.
-HOME_CONTAINERS = (
-    ".eohpc",
-    ".eohpc/dist",
-    ".eohpc/installs",
-    ".config",
-    ".config/dask",
-    *RUN_ARTEFACTS,
-)
-#: The tools' own state that JupyterLab, IPython, pip and npm create on their first start.
-HOME_IGNORED = (".cache", ".ipython", ".jupyter", ".local", ".npm")
-HOME_DEPTH = 3
+#: The rigs whose users' homes this session has already started fresh.
+_HOMES_RESET: set[str] = set()
 
 
-def home_entries(home: Path) -> set[str]:
-    """The paths under ``home`` (relative, at most HOME_DEPTH deep; a run directory counts as
-    one entry)."""
-    entries: set[str] = set()
-    for root, dirs, files in os.walk(home):
-        rel = Path(root).relative_to(home)
-        if rel.parts and (rel.parts[0] in HOME_IGNORED or str(rel.parent) in RUN_ARTEFACTS):
-            dirs.clear()
-            continue
-        if len(rel.parts) >= HOME_DEPTH:
-            dirs.clear()
-        entries.update(str(rel / name) for name in [*dirs, *files])
-    return entries
+def reset_slurm_homes_once() -> None:
+    """Start the SLURM rig's users' homes as a fresh machine has them, once per test session and
+    only when no SLURM topology is up (a running one may be another session's)."""
+    if "slurm" in _HOMES_RESET or any(rig.is_up(t) for t in ("single", "netns")):
+        return
+    _HOMES_RESET.add("slurm")
+    for name in (rig.CLUSTER_USER, rig.OTHER_USER):
+        # On a new machine there is no such user yet: the rig creates it with a fresh home.
+        with contextlib.suppress(KeyError):
+            homes.reset_home(Path(pwd.getpwnam(name).pw_dir))
 
 
-def home_left_behind(home: Path, before: set[str]) -> list[str]:
-    """Remove the run directories and worker logs created since ``before``; return whatever
-    else is new in ``home``."""
-    new = sorted(home_entries(home) - before)
-    for entry in new:
-        if str(Path(entry).parent) in RUN_ARTEFACTS:
-            path = home / entry
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-    return [e for e in sorted(home_entries(home) - before) if e not in HOME_CONTAINERS]
+def check_home(home: Path, before: set[str], environments: list[Path], where: str) -> None:
+    """Fail when the tests left anything of theirs in ``home`` (see :mod:`tests.cluster.homes`)."""
+    left = homes.home_left_behind(home, before, environments)
+    if left:
+        pytest.fail(
+            f"the tests left files in {home} on the {where} cluster (beyond the run "
+            f"directories, which are removed): {', '.join(left)}"
+        )
 
 
 def _cluster(topology: str) -> Iterator[rig.ClusterInfo]:
     _require_root()
     was_up = rig.is_up(topology)
+    if not was_up:
+        reset_slurm_homes_once()
     try:
         info = rig.up(topology)
     except rig.RigError as exc:
@@ -78,7 +58,7 @@ def _cluster(topology: str) -> Iterator[rig.ClusterInfo]:
             pytest.fail(f"the {topology} test cluster did not start: {exc}")
         pytest.skip(f"the {topology} test cluster did not start: {exc}")
     home = Path(pwd.getpwnam(info.user).pw_dir)
-    before = home_entries(home)
+    before = homes.home_entries(home)
     try:
         yield info
     finally:
@@ -86,12 +66,7 @@ def _cluster(topology: str) -> Iterator[rig.ClusterInfo]:
             rig.cancel_all_jobs(info)
         else:
             rig.down(topology)
-        left = home_left_behind(home, before)
-        if left:
-            pytest.fail(
-                f"the tests left files in {home} on the {topology} cluster (beyond the run "
-                f"directories, which are removed): {', '.join(left)}"
-            )
+        check_home(home, before, [Path(info.venv)], topology)
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +87,8 @@ def shared_single_cluster() -> Iterator[rig.ClusterInfo]:
     (others may be using the cluster user's queue at the same time)."""
     _require_root()
     was_up = rig.is_up("single")
+    if not was_up:
+        reset_slurm_homes_once()
     try:
         info = rig.up("single")
     except rig.RigError as exc:
@@ -165,7 +142,8 @@ def clean_netns_queue(netns_cluster: rig.ClusterInfo) -> Iterator[rig.ClusterInf
 
 
 def _other_cluster(batch_system: str) -> Iterator[rig.ClusterInfo]:
-    """The PBS or HTCondor rig: started if it is not up (and stopped again afterwards)."""
+    """The PBS or HTCondor rig: started if it is not up (and stopped again afterwards), its
+    cluster user's home started fresh and checked afterwards as on the SLURM rig."""
     import importlib
 
     _require_root()
@@ -177,6 +155,11 @@ def _other_cluster(batch_system: str) -> Iterator[rig.ClusterInfo]:
         if os.environ.get("CI"):
             pytest.fail(f"the {batch_system} test cluster did not start: {exc}")
         pytest.skip(f"the {batch_system} test cluster did not start: {exc}")
+    root = Path(info.extra["root"])
+    home = root / "home" / info.user
+    if not was_up:
+        homes.reset_home(home, skeleton=root / "etc" / "skel")
+    before = homes.home_entries(home)
     try:
         yield info
     finally:
@@ -184,6 +167,7 @@ def _other_cluster(batch_system: str) -> Iterator[rig.ClusterInfo]:
             module.cancel_all_jobs()
         else:
             module.down()
+        check_home(home, before, [root / info.venv.lstrip("/")], batch_system)
 
 
 @pytest.fixture(scope="session")

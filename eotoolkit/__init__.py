@@ -17,6 +17,7 @@ from .errors import (
     BandNotFoundError,
     EOToolkitError,
     IncompleteStoreError,
+    InvalidParameterError,
     MissingProjectionError,
     MixedDtypeError,
     NoItemsError,
@@ -54,12 +55,14 @@ __all__ = [
     "BandNotFoundError",
     "EOToolkitError",
     "IncompleteStoreError",
+    "InvalidParameterError",
     "MissingProjectionError",
     "MixedDtypeError",
     "NoItemsError",
     "OutsideDataError",
     "StoreExistsError",
     "StoreLayoutError",
+    "__version__",
     "build_catalog",
     "composite",
     "copy_assets",
@@ -81,9 +84,25 @@ __all__ = [
     "to_zarr",
 ]
 
+#: The distribution that ships this package (its version is eotoolkit's).
+DISTRIBUTION = "eo-hpc"
+
+
+def _version() -> str:
+    """The installed version of the distribution (``0+unknown`` when run from a bare tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "0+unknown"
+
 
 def __getattr__(name: str) -> Any:
     """Import a public function from its module on first access."""
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

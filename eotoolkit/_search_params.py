@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -165,13 +166,30 @@ def _geometry(value: Any) -> BaseGeometry:
 
 
 def bbox_geometry(bbox: Sequence[float]) -> BaseGeometry:
-    values = [float(v) for v in bbox]
+    """The search area of a STAC ``bbox`` (4 or 6 numbers, lon/lat), checked as ``load`` does."""
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        raise SearchParameterError(
+            f"bbox {bbox!r} must be 4 numbers [west, south, east, north] in lon/lat degrees"
+        ) from None
     if len(values) == 6:
         values = [values[0], values[1], values[3], values[4]]
     if len(values) != 4 or values[0] > values[2] or values[1] > values[3]:
         raise SearchParameterError(
             f"bbox {list(bbox)} must be [west, south, east, north] with west <= east and "
             "south <= north"
+        )
+    if not all(math.isfinite(v) for v in values):
+        raise SearchParameterError(f"bbox {list(bbox)}: all values must be finite numbers")
+    if values[1] < -90 or values[3] > 90:
+        raise SearchParameterError(
+            f"bbox {list(bbox)}: latitudes must be within [-90, 90] (bbox is "
+            "[west, south, east, north] in lon/lat degrees)"
+        )
+    if values[0] < -360 or values[2] > 360 or values[2] - values[0] > 360:
+        raise SearchParameterError(
+            f"bbox {list(bbox)}: longitudes must be within [-180, 180] (east up to 360)"
         )
     return shapely.geometry.box(*values)
 

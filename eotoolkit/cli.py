@@ -22,6 +22,12 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from .errors import EOToolkitError
 
+DESCRIPTION = """\
+Run YAML recipes (load, mask, index, composite, Zarr). A recipe computes on a Dask scheduler
+when one is named (--scheduler, Dask's scheduler-address config or DASK_SCHEDULER_ADDRESS, or
+the session scheduler file when its scheduler answers); otherwise on local threads with a
+progress bar."""
+
 
 class RichProgress(Callback):
     """A rich progress bar over the tasks of local (threads/processes) dask computations."""
@@ -182,7 +188,10 @@ def _run_scenes(args: argparse.Namespace, recipe: Any, console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``eotoolkit`` command."""
-    parser = argparse.ArgumentParser(prog="eotoolkit", description=__doc__)
+    from eotoolkit import __version__
+
+    parser = argparse.ArgumentParser(prog="eotoolkit", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a YAML recipe (load, mask, index, composite, Zarr)")
     run.add_argument("recipe", help="path of the recipe YAML file")

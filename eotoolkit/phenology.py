@@ -257,6 +257,31 @@ def _check_time_axis(da: xr.DataArray, end_doy: int) -> None:
             raise ValueError("time axis must cover a single year starting on January 1")
 
 
+def _check_same_grid(inputs: dict[str, xr.DataArray]) -> None:
+    """Raise InvalidParameterError naming the first input whose dimensions or coordinates
+    differ from ``tmin``'s (the model combines the three pixel by pixel and day by day)."""
+    from .errors import InvalidParameterError
+
+    (first, ref), *others = inputs.items()
+    for name, other in others:
+        if set(other.dims) != set(ref.dims):
+            raise InvalidParameterError(
+                f"{name} has dimensions {tuple(other.dims)} and {first} {tuple(ref.dims)}: "
+                "give all three on the same (time, y, x) grid."
+            )
+        for dim in ref.dims:
+            same_size = other.sizes[dim] == ref.sizes[dim]
+            if same_size and (dim not in ref.indexes or dim not in other.indexes):
+                continue
+            if same_size and ref.indexes[dim].equals(other.indexes[dim]):
+                continue
+            raise InvalidParameterError(
+                f"{name} and {first} are not on the same grid: their {dim!r} coordinates "
+                f"differ ({other.sizes[dim]} and {ref.sizes[dim]} values). Resample or select "
+                "them onto one grid first (e.g. eotoolkit.resample, or .sel/.interp_like)."
+            )
+
+
 def spring_index(
     tmin: xr.DataArray,
     tmax: xr.DataArray,
@@ -303,6 +328,7 @@ def spring_index(
             raise InvalidParameterError(f"{pname} is not valid: {exc}.") from None
     window = slice(start_doy - 1, end_doy)
     inputs = [da.isel(time=window) for da in (tmin, tmax, dayl)]
+    _check_same_grid(dict(zip(("tmin", "tmax", "dayl"), inputs, strict=True)))
     if any(da.chunks is not None for da in inputs):
         inputs = [da.chunk({"time": -1}) for da in inputs]
     names = [*plants, "mean"]

@@ -301,18 +301,6 @@ def _check_search(search: dict[str, Any]) -> None:
         raise _fail("search", f"invalid search value: {exc}") from None
 
 
-def _can_create_in(directory: Path) -> bool:
-    """Whether a file can be created in ``directory`` (tried, as permissions alone do not tell
-    for root or read-only file systems)."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            return True
-    except OSError:
-        return False
-
-
 def check_resources(recipe: Recipe) -> None:
     """The recipe's source answers as STAC and its output directory is writable."""
     from ._stac_source import read_root
@@ -321,21 +309,25 @@ def check_resources(recipe: Recipe) -> None:
         read_root(recipe.source)
     except EOToolkitError as exc:
         raise _fail("source", str(exc)) from None
-    store = recipe.output["zarr"]
-    if "://" in store and not store.startswith("file://"):
-        return
-    path = Path(store.removeprefix("file://"))
-    parent = path if path.exists() else path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if path.exists() and not path.is_dir():
-        raise _fail("output", f"{path} exists and is not a directory (a Zarr store is one).")
-    if not parent.is_dir() or not _can_create_in(parent):
-        raise _fail(
-            "output",
-            f"cannot write {path}: {parent} is not a writable directory. Choose an output "
-            "path in a directory you can write.",
-        )
+    from .zarr_store import check_destination, store_status
+
+    store, group = recipe.output["zarr"], recipe.output.get("group")
+    try:
+        check_destination(store)
+    except InvalidParameterError as exc:
+        raise _fail("output", str(exc)) from None
+    if recipe.scenes is None and recipe.output.get("mode", "w-") == "w-":
+        found = {
+            "absent": None,
+            "complete": "already holds a complete Zarr store",
+            "incomplete": "holds an interrupted write ('mode: resume' writes only what is missing)",
+        }.get(store_status(store, group), "already exists (a Zarr store not written by eotoolkit)")
+        if found is not None:
+            raise _fail(
+                "output",
+                f"{store} {found}. Under 'output:' set 'mode: w' to overwrite it or "
+                "'mode: resume' to finish it, or choose another 'zarr:' path.",
+            )
 
 
 def read_recipe(path: str | os.PathLike[str], *, check: bool = True) -> Recipe:

@@ -62,4 +62,4 @@ def _one(var: xr.DataArray, geobox: GeoBox, method: str) -> xr.DataArray:
     out = var.odc.reproject(geobox, **kwargs)
     out = out.rename({k: v for k, v in (("latitude", "y"), ("longitude", "x")) if k in out.dims})
     out.attrs = dict(var.attrs)
-    return out
+    return out.rename(var.name)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from itertools import product
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -28,7 +30,12 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from .errors import IncompleteStoreError, StoreExistsError, StoreLayoutError
+from .errors import (
+    IncompleteStoreError,
+    InvalidParameterError,
+    StoreExistsError,
+    StoreLayoutError,
+)
 from .storage import PrivateOptions, StorageOptions, fsspec_kwargs, with_storage_errors
 
 STATUS = "eotoolkit:status"
@@ -197,6 +204,36 @@ def _finish(store: str, group: str | None, opts: dict | None, fs: Any, done_path
         zarr.consolidate_metadata(g.store, path=_group_path(group))
 
 
+def _can_create_in(directory: Path) -> bool:
+    """Whether a file can be created in ``directory`` (tried, as permissions alone do not tell
+    for root or read-only file systems)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
+def check_destination(store: str) -> None:
+    """Refuse a local ``store`` that cannot be a Zarr store: an existing file, or a path whose
+    nearest existing parent is not a writable directory (object stores are not checked)."""
+    if "://" in store and not store.startswith("file://"):
+        return
+    path = Path(store.removeprefix("file://"))
+    if path.exists() and not path.is_dir():
+        raise InvalidParameterError(
+            f"{path} exists and is not a directory (a Zarr store is one). Choose another path."
+        )
+    parent = path if path.exists() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not _can_create_in(parent):
+        raise InvalidParameterError(
+            f"cannot write {path}: {parent} is not a writable directory. Choose a path in a "
+            "directory you can write."
+        )
+
+
 @with_storage_errors("store", "write", prefix=True)
 def to_zarr(
     obj: xr.Dataset | xr.DataArray,
@@ -225,6 +262,7 @@ def to_zarr(
     if group is not None and (not isinstance(group, str) or not group.strip("/")):
         raise _validate.invalid("group", group, "None or a group name such as 'l2a'")
     store = str(store)
+    check_destination(store)
     storage_options = fsspec_kwargs(store, storage_options) or None
     ds = prepare(obj, compressors)
     fp = fingerprint(ds)

@@ -122,7 +122,7 @@ class Ledger:
         if ok:
             event["output"] = output
         else:
-            event["error"] = error[-ERROR_CHARS:]
+            event["error"] = shorten_middle(error, ERROR_CHARS)
         event["time"] = time.time()
         with self._locked() as fd:
             self._write(fd, event)
@@ -230,11 +230,22 @@ def report(
     }
 
 
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: its start (an error's exit status and cause)
+    and its end (the last message) kept, the middle replaced by " ... "."""
+    if len(text) <= width:
+        return text
+    marker = " ... "
+    head = (width - len(marker) + 1) // 2
+    tail = width - len(marker) - head
+    return text[:head] + marker + (text[-tail:] if tail > 0 else "")
+
+
 def _when(stamp: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(stamp)) if stamp else "-"
 
 
-def table(rep: dict[str, Any], width: int = 60) -> str:
+def table(rep: dict[str, Any], width: int = 80) -> str:
     """The report as a plain-text table and a summary line."""
     header = ("scene", "state", "attempts", "started", "seconds", "output / error")
     rows = [
@@ -244,7 +255,9 @@ def table(rep: dict[str, Any], width: int = 60) -> str:
             str(r["attempts"]),
             _when(r["started"]),
             "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
-            (r["output"] if r["state"] == DONE else r["error"]).replace("\n", " | ")[-width:],
+            shorten_middle(
+                (r["output"] if r["state"] == DONE else r["error"]).replace("\n", " | "), width
+            ),
         )
         for r in rep["scenes"]
     ]

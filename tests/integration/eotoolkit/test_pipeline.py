@@ -14,6 +14,8 @@ import yaml
 import eotoolkit
 from eotoolkit.catalog import build_catalog, copy_assets, generate_subcatalogs
 from eotoolkit.cli import main
+from eotoolkit.errors import RecipeError
+from eotoolkit.recipe import read_recipe
 
 from .test_load import expected_mosaic
 
@@ -45,6 +47,10 @@ def test_resample_to_20m_and_subset(s2_items: list[pystac.Item], s2_root: Path) 
     np.testing.assert_allclose(r20.red.isel(time=0).values, expected, rtol=1e-5)
     scl20 = eotoolkit.resample(ds.scl, resolution=20, method="nearest")
     assert scl20.dtype == np.uint8
+    # a DataArray keeps its name (and so its variable name in a Zarr store) and attributes
+    assert scl20.name == "scl" and scl20.attrs == ds.scl.attrs
+    ndvi = eotoolkit.resample(ds.red.rename("NDVI"), resolution=20, method="average")
+    assert ndvi.name == "NDVI"
     x0, y0 = float(ds.x[10]), float(ds.y[20])
     x1, y1 = float(ds.x[50]), float(ds.y[60])
     sub = eotoolkit.subset(
@@ -81,7 +87,13 @@ def test_recipe_cli_writes_the_same_as_the_api(
     expected = _ndvi_median(eotoolkit.load(s2_items, bands=["red", "nir", "scl"], chunks=64))
     np.testing.assert_array_equal(got.NDVI.values, expected.values)  # type: ignore[attr-defined]
     assert got.rio.crs.to_epsg() == 32631
-    assert main(["run", str(path)]) == 2  # store exists: clear refusal, no overwrite
+    # the store exists: refused before anything is loaded or computed, with the YAML to change
+    with pytest.raises(RecipeError, match=r"already holds a complete Zarr store.*'mode: w'"):
+        read_recipe(path)
+    assert main(["run", str(path)]) == 2
+    recipe["output"] = {"zarr": "ndvi.zarr", "mode": "w"}
+    path.write_text(yaml.safe_dump(recipe))
+    assert read_recipe(path).output["mode"] == "w"
 
 
 def test_recipe_search_ids_picks_the_items(

@@ -68,3 +68,19 @@ def test_accessor_methods_reach_the_functions() -> None:
     ds["time"] = ds.time.astype("datetime64[ns]")
     out = ds.eo.composite(freq="1MS", stat="max")
     assert float(out.v.values.ravel()[0]) == 1.0
+
+
+def test_version_is_the_distributions() -> None:
+    from importlib.metadata import version
+
+    assert eotoolkit.__version__ == version("eo-hpc")
+
+
+def test_command_version_and_plain_help() -> None:
+    for flag, expected in (("--version", f"eotoolkit {eotoolkit.__version__}"), ("--help", "")):
+        out = subprocess.run(
+            [sys.executable, "-m", "eotoolkit.cli", flag], capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        assert expected in out.stdout
+        assert "``" not in out.stdout and ":mod:" not in out.stdout and ":func:" not in out.stdout

@@ -15,7 +15,12 @@ import rioxarray  # noqa: F401
 import xarray as xr
 
 import eotoolkit
-from eotoolkit.errors import IncompleteStoreError, StoreExistsError, StoreLayoutError
+from eotoolkit.errors import (
+    IncompleteStoreError,
+    InvalidParameterError,
+    StoreExistsError,
+    StoreLayoutError,
+)
 from eotoolkit.zarr_store import store_status
 
 FAIL_AFTER = 12  # blocks produced before the simulated crash
@@ -122,3 +127,23 @@ def test_fsspec_url_and_group() -> None:
     back = eotoolkit.open_zarr(store, group="monthly")
     np.testing.assert_array_equal(back.ndvi.values, ds.ndvi.values)
     assert back.rio.crs.to_epsg() == 32631
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("afile", "exists and is not a directory"),
+        ("afile/out.zarr", "is not a writable directory"),
+        ("/proc/out.zarr", "/proc is not a writable directory"),
+    ],
+)
+def test_destination_that_cannot_be_a_store_is_named(
+    tmp_path: Path, where: str, message: str
+) -> None:
+    (tmp_path / "afile").write_text("not a store\n")
+    calls: list[tuple[int, ...]] = []
+    ds = _dataset(calls, {"on": False})
+    target = where if where.startswith("/") else str(tmp_path / where)
+    with pytest.raises(InvalidParameterError, match=message):
+        eotoolkit.to_zarr(ds, target)
+    assert calls == []  # refused before anything was computed

@@ -265,6 +265,23 @@ def test_report_counts_and_table(tmp_path: Path) -> None:
     assert not ledger.report(book.records(), ["a"], error="step stage_out failed")["ok"]
 
 
+def test_long_errors_keep_their_start_and_end(tmp_path: Path) -> None:
+    book = ledger.Ledger(tmp_path / "l.jsonl")
+    book.start("x", run="r")
+    traceback = "\n".join(f'  File "/m/mod{i}.py", line {i}, in f{i}' for i in range(80))
+    cause = "exit status 3: corrupt input x.tif"
+    book.finish("x", ok=False, run="r", error=f"{cause}\n{traceback}\nRead failed. See previous")
+    rep = ledger.report(book.records(), ["x"])
+    stored = rep["scenes"][0]["error"]
+    assert len(stored) <= ledger.ERROR_CHARS and stored.startswith(cause)
+    assert stored.endswith("Read failed. See previous")
+    row = ledger.table(rep).splitlines()[2]
+    assert "exit status 3: corrupt input" in row and " ... " in row
+    assert row.endswith("Read failed. See previous")
+    assert ledger.shorten_middle("short", 60) == "short"
+    assert len(ledger.shorten_middle("y" * 100, 60)) == 60
+
+
 # ------------------------------------------------------------------------------ on_failure
 
 

@@ -167,3 +167,18 @@ def test_rejects_bad_arguments() -> None:
     )
     with pytest.raises(ValueError, match="single year"):
         spring_index(two_years, two_years, two_years)
+
+
+def test_inputs_on_different_grids_are_named() -> None:
+    from eotoolkit.errors import InvalidParameterError
+
+    tmin, tmax, dayl = _synthetic_inputs(0)
+    x = [0.0, 1.0, 2.0, 3.0]
+    tmin = tmin.assign_coords(x=x)
+    shifted = tmax.assign_coords(x=[v + 0.5 for v in x])
+    with pytest.raises(InvalidParameterError, match=r"tmax and tmin .* 'x' coordinates differ"):
+        spring_index(tmin, shifted, dayl.assign_coords(x=x))
+    with pytest.raises(InvalidParameterError, match=r"dayl and tmin .* 'y' coordinates differ"):
+        spring_index(tmin, tmax.assign_coords(x=x), dayl.isel(y=slice(0, 2)).assign_coords(x=x))
+    with pytest.raises(InvalidParameterError, match="dayl has dimensions"):
+        spring_index(tmin, tmax, dayl.isel(x=0))

@@ -174,6 +174,22 @@ def test_bbox_filter_uses_item_bbox_without_geometry() -> None:
     assert not matches(item, bbox=[20.0, 45.0, 21.0, 46.0])
 
 
+@pytest.mark.parametrize(
+    ("bbox", "message"),
+    [
+        ([14, 52, 15.5, 95], "latitudes must be within"),
+        ([14, -91, 15.5, 52], "latitudes must be within"),
+        ([14, 52, 0, 15.5, 95, 10], "latitudes must be within"),
+        ([-200, 52, 400, 53], "longitudes must be within"),
+        ([14, 52, float("nan"), 53], "finite"),
+        ([14, 52, "east", 53], "must be 4 numbers"),
+    ],
+)
+def test_bbox_is_checked_as_load_checks_it(bbox: list[object], message: str) -> None:
+    with pytest.raises(SearchParameterError, match=message):
+        params(bbox=bbox)
+
+
 def test_bbox_must_be_ordered() -> None:
     with pytest.raises(SearchParameterError, match="west <= east"):
         params(bbox=[11.0, 45.0, 10.0, 46.0])

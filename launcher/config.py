@@ -35,7 +35,7 @@ from typing import Any
 import platformdirs
 import yaml
 
-from launcher.batchsystem import BATCH_SYSTEMS
+from launcher.batchsystem import BATCH_SYSTEMS, JobSpec
 from launcher.dask_checks import check_dask, is_loopback
 from launcher.distribution import source_tree
 from launcher.errors import ConfigError, UnknownSiteError
@@ -53,19 +53,6 @@ LOCAL_UID = "local"
 LOCAL_PLATFORM = "local"
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else PyYAML's.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Batch directives for the Jupyter job."""
-
-    partition: str | None = None
-    time: str = "01:00:00"
-    cpus: int = 1
-    mem: str | None = None
-    mem_per_cpu: str | None = None
-    account: str | None = None
-    directives: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem import BATCH_SYSTEMS, BatchSystem, NodeSize, PartitionLimits
+from launcher.batchsystem import BATCH_SYSTEMS, BatchSystem, JobSpec, NodeSize, PartitionLimits
 from launcher.batchsystem.pbs import size_mib
-from launcher.config import JobSpec, Site
+from launcher.config import Site
 from launcher.errors import RequestFitError
 from launcher.jobscript import dask_config
 from launcher.slurmtime import format_seconds, parse_slurm_time

@@ -14,13 +14,10 @@ import re
 import shlex
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from launcher.errors import BatchSystemError
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 #: Run a shell command with optional standard input; return (exit code, stdout, stderr).
 Runner = Callable[[str, "str | bytes | None"], tuple[int, str, str]]
@@ -28,6 +25,20 @@ Runner = Callable[[str, "str | bytes | None"], tuple[int, str, str]]
 PENDING = "pending"
 RUNNING = "running"
 FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What one job asks of the batch system (a profile's ``job:`` section with the site's
+    overrides): the header directives of the Jupyter and batch jobs."""
+
+    partition: str | None = None
+    time: str = "01:00:00"
+    cpus: int = 1
+    mem: str | None = None
+    mem_per_cpu: str | None = None
+    account: str | None = None
+    directives: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,12 @@ import json
 import re
 import shlex
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from launcher.batchsystem.base import (
     BatchSystem,
     JobFields,
+    JobSpec,
     JobStatus,
     NodeSize,
     PartitionLimits,
@@ -32,9 +33,6 @@ from launcher.batchsystem.base import (
 )
 from launcher.batchsystem.units import job_memory_mib, time_seconds
 from launcher.errors import BatchSystemError
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 #: JobStatus numbers and their names.
 JOB_STATUS = {

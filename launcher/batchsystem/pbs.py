@@ -7,19 +7,17 @@ import json
 import math
 import re
 import shlex
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from launcher.batchsystem.base import (
     BatchSystem,
     JobFields,
+    JobSpec,
     JobStatus,
     NodeSize,
     PartitionLimits,
 )
 from launcher.batchsystem.units import hms, job_memory_mib, time_seconds
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 #: qstat's job states: queued, held, waiting (for its start time), in transit, suspended,
 #: suspended while the workstation is busy; running, exiting, array begun; the rest is final

@@ -5,19 +5,16 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
-from typing import TYPE_CHECKING
 
 from launcher.batchsystem.base import (
     BatchSystem,
     JobFields,
+    JobSpec,
     JobStatus,
     NodeSize,
     PartitionLimits,
 )
 from launcher.slurmtime import parse_slurm_time
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 SQUEUE_FORMAT = "%T|%r|%N|%L|%S"
 NO_ESTIMATE = ("", "N/A", "Unknown")

@@ -80,6 +80,9 @@ class JobFields:
     time_left: str = ""
     start_estimate: str = ""
     exit_code: str = ""
+    #: The id the query lists the job under when it writes ids its own way (qstat's
+    #: ``12.server`` for ``12``); "" for the id asked about.
+    job_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,8 @@ class BatchSystem:
             code, out, _ = self.run(template.format(job_id=shlex.quote(job_id)), None)
             found = parse(out) if code == 0 else None
             if found is not None:
-                return self.complete(job_id, found)
+                same = found.job_id and self.job_key(found.job_id) == self.job_key(job_id)
+                return self.complete(found.job_id if same else job_id, found)
         return JobStatus(job_id=job_id, state="UNKNOWN")
 
     def complete(self, job_id: str, fields: JobFields) -> JobStatus:
@@ -316,8 +320,9 @@ class BatchSystem:
         return None
 
     def waits_for_good(self, reason: str) -> bool:
-        """True when a pending job's reason will not clear by itself."""
-        return False
+        """True when a pending job's reason will not clear by itself: by default, when its
+        code has a fix in ``reason_fixes``."""
+        return self.reason_code(reason) in self.reason_fixes
 
     def stuck(self, status: JobStatus) -> bool:
         """True for a pending job that will not start by itself: held, or waiting for a

@@ -135,6 +135,17 @@ def json_documents(output: str) -> list[Any]:
     return documents
 
 
+def parse_qstat_job(output: str) -> JobFields | None:
+    """The first job of ``qstat -f -F json -x JOB`` under the id qstat gives it (``12.server``
+    also when asked about ``12``, as dask-jobqueue keeps a worker job's id); None when PBS does
+    not list it."""
+    jobs = parse_qstat_jobs(output)
+    if not jobs:
+        return None
+    job_id, fields = jobs[0]
+    return dataclasses.replace(fields, job_id=job_id)
+
+
 def parse_qstat_jobs(output: str) -> list[tuple[str, JobFields]]:
     """Parse ``qstat -f -F json`` of jobs, one document per job or several jobs in one:
     (job id, fields) each."""
@@ -298,7 +309,7 @@ class PBS(BatchSystem):
         "sh", "-c", 'qselect -N "$1" -u "$2" | xargs -r qdel', "sh", "{name}", "{user}",
     )  # fmt: skip
     # -x includes finished jobs while the server keeps their history (job_history_enable).
-    status_queries = (("qstat -f -F json -x {job_id}", parse_qstat_json),)
+    status_queries = (("qstat -f -F json -x {job_id}", parse_qstat_job),)
     pending_states = PENDING_STATES
     running_states = RUNNING_STATES
     # -o names a file, not a pattern: each job has a run directory of its own.
@@ -308,18 +319,6 @@ class PBS(BatchSystem):
     held_states = frozenset({"H"})
     held_fix = "it is held (its reason says by whom); release it with `qrls JOBID`, or cancel it"
     reason_fixes = REASON_FIXES
-
-    def status(self, job_id: str) -> JobStatus:
-        """The job's state under the id qstat gives (``12.server`` also when asked about
-        ``12``, as dask-jobqueue keeps a worker job's id); UNKNOWN when PBS does not know it."""
-        for template, _ in self.status_queries:
-            code, out, _ = self.run(template.format(job_id=shlex.quote(job_id)), None)
-            jobs = parse_qstat_jobs(out) if code == 0 else []
-            if jobs:
-                full_id, fields = jobs[0]
-                same = self.job_key(full_id) == self.job_key(job_id)
-                return self.complete(full_id if same else job_id, fields)
-        return JobStatus(job_id=job_id, state="UNKNOWN")
 
     @classmethod
     def jobqueue_memory_mib(cls, n_bytes: int) -> int:
@@ -334,25 +333,14 @@ class PBS(BatchSystem):
         return job_id.split(".", 1)[0]
 
     def reason_code(self, reason: str) -> str:
-        """The scheduler's comment up to its first colon ("Can Never Run: ..." ->
-        "Can Never Run")."""
+        """What of the scheduler's comment REASON_FIXES knows: every node offline or down, a
+        stopped queue (anywhere in a "Not Running" comment), else the comment up to its first
+        colon ("Can Never Run: ..." -> "Can Never Run"). The job waits for good when the code
+        has a fix there."""
+        for forever in (NO_NODE_UP, QUEUE_STOPPED):
+            if forever in reason:
+                return forever
         return reason.split(":")[0].strip()
-
-    def waits_for_good(self, reason: str) -> bool:
-        """True when the scheduler says the job can never run, or its queue is stopped, or
-        every node is offline or down."""
-        return self.reason_code(reason) == NEVER_RUN or self._forever(reason) != ""
-
-    @staticmethod
-    def _forever(reason: str) -> str:
-        """The key of REASON_FIXES of a "Not Running" comment that does not clear ("")."""
-        if NO_NODE_UP in reason:
-            return NO_NODE_UP
-        return QUEUE_STOPPED if QUEUE_STOPPED in reason else ""
-
-    def reason_fix(self, reason: str) -> str:
-        """The fix of a comment that does not clear by itself."""
-        return REASON_FIXES.get(self._forever(reason)) or super().reason_fix(reason)
 
     def nodes_down(self) -> str:
         """``eopbs offline, n2 down`` when every node is offline or down, else ""."""

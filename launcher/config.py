@@ -121,7 +121,6 @@ class Site:
 BATCH_SYSTEM_NAMES = (*BATCH_SYSTEMS, "local")
 #: dask-jobqueue's section of each batch system (as launcher.batchsystem names them).
 JOBQUEUE_SECTIONS = {name: cls.jobqueue_section for name, cls in BATCH_SYSTEMS.items()}
-SYSTEM_TITLES = {"slurm": "SLURM", "pbs": "PBS", "htcondor": "HTCondor"}
 #: The profile key's older spelling, still read.
 OLD_BATCH_SYSTEM_KEY = "scheduler"
 MANAGERS = ("venv", "conda", "mamba", "current")
@@ -408,10 +407,11 @@ def _check_profile(profile: Profile) -> None:
     if not isinstance(jobqueue, dict):
         raise ConfigError(f"{path}: key 'dask.jobqueue' must be a mapping.")
     own = JOBQUEUE_SECTIONS.get(profile.batch_system, "slurm")
-    for section in JOBQUEUE_SECTIONS.values():
+    for other in BATCH_SYSTEMS.values():
+        section = other.jobqueue_section
         if section != own and section in jobqueue and profile.batch_system != "local":
             raise ConfigError(
-                f"{path}: key 'dask.jobqueue.{section}' is for {SYSTEM_TITLES[section]} "
+                f"{path}: key 'dask.jobqueue.{section}' is for {other.display_name} "
                 f"profiles, but 'batch_system' is '{profile.batch_system}': move its keys to "
                 f"'dask.jobqueue.{own}'."
             )
@@ -426,8 +426,8 @@ def _check_profile(profile: Profile) -> None:
                 f"{_foreign_key(key, own) or _did_you_mean(key, allowed)}. "
                 f"Allowed (dask-jobqueue): {', '.join(sorted(allowed))}."
             )
-    if profile.batch_system in JOBQUEUE_SECTIONS:
-        check_dask(path, profile.dask, profile.job.mem_per_cpu, own)
+    if profile.batch_system in BATCH_SYSTEMS:
+        check_dask(path, profile.dask, profile.job.mem_per_cpu, BATCH_SYSTEMS[profile.batch_system])
 
 
 def _check_time(value: str, where: str) -> None:
@@ -458,12 +458,10 @@ def jobqueue_slurm_keys() -> set[str]:
 
 def _foreign_key(key: str, own: str) -> str:
     """ " (a SLURM key ...)" when ``key`` belongs to another batch system's section only."""
-    for section in JOBQUEUE_SECTIONS.values():
+    names = {cls.jobqueue_section: cls.display_name for cls in BATCH_SYSTEMS.values()}
+    for section, name in names.items():
         if section != own and key in jobqueue_keys(section):
-            return (
-                f" (a {SYSTEM_TITLES[section]} key of 'dask.jobqueue.{section}', not a "
-                f"{SYSTEM_TITLES[own]} one)"
-            )
+            return f" (a {name} key of 'dask.jobqueue.{section}', not a {names[own]} one)"
     return ""
 
 
@@ -557,7 +555,7 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
             "Lower worker_processes or raise worker_cores."
         )
     try:
-        check_dask(profile.path, dask, profile.job.mem_per_cpu, section)
+        check_dask(profile.path, dask, profile.job.mem_per_cpu, BATCH_SYSTEMS[profile.batch_system])
     except ConfigError as exc:
         raise ConfigError(f"{src}: with this site's {', '.join(workers)}: {exc}") from None
     return dask

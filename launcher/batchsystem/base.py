@@ -150,6 +150,8 @@ class BatchSystem:
 
     #: The profile's ``batch_system:`` value.
     name: ClassVar[str]
+    #: How messages name it ("SLURM", "PBS", "HTCondor").
+    display_name: ClassVar[str]
     #: Prefix of a header directive line in a job script (``#SBATCH``).
     directive_prefix: ClassVar[str]
     #: The environment variable holding the job id inside a job.
@@ -196,6 +198,23 @@ class BatchSystem:
 
     #: Keys of that section the worker jobs take over from the Jupyter job's settings.
     jobqueue_inherits: ClassVar[tuple[str, ...]] = ("queue", "account")
+    #: Whether that section has a ``walltime`` its workers retire before (``--lifetime``).
+    jobqueue_walltime: ClassVar[bool] = True
+    #: Keys that section must set besides cores, memory and walltime, each with what it is.
+    jobqueue_required: ClassVar[dict[str, str]] = {}
+    #: The worker jobs' memory options when a site may take memory per CPU only: the per-job
+    #: one dask-jobqueue writes and the per-CPU one that replaces it (SLURM's ``--mem``,
+    #: ``--mem-per-cpu``); () when its jobs have no such choice.
+    jobqueue_memory_per_cpu: ClassVar[tuple[str, ...]] = ()
+    #: The submit directive that names the worker jobs when dask-jobqueue names them after each
+    #: worker rather than ``job_name`` (HTCondor's ``batch_name``); "" when ``job_name`` does.
+    jobqueue_name_directive: ClassVar[str] = ""
+    #: The key of that section whose value, when set, is the worker job's whole request in
+    #: place of cores and memory (PBS's ``resource-spec``); "" when it has none. Read by
+    #: ``resource_spec``.
+    jobqueue_resource_key: ClassVar[str] = ""
+    #: Variables that tell the batch system is set up in a process (besides ``job_id_variable``).
+    setup_variables: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, run: Runner = local_runner) -> None:
         self.run = run
@@ -207,14 +226,14 @@ class BatchSystem:
         """Header options that start the job only after every job of ``job_ids`` succeeded,
         and cancel it (rather than leave it pending) once one of them failed."""
         raise BatchSystemError(
-            f"chained jobs are not supported yet on {self.name}; pipelines need them."
+            f"chained jobs are not supported yet on {self.display_name}; pipelines need them."
         )
 
     def array_directive(self, count: int, parallel: int | None = None) -> list[str]:
         """Header options of a job array of ``count`` tasks indexed 0..count-1, at most
         ``parallel`` of them running at once."""
         raise BatchSystemError(
-            f"job arrays are not supported yet on {self.name}; pipelines need them."
+            f"job arrays are not supported yet on {self.display_name}; pipelines need them."
         )
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
@@ -226,6 +245,12 @@ class BatchSystem:
         options = [*self.header(job, job_name, output), *job.directives]
         prefix = self.directive_prefix
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]
+
+    @classmethod
+    def resource_spec(cls, spec: str) -> tuple[int | None, int | None]:
+        """The CPUs and MiB a worker job asks for through ``jobqueue_resource_key`` (None for
+        what ``spec`` does not say)."""
+        return None, None
 
     @classmethod
     def jobqueue_memory_mib(cls, n_bytes: int) -> int:

@@ -298,6 +298,7 @@ class PBS(BatchSystem):
     """PBS Professional and OpenPBS, from the login node."""
 
     name = "pbs"
+    display_name = "PBS"
     directive_prefix = "#PBS"
     job_id_variable = "PBS_JOBID"
     # qsub reads the job script from standard input when given none.
@@ -316,9 +317,19 @@ class PBS(BatchSystem):
     output_pattern = "job.out"
     jobqueue_section = "pbs"
     jobqueue_class = "PBSCluster"
+    jobqueue_resource_key = "resource-spec"
+    setup_variables = ("PBS_CONF_FILE",)
     held_states = frozenset({"H"})
     held_fix = "it is held (its reason says by whom); release it with `qrls JOBID`, or cancel it"
     reason_fixes = REASON_FIXES
+
+    @classmethod
+    def resource_spec(cls, spec: str) -> tuple[int | None, int | None]:
+        """ncpus and mem of a select statement (``select=1:ncpus=4:mem=16gb``): what
+        dask-jobqueue's PBS jobs ask for in place of cores and memory."""
+        cpus = re.search(r"(?:^|:)ncpus=(\d+)", spec)
+        mem = re.search(r"(?:^|:)mem=([^:]+)", spec)
+        return (int(cpus.group(1)) if cpus else None, size_mib(mem.group(1)) if mem else None)
 
     @classmethod
     def jobqueue_memory_mib(cls, n_bytes: int) -> int:

@@ -17,7 +17,6 @@ from launcher.slurmtime import format_seconds, parse_duration, parse_slurm_time
 if TYPE_CHECKING:
     from launcher.batchsystem import BatchSystem
 
-SLURM_KEY = "dask.jobqueue.slurm"
 LOOPBACK_NAMES = ("lo", "localhost")
 REQUIRED_DIRECTORIES = {
     "local-directory": "node-local scratch for spilling, e.g. $TMPDIR or /tmp",
@@ -61,12 +60,10 @@ def check_dask(
     check_labextension(path, dask.get("labextension", {}), system.jobqueue_class)
 
 
-def check_lifetime(
-    path: Path, slurm: dict[str, Any], base: str = SLURM_KEY, system: str = "SLURM"
-) -> None:
+def check_lifetime(path: Path, workers: dict[str, Any], base: str, system: str) -> None:
     """Workers retire (--lifetime, staggered) before the batch system kills their job at the
     walltime."""
-    walltime_text = slurm.get("walltime")
+    walltime_text = workers.get("walltime")
     if walltime_text is None:
         raise ConfigError(
             f"{path}: missing key '{base}.walltime'. Set the worker jobs' time limit, "
@@ -79,7 +76,7 @@ def check_lifetime(
             f"{path}: key '{base}.walltime' is {walltime_text!r}, not a {system} time. "
             'Use M, M:S, H:M:S, D-H, D-H:M or D-H:M:S, e.g. "02:00:00".'
         ) from None
-    args = slurm.get("worker-extra-args") or []
+    args = workers.get("worker-extra-args") or []
     key = f"{base}.worker-extra-args"
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError(f"{path}: key '{key}' must be a list of strings.")
@@ -95,7 +92,7 @@ def check_lifetime(
         )
 
 
-def _duration(path: Path, key: str, args: list[str], flag: str, system: str = "SLURM") -> float:
+def _duration(path: Path, key: str, args: list[str], flag: str, system: str) -> float:
     value: str | None = None
     for i, arg in enumerate(args):
         if arg == flag and i + 1 < len(args):
@@ -116,20 +113,20 @@ def _duration(path: Path, key: str, args: list[str], flag: str, system: str = "S
         ) from None
 
 
-def check_directories(path: Path, slurm: dict[str, Any], base: str = SLURM_KEY) -> None:
+def check_directories(path: Path, workers: dict[str, Any], base: str) -> None:
     """Workers need node-local scratch and a log directory."""
     for name, what in REQUIRED_DIRECTORIES.items():
-        value = slurm.get(name)
+        value = workers.get(name)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{path}: missing key '{base}.{name}'. Set it to {what}.")
 
 
-def check_interface(path: Path, slurm: dict[str, Any], base: str = SLURM_KEY) -> None:
+def check_interface(path: Path, workers: dict[str, Any], base: str) -> None:
     """The scheduler must listen where workers on other nodes can reach it."""
-    options = slurm.get("scheduler-options") or {}
+    options = workers.get("scheduler-options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{path}: key '{base}.scheduler-options' must be a mapping.")
-    for key, value in (("interface", slurm.get("interface")), *_scheduler_items(options)):
+    for key, value in (("interface", workers.get("interface")), *_scheduler_items(options)):
         if value is None:
             continue
         if not isinstance(value, str) or is_loopback(value):
@@ -156,16 +153,16 @@ def is_loopback(value: str) -> bool:
 
 def check_memory_directives(
     path: Path,
-    slurm: dict[str, Any],
+    workers: dict[str, Any],
     mem_per_cpu: str | None,
-    base: str = SLURM_KEY,
-    mem: str = "--mem",
-    per_cpu: str = "--mem-per-cpu",
+    base: str,
+    mem: str,
+    per_cpu: str,
 ) -> None:
     """Sites that take memory per CPU (and reject ``mem``, the per-job option) need the same
     (``per_cpu``) for worker jobs."""
-    skip = slurm.get("job-directives-skip") or []
-    extra = slurm.get("job-extra-directives") or []
+    skip = workers.get("job-directives-skip") or []
+    extra = workers.get("job-extra-directives") or []
     key = f"{base}.job-directives-skip"
     if mem_per_cpu and mem not in skip:
         raise ConfigError(

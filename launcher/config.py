@@ -451,11 +451,6 @@ def jobqueue_keys(section: str) -> set[str]:
     return set(data["jobqueue"].get(section) or ())
 
 
-def jobqueue_slurm_keys() -> set[str]:
-    """Return the keys dask-jobqueue accepts under jobqueue.slurm (empty if not installed)."""
-    return jobqueue_keys("slurm")
-
-
 def _foreign_key(key: str, own: str) -> str:
     """ " (a SLURM key ...)" when ``key`` belongs to another batch system's section only."""
     names = {cls.jobqueue_section: cls.display_name for cls in BATCH_SYSTEMS.values()}

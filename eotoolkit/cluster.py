@@ -246,7 +246,7 @@ def get_client(
 
 
 # --------------------------------------------------------------------------------------------
-# SLURM clusters that leave no jobs behind
+# dask-jobqueue clusters that leave no jobs behind
 
 
 @contextlib.contextmanager

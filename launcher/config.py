@@ -128,7 +128,8 @@ INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jum
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
 INI_JUPYTER_KEYS = ("notebook_dir",)
-#: platforms.ini keys that size the Dask worker jobs -> their dask.jobqueue.slurm keys.
+#: platforms.ini keys that size the Dask worker jobs -> their keys of the batch system's
+#: dask-jobqueue section.
 INI_WORKER_KEYS = {
     "worker_cores": "cores",
     "worker_memory": "memory",
@@ -505,7 +506,8 @@ def _notebook_dir(value: str, src: str) -> str:
 
 def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[str, Any]:
     """The profile's Dask config with the site's `dask_interface` (workers and scheduler) and
-    worker sizes (`worker_*` keys -> dask.jobqueue.slurm), checked again as a whole."""
+    worker sizes (`worker_*` keys -> the batch system's dask.jobqueue section), checked again
+    as a whole."""
     interface = values.get("dask_interface")
     workers = {key: values[key] for key in INI_WORKER_KEYS if key in values}
     if not interface and not workers:
@@ -586,7 +588,7 @@ def _worker_value(key: str, value: str, src: str) -> int | str:
 
 def _fit_lifetime(slurm: dict[str, Any], src: str) -> None:
     """With the site's worker_walltime, workers retire at walltime minus twice the profile's
-    --lifetime-stagger (before SLURM ends their jobs): --lifetime is set to that."""
+    --lifetime-stagger (before the batch system ends their jobs): --lifetime is set to that."""
     walltime = parse_slurm_time(str(slurm["walltime"])) or 0
     args = list(slurm.get("worker-extra-args") or [])
     stagger = _flag_seconds(args, "--lifetime-stagger")

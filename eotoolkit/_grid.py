@@ -13,8 +13,6 @@ import numpy as np
 from odc.geo import Resolution
 from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
-from shapely.geometry import shape
-from shapely.geometry.base import BaseGeometry
 
 from . import _validate
 from ._items import ItemTable
@@ -395,17 +393,6 @@ def choose_resolution(
     return r, r
 
 
-def as_geometry(geometry: Any) -> BaseGeometry:
-    """A shapely geometry from a shapely object or a GeoJSON-like mapping."""
-    if isinstance(geometry, BaseGeometry):
-        return geometry
-    if hasattr(geometry, "__geo_interface__"):
-        geometry = geometry.__geo_interface__
-    if isinstance(geometry, dict) and geometry.get("type") == "Feature":
-        geometry = geometry["geometry"]
-    return shape(geometry)
-
-
 def _check_scale(extent: tuple[float, ...], crs: str, res: tuple[float, float]) -> None:
     """Refuse a resolution whose unit is clearly not the CRS's (metres of a degree CRS give a
     single pixel, degrees of a metre CRS billions)."""
@@ -478,7 +465,7 @@ def output_geobox(
         float(foot[ok, 3].max()),
     )
     if geometry is not None:
-        bbox = as_geometry(geometry).bounds
+        bbox = _validate.as_geometry(geometry).bounds
     if bbox is not None:
         req = box_near(bbox, "EPSG:4326", crs, (data[0], data[2]))
         inter = (

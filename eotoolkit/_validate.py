@@ -7,9 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 RESAMPLING = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
@@ -248,10 +251,22 @@ def bbox(param: str, value: Any, *, lonlat: bool = True) -> tuple[float, float, 
     return x0, y0, x1, y1
 
 
+def as_geometry(geometry: Any) -> BaseGeometry:
+    """A shapely geometry from a shapely object or a GeoJSON-like mapping."""
+    from shapely.geometry import shape
+    from shapely.geometry.base import BaseGeometry
+
+    if isinstance(geometry, BaseGeometry):
+        return geometry
+    if hasattr(geometry, "__geo_interface__"):
+        geometry = geometry.__geo_interface__
+    if isinstance(geometry, dict) and geometry.get("type") == "Feature":
+        geometry = geometry["geometry"]
+    return shape(geometry)
+
+
 def geometry(param: str, value: Any) -> Any:
     """A shapely geometry or a GeoJSON geometry / Feature mapping, valid and not empty."""
-    from ._grid import as_geometry
-
     allowed = "a shapely geometry or a GeoJSON geometry/Feature in lon/lat (EPSG:4326)"
     if value is None:
         return None

@@ -62,6 +62,7 @@ from launcher.scheduler.contract import (
 from launcher.scheduler.serve import answers, serve_scheduler
 from launcher.scheduler.tls_errors import install as clear_openssl_errors
 from launcher.scheduler.workers import (
+    BATCH_SYSTEM_NAMES,
     WorkersNotReady,
     batch_system,
     close_cluster,
@@ -95,14 +96,7 @@ __all__ = [
 
 DEFAULT_MAX_JOBS = 4
 #: The batch systems get_client() looks for, in this order.
-DETECTION_ORDER = ("slurm", "pbs", "htcondor")
-DISPLAY_NAMES = {"slurm": "SLURM", "pbs": "PBS", "htcondor": "HTCondor"}
-#: Variables that tell a batch system is set up in this process (besides its job id variable).
-SETUP_VARIABLES: dict[str, tuple[str, ...]] = {
-    "slurm": ("SLURM_CONF",),
-    "pbs": ("PBS_CONF_FILE",),
-    "htcondor": ("_CONDOR_JOB_AD", "CONDOR_CONFIG"),
-}
+DETECTION_ORDER = BATCH_SYSTEM_NAMES
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,7 +141,8 @@ def _submit_command_here(system: str) -> bool:
 
 
 def _set_up_here(system: str) -> bool:
-    names = (batch_system(system).job_id_variable, *SETUP_VARIABLES.get(system, ()))
+    found = batch_system(system)
+    names = (found.job_id_variable, *found.setup_variables)
     return any(os.environ.get(name) for name in names)
 
 
@@ -237,11 +232,11 @@ def get_client(
             cluster = cls(security=security, **worker_options(batch_system(system)))
             cluster.adapt(minimum_jobs=0, maximum_jobs=max_jobs)
             return Client(cluster, timeout=timeout)
-        section = batch_system(system).jobqueue_section
+        found = batch_system(system)
         warnings.warn(
-            f"{DISPLAY_NAMES.get(system, system)} is available but the Dask config "
-            f"jobqueue.{section} sets no cores/memory; using a LocalCluster in this process's "
-            "allocation",
+            f"{found.display_name} is available but the Dask config "
+            f"jobqueue.{found.jobqueue_section} sets no cores/memory; using a LocalCluster in "
+            "this process's allocation",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -251,7 +246,7 @@ def get_client(
 
 
 # --------------------------------------------------------------------------------------------
-# SLURM clusters that leave no jobs behind
+# dask-jobqueue clusters that leave no jobs behind
 
 
 @contextlib.contextmanager
@@ -290,7 +285,7 @@ def jobqueue_cluster(
     naming = name_options(system, job_name)
     if "job_extra_directives" in naming and "job_extra_directives" in kwargs:
         extra = kwargs.pop("job_extra_directives") or {}
-        naming["job_extra_directives"] = {**extra, "batch_name": job_name}
+        naming["job_extra_directives"] = {**extra, system.jobqueue_name_directive: job_name}
     workers = worker_options(system, kwargs.pop("worker_extra_args", None))
     failures: list[str] = []
     cls = cluster_class(system)

@@ -10,7 +10,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from . import _validate
-from ._grid import as_geometry, box_near, crs_key, transform_bboxes
+from ._grid import box_near, crs_key, transform_bboxes
 from .errors import BandNotFoundError, OutsideDataError
 
 
@@ -63,7 +63,7 @@ def subset(
     crs = ds.rio.crs
     shape = None
     if geometry is not None:
-        shape = as_geometry(geometry)
+        shape = _validate.as_geometry(geometry)
         bbox, bbox_crs = shape.bounds, "EPSG:4326"
     if bbox is not None:
         if crs is None:

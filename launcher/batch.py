@@ -1,4 +1,4 @@
-"""Batch mode: run a script in a SLURM job with a Dask cluster of N workers; stream its output.
+"""Batch mode: run a script in a batch job with a Dask cluster of N workers; stream its output.
 
 `--mode batch --script analysis.py --workers N [-- args]` uploads the script into a fresh 0700
 run directory on the cluster and submits a small job (one CPU) that runs

@@ -35,7 +35,7 @@ from typing import Any
 import platformdirs
 import yaml
 
-from launcher.batchsystem import BATCH_SYSTEMS
+from launcher.batchsystem import BATCH_SYSTEMS, JobSpec
 from launcher.dask_checks import check_dask, is_loopback
 from launcher.distribution import source_tree
 from launcher.errors import ConfigError, UnknownSiteError
@@ -53,19 +53,6 @@ LOCAL_UID = "local"
 LOCAL_PLATFORM = "local"
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else PyYAML's.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Batch directives for the Jupyter job."""
-
-    partition: str | None = None
-    time: str = "01:00:00"
-    cpus: int = 1
-    mem: str | None = None
-    mem_per_cpu: str | None = None
-    account: str | None = None
-    directives: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -134,7 +121,6 @@ class Site:
 BATCH_SYSTEM_NAMES = (*BATCH_SYSTEMS, "local")
 #: dask-jobqueue's section of each batch system (as launcher.batchsystem names them).
 JOBQUEUE_SECTIONS = {name: cls.jobqueue_section for name, cls in BATCH_SYSTEMS.items()}
-SYSTEM_TITLES = {"slurm": "SLURM", "pbs": "PBS", "htcondor": "HTCondor"}
 #: The profile key's older spelling, still read.
 OLD_BATCH_SYSTEM_KEY = "scheduler"
 MANAGERS = ("venv", "conda", "mamba", "current")
@@ -142,7 +128,8 @@ INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jum
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
 INI_JUPYTER_KEYS = ("notebook_dir",)
-#: platforms.ini keys that size the Dask worker jobs -> their dask.jobqueue.slurm keys.
+#: platforms.ini keys that size the Dask worker jobs -> their keys of the batch system's
+#: dask-jobqueue section.
 INI_WORKER_KEYS = {
     "worker_cores": "cores",
     "worker_memory": "memory",
@@ -421,10 +408,11 @@ def _check_profile(profile: Profile) -> None:
     if not isinstance(jobqueue, dict):
         raise ConfigError(f"{path}: key 'dask.jobqueue' must be a mapping.")
     own = JOBQUEUE_SECTIONS.get(profile.batch_system, "slurm")
-    for section in JOBQUEUE_SECTIONS.values():
+    for other in BATCH_SYSTEMS.values():
+        section = other.jobqueue_section
         if section != own and section in jobqueue and profile.batch_system != "local":
             raise ConfigError(
-                f"{path}: key 'dask.jobqueue.{section}' is for {SYSTEM_TITLES[section]} "
+                f"{path}: key 'dask.jobqueue.{section}' is for {other.display_name} "
                 f"profiles, but 'batch_system' is '{profile.batch_system}': move its keys to "
                 f"'dask.jobqueue.{own}'."
             )
@@ -439,8 +427,8 @@ def _check_profile(profile: Profile) -> None:
                 f"{_foreign_key(key, own) or _did_you_mean(key, allowed)}. "
                 f"Allowed (dask-jobqueue): {', '.join(sorted(allowed))}."
             )
-    if profile.batch_system in JOBQUEUE_SECTIONS:
-        check_dask(path, profile.dask, profile.job.mem_per_cpu, own)
+    if profile.batch_system in BATCH_SYSTEMS:
+        check_dask(path, profile.dask, profile.job.mem_per_cpu, BATCH_SYSTEMS[profile.batch_system])
 
 
 def _check_time(value: str, where: str) -> None:
@@ -464,19 +452,12 @@ def jobqueue_keys(section: str) -> set[str]:
     return set(data["jobqueue"].get(section) or ())
 
 
-def jobqueue_slurm_keys() -> set[str]:
-    """Return the keys dask-jobqueue accepts under jobqueue.slurm (empty if not installed)."""
-    return jobqueue_keys("slurm")
-
-
 def _foreign_key(key: str, own: str) -> str:
     """ " (a SLURM key ...)" when ``key`` belongs to another batch system's section only."""
-    for section in JOBQUEUE_SECTIONS.values():
+    names = {cls.jobqueue_section: cls.display_name for cls in BATCH_SYSTEMS.values()}
+    for section, name in names.items():
         if section != own and key in jobqueue_keys(section):
-            return (
-                f" (a {SYSTEM_TITLES[section]} key of 'dask.jobqueue.{section}', not a "
-                f"{SYSTEM_TITLES[own]} one)"
-            )
+            return f" (a {name} key of 'dask.jobqueue.{section}', not a {names[own]} one)"
     return ""
 
 
@@ -525,7 +506,8 @@ def _notebook_dir(value: str, src: str) -> str:
 
 def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[str, Any]:
     """The profile's Dask config with the site's `dask_interface` (workers and scheduler) and
-    worker sizes (`worker_*` keys -> dask.jobqueue.slurm), checked again as a whole."""
+    worker sizes (`worker_*` keys -> the batch system's dask.jobqueue section), checked again
+    as a whole."""
     interface = values.get("dask_interface")
     workers = {key: values[key] for key in INI_WORKER_KEYS if key in values}
     if not interface and not workers:
@@ -570,7 +552,7 @@ def _dask_overrides(profile: Profile, values: dict[str, str], src: str) -> dict[
             "Lower worker_processes or raise worker_cores."
         )
     try:
-        check_dask(profile.path, dask, profile.job.mem_per_cpu, section)
+        check_dask(profile.path, dask, profile.job.mem_per_cpu, BATCH_SYSTEMS[profile.batch_system])
     except ConfigError as exc:
         raise ConfigError(f"{src}: with this site's {', '.join(workers)}: {exc}") from None
     return dask
@@ -606,7 +588,7 @@ def _worker_value(key: str, value: str, src: str) -> int | str:
 
 def _fit_lifetime(slurm: dict[str, Any], src: str) -> None:
     """With the site's worker_walltime, workers retire at walltime minus twice the profile's
-    --lifetime-stagger (before SLURM ends their jobs): --lifetime is set to that."""
+    --lifetime-stagger (before the batch system ends their jobs): --lifetime is set to that."""
     walltime = parse_slurm_time(str(slurm["walltime"])) or 0
     args = list(slurm.get("worker-extra-args") or [])
     stagger = _flag_seconds(args, "--lifetime-stagger")

@@ -1,26 +1,22 @@
 """Checks of a profile's `dask:` section: the settings Dask-on-HPC users most often get wrong.
 
 The worker jobs' settings live in the batch system's dask-jobqueue section
-(`dask.jobqueue.slurm`, `.pbs`, `.htcondor`); the SLURM-only checks (memory per CPU) apply to
-SLURM profiles, and HTCondor worker jobs have no walltime to retire before.
+(`dask.jobqueue.slurm`, `.pbs`, `.htcondor`); the batch system's class says which checks apply
+to it (a walltime to retire before, keys it requires, memory per CPU).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher.errors import ConfigError
 from launcher.slurmtime import format_seconds, parse_duration, parse_slurm_time
 
-SLURM_KEY = "dask.jobqueue.slurm"
-#: Each batch system's jobqueue section, the name its messages use and its cluster class.
-SYSTEMS = {
-    "slurm": ("SLURM", "SLURMCluster"),
-    "pbs": ("PBS", "PBSCluster"),
-    "htcondor": ("HTCondor", "HTCondorCluster"),
-}
+if TYPE_CHECKING:
+    from launcher.batchsystem import BatchSystem
+
 LOOPBACK_NAMES = ("lo", "localhost")
 REQUIRED_DIRECTORIES = {
     "local-directory": "node-local scratch for spilling, e.g. $TMPDIR or /tmp",
@@ -29,45 +25,45 @@ REQUIRED_DIRECTORIES = {
 
 
 def check_dask(
-    path: Path, dask: dict[str, Any], mem_per_cpu: str | None, section: str = "slurm"
+    path: Path, dask: dict[str, Any], mem_per_cpu: str | None, system: type[BatchSystem]
 ) -> None:
-    """Validate the Dask section of a batch-system profile; raise ConfigError naming key and fix.
+    """Validate the Dask section of a profile of ``system``; raise ConfigError naming key and
+    fix.
 
-    `mem_per_cpu` is the Jupyter job's memory request per CPU: a SLURM site that takes memory
-    per CPU needs the same for the worker jobs.
+    `mem_per_cpu` is the Jupyter job's memory request per CPU: a site that takes memory per
+    CPU (SLURM's) needs the same for the worker jobs.
     """
-    system, cluster = SYSTEMS[section]
+    section = system.jobqueue_section
     base = f"dask.jobqueue.{section}"
     workers = dask.get("jobqueue", {}).get(section)
     if not isinstance(workers, dict) or not workers:
-        needs = "cores, memory, disk" if section == "htcondor" else "cores, memory, walltime"
+        walltime = ("walltime",) if system.jobqueue_walltime else ()
+        needs = ", ".join(("cores", "memory", *walltime, *system.jobqueue_required))
         raise ConfigError(
             f"{path}: missing key '{base}'. Add it with at least {needs}, "
             "local-directory, log-directory and worker-extra-args (--lifetime, "
             f"--lifetime-stagger); see the shipped profile generic-{section}.yaml (--mode sites "
             "prints where the profiles are)."
         )
-    if section == "htcondor":
-        if workers.get("disk") is None:
+    for key, what in system.jobqueue_required.items():
+        if workers.get(key) is None:
             raise ConfigError(
-                f"{path}: missing key '{base}.disk'. HTCondorCluster needs each worker job's "
-                'disk request, e.g. disk: "10GB".'
+                f"{path}: missing key '{base}.{key}'. {system.jobqueue_class} needs {what}."
             )
-    else:
-        check_lifetime(path, workers, base, system)
+    if system.jobqueue_walltime:
+        check_lifetime(path, workers, base, system.display_name)
     check_directories(path, workers, base)
     check_interface(path, workers, base)
-    if section == "slurm":
-        check_memory_directives(path, workers, mem_per_cpu)
-    check_labextension(path, dask.get("labextension", {}), cluster)
+    if system.jobqueue_memory_per_cpu:
+        mem, per_cpu = system.jobqueue_memory_per_cpu
+        check_memory_directives(path, workers, mem_per_cpu, base, mem, per_cpu)
+    check_labextension(path, dask.get("labextension", {}), system.jobqueue_class)
 
 
-def check_lifetime(
-    path: Path, slurm: dict[str, Any], base: str = SLURM_KEY, system: str = "SLURM"
-) -> None:
+def check_lifetime(path: Path, workers: dict[str, Any], base: str, system: str) -> None:
     """Workers retire (--lifetime, staggered) before the batch system kills their job at the
     walltime."""
-    walltime_text = slurm.get("walltime")
+    walltime_text = workers.get("walltime")
     if walltime_text is None:
         raise ConfigError(
             f"{path}: missing key '{base}.walltime'. Set the worker jobs' time limit, "
@@ -80,7 +76,7 @@ def check_lifetime(
             f"{path}: key '{base}.walltime' is {walltime_text!r}, not a {system} time. "
             'Use M, M:S, H:M:S, D-H, D-H:M or D-H:M:S, e.g. "02:00:00".'
         ) from None
-    args = slurm.get("worker-extra-args") or []
+    args = workers.get("worker-extra-args") or []
     key = f"{base}.worker-extra-args"
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError(f"{path}: key '{key}' must be a list of strings.")
@@ -96,7 +92,7 @@ def check_lifetime(
         )
 
 
-def _duration(path: Path, key: str, args: list[str], flag: str, system: str = "SLURM") -> float:
+def _duration(path: Path, key: str, args: list[str], flag: str, system: str) -> float:
     value: str | None = None
     for i, arg in enumerate(args):
         if arg == flag and i + 1 < len(args):
@@ -117,20 +113,20 @@ def _duration(path: Path, key: str, args: list[str], flag: str, system: str = "S
         ) from None
 
 
-def check_directories(path: Path, slurm: dict[str, Any], base: str = SLURM_KEY) -> None:
+def check_directories(path: Path, workers: dict[str, Any], base: str) -> None:
     """Workers need node-local scratch and a log directory."""
     for name, what in REQUIRED_DIRECTORIES.items():
-        value = slurm.get(name)
+        value = workers.get(name)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{path}: missing key '{base}.{name}'. Set it to {what}.")
 
 
-def check_interface(path: Path, slurm: dict[str, Any], base: str = SLURM_KEY) -> None:
+def check_interface(path: Path, workers: dict[str, Any], base: str) -> None:
     """The scheduler must listen where workers on other nodes can reach it."""
-    options = slurm.get("scheduler-options") or {}
+    options = workers.get("scheduler-options") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{path}: key '{base}.scheduler-options' must be a mapping.")
-    for key, value in (("interface", slurm.get("interface")), *_scheduler_items(options)):
+    for key, value in (("interface", workers.get("interface")), *_scheduler_items(options)):
         if value is None:
             continue
         if not isinstance(value, str) or is_loopback(value):
@@ -155,21 +151,29 @@ def is_loopback(value: str) -> bool:
         return False
 
 
-def check_memory_directives(path: Path, slurm: dict[str, Any], mem_per_cpu: str | None) -> None:
-    """Sites that take memory per CPU (and reject --mem) need the same for worker jobs."""
-    skip = slurm.get("job-directives-skip") or []
-    extra = slurm.get("job-extra-directives") or []
-    key = f"{SLURM_KEY}.job-directives-skip"
-    if mem_per_cpu and "--mem" not in skip:
+def check_memory_directives(
+    path: Path,
+    workers: dict[str, Any],
+    mem_per_cpu: str | None,
+    base: str,
+    mem: str,
+    per_cpu: str,
+) -> None:
+    """Sites that take memory per CPU (and reject ``mem``, the per-job option) need the same
+    (``per_cpu``) for worker jobs."""
+    skip = workers.get("job-directives-skip") or []
+    extra = workers.get("job-extra-directives") or []
+    key = f"{base}.job-directives-skip"
+    if mem_per_cpu and mem not in skip:
         raise ConfigError(
             f"{path}: the Jupyter job asks for memory per CPU (job.mem_per_cpu), but worker "
-            f"jobs would ask for --mem. Add '--mem' to '{key}' and "
-            f"'--mem-per-cpu={mem_per_cpu}' to '{SLURM_KEY}.job-extra-directives'."
+            f"jobs would ask for {mem}. Add '{mem}' to '{key}' and "
+            f"'{per_cpu}={mem_per_cpu}' to '{base}.job-extra-directives'."
         )
-    if "--mem" in skip and not any(str(d).startswith("--mem") for d in extra):
+    if mem in skip and not any(str(d).startswith(mem) for d in extra):
         raise ConfigError(
-            f"{path}: '{key}' drops --mem, so worker jobs get the site's default memory. "
-            f"Add e.g. '--mem-per-cpu=4G' to '{SLURM_KEY}.job-extra-directives'."
+            f"{path}: '{key}' drops {mem}, so worker jobs get the site's default memory. "
+            f"Add e.g. '{per_cpu}=4G' to '{base}.job-extra-directives'."
         )
 
 

@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from launcher.batchsystem import BATCH_SYSTEMS, BatchSystem, NodeSize, PartitionLimits
-from launcher.batchsystem.pbs import size_mib
-from launcher.config import JobSpec, Site
+from launcher.batchsystem import BATCH_SYSTEMS, BatchSystem, JobSpec, NodeSize, PartitionLimits
+from launcher.config import Site
 from launcher.errors import RequestFitError
 from launcher.jobscript import dask_config
 from launcher.slurmtime import format_seconds, parse_slurm_time
@@ -122,8 +121,8 @@ def worker_request(site: Site, merged: Merged | None = None) -> Request | None:
     """Each Dask worker job's request (the profile's jobqueue config of its batch system, or
     ``merged``: that config over the user's own Dask files on the cluster); None without one.
     A value from a file of the user's is named with that file."""
-    system = BATCH_SYSTEMS.get(site.profile.batch_system)
-    name = system.jobqueue_section if system is not None else "slurm"
+    system = BATCH_SYSTEMS.get(site.profile.batch_system, BATCH_SYSTEMS["slurm"])
+    name = system.jobqueue_section
     base = f"dask.jobqueue.{name}"
     section: Any = dask_config(site.profile).get("jobqueue", {}).get(name)
     if merged is not None and merged.values:
@@ -138,14 +137,12 @@ def worker_request(site: Site, merged: Merged | None = None) -> Request | None:
     mem = slurm_mem_mb(job_mem) if job_mem else (jobqueue_mem_mb(memory, name) if memory else None)
     cpus_key = "job-cpu" if job_cpu is not None else "cores"
     mem_key = "job-mem" if job_mem else "memory"
-    spec = _get(section, "resource-spec") if name == "pbs" else None
-    if spec:  # dask-jobqueue's PBS jobs then ask for this select statement, not cores/memory
-        spec_cpus = re.search(r"(?:^|:)ncpus=(\d+)", str(spec))
-        spec_mem = re.search(r"(?:^|:)mem=([^:]+)", str(spec))
-        cpus, cpus_key = (spec_cpus.group(1), "resource-spec") if spec_cpus else (None, cpus_key)
-        mem, mem_key = (
-            (size_mib(spec_mem.group(1)), "resource-spec") if spec_mem else (None, mem_key)
-        )
+    spec_key = system.jobqueue_resource_key
+    spec = _get(section, spec_key) if spec_key else None
+    if spec:  # the worker jobs then ask for this (PBS's select statement), not cores/memory
+        spec_cpus, spec_mem = system.resource_spec(str(spec))
+        cpus, cpus_key = (spec_cpus, spec_key) if spec_cpus is not None else (None, cpus_key)
+        mem, mem_key = (spec_mem, spec_key) if spec_mem is not None else (None, mem_key)
     processes = _get(section, "processes")
     own_queue = _get(site.profile.dask.get("jobqueue", {}).get(name) or {}, "queue")
 

@@ -16,8 +16,6 @@ from launcher.errors import InstallError, LauncherError
 from launcher.jobscript import dask_yaml, expand_home
 from launcher.ssh import SSHLink
 
-PIP_TIMEOUT = 3600
-
 
 def _q(path: str) -> str:
     return shlex.quote(path)

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from launcher.batchsystem import BATCH_SYSTEMS, batch_system_class
-from launcher.config import JobSpec, Profile, Site
+from launcher.batchsystem import BATCH_SYSTEMS, JobSpec, batch_system_class
+from launcher.config import Profile, Site
 from launcher.scheduler import local_copy
 from launcher.scheduler.contract import BATCH_SYSTEM_ENV, SCHEDULER_FILE_ENV, SESSION_ENV
 

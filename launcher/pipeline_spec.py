@@ -41,7 +41,6 @@ TOP_KEYS = (
     "on_failure",
 )
 PROCESS_KEYS = ("command", "retries", "parallel", "timeout", "cpus", "mem", "time")
-STAGE_KEYS = ("from", "to", "flags")
 SCENES_HELP = (
     "give a list of scene names, {file: NAME} (a file of the stage-in source, one scene a "
     "line) or {glob: PATTERN} (the files of the stage-in source that match, e.g. '*.tif')"

@@ -235,7 +235,7 @@ class RemoteSite:
         """Explain a job cancelled because it pends for a reason that does not clear."""
         return (
             f"job {state.job_id} cannot start: it is {status.state} ({status.reason}), a reason "
-            f"{self.batch.name.upper()} does not clear by itself; the job was cancelled. "
+            f"{self.batch.display_name} does not clear by itself; the job was cancelled. "
             f"Fix: {self.batch.stuck_fix(status)}."
         )
 

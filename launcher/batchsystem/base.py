@@ -14,13 +14,10 @@ import re
 import shlex
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from launcher.errors import BatchSystemError
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 #: Run a shell command with optional standard input; return (exit code, stdout, stderr).
 Runner = Callable[[str, "str | bytes | None"], tuple[int, str, str]]
@@ -28,6 +25,20 @@ Runner = Callable[[str, "str | bytes | None"], tuple[int, str, str]]
 PENDING = "pending"
 RUNNING = "running"
 FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What one job asks of the batch system (a profile's ``job:`` section with the site's
+    overrides): the header directives of the Jupyter and batch jobs."""
+
+    partition: str | None = None
+    time: str = "01:00:00"
+    cpus: int = 1
+    mem: str | None = None
+    mem_per_cpu: str | None = None
+    account: str | None = None
+    directives: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,9 @@ class JobFields:
     time_left: str = ""
     start_estimate: str = ""
     exit_code: str = ""
+    #: The id the query lists the job under when it writes ids its own way (qstat's
+    #: ``12.server`` for ``12``); "" for the id asked about.
+    job_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,8 @@ class BatchSystem:
 
     #: The profile's ``batch_system:`` value.
     name: ClassVar[str]
+    #: How messages name it ("SLURM", "PBS", "HTCondor").
+    display_name: ClassVar[str]
     #: Prefix of a header directive line in a job script (``#SBATCH``).
     directive_prefix: ClassVar[str]
     #: The environment variable holding the job id inside a job.
@@ -182,6 +198,23 @@ class BatchSystem:
 
     #: Keys of that section the worker jobs take over from the Jupyter job's settings.
     jobqueue_inherits: ClassVar[tuple[str, ...]] = ("queue", "account")
+    #: Whether that section has a ``walltime`` its workers retire before (``--lifetime``).
+    jobqueue_walltime: ClassVar[bool] = True
+    #: Keys that section must set besides cores, memory and walltime, each with what it is.
+    jobqueue_required: ClassVar[dict[str, str]] = {}
+    #: The worker jobs' memory options when a site may take memory per CPU only: the per-job
+    #: one dask-jobqueue writes and the per-CPU one that replaces it (SLURM's ``--mem``,
+    #: ``--mem-per-cpu``); () when its jobs have no such choice.
+    jobqueue_memory_per_cpu: ClassVar[tuple[str, ...]] = ()
+    #: The submit directive that names the worker jobs when dask-jobqueue names them after each
+    #: worker rather than ``job_name`` (HTCondor's ``batch_name``); "" when ``job_name`` does.
+    jobqueue_name_directive: ClassVar[str] = ""
+    #: The key of that section whose value, when set, is the worker job's whole request in
+    #: place of cores and memory (PBS's ``resource-spec``); "" when it has none. Read by
+    #: ``resource_spec``.
+    jobqueue_resource_key: ClassVar[str] = ""
+    #: Variables that tell the batch system is set up in a process (besides ``job_id_variable``).
+    setup_variables: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, run: Runner = local_runner) -> None:
         self.run = run
@@ -193,14 +226,14 @@ class BatchSystem:
         """Header options that start the job only after every job of ``job_ids`` succeeded,
         and cancel it (rather than leave it pending) once one of them failed."""
         raise BatchSystemError(
-            f"chained jobs are not supported yet on {self.name}; pipelines need them."
+            f"chained jobs are not supported yet on {self.display_name}; pipelines need them."
         )
 
     def array_directive(self, count: int, parallel: int | None = None) -> list[str]:
         """Header options of a job array of ``count`` tasks indexed 0..count-1, at most
         ``parallel`` of them running at once."""
         raise BatchSystemError(
-            f"job arrays are not supported yet on {self.name}; pipelines need them."
+            f"job arrays are not supported yet on {self.display_name}; pipelines need them."
         )
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
@@ -212,6 +245,12 @@ class BatchSystem:
         options = [*self.header(job, job_name, output), *job.directives]
         prefix = self.directive_prefix
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]
+
+    @classmethod
+    def resource_spec(cls, spec: str) -> tuple[int | None, int | None]:
+        """The CPUs and MiB a worker job asks for through ``jobqueue_resource_key`` (None for
+        what ``spec`` does not say)."""
+        return None, None
 
     @classmethod
     def jobqueue_memory_mib(cls, n_bytes: int) -> int:
@@ -270,7 +309,8 @@ class BatchSystem:
             code, out, _ = self.run(template.format(job_id=shlex.quote(job_id)), None)
             found = parse(out) if code == 0 else None
             if found is not None:
-                return self.complete(job_id, found)
+                same = found.job_id and self.job_key(found.job_id) == self.job_key(job_id)
+                return self.complete(found.job_id if same else job_id, found)
         return JobStatus(job_id=job_id, state="UNKNOWN")
 
     def complete(self, job_id: str, fields: JobFields) -> JobStatus:
@@ -305,8 +345,9 @@ class BatchSystem:
         return None
 
     def waits_for_good(self, reason: str) -> bool:
-        """True when a pending job's reason will not clear by itself."""
-        return False
+        """True when a pending job's reason will not clear by itself: by default, when its
+        code has a fix in ``reason_fixes``."""
+        return self.reason_code(reason) in self.reason_fixes
 
     def stuck(self, status: JobStatus) -> bool:
         """True for a pending job that will not start by itself: held, or waiting for a

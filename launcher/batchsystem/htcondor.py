@@ -19,11 +19,12 @@ import json
 import re
 import shlex
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from launcher.batchsystem.base import (
     BatchSystem,
     JobFields,
+    JobSpec,
     JobStatus,
     NodeSize,
     PartitionLimits,
@@ -32,9 +33,6 @@ from launcher.batchsystem.base import (
 )
 from launcher.batchsystem.units import job_memory_mib, time_seconds
 from launcher.errors import BatchSystemError
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 #: JobStatus numbers and their names.
 JOB_STATUS = {
@@ -72,6 +70,8 @@ NO_SLOT_MATCHES = "no slot matches the job's requirements"
 #: Seconds between two analyses of the same idle job (condor_q -better-analyze asks the
 #: collector for every slot).
 ANALYZE_SECONDS = 30.0
+#: What dask-jobqueue's htcondor section must set besides cores and memory.
+JOBQUEUE_REQUIRED = {"disk": 'each worker job\'s disk request, e.g. disk: "10GB"'}
 #: Final states that are a failure whatever the exit code, and what to do about each.
 FINAL_STATE_FIXES = {
     "REMOVED": "the job was removed (condor_rm by you or an administrator, or a policy); "
@@ -181,6 +181,7 @@ class HTCondor(BatchSystem):
     """HTCondor's access point (schedd) on the login node."""
 
     name = "htcondor"
+    display_name = "HTCondor"
     directive_prefix = "#HTCondor"
     job_id_variable = JOB_ID_VARIABLE
     submit_command = "condor_submit -terse -"
@@ -200,8 +201,13 @@ class HTCondor(BatchSystem):
     output_pattern = "job.out"
     jobqueue_section = "htcondor"
     jobqueue_class = "HTCondorCluster"
-    # dask-jobqueue's htcondor section has neither queue nor account.
+    # dask-jobqueue's htcondor section has neither queue nor account, nor a walltime; its
+    # jobs need a disk request, and it names each job (batch_name) after its worker.
     jobqueue_inherits = ()
+    jobqueue_walltime = False
+    jobqueue_required = JOBQUEUE_REQUIRED
+    jobqueue_name_directive = "batch_name"
+    setup_variables = ("_CONDOR_JOB_AD", "CONDOR_CONFIG")
     held_states = frozenset({"HELD"})
     held_fix = (
         "it is held: its hold reason says why (condor_hold, a file it cannot read or write, "

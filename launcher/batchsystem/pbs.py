@@ -7,19 +7,17 @@ import json
 import math
 import re
 import shlex
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from launcher.batchsystem.base import (
     BatchSystem,
     JobFields,
+    JobSpec,
     JobStatus,
     NodeSize,
     PartitionLimits,
 )
 from launcher.batchsystem.units import hms, job_memory_mib, time_seconds
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 #: qstat's job states: queued, held, waiting (for its start time), in transit, suspended,
 #: suspended while the workstation is busy; running, exiting, array begun; the rest is final
@@ -135,6 +133,17 @@ def json_documents(output: str) -> list[Any]:
         while index < len(text) and text[index].isspace():
             index += 1
     return documents
+
+
+def parse_qstat_job(output: str) -> JobFields | None:
+    """The first job of ``qstat -f -F json -x JOB`` under the id qstat gives it (``12.server``
+    also when asked about ``12``, as dask-jobqueue keeps a worker job's id); None when PBS does
+    not list it."""
+    jobs = parse_qstat_jobs(output)
+    if not jobs:
+        return None
+    job_id, fields = jobs[0]
+    return dataclasses.replace(fields, job_id=job_id)
 
 
 def parse_qstat_jobs(output: str) -> list[tuple[str, JobFields]]:
@@ -289,6 +298,7 @@ class PBS(BatchSystem):
     """PBS Professional and OpenPBS, from the login node."""
 
     name = "pbs"
+    display_name = "PBS"
     directive_prefix = "#PBS"
     job_id_variable = "PBS_JOBID"
     # qsub reads the job script from standard input when given none.
@@ -300,28 +310,26 @@ class PBS(BatchSystem):
         "sh", "-c", 'qselect -N "$1" -u "$2" | xargs -r qdel', "sh", "{name}", "{user}",
     )  # fmt: skip
     # -x includes finished jobs while the server keeps their history (job_history_enable).
-    status_queries = (("qstat -f -F json -x {job_id}", parse_qstat_json),)
+    status_queries = (("qstat -f -F json -x {job_id}", parse_qstat_job),)
     pending_states = PENDING_STATES
     running_states = RUNNING_STATES
     # -o names a file, not a pattern: each job has a run directory of its own.
     output_pattern = "job.out"
     jobqueue_section = "pbs"
     jobqueue_class = "PBSCluster"
+    jobqueue_resource_key = "resource-spec"
+    setup_variables = ("PBS_CONF_FILE",)
     held_states = frozenset({"H"})
     held_fix = "it is held (its reason says by whom); release it with `qrls JOBID`, or cancel it"
     reason_fixes = REASON_FIXES
 
-    def status(self, job_id: str) -> JobStatus:
-        """The job's state under the id qstat gives (``12.server`` also when asked about
-        ``12``, as dask-jobqueue keeps a worker job's id); UNKNOWN when PBS does not know it."""
-        for template, _ in self.status_queries:
-            code, out, _ = self.run(template.format(job_id=shlex.quote(job_id)), None)
-            jobs = parse_qstat_jobs(out) if code == 0 else []
-            if jobs:
-                full_id, fields = jobs[0]
-                same = self.job_key(full_id) == self.job_key(job_id)
-                return self.complete(full_id if same else job_id, fields)
-        return JobStatus(job_id=job_id, state="UNKNOWN")
+    @classmethod
+    def resource_spec(cls, spec: str) -> tuple[int | None, int | None]:
+        """ncpus and mem of a select statement (``select=1:ncpus=4:mem=16gb``): what
+        dask-jobqueue's PBS jobs ask for in place of cores and memory."""
+        cpus = re.search(r"(?:^|:)ncpus=(\d+)", spec)
+        mem = re.search(r"(?:^|:)mem=([^:]+)", spec)
+        return (int(cpus.group(1)) if cpus else None, size_mib(mem.group(1)) if mem else None)
 
     @classmethod
     def jobqueue_memory_mib(cls, n_bytes: int) -> int:
@@ -336,25 +344,14 @@ class PBS(BatchSystem):
         return job_id.split(".", 1)[0]
 
     def reason_code(self, reason: str) -> str:
-        """The scheduler's comment up to its first colon ("Can Never Run: ..." ->
-        "Can Never Run")."""
+        """What of the scheduler's comment REASON_FIXES knows: every node offline or down, a
+        stopped queue (anywhere in a "Not Running" comment), else the comment up to its first
+        colon ("Can Never Run: ..." -> "Can Never Run"). The job waits for good when the code
+        has a fix there."""
+        for forever in (NO_NODE_UP, QUEUE_STOPPED):
+            if forever in reason:
+                return forever
         return reason.split(":")[0].strip()
-
-    def waits_for_good(self, reason: str) -> bool:
-        """True when the scheduler says the job can never run, or its queue is stopped, or
-        every node is offline or down."""
-        return self.reason_code(reason) == NEVER_RUN or self._forever(reason) != ""
-
-    @staticmethod
-    def _forever(reason: str) -> str:
-        """The key of REASON_FIXES of a "Not Running" comment that does not clear ("")."""
-        if NO_NODE_UP in reason:
-            return NO_NODE_UP
-        return QUEUE_STOPPED if QUEUE_STOPPED in reason else ""
-
-    def reason_fix(self, reason: str) -> str:
-        """The fix of a comment that does not clear by itself."""
-        return REASON_FIXES.get(self._forever(reason)) or super().reason_fix(reason)
 
     def nodes_down(self) -> str:
         """``eopbs offline, n2 down`` when every node is offline or down, else ""."""

@@ -5,19 +5,16 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
-from typing import TYPE_CHECKING
 
 from launcher.batchsystem.base import (
     BatchSystem,
     JobFields,
+    JobSpec,
     JobStatus,
     NodeSize,
     PartitionLimits,
 )
 from launcher.slurmtime import parse_slurm_time
-
-if TYPE_CHECKING:
-    from launcher.config import JobSpec
 
 SQUEUE_FORMAT = "%T|%r|%N|%L|%S"
 NO_ESTIMATE = ("", "N/A", "Unknown")
@@ -200,6 +197,7 @@ class Slurm(BatchSystem):
     """SLURM's command line tools on the login node."""
 
     name = "slurm"
+    display_name = "SLURM"
     directive_prefix = "#SBATCH"
     job_id_variable = "SLURM_JOB_ID"
     submit_command = "sbatch --parsable"
@@ -216,6 +214,8 @@ class Slurm(BatchSystem):
     running_states = frozenset({"RUNNING", "COMPLETING"})
     jobqueue_section = "slurm"
     jobqueue_class = "SLURMCluster"
+    jobqueue_memory_per_cpu = ("--mem", "--mem-per-cpu")
+    setup_variables = ("SLURM_CONF",)
     final_state_fixes = FINAL_STATE_FIXES
     reason_fixes = REASON_FIXES
     default_reason_fix = (

@@ -112,7 +112,7 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         jobs = math.ceil(workers / worker_processes(cluster))
         print(
             f"eo-hpc: scheduler at {cluster.scheduler_address}; waiting for {workers} workers "
-            f"in {jobs} {system.name} jobs named {job_name}",
+            f"in {jobs} {system.display_name} jobs named {job_name}",
             flush=True,
         )
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)

@@ -47,12 +47,6 @@ def write_private(path: Path, data: str | bytes) -> None:
         raise
 
 
-def open_private(path: Path) -> int:
-    """A new file descriptor for writing ``path`` afresh with mode 0600."""
-    path.unlink(missing_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-
-
 def check_private(path: Path) -> None:
     """Raise :class:`PermissionError` if ``path`` is readable or writable by group or others."""
     mode = stat.S_IMODE(path.stat().st_mode)

@@ -18,11 +18,13 @@ from typing import Any
 
 import dask
 
-from launcher.batchsystem import BatchSystem, JobStatus, batch_system_class
+from launcher.batchsystem import BATCH_SYSTEMS, BatchSystem, JobStatus, batch_system_class
 from launcher.scheduler.contract import BATCH_SYSTEM_ENV
 
 log = logging.getLogger(__name__)
 JOB_NAME_PREFIX = "eohpc-dask"
+#: Every batch system's name (SLURM's first), the order in which a process looks for one.
+BATCH_SYSTEM_NAMES = tuple(BATCH_SYSTEMS)
 #: How often the wait for workers asks the batch system about the worker jobs.
 POLL_SECONDS = 3.0
 
@@ -91,12 +93,14 @@ def scheduler_options(
 
 def name_options(system: BatchSystem, job_name: str) -> dict[str, Any]:
     """The cluster-class arguments that give every worker job the name ``job_name``, by which
-    the worker jobs are listed and cancelled. dask-jobqueue names HTCondor jobs (their
-    ``batch_name``) after each worker, so there the name is an extra submit directive."""
+    the worker jobs are listed and cancelled. Where dask-jobqueue names each job after its
+    worker (HTCondor's ``batch_name``), the name is an extra submit directive
+    (``jobqueue_name_directive``)."""
     options: dict[str, Any] = {"job_name": job_name}
-    if system.name == "htcondor":
+    directive = system.jobqueue_name_directive
+    if directive:
         extra = dict(jobqueue_config(system, "job-extra-directives", {}) or {})
-        options["job_extra_directives"] = {**extra, "batch_name": job_name}
+        options["job_extra_directives"] = {**extra, directive: job_name}
     return options
 
 
@@ -333,7 +337,7 @@ def wait_for_workers(
         stuck = [s for s in jobs if system.stuck(s)]
         if stuck:
             raise WorkersNotReady(
-                f"{describe(stuck[0])} cannot start: {system.name.upper()}'s reason "
+                f"{describe(stuck[0])} cannot start: {system.display_name}'s reason "
                 f"{stuck[0].reason!r} does not clear by itself. {arrived}/{workers} workers "
                 f"arrived; the worker jobs are cancelled. Fix: "
                 f"{system.stuck_fix(stuck[0])}."

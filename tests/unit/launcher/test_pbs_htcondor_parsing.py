@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from launcher.batchsystem import PBS, HTCondor, batch_system_class
+from launcher.batchsystem import PBS, HTCondor, JobSpec, batch_system_class
 from launcher.batchsystem.base import JobFields, JobStatus
 from launcher.batchsystem.htcondor import parse_ads
 from launcher.batchsystem.pbs import LIMITS_SEPARATOR, parse_qstat_jobs, parse_qstat_json
-from launcher.config import JobSpec
 from launcher.errors import BatchSystemError
 
 DATA = Path(__file__).parent / "data"

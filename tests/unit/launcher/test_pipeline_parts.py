@@ -114,8 +114,9 @@ def test_slurm_dependency_and_array_directives() -> None:
 def test_a_batch_system_without_them_says_so() -> None:
     class Other(BatchSystem):
         name = "other"
+        display_name = "Other"
 
-    with pytest.raises(BatchSystemError, match="not supported yet on other"):
+    with pytest.raises(BatchSystemError, match="not supported yet on Other"):
         Other().dependency_directive(["1"])
     with pytest.raises(BatchSystemError, match="job arrays are not supported yet"):
         Other().array_directive(3)

@@ -36,6 +36,7 @@ import platformdirs
 import yaml
 
 from launcher.batchsystem import BATCH_SYSTEMS, JobSpec
+from launcher.batchsystem.units import memory_mib
 from launcher.dask_checks import check_dask, is_loopback
 from launcher.distribution import source_tree
 from launcher.errors import ConfigError, UnknownSiteError
@@ -403,6 +404,7 @@ def _check_profile(profile: Profile) -> None:
         )
     if profile.job.mem and profile.job.mem_per_cpu:
         raise ConfigError(f"{path}: set only one of 'job.mem' and 'job.mem_per_cpu'.")
+    _check_job_sizes(profile.job, lambda key: f"{path}: key 'job.{key}'")
     _check_time(profile.job.time, f"{path}: key 'job.time'")
     jobqueue = profile.dask.get("jobqueue", {})
     if not isinstance(jobqueue, dict):
@@ -429,6 +431,26 @@ def _check_profile(profile: Profile) -> None:
             )
     if profile.batch_system in BATCH_SYSTEMS:
         check_dask(path, profile.dask, profile.job.mem_per_cpu, BATCH_SYSTEMS[profile.batch_system])
+
+
+def _check_job_sizes(job: JobSpec, where: typing.Callable[[str], str]) -> None:
+    """The job's CPU count is a whole number >= 1 and its memory sizes are sizes, or a
+    ConfigError naming the key (``where(key)``) and the forms allowed."""
+    if isinstance(job.cpus, bool) or not isinstance(job.cpus, int) or job.cpus < 1:
+        raise ConfigError(f"{where('cpus')} is {job.cpus!r}; give a whole number of CPUs >= 1.")
+    for key in ("mem", "mem_per_cpu"):
+        value = getattr(job, key)
+        if value is None:
+            continue
+        try:
+            size = memory_mib(value)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ConfigError(
+                f"{where(key)} is {value!r}, not a memory size. Give a number with a unit "
+                'as sbatch takes it, e.g. "16G", "4000M" or "2GB" (a bare number is megabytes).'
+            )
 
 
 def _check_time(value: str, where: str) -> None:
@@ -469,6 +491,12 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
             job_changes[key] = _ini_int(values, key, src) if key == "cpus" else values[key]
     if "time" in values:
         _check_time(values["time"], f"{src}: key 'time'")
+    if "mem" in values and "mem_per_cpu" in values:
+        raise ConfigError(
+            f"{src}: keys 'mem' ({values['mem']}) and 'mem_per_cpu' ({values['mem_per_cpu']}) "
+            "are both set; a job asks for its memory one way. Keep one of them."
+        )
+    # the site's key replaces the profile's memory request, whichever way the profile wrote it
     if "mem" in values:
         job_changes["mem_per_cpu"] = None
     if "mem_per_cpu" in values:
@@ -481,9 +509,11 @@ def _apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Prof
     jupyter_changes: dict[str, Any] = {}
     if "notebook_dir" in values:
         jupyter_changes["root_dir"] = _notebook_dir(values["notebook_dir"], src)
+    job = dataclasses.replace(profile.job, **job_changes)
+    _check_job_sizes(job, lambda key: f"{src}: key '{key}'")
     return dataclasses.replace(
         profile,
-        job=dataclasses.replace(profile.job, **job_changes),
+        job=job,
         environment=dataclasses.replace(profile.environment, **env_changes),
         jupyter=dataclasses.replace(profile.jupyter, **jupyter_changes),
         dask=_dask_overrides(profile, values, src),

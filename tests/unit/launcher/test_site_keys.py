@@ -166,3 +166,35 @@ def test_messages_are_printed_verbatim(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "error: unknown site 'x:smile:[bold]y[/bold]'" in err
     assert "😄" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("mem = 16G\nmem_per_cpu = 4G\n", r"keys 'mem' \(16G\) and 'mem_per_cpu' \(4G\) are both"),
+        ("cpus = -4\n", "key 'cpus' is -4; give a whole number of CPUs >= 1"),
+        ("cpus = 0\n", "key 'cpus' is 0"),
+        ("mem = lots\n", "key 'mem' is 'lots', not a memory size"),
+        ("mem_per_cpu = 4 apples\n", "key 'mem_per_cpu' is '4 apples', not a memory size"),
+    ],
+)
+def test_job_sizes_refused_not_rewritten(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        site_with(tmp_path, extra)
+
+
+def test_one_memory_key_replaces_the_profiles_other(tmp_path: Path) -> None:
+    job = site_with(tmp_path, "mem_per_cpu = 4G\ncpus = 4\n").profile.job
+    assert (job.mem, job.mem_per_cpu, job.cpus) == (None, "4G", 4)
+    job = site_with(tmp_path, "mem = 16G\n").profile.job
+    assert (job.mem, job.mem_per_cpu) == ("16G", None)
+
+
+def test_profile_job_sizes_are_checked(tmp_path: Path) -> None:
+    shipped = Path(load_profile("generic-slurm").path).read_text()
+    assert "  cpus: 4\n" in shipped
+    (tmp_path / "mine.yaml").write_text(shipped.replace("  cpus: 4\n", "  cpus: -2\n", 1))
+    ini = tmp_path / "platforms.ini"
+    ini.write_text("[s]\nplatform = mine\nhost = h\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: key 'job.cpus' is -2"):
+        load_site("s", ini)

@@ -179,6 +179,40 @@ def project_wheel(dest: Path, origin: Origin | None = None, run: Runner = _run) 
     return wheel
 
 
+#: The packages whose files make a build (as installed: launcher.platforms is launcher/platforms).
+BUILD_PACKAGES = ("launcher", "launcher.platforms", "eotoolkit")
+
+
+def build_digest() -> str:
+    """A digest of the eo-hpc code importable here: every file of BUILD_PACKAGES (bytecode
+    caches left out), by its path as installed. A checkout and the wheel built from it have
+    the same digest, so the laptop and a cluster environment can be compared without a build."""
+    from importlib.util import find_spec
+
+    digest = hashlib.sha256()
+    files: dict[str, Path] = {}
+    for name in BUILD_PACKAGES:
+        spec = find_spec(name)  # locates the package without running it (eotoolkit is heavy)
+        if spec is None or not spec.submodule_search_locations:
+            raise InstallError(f"package {name} is not importable here")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        prefix = name.replace(".", "/")
+        nested = {n.rpartition(".")[2] for n in BUILD_PACKAGES if n.startswith(f"{name}.")}
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if rel.parts[0] in nested or "__pycache__" in rel.parts or path.suffix == ".pyc":
+                continue
+            if path.is_file():
+                files[f"{prefix}/{rel.as_posix()}"] = path
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name].read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+#: Prints build_digest() of the environment it runs in (``python -c`` on the cluster).
+BUILD_DIGEST_COMMAND = "from launcher.distribution import build_digest; print(build_digest())"
+
+
 def wheel_version(wheel: Path) -> str:
     """The version field of a wheel's file name (name-version-...whl)."""
     parts = wheel.name.split("-")

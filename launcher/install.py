@@ -11,7 +11,12 @@ from typing import Any
 from rich.console import Console
 
 from launcher.config import Site
-from launcher.distribution import project_wheel, running_origin
+from launcher.distribution import (
+    BUILD_DIGEST_COMMAND,
+    build_digest,
+    project_wheel,
+    running_origin,
+)
 from launcher.errors import InstallError, LauncherError
 from launcher.jobscript import dask_yaml, expand_home
 from launcher.ssh import SSHLink
@@ -73,12 +78,35 @@ def install(site: Site, link: SSHLink, console: Console) -> None:
         console.print(f"installing {', '.join(packages)} (this can take a while)")
         pip = f"{_q(path)}/bin/python -m pip install --prefer-binary -q "
         link.check(prefix + pip + " ".join(_q(p) for p in packages))
+        here = build_digest()
+        there = installed_build(link, prefix, path)
+        if there != here and site.profile.install.project is None:
+            # pip keeps an installed version it deems equal (same version number, other code)
+            console.print(f"replacing build {there} in {path} with this machine's build {here}")
+            link.check(prefix + pip + "--force-reinstall --no-deps " + _q(files[-1]))
+            there = installed_build(link, prefix, path)
         link.check(f"umask 077 && cat > {_q(files[0])}", stdin=dask_yaml(site.profile, home))
     except LauncherError as exc:
         raise InstallError(f"install on site '{site.uid}' failed: {exc}") from None
-    record = {"env_path": path, "created_env": created, "files": files}
+    record = {"env_path": path, "created_env": created, "files": files, "build": there}
     link.check(f"umask 077 && cat > {_q(manifest_path(site, home))}", stdin=json.dumps(record))
-    console.print(f"installed into {path}; Dask config in {files[0]}")
+    same = "the same as this machine's" if there == here else f"this machine runs build {here}"
+    console.print(
+        f"installed into {path} (eo-hpc build {there}, {same}); Dask config in {files[0]}"
+    )
+
+
+#: The build of an environment whose eo-hpc cannot tell its own (none, or one too old).
+UNKNOWN_BUILD = "unknown"
+
+
+def installed_build(link: SSHLink, prefix: str, env_path: str) -> str:
+    """The build digest of the eo-hpc importable in the cluster environment ``env_path``
+    (UNKNOWN_BUILD when it cannot say)."""
+    command = f"{_q(env_path)}/bin/python -c {_q(BUILD_DIGEST_COMMAND)}"
+    code, out, _ = link.run(prefix + command)
+    lines = out.strip().splitlines()
+    return lines[-1] if code == 0 and lines else UNKNOWN_BUILD
 
 
 def uninstall(site: Site, link: SSHLink, console: Console) -> None:

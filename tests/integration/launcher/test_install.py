@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.distribution import BUILD_DIGEST_COMMAND, build_digest
 from launcher.readiness import api_status
 from tests.cluster import rig
 from tests.integration.launcher.conftest import Installed, read_url, wait_until
@@ -57,8 +58,30 @@ def test_install_run_uninstall_from_the_wheel(
             "ls ~/.config/dask/eohpc-sandbox.yaml ~/.eohpc/installs/fresh.json",
         )
         assert check.returncode == 0, check.stderr
+        # Both ends run the same build, and install says so.
+        here = build_digest()
+        there = remote(info, f"{env_path}/bin/python -c '{BUILD_DIGEST_COMMAND}'")
+        assert there.stdout.strip() == here, there.stderr
+        assert f"eo-hpc build {here}, the same as this machine's" in first.stderr
         again = installed.run("--uid", "fresh", "--mode", "install", timeout=900)  # idempotent
         assert again.returncode == 0, again.stderr
+        assert "replacing build" not in again.stderr
+        # A cluster holding other code under the same version number (an earlier install of a
+        # changed checkout) gets this build: pip alone would keep what it has.
+        stale = remote(
+            info,
+            f"f=$({env_path}/bin/python -c 'import launcher.ledger as m; print(m.__file__)') "
+            '&& echo "# an earlier build" >> "$f"',
+        )
+        assert stale.returncode == 0, stale.stderr
+        changed = remote(info, f"{env_path}/bin/python -c '{BUILD_DIGEST_COMMAND}'").stdout
+        assert changed.strip() != here
+        fixed = installed.run("--uid", "fresh", "--mode", "install", timeout=900)
+        assert fixed.returncode == 0, fixed.stderr
+        assert f"replacing build {changed.strip()}" in fixed.stderr, fixed.stderr
+        assert f"eo-hpc build {here}, the same as this machine's" in fixed.stderr
+        there = remote(info, f"{env_path}/bin/python -c '{BUILD_DIGEST_COMMAND}'")
+        assert there.stdout.strip() == here
 
         proc = subprocess.Popen(
             [str(installed.venv / "bin" / "run-jupyter"), "--uid", "fresh", "--mode", "run",

@@ -150,10 +150,13 @@ def serve_scheduler(
 
 
 def _dashboard_url(link: str | None, dashboard_address: str, node: str) -> str | None:
-    """The dashboard's URL with the host it listens on (Dask's link names the scheduler host)."""
+    """The dashboard's URL with the host it listens on (Dask's link names the scheduler host);
+    a link through Jupyter's proxy (``<prefix>proxy/<port>/status``, no host) is kept as is."""
     if not link:
         return None
     parts = urlsplit(link)
+    if parts.port is None:
+        return link
     listen = dashboard_address.rpartition(":")[0].strip("[]")
     host = listen if listen not in ("", "0.0.0.0", "::") else node
     if ":" in host:

@@ -163,3 +163,21 @@ def test_a_scheduler_file_of_another_format_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"format": "eo-hpc-scheduler/1", "address": "tls://n:1"}))
     with pytest.raises(SchedulerFileError, match="this version reads 'eo-hpc-scheduler/2'"):
         eocluster.read_scheduler_file(path)
+
+
+@pytest.mark.parametrize(
+    ("link", "listen", "expected"),
+    [
+        # through Jupyter's proxy (the profiles' distributed.dashboard.link): kept as it is
+        ("/user/x/proxy/8787/status", "127.0.0.1:8787", "/user/x/proxy/8787/status"),
+        ("proxy/8787/status", "127.0.0.1:8787", "proxy/8787/status"),
+        # a direct link names the address the dashboard listens on
+        ("http://node7:8787/status", "127.0.0.1:8787", "http://127.0.0.1:8787/status"),
+        ("http://10.0.0.5:41000/status", "0.0.0.0:0", "http://node7:41000/status"),
+        ("http://10.0.0.5:41000/status", "[::1]:0", "http://[::1]:41000/status"),
+    ],
+)
+def test_scheduler_file_dashboard(link: str, listen: str, expected: str) -> None:
+    from launcher.scheduler.serve import _dashboard_url
+
+    assert _dashboard_url(link, listen, "node7") == expected

@@ -79,6 +79,10 @@ def test_notebook_runs_locally(path: Path, tmp_path: Path) -> None:
     assert sum(1 for c in nb.cells if c.cell_type == "code" and c.outputs) > 0
     if path.name.startswith("02_"):
         assert "Skipping the object storage section" in text
+    # a notebook that writes data into a temporary folder removes it at its end
+    removed = [line.split(" ", 1)[1] for line in text.splitlines() if line.startswith("removed /")]
+    if path.name.startswith(("02_", "03_")):
+        assert removed and not any(Path(folder).exists() for folder in removed), text[-500:]
 
 
 @pytest.mark.s3

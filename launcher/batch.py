@@ -44,7 +44,7 @@ RESERVED_NAMES = frozenset({EXIT_STATUS_NAME, FAILURE_NAME, DASK_DIR, TLS_DIR})
 
 
 def submit(
-    session: RemoteSite,
+    site: RemoteSite,
     script: Path,
     script_args: list[str],
     workers: int,
@@ -60,14 +60,14 @@ def submit(
         raise LauncherError(f"the script may not be called {script.name}; rename it.")
     if workers < 1:
         raise LauncherError("--workers must be at least 1.")
-    site = session.site
+    config = site.config
     files = {script.name: script.read_text(encoding="utf-8")}
-    run_dir = session.new_run_dir(f"{site.uid}-batch", files)
-    job = render_batch(site, run_dir, script.name, script_args, workers, timeout)
-    job_id = session.batch.submit(job)
+    run_dir = site.new_run_dir(f"{config.uid}-batch", files)
+    job = render_batch(config, run_dir, script.name, script_args, workers, timeout)
+    job_id = site.batch.submit(job)
     return SessionState(
-        uid=site.uid,
-        platform=site.platform,
+        uid=config.uid,
+        platform=config.platform,
         job_id=job_id,
         run_dir=run_dir,
         token="",
@@ -77,7 +77,7 @@ def submit(
 
 
 def stream(
-    session: RemoteSite,
+    site: RemoteSite,
     state: SessionState,
     out: TextIO,
     show: Callable[[JobStatus], None],
@@ -89,12 +89,12 @@ def stream(
     where it stopped; a longer outage raises LinkLostError."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     while True:
-        status = session.persist(lambda: session.status(state), on_problem)
+        status = site.persist(lambda: site.status(state), on_problem)
         show(status)
-        if session.batch.stuck(status):
-            session.cancel(state)
-            raise JobFailedError(session.stuck_message(state, status))
-        chunk = session.persist(functools.partial(session.read_output, state, offset), on_problem)
+        if site.batch.stuck(status):
+            site.cancel(state)
+            raise JobFailedError(site.stuck_message(state, status))
+        chunk = site.persist(functools.partial(site.read_output, state, offset), on_problem)
         offset += len(chunk)
         out.write(decoder.decode(chunk, final=status.finished))
         out.flush()
@@ -104,14 +104,14 @@ def stream(
             time.sleep(POLL_SECONDS)
 
 
-def recorded_failure(session: RemoteSite, state: SessionState) -> str:
+def recorded_failure(site: RemoteSite, state: SessionState) -> str:
     """Why the script never ran, as the driver recorded it ("" if it did not)."""
-    return session.link.read(f"{state.run_dir}/{FAILURE_NAME}").decode(errors="replace").strip()
+    return site.link.read(f"{state.run_dir}/{FAILURE_NAME}").decode(errors="replace").strip()
 
 
-def recorded_exit_status(session: RemoteSite, state: SessionState) -> int | None:
+def recorded_exit_status(site: RemoteSite, state: SessionState) -> int | None:
     """The script's exit status as the driver recorded it, or None."""
-    text = session.link.read(f"{state.run_dir}/{EXIT_STATUS_NAME}").decode().strip()
+    text = site.link.read(f"{state.run_dir}/{EXIT_STATUS_NAME}").decode().strip()
     return int(text) if text.lstrip("-").isdigit() else None
 
 
@@ -125,9 +125,9 @@ def job_exit_code(exit_code: str) -> int | None:
     return int(code)
 
 
-def exit_status(session: RemoteSite, state: SessionState, status: JobStatus) -> int:
+def exit_status(site: RemoteSite, state: SessionState, status: JobStatus) -> int:
     """The script's exit status; the job's exit code when the script did not run to its end."""
-    recorded = recorded_exit_status(session, state)
+    recorded = recorded_exit_status(site, state)
     if recorded is not None:
         return recorded
     from_job = job_exit_code(status.exit_code)

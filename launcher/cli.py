@@ -195,8 +195,8 @@ def dispatch(args: argparse.Namespace) -> int:
         with SSHLink(site) as link:
             (install if args.mode == "install" else uninstall)(site, link, console)
         return 0
-    with open_site(site) as jobs:
-        session = Lifecycle(site, jobs, console)
+    with open_site(site) as job_site:
+        session = Lifecycle(job_site, console)
         session.configure(args.reconnect_for)
         session.verbose = args.verbose
         if args.mode == "run":

@@ -70,12 +70,12 @@ def rclone_command(source: str, dest: str, flags: list[str], extra: list[str]) -
 
 
 def step_script(
-    remote: RemoteSite, pipe: Pipeline, run_dir: str, step: str, deps: list[str], count: int = 0
+    site: RemoteSite, pipe: Pipeline, run_dir: str, step: str, deps: list[str], count: int = 0
 ) -> str:
     """The job script of one step."""
-    site = remote.site
-    batch = remote.batch
-    job = site.profile.job
+    config = site.config
+    batch = site.batch
+    job = config.profile.job
     extra = batch.dependency_directive(deps) if deps else []
     if step == "process":
         extra = [*batch.array_directive(count, pipe.parallel), *extra]
@@ -86,11 +86,11 @@ def step_script(
             mem_per_cpu=None if pipe.mem else job.mem_per_cpu,
             time=pipe.time or job.time,
         )
-        lines, python = activation_lines(site.profile)
+        lines, python = activation_lines(config.profile)
         body = "\n".join(
             [
                 *lines,
-                *job_exports(site, run_dir),
+                *job_exports(config, run_dir),
                 f'exec {python} -m launcher.pipeline_task --run-dir "$RUN_DIR" '
                 f'--index "${batch.array_index_variable}"',
             ]
@@ -113,7 +113,7 @@ def step_script(
     job = dataclasses.replace(job, directives=[*extra, *job.directives])
     return job_script(
         "pipeline_job.sh",
-        site,
+        config,
         run_dir,
         job,
         f"eohpc-pipe-{pipe.name}-{step}",
@@ -124,7 +124,7 @@ def step_script(
     )
 
 
-def resolve_scenes(remote: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str]:
+def resolve_scenes(site: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str]:
     """The scene list: the file's, or read from the stage-in source on the login node."""
     if pipe.scenes:
         return pipe.scenes
@@ -138,7 +138,7 @@ def resolve_scenes(remote: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str
             ["rclone", "lsf", "-R", "--files-only", "--include", pipe.scenes_glob, source]
         )
         key = f"scenes.glob ({pipe.scenes_glob})"
-    code, out, err = remote.link.run(
+    code, out, err = site.link.run(
         f"cd {shlex.quote(run_dir)} && set -a && . ./{ENV_FILE} && set +a && {rclone}"
     )
     if code != 0:
@@ -154,25 +154,25 @@ def resolve_scenes(remote: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str
     return list(dict.fromkeys(scenes))
 
 
-def read_ledger(remote: RemoteSite, workdir: str) -> dict[str, ledger.SceneRecord]:
+def read_ledger(site: RemoteSite, workdir: str) -> dict[str, ledger.SceneRecord]:
     """The pipeline's ledger as the cluster holds it now."""
-    data = remote.link.read(f"{workdir}/{ledger.LEDGER_NAME}")
+    data = site.link.read(f"{workdir}/{ledger.LEDGER_NAME}")
     return ledger.fold(ledger.parse_events(data))
 
 
 def submit(
-    remote: RemoteSite, pipe: Pipeline, say: Callable[[str], None]
+    site: RemoteSite, pipe: Pipeline, say: Callable[[str], None]
 ) -> tuple[SessionState | None, dict[str, Any]]:
     """Prepare the run and submit its jobs. Returns the state to save (None when every scene
     is done already) and the run's description (pipeline, run, scenes, jobs)."""
-    site = remote.site
-    batch = remote.batch
+    config = site.config
+    batch = site.batch
     # Refuse a batch system without chained/array jobs before anything is created.
     batch.dependency_directive(["0"])
     batch.array_directive(1)
-    home = remote.link.home()
+    home = site.link.home()
     pipe = dataclasses.replace(pipe, workdir=expand_home(pipe.workdir, home))
-    remote.link.check(
+    site.link.check(
         f"umask 077 && mkdir -p {shlex.quote(pipe.workdir)}/input {shlex.quote(pipe.workdir)}"
         f"/output && chmod 700 {shlex.quote(pipe.workdir)}"
     )
@@ -180,10 +180,10 @@ def submit(
         PIPELINE_JSON: json.dumps(pipe.to_json(), indent=2),
         ENV_FILE: rclone_env(pipe.remotes),
     }
-    run_dir = remote.new_run_dir(f"{site.uid}-pipe-{pipe.name}", files)
+    run_dir = site.new_run_dir(f"{config.uid}-pipe-{pipe.name}", files)
     run = PurePosixPath(run_dir).name
-    scenes = resolve_scenes(remote, pipe, run_dir)
-    records = read_ledger(remote, pipe.workdir)
+    scenes = resolve_scenes(site, pipe, run_dir)
+    records = read_ledger(site, pipe.workdir)
     todo = [s for s in scenes if s not in records or records[s].state != ledger.DONE]
     info: dict[str, Any] = {
         "pipeline": pipe.name,
@@ -200,7 +200,7 @@ def submit(
     )
     if not todo:
         return None, info
-    remote.link.check(
+    site.link.check(
         f"umask 077 && cat > {shlex.quote(run_dir)}/{SCENES_TXT}", stdin="\n".join(todo) + "\n"
     )
     jobs: dict[str, str] = {}
@@ -209,7 +209,7 @@ def submit(
             if step != "process" and getattr(pipe, step) is None:
                 continue
             deps = list(jobs.values())[-1:]
-            script = step_script(remote, pipe, run_dir, step, deps, len(todo))
+            script = step_script(site, pipe, run_dir, step, deps, len(todo))
             jobs[step] = batch.submit(script)
             say(f"- {step}: job {jobs[step]}" + (f" (after {deps[0]})" if deps else ""))
     except BatchSystemError:
@@ -218,8 +218,8 @@ def submit(
         raise
     info["jobs"] = jobs
     state = SessionState(
-        uid=site.uid,
-        platform=site.platform,
+        uid=config.uid,
+        platform=config.platform,
         job_id=next(iter(jobs.values())),
         run_dir=run_dir,
         token="",
@@ -235,25 +235,25 @@ def job_ids(state: SessionState) -> dict[str, str]:
     return dict(item.split("=", 1) for item in state.jobs.split(",") if "=" in item)
 
 
-def statuses(remote: RemoteSite, state: SessionState) -> dict[str, JobStatus]:
+def statuses(site: RemoteSite, state: SessionState) -> dict[str, JobStatus]:
     """Each step's job status."""
-    return {step: remote.batch.status(job) for step, job in job_ids(state).items()}
+    return {step: site.batch.status(job) for step, job in job_ids(state).items()}
 
 
-def cancel(remote: RemoteSite, state: SessionState) -> None:
+def cancel(site: RemoteSite, state: SessionState) -> None:
     """Cancel every job of the pipeline (those that ended already are no error)."""
     for job in reversed(list(job_ids(state).values())):
-        remote.batch.cancel(job)
+        site.batch.cancel(job)
 
 
 def watch(
-    remote: RemoteSite, state: SessionState, show: Callable[[str], None]
+    site: RemoteSite, state: SessionState, show: Callable[[str], None]
 ) -> dict[str, JobStatus]:
     """Wait until every step has ended; cancel the steps after one that failed."""
     shown: dict[str, str] = {}
     cancelled = False
     while True:
-        current = statuses(remote, state)
+        current = statuses(site, state)
         for step, status in current.items():
             text = f"{status.state}" + (f" ({status.reason})" if status.reason else "")
             if shown.get(step) != text:
@@ -264,7 +264,7 @@ def watch(
             later = list(current)[list(current).index(failed[0]) + 1 :]
             for step in later:
                 if not current[step].finished:
-                    remote.batch.cancel(current[step].job_id)
+                    site.batch.cancel(current[step].job_id)
             cancelled = True
         if all(status.finished for status in current.values()):
             return current
@@ -272,10 +272,10 @@ def watch(
 
 
 def final_report(
-    remote: RemoteSite, state: SessionState, final: dict[str, JobStatus]
+    site: RemoteSite, state: SessionState, final: dict[str, JobStatus]
 ) -> dict[str, Any]:
     """The run's report from the ledger and the jobs' final states; saved as report.json."""
-    saved = remote.link.read(f"{state.run_dir}/{PIPELINE_JSON}")
+    saved = site.link.read(f"{state.run_dir}/{PIPELINE_JSON}")
     if not saved:
         raise PipelineError(
             f"the run directory {state.run_dir} (or its {PIPELINE_JSON}) vanished on the cluster "
@@ -285,13 +285,13 @@ def final_report(
             "(the ledger in the work directory keeps the scenes already done)."
         )
     pipe = Pipeline.from_json(json.loads(saved))
-    records = read_ledger(remote, pipe.workdir)
-    todo = remote.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
+    records = read_ledger(site, pipe.workdir)
+    todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
     scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))
     error = ""
     for step, status in final.items():
         if status.state != COMPLETED:
-            tail = remote.tail(dataclasses.replace(state, job_id=status.job_id), 5)
+            tail = site.tail(dataclasses.replace(state, job_id=status.job_id), 5)
             error = f"step {step} (job {status.job_id}) ended {status.state}: {tail}"
             break
     rep = ledger.report(
@@ -304,7 +304,7 @@ def final_report(
         jobs={s: {"job_id": st.job_id, "state": st.state} for s, st in final.items()},
         error=error,
     )
-    remote.link.check(
+    site.link.check(
         f"umask 077 && cat > {shlex.quote(state.run_dir)}/{REPORT_JSON}", stdin=json.dumps(rep)
     )
     return rep
@@ -321,9 +321,9 @@ def on_failure(pipe_file: Path | None, rep: dict[str, Any], say: Callable[[str],
         say(f"warning: {problem}")
 
 
-def status_record(remote: RemoteSite, state: SessionState) -> dict[str, Any]:
+def status_record(site: RemoteSite, state: SessionState) -> dict[str, Any]:
     """What status reports about a pipeline: each step's state and the ledger's counts."""
-    current = statuses(remote, state)
+    current = statuses(site, state)
     record: dict[str, Any] = {
         "uid": state.uid,
         "kind": state.kind,
@@ -335,12 +335,12 @@ def status_record(remote: RemoteSite, state: SessionState) -> dict[str, Any]:
             f" ({status.reason})" if status.reason else ""
         )
     finished = all(s.finished for s in current.values())
-    if finished and remote.link.read(f"{state.run_dir}/{REPORT_JSON}"):
-        rep = json.loads(remote.link.read(f"{state.run_dir}/{REPORT_JSON}"))
+    if finished and site.link.read(f"{state.run_dir}/{REPORT_JSON}"):
+        rep = json.loads(site.link.read(f"{state.run_dir}/{REPORT_JSON}"))
     else:
-        pipe = Pipeline.from_json(json.loads(remote.link.read(f"{state.run_dir}/{PIPELINE_JSON}")))
-        todo = remote.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
-        rep = ledger.report(read_ledger(remote, pipe.workdir), todo, finished=finished)
+        pipe = Pipeline.from_json(json.loads(site.link.read(f"{state.run_dir}/{PIPELINE_JSON}")))
+        todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
+        rep = ledger.report(read_ledger(site, pipe.workdir), todo, finished=finished)
     record["scenes"] = (
         f"{rep['done']} done, {rep['failed']} failed, {rep['pending']} pending of {rep['total']}"
     )
@@ -348,13 +348,13 @@ def status_record(remote: RemoteSite, state: SessionState) -> dict[str, Any]:
     return record
 
 
-def logs(remote: RemoteSite, state: SessionState, lines: int, follow: bool) -> None:
+def logs(site: RemoteSite, state: SessionState, lines: int, follow: bool) -> None:
     """The tails of every step's output (each file under its name)."""
     pattern = f"{shlex.quote(state.run_dir)}/job-*.out"
     if follow:
-        remote.link.stream(f"tail -n {int(lines)} -F {pattern}")
+        site.link.stream(f"tail -n {int(lines)} -F {pattern}")
         return
-    code, out, err = remote.link.run(f"tail -n {int(lines)} {pattern}")
+    code, out, err = site.link.run(f"tail -n {int(lines)} {pattern}")
     print(out.rstrip() if code == 0 else f"(no output yet: {err.strip()})", flush=True)
 
 

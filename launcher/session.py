@@ -2,8 +2,9 @@
 
 A session is one job of a site: JupyterLab (`run`, `attach`) or a script with Dask workers
 (`batch`). This module is the only one that saves or forgets a session
-(:mod:`launcher.state`); the site objects it drives (:class:`~launcher.remote.RemoteSite`,
-:class:`~launcher.local.LocalSite`) submit, query and cancel jobs.
+(:mod:`launcher.state`); the site it drives (a :class:`~launcher.jobsite.JobSite`:
+:class:`~launcher.remote.RemoteSite` or :class:`~launcher.local.LocalSite`) submits, queries
+and cancels jobs, and the lifecycle never asks which one it has.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import sys
 import webbrowser
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -23,12 +23,12 @@ from rich.console import Console
 from rich.markup import escape
 
 # batch, ledger and pipeline are imported by the modes that use them (run/attach need none).
-from launcher import fit
 from launcher import state as saved
 from launcher.batchsystem import JobStatus
 from launcher.config import JobSpec, Site
 from launcher.dashboard import dashboard_hint
 from launcher.errors import (
+    ClusterSiteError,
     JobFailedError,
     JupyterTimeoutError,
     LauncherError,
@@ -37,6 +37,7 @@ from launcher.errors import (
     SessionExistsError,
 )
 from launcher.jobscript import BATCH_JOB_CPUS
+from launcher.jobsite import JobSite
 from launcher.local import LocalSite
 from launcher.remote import RECONNECT_SECONDS, RemoteSite
 from launcher.scheduler import local_copy
@@ -44,8 +45,6 @@ from launcher.scheduler.contract import read_scheduler_file
 from launcher.ssh import SSHLink
 from launcher.state import SessionState
 from launcher.tunnel import check_port_free, free_port, port_free
-
-SiteJobs = LocalSite | RemoteSite
 
 
 @dataclass
@@ -65,28 +64,28 @@ class Options:
 
 
 @contextlib.contextmanager
-def open_site(site: Site) -> Iterator[SiteJobs]:
+def open_site(config: Site) -> Iterator[JobSite]:
     """The local site, or a remote one over the run's single SSH connection."""
-    if site.is_local:
-        yield LocalSite(site)
+    if config.is_local:
+        yield LocalSite(config)
         return
-    with SSHLink(site) as link:
-        yield RemoteSite(site, link)
+    with SSHLink(config) as link:
+        yield RemoteSite(config, link)
 
 
-def require_remote(jobs: SiteJobs, what: str) -> RemoteSite:
+def require_remote(site: JobSite, what: str) -> RemoteSite:
     """The site as a RemoteSite, or an error saying that `what` needs a batch system."""
-    if not isinstance(jobs, RemoteSite):
-        raise LauncherError(f"{what} needs a cluster site; the local site has no batch system.")
-    return jobs
+    if not isinstance(site, RemoteSite):
+        raise ClusterSiteError(what)
+    return site
 
 
 class Lifecycle:
     """Start, wait for, serve, stop and report the sessions of one site."""
 
-    def __init__(self, site: Site, jobs: SiteJobs, console: Console) -> None:
+    def __init__(self, site: JobSite, console: Console) -> None:
         self.site = site
-        self.jobs = jobs
+        self.config = site.config
         self.console = console
         self._last_status = ""
         #: Also show the merged Dask config of the worker jobs, with each value's source.
@@ -122,19 +121,19 @@ class Lifecycle:
 
     def require_no_live_session(self) -> None:
         """Refuse a second job for a site whose saved session is still queued or running."""
-        existing = saved.load(self.site.uid)
+        existing = saved.load(self.config.uid)
         if existing is None:
             return
-        status = self.jobs.status(existing)
+        status = self.site.status(existing)
         if status.finished:
             self.forget(existing)
             return
         if self.held_after_start(existing, status):
-            self.jobs.cancel(existing)
+            self.site.cancel(existing)
             self.ended(existing, status)
             return
         raise SessionExistsError(
-            f"site '{self.site.uid}' already has a live session (job {existing.job_id}, "
+            f"site '{self.config.uid}' already has a live session (job {existing.job_id}, "
             f"{status.state}). Reconnect with --mode attach, end it with --mode stop, or pass "
             "--new for a second job."
         )
@@ -146,29 +145,13 @@ class Lifecycle:
             self.require_no_live_session()
         port = options.local_port or free_port()
         check_port_free(port)
-        if isinstance(self.jobs, RemoteSite):
-            # Log in here (a passphrase or second factor is asked on this thread), then ask for
-            # the home directory the run directory goes in while the fit is checked: one round
-            # trip fewer before the job is submitted.
-            self.jobs.link.reconnect()
-            with ThreadPoolExecutor(1) as pool:
-                home = pool.submit(self.jobs.link.home)
-                self.check_fit(
-                    self.jobs,
-                    self.site.profile.job,
-                    "the Jupyter job",
-                    workers=options.scheduler_max_jobs is not None,
-                )
-                home.result()
-        if options.scheduler_max_jobs is not None:
-            remote = require_remote(self.jobs, "--scheduler")
-            state = remote.submit_jupyter(port, options.scheduler_max_jobs)
-        elif isinstance(self.jobs, RemoteSite):
-            state = self.jobs.submit_jupyter(port, None)
-        else:
-            state = self.jobs.submit_jupyter(port)
+        workers = options.scheduler_max_jobs is not None
+        self.site.prepare(
+            lambda: self.check_fit(self.config.profile.job, "the Jupyter job", workers=workers)
+        )
+        state = self.site.submit_jupyter(port, options.scheduler_max_jobs)
         saved.save(state)
-        self.say(f"submitted job {state.job_id} for site '{self.site.uid}'")
+        self.say(f"submitted job {state.job_id} for site '{self.config.uid}'")
         try:
             self.wait(state, options.timeout)
             return self.serve(state, options, cancel_on_exit=True)
@@ -178,12 +161,11 @@ class Lifecycle:
     def held_after_start(self, state: SessionState, status: JobStatus) -> bool:
         """True for a session whose job ran (Jupyter was ready) and is held now: HTCondor
         holds a job past its allowed_execute_duration, and it never runs again by itself."""
-        return isinstance(self.jobs, RemoteSite) and state.ready and self.jobs.batch.stuck(status)
+        return state.ready and self.site.stuck(status)
 
     def configure(self, reconnect_for: float) -> None:
-        """How long a remote site's waits and watches retry a lost connection."""
-        if isinstance(self.jobs, RemoteSite):
-            self.jobs.reconnect_for = reconnect_for
+        """How long the site's waits and watches retry a lost connection."""
+        self.site.reconnect_for = reconnect_for
 
     def end(self, state: SessionState, ended_state: str, outcome: str) -> None:
         """Record how a session ended (``saved.record_end``), then forget it."""
@@ -191,30 +173,20 @@ class Lifecycle:
         saved.record_end(state)
         self.forget(state)
 
-    def check_fit(self, remote: RemoteSite, job: JobSpec, what: str, workers: bool) -> None:
-        """Refuse a job (and, with ``workers``, the Dask worker jobs) that no node of its
-        partition can hold, before anything is submitted. The workers' request is the merged
-        Dask config, the user's own files on the cluster included (one command)."""
-        requests: list[fit.Request | None] = [fit.job_request(self.site, job, what)]
-        if workers:
-            merged = remote.merged_dask_config()
-            if self.verbose:
-                self.say("\n".join(merged.lines()))
-            requests.append(fit.worker_request(self.site, merged))
-        fit.check(remote.batch, requests, self.problem)
+    def check_fit(self, job: JobSpec, what: str, workers: bool) -> None:
+        """Refuse a job (and, with ``workers``, the Dask worker jobs) that the site cannot
+        hold, before anything is submitted (verbose: show the workers' merged Dask config)."""
+        self.site.check_fit(job, what, workers, self.problem, self.say if self.verbose else None)
 
     def wait(self, state: SessionState, timeout: float) -> None:
         """Wait for Jupyter (and the session scheduler, if any); save what was learnt. A job
         that failed, or was cancelled for taking too long, is forgotten."""
         try:
-            if isinstance(self.jobs, RemoteSite):
-                self.jobs.wait_ready(state, timeout, self.show_status, self.problem)
-            else:
-                self.jobs.wait_ready(state, timeout, self.show_status)
+            self.site.wait_ready(state, timeout, self.show_status, self.problem)
             saved.save(state)
-            if isinstance(self.jobs, RemoteSite) and state.with_scheduler:
+            if state.with_scheduler:
                 self.say("- waiting for the session's Dask scheduler")
-                info = self.jobs.wait_scheduler(state, timeout, self.problem)
+                info = self.site.wait_scheduler(state, timeout, self.problem)
                 state.scheduler_remote = info.address
                 state.scheduler_port = state.scheduler_port or free_port()
                 state.scheduler_file = str(
@@ -236,28 +208,27 @@ class Lifecycle:
     def attach(self, options: Options) -> int:
         """Open a new tunnel to the site's running session (the same job)."""
         self.configure(options.reconnect_for)
-        state = saved.load(self.site.uid)
+        state = saved.load(self.config.uid)
         if state is None:
             raise NoSessionError(
-                f"no session saved for site '{self.site.uid}'. Start one with --mode run."
+                f"no session saved for site '{self.config.uid}'. Start one with --mode run."
             )
-        status = self.jobs.status(state)
+        status = self.site.status(state)
         if status.finished:
             self.forget(state)
             raise NoSessionError(
-                f"job {state.job_id} of site '{self.site.uid}' has ended ({status.state}). "
+                f"job {state.job_id} of site '{self.config.uid}' has ended ({status.state}). "
                 "Start a new one with --mode run."
             )
         if self.held_after_start(state, status):
-            self.jobs.cancel(state)
+            self.site.cancel(state)
             return self.ended(state, status)
         if options.local_port:
             state.local_port = options.local_port
         elif not port_free(state.local_port):
             state.local_port = free_port()
         check_port_free(state.local_port)
-        if self.site.is_local:
-            state.local_port = state.remote_port or state.local_port
+        state.local_port = self.site.jupyter_port(state)
         if state.scheduler_remote and not port_free(state.scheduler_port):
             state.scheduler_port = free_port()
         if not state.ready or (state.with_scheduler and not state.scheduler_remote):
@@ -275,10 +246,9 @@ class Lifecycle:
     def serve(self, state: SessionState, options: Options, cancel_on_exit: bool) -> int:
         """Open the tunnels, announce the URL, and keep them up while the job runs."""
         with contextlib.ExitStack() as tunnels:
-            tunnels.enter_context(self.jobs.tunnel(state, self.problem))
+            tunnels.enter_context(self.site.tunnel(state, self.problem))
             if state.scheduler_remote:
-                remote = require_remote(self.jobs, "--scheduler")
-                tunnels.enter_context(remote.scheduler_tunnel(state, self.problem))
+                tunnels.enter_context(self.site.scheduler_tunnel(state, self.problem))
             self.console.print(
                 f"[green]Jupyter is ready[/] {escape(f'(job {state.job_id} on {state.node})')}",
                 markup=True,
@@ -288,7 +258,7 @@ class Lifecycle:
             print(state.url, flush=True)
             if state.scheduler_remote:
                 self.announce_scheduler(state)
-            self.say(dashboard_hint(self.site.profile, state.local_port))
+            self.say(dashboard_hint(self.config.profile, state.local_port))
             if not options.no_browser:
                 webbrowser.open(state.url)
             if options.detach:
@@ -306,13 +276,11 @@ class Lifecycle:
         return self.ended(state, final)
 
     def watch(self, state: SessionState, options: Options) -> JobStatus:
-        """Watch the running job; on a cluster warn ``options.walltime_warning`` minutes
-        before its walltime ends."""
-        if isinstance(self.jobs, RemoteSite):
-            return self.jobs.watch(
-                state, self.problem, options.walltime_warning * 60, self.warn_walltime
-            )
-        return self.jobs.watch(state, self.problem)
+        """Watch the running job; warn ``options.walltime_warning`` minutes before its
+        walltime ends (a site that has one)."""
+        return self.site.watch(
+            state, self.problem, options.walltime_warning * 60, self.warn_walltime
+        )
 
     def warn_walltime(self, text: str) -> None:
         """The walltime warning, on a line of its own that stands out."""
@@ -323,26 +291,25 @@ class Lifecycle:
     def ended(self, state: SessionState, final: JobStatus) -> int:
         """Report a session's job that ended while it was watched; record and forget it."""
         self.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
-        self.say(self.jobs.tail(state))
+        self.say(self.site.tail(state))
         outcome = f"job {state.job_id} ended ({final.state})"
-        batch = self.jobs.batch if isinstance(self.jobs, RemoteSite) else None
-        if batch.reached_walltime(final) if batch else final.state == "TIMEOUT":
-            notebooks = self.site.profile.jupyter.root_dir or "~"
+        if self.site.reached_walltime(final):
+            notebooks = self.config.profile.jupyter.root_dir or "~"
             outcome += (
-                f": it reached its walltime ({self.site.profile.job.time}). Your notebooks are "
+                f": it reached its walltime ({self.config.profile.job.time}). Your notebooks are "
                 f"saved in {notebooks} on the cluster (JupyterLab saves them as you work; "
                 "unsaved edits and kernel state are lost). Start again with --mode run; ask "
                 "for more time with 'time' in platforms.ini."
             )
             self.warn_walltime(outcome)
-        elif batch is not None and not final.finished:  # held while it ran: cancelled
+        elif not final.finished:  # held while it ran: cancelled
             outcome += (
                 f": it was held ({final.reason or 'no reason given'}) and is cancelled. "
-                f"Fix: {batch.stuck_fix(final)}."
+                f"Fix: {self.site.stuck_fix(final)}."
             )
             self.problem(outcome)
-        elif batch is not None and batch.status_fix(final):
-            outcome += f". Fix: {batch.status_fix(final)}."
+        elif self.site.status_fix(final):
+            outcome += f". Fix: {self.site.status_fix(final)}."
             self.problem(outcome)
         self.end(state, final.state, outcome)
         return 1
@@ -367,7 +334,7 @@ class Lifecycle:
     def stop(self, state: SessionState) -> None:
         """Cancel the session's job and forget it."""
         try:
-            self.jobs.cancel(state)
+            self.site.cancel(state)
         finally:
             self.forget(state)
 
@@ -385,7 +352,7 @@ class Lifecycle:
 
     def find(self, job_id: str | None) -> SessionState:
         """The saved session of job `job_id`, else the site's interactive session."""
-        uid = self.site.uid
+        uid = self.config.uid
         if job_id:
             state = saved.find(uid, job_id)
             if state is None:
@@ -404,10 +371,10 @@ class Lifecycle:
         """What status reports about a saved session or batch job (no session: state NONE)."""
         from launcher import batch
 
-        if not job_id and saved.load(self.site.uid) is None:
-            ended = saved.load_ended(self.site.uid)
+        if not job_id and saved.load(self.config.uid) is None:
+            ended = saved.load_ended(self.config.uid)
             return {
-                "uid": self.site.uid,
+                "uid": self.config.uid,
                 "job_id": None,
                 "state": "NONE",
                 **({"last_job": ended.job_id, "last_outcome": ended.outcome} if ended else {}),
@@ -419,10 +386,10 @@ class Lifecycle:
             }
         state = self.find(job_id)
         if state.kind == saved.PIPELINE:
-            return pipeline_status(self.jobs, state)
-        status = self.jobs.status(state)
+            return pipeline_status(self.site, state)
+        status = self.site.status(state)
         record: dict[str, str | int | None] = {
-            "uid": self.site.uid,
+            "uid": self.config.uid,
             "job_id": state.job_id,
             "state": status.state,
             "reason": status.reason,
@@ -435,7 +402,7 @@ class Lifecycle:
             record["scheduler_address"] = state.scheduler_address
             record["scheduler_file"] = state.scheduler_file
         if state.kind == saved.BATCH:
-            remote = require_remote(self.jobs, "batch mode")
+            remote = require_remote(self.site, "batch mode")
             record["url"] = record["local_port"] = None
             record["kind"] = state.kind
             record["run_dir"] = state.run_dir
@@ -448,19 +415,19 @@ class Lifecycle:
         """Cancel a saved session's job (`job_id` picks a batch job) and forget it."""
         from launcher import pipeline
 
-        if not job_id and saved.load(self.site.uid) is None:
-            raise NoSessionError(f"no session saved for site '{self.site.uid}'; nothing to stop.")
+        if not job_id and saved.load(self.config.uid) is None:
+            raise NoSessionError(f"no session saved for site '{self.config.uid}'; nothing to stop.")
         state = self.find(job_id)
         if state.kind == saved.PIPELINE:
             try:
-                pipeline.cancel(require_remote(self.jobs, "a pipeline"), state)
+                pipeline.cancel(require_remote(self.site, "a pipeline"), state)
             finally:
                 self.forget(state)
-            self.say(f"stopped pipeline {Path(state.run_dir).name} of site '{self.site.uid}'")
+            self.say(f"stopped pipeline {Path(state.run_dir).name} of site '{self.config.uid}'")
             return
         self.stop(state)
         what = "batch job" if state.kind == saved.BATCH else "job"
-        self.say(f"stopped {what} {state.job_id} of site '{self.site.uid}'")
+        self.say(f"stopped {what} {state.job_id} of site '{self.config.uid}'")
 
     def logs(self, job_id: str | None, follow: bool, lines: int, out: TextIO) -> None:
         """Print the tail of the job's output (follow: as it grows; a batch job until it ends)."""
@@ -469,17 +436,17 @@ class Lifecycle:
         state = self.find(job_id)
         if state.kind == saved.PIPELINE:
             with contextlib.suppress(KeyboardInterrupt):
-                pipeline.logs(require_remote(self.jobs, "a pipeline"), state, lines, follow)
+                pipeline.logs(require_remote(self.site, "a pipeline"), state, lines, follow)
             return
         if follow and state.kind == saved.BATCH:
             with contextlib.suppress(KeyboardInterrupt):
-                batch.stream(require_remote(self.jobs, "batch mode"), state, out, lambda _: None)
+                batch.stream(require_remote(self.site, "batch mode"), state, out, lambda _: None)
             return
         if follow:
             with contextlib.suppress(KeyboardInterrupt):
-                self.jobs.follow(state, lines)
+                self.site.follow(state, lines)
             return
-        print(self.jobs.tail(state, lines), file=out)
+        print(self.site.tail(state, lines), file=out)
 
     # ---------------------------------------------------------------------------- batch
 
@@ -495,15 +462,15 @@ class Lifecycle:
         """Submit a script with N Dask workers; stream its output and return its exit status."""
         from launcher import batch
 
-        remote = require_remote(self.jobs, "--mode batch")
+        remote = require_remote(self.site, "--mode batch")
         if script is None:
             raise LauncherError("--mode batch needs --script PATH (and --workers N).")
-        job = dataclasses.replace(self.site.profile.job, cpus=BATCH_JOB_CPUS)
-        self.check_fit(remote, job, "the batch job", workers=True)
+        job = dataclasses.replace(self.config.profile.job, cpus=BATCH_JOB_CPUS)
+        self.check_fit(job, "the batch job", workers=True)
         state = batch.submit(remote, script, script_args, workers, timeout)
         saved.save(state)
         self.say(
-            f"submitted batch job {state.job_id} for site '{self.site.uid}' "
+            f"submitted batch job {state.job_id} for site '{self.config.uid}' "
             f"(run directory {state.run_dir})"
         )
         if detach:
@@ -553,7 +520,7 @@ class Lifecycle:
         scene is done (the details are in launcher.pipeline)."""
         from launcher import ledger, pipeline
 
-        remote = require_remote(self.jobs, "--mode pipeline")
+        remote = require_remote(self.site, "--mode pipeline")
         pipe = pipeline.require_file(path)
         state, info = pipeline.submit(remote, pipe, self.say)
         if state is None:
@@ -585,11 +552,11 @@ class Lifecycle:
         return 0 if rep["ok"] else 1
 
 
-def pipeline_status(jobs: SiteJobs, state: SessionState) -> dict[str, str | int | None]:
+def pipeline_status(site: JobSite, state: SessionState) -> dict[str, str | int | None]:
     """A pipeline's status record (each step and the ledger's counts)."""
     from launcher import pipeline
 
-    record = pipeline.status_record(require_remote(jobs, "a pipeline"), state)
+    record = pipeline.status_record(require_remote(site, "a pipeline"), state)
     return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in record.items()}
 
 

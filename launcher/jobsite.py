@@ -19,6 +19,7 @@ from launcher.batchsystem import JobStatus
 
 if TYPE_CHECKING:
     from launcher.config import JobSpec, Site
+    from launcher.kinds import JobKind
     from launcher.scheduler.contract import SchedulerInfo
     from launcher.state import SessionState
 
@@ -41,6 +42,11 @@ class JobSite(Protocol):
     config: Site
     #: Seconds a lost connection is retried by the waits and watches (nothing to retry locally).
     reconnect_for: float
+
+    def kind(self, name: str) -> JobKind:
+        """The kind of job saved as ``name`` (launcher.state.JUPYTER, BATCH, PIPELINE) as this
+        site runs it."""
+        ...
 
     def prepare(self, check: Callable[[], None]) -> None:
         """Get ready to submit (log in, learn the home directory) while ``check`` runs."""

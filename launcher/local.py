@@ -38,6 +38,7 @@ from launcher.scheduler.files import make_private_dir, state_dir, write_private
 from launcher.state import SessionState
 
 if TYPE_CHECKING:
+    from launcher.kinds import JobKind
     from launcher.scheduler.contract import SchedulerInfo
 
 LOG_NAME = "jupyter.log"
@@ -83,6 +84,17 @@ class LocalSite:
         self.config = config
         #: Nothing to reconnect to here; kept so that both sites take the same settings.
         self.reconnect_for = 0.0
+
+    def kind(self, name: str) -> JobKind:
+        """The kind of job ``name``: a Jupyter session runs here, the kinds that need a batch
+        system answer every call with ClusterSiteError."""
+        from launcher.kinds import ClusterOnlyKind, kind_class
+
+        cls = kind_class(name)
+        if cls.needs_cluster:
+            return ClusterOnlyKind(*cls.needs_cluster)
+        kind: JobKind = cls(self)
+        return kind
 
     def prepare(self, check: Callable[[], None]) -> None:
         """Nothing to log in to: only ``check``."""

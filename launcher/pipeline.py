@@ -29,15 +29,17 @@ Layout on the cluster::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from launcher import ledger
+from launcher import state as saved
 from launcher.batchsystem import JobStatus
 from launcher.errors import BatchSystemError, LauncherError
 from launcher.jobscript import activation_lines, expand_home, job_exports, job_script
@@ -45,6 +47,10 @@ from launcher.pipeline_spec import Pipeline, PipelineError, rclone_env, read
 from launcher.pipeline_task import PIPELINE_JSON, REPORT_JSON, SCENES_TXT
 from launcher.remote import POLL_SECONDS, RemoteSite
 from launcher.state import PIPELINE, SessionState
+
+if TYPE_CHECKING:
+    from launcher.kinds import Record
+    from launcher.session import Lifecycle, Options
 
 ENV_FILE = "rclone.env"
 STEPS = ("stage_in", "process", "stage_out")
@@ -275,8 +281,8 @@ def final_report(
     site: RemoteSite, state: SessionState, final: dict[str, JobStatus]
 ) -> dict[str, Any]:
     """The run's report from the ledger and the jobs' final states; saved as report.json."""
-    saved = site.link.read(f"{state.run_dir}/{PIPELINE_JSON}")
-    if not saved:
+    stored = site.link.read(f"{state.run_dir}/{PIPELINE_JSON}")
+    if not stored:
         raise PipelineError(
             f"the run directory {state.run_dir} (or its {PIPELINE_JSON}) vanished on the cluster "
             "while the pipeline ran; the jobs' states were: "
@@ -284,7 +290,7 @@ def final_report(
             + ". Fix: keep ~/.eohpc/runs in place while a pipeline runs, then run it again "
             "(the ledger in the work directory keeps the scenes already done)."
         )
-    pipe = Pipeline.from_json(json.loads(saved))
+    pipe = Pipeline.from_json(json.loads(stored))
     records = read_ledger(site, pipe.workdir)
     todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
     scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))
@@ -363,3 +369,80 @@ def require_file(path: Path | None) -> Pipeline:
     if path is None:
         raise LauncherError("--mode pipeline needs --file PIPELINE.yaml.")
     return read(path)
+
+
+def print_report(lc: Lifecycle, rep: dict[str, Any], as_json: bool) -> int:
+    """The report as a table for the user (and as JSON on standard output); its exit status."""
+    lc.say(ledger.table(rep))
+    if as_json:
+        print(json.dumps(rep), flush=True)
+    return 0 if rep["ok"] else 1
+
+
+class PipelineKind:
+    """A staged pipeline of a cluster site: its steps' jobs, saved together; its id is the
+    name of its run directory."""
+
+    #: What starts one and what a saved one is called, where a site has no batch system.
+    needs_cluster = ("--mode pipeline", "a pipeline")
+
+    def __init__(self, site: RemoteSite) -> None:
+        self.site = site
+
+    def start(self, lc: Lifecycle, options: Options) -> int:
+        """Submit the pipeline of ``options.file``; unless detached, wait for it, print its
+        report and return 0 only when every scene is done."""
+        pipe = require_file(options.file)
+        state, info = submit(self.site, pipe, lc.say)
+        if state is None:
+            records = read_ledger(self.site, info["workdir"])
+            rep = ledger.report(records, info["scenes"], pipeline=pipe.name, run=info["run"])
+            return print_report(lc, rep, options.as_json)
+        saved.save(state)
+        pipe_id = Path(state.run_dir).name
+        if options.detach:
+            print(pipe_id, flush=True)
+            lc.say(f"--mode status/logs/stop --job {pipe_id} show, follow or cancel it")
+            return 0
+        return self.attach(lc, state, options)
+
+    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+        """Watch the pipeline's jobs until they have all ended; report."""
+        try:
+            final = watch(self.site, state, lc.say)
+        except KeyboardInterrupt:
+            pipe_id = Path(state.run_dir).name
+            return lc.interrupted(state, "pipeline", f"--job {pipe_id} finds it")
+        return self.report(lc, state, final, options)
+
+    def report(
+        self, lc: Lifecycle, state: SessionState, final: dict[str, JobStatus], options: Options
+    ) -> int:
+        """The run's report (saved as report.json), handed to on_failure when something
+        failed; printed; 0 only when every scene is done."""
+        rep = final_report(self.site, state, final)
+        lc.forget(state)
+        on_failure(options.file, rep, lc.say)
+        return print_report(lc, rep, options.as_json)
+
+    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+        """Each step's job and state and the ledger's counts."""
+        record = status_record(self.site, state)
+        return {
+            k: v if v is None or isinstance(v, int | str) else str(v) for k, v in record.items()
+        }
+
+    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+        """Cancel every job of the pipeline and forget it."""
+        try:
+            cancel(self.site, state)
+        finally:
+            lc.forget(state)
+        lc.say(f"stopped pipeline {Path(state.run_dir).name} of site '{lc.config.uid}'")
+
+    def logs(
+        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
+    ) -> None:
+        """The tails of every step's output (follow: as they grow, until Ctrl-C)."""
+        with contextlib.suppress(KeyboardInterrupt):
+            logs(self.site, state, lines, follow)

@@ -56,6 +56,7 @@ from launcher.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from launcher.dask_sources import Merged
+    from launcher.kinds import JobKind
 
 #: How often the login node looks for a file the job writes (connection or scheduler file).
 FILE_CHECK_SECONDS = 0.05
@@ -105,6 +106,13 @@ class RemoteSite:
         self.batch = batch_system_class(config.profile.batch_system)(link.run)
         #: Seconds a lost connection is retried by the waits and watches (see persist).
         self.reconnect_for = RECONNECT_SECONDS
+
+    def kind(self, name: str) -> JobKind:
+        """The kind of job ``name``: a cluster site runs every kind."""
+        from launcher.kinds import kind_class
+
+        kind: JobKind = kind_class(name)(self)
+        return kind
 
     def prepare(self, check: Callable[[], None]) -> None:
         """Log in here (a passphrase or second factor is asked on this thread), then ask for

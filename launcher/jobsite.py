@@ -11,7 +11,7 @@ where it needs a batch system (pipelines, batch jobs, the session scheduler) it 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,7 +36,7 @@ ProblemCallback = Callable[[str], None]
 
 
 class JobSite(Protocol):
-    """A site's jobs: submit, wait, watch, query, cancel, their output and their tunnels."""
+    """A site's jobs: run directories, submit, wait, watch, query, cancel, output, tunnels."""
 
     #: The site as platforms.ini and its profile describe it.
     config: Site
@@ -62,6 +62,11 @@ class JobSite(Protocol):
     ) -> None:
         """Refuse a job (and, with ``workers``, the Dask worker jobs) that no node can hold,
         before anything is submitted; ``show_config`` gets the workers' merged Dask config."""
+        ...
+
+    def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
+        """Create a fresh private run directory for a job, holding the site's Dask config and
+        ``files`` (relative path -> text, each 0600); its path on the site."""
         ...
 
     def submit_jupyter(self, local_port: int, scheduler_max_jobs: int | None) -> SessionState:

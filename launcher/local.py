@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,6 +110,17 @@ class LocalSite:
     ) -> None:
         """Nothing to check: JupyterLab runs as a process of this machine, in no partition."""
 
+    def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
+        """Create a fresh 0700 run directory in the state directory's ``runs/``, holding the
+        site's Dask config and ``files`` (relative path -> text, each 0600); return its path."""
+        runs = make_private_dir(state_dir() / "runs")
+        run_dir = runs / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir.mkdir(mode=0o700)
+        contents = {f"{DASK_DIR}/eohpc.yaml": dask_yaml(self.config.profile), **files}
+        for name, text in contents.items():
+            write_private(make_private_dir((run_dir / name).parent) / Path(name).name, text)
+        return str(run_dir)
+
     def submit_jupyter(self, local_port: int, scheduler_max_jobs: int | None) -> SessionState:
         """Start JupyterLab in its own process group, listening on 127.0.0.1:local_port (the
         session scheduler, ``scheduler_max_jobs``, needs a cluster site)."""
@@ -121,17 +132,12 @@ class LocalSite:
                 f"the notebook directory {root} does not exist. Create it, or fix "
                 f"'notebook_dir' of site '{self.config.uid}'."
             )
-        runs = make_private_dir(state_dir() / "runs")
-        run_dir = runs / f"{self.config.uid}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir.mkdir(mode=0o700)
-        make_private_dir(run_dir / DASK_DIR)
         token = new_token()
-        write_private(
-            run_dir / JUPYTER_CONFIG_NAME,
-            json.dumps(jupyter_config(token, allow_root=os.geteuid() == 0)),
-        )
-        write_private(run_dir / WRAPPER_NAME, template_text(WRAPPER_NAME))
-        write_private(run_dir / DASK_DIR / "eohpc.yaml", dask_yaml(self.config.profile))
+        files = {
+            JUPYTER_CONFIG_NAME: json.dumps(jupyter_config(token, allow_root=os.geteuid() == 0)),
+            WRAPPER_NAME: template_text(WRAPPER_NAME),
+        }
+        run_dir = Path(self.new_run_dir(self.config.uid, files))
         command = [
             sys.executable,
             str(run_dir / WRAPPER_NAME),

@@ -30,6 +30,8 @@ MODES = (
     "uninstall",
     "sites",
 )
+#: The modes that start a job, and the kind of job each starts.
+KIND_OF_MODE = {"run": saved.JUPYTER, "batch": saved.BATCH, "pipeline": saved.PIPELINE}
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_WALLTIME_WARNING = 10.0
 DEFAULT_MAX_WORKER_JOBS = 4
@@ -169,6 +171,12 @@ def options_from(args: argparse.Namespace) -> Options:
         scheduler_max_jobs=args.max_worker_jobs if args.scheduler else None,
         walltime_warning=args.walltime_warning,
         reconnect_for=args.reconnect_for,
+        script=args.script,
+        script_args=args.script_args,
+        workers=args.workers,
+        file=args.file,
+        as_json=args.json,
+        out=sys.stdout,
     )
 
 
@@ -195,26 +203,20 @@ def dispatch(args: argparse.Namespace) -> int:
         with SSHLink(site) as link:
             (install if args.mode == "install" else uninstall)(site, link, console)
         return 0
-    with open_site(site) as jobs:
-        session = Lifecycle(site, jobs, console)
-        session.configure(args.reconnect_for)
-        session.verbose = args.verbose
-        if args.mode == "run":
-            return session.run(options_from(args))
+    with open_site(site) as job_site:
+        lifecycle = Lifecycle(job_site, console)
+        lifecycle.configure(args.reconnect_for)
+        lifecycle.verbose = args.verbose
+        if args.mode in KIND_OF_MODE:
+            return lifecycle.start(KIND_OF_MODE[args.mode], options_from(args))
         if args.mode == "attach":
-            return session.attach(options_from(args))
-        if args.mode == "batch":
-            return session.batch(
-                args.script, args.script_args, args.workers, args.timeout, args.detach, sys.stdout
-            )
-        if args.mode == "pipeline":
-            return session.pipeline(args.file, args.detach, args.json)
+            return lifecycle.attach(options_from(args))
         if args.mode == "status":
-            return print_status(session.status_record(args.job), args.json)
+            return print_status(lifecycle.status_record(args.job), args.json)
         if args.mode == "stop":
-            session.stop_saved(args.job)
+            lifecycle.stop_saved(args.job)
             return 0
-        session.logs(args.job, args.follow, args.lines, sys.stdout)
+        lifecycle.logs(args.job, args.follow, args.lines, sys.stdout)
         return 0
 
 

@@ -9,6 +9,13 @@ class LauncherError(Exception):
     exit_code = 1
 
 
+class ClusterSiteError(LauncherError):
+    """A mode, option or job that needs a batch system was asked of the local site."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} needs a cluster site; the local site has no batch system.")
+
+
 class ConfigError(LauncherError):
     """platforms.ini or a platform profile is missing, malformed or invalid."""
 

@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from launcher.batchsystem import FINISHED, RUNNING, JobStatus
-from launcher.config import Site
-from launcher.errors import ConfigError, JobFailedError, JupyterTimeoutError
+from launcher.config import JobSpec, Site
+from launcher.errors import ClusterSiteError, ConfigError, JobFailedError, JupyterTimeoutError
 from launcher.jobscript import (
     DASK_DIR,
     JUPYTER_CONFIG_NAME,
@@ -25,16 +26,20 @@ from launcher.jobscript import (
     jupyter_config,
     template_text,
 )
-from launcher.readiness import new_token, wait_for_api
-from launcher.remote import (
+from launcher.jobsite import (
     CONNECTION_FILE,
     POLL_SECONDS,
     TAIL_LINES,
     ProblemCallback,
     StatusCallback,
 )
+from launcher.readiness import new_token, wait_for_api
 from launcher.scheduler.files import make_private_dir, state_dir, write_private
 from launcher.state import SessionState
+
+if TYPE_CHECKING:
+    from launcher.kinds import JobKind
+    from launcher.scheduler.contract import SchedulerInfo
 
 LOG_NAME = "jupyter.log"
 
@@ -69,30 +74,70 @@ def _alive(pid: int) -> bool:
 
 class LocalSite:
     """JupyterLab on this machine, started through the same wrapper as the batch job; it
-    serves the directory the command was started from, as `jupyter lab` does."""
+    serves the directory the command was started from, as `jupyter lab` does.
 
-    def __init__(self, site: Site) -> None:
-        self.site = site
+    A :class:`~launcher.jobsite.JobSite`: with no batch system, nothing is checked against a
+    partition, there is no tunnel, no walltime and no connection to retry, and what needs a
+    batch system (batch jobs, pipelines, the session scheduler) raises ClusterSiteError."""
 
-    def submit_jupyter(self, local_port: int) -> SessionState:
-        """Start JupyterLab in its own process group, listening on 127.0.0.1:local_port."""
-        root = root_dir(self.site)
+    def __init__(self, config: Site) -> None:
+        self.config = config
+        #: Nothing to reconnect to here; kept so that both sites take the same settings.
+        self.reconnect_for = 0.0
+
+    def kind(self, name: str) -> JobKind:
+        """The kind of job ``name``: a Jupyter session runs here, the kinds that need a batch
+        system answer every call with ClusterSiteError."""
+        from launcher.kinds import ClusterOnlyKind, kind_class
+
+        cls = kind_class(name)
+        if cls.needs_cluster:
+            return ClusterOnlyKind(*cls.needs_cluster)
+        kind: JobKind = cls(self)
+        return kind
+
+    def prepare(self, check: Callable[[], None]) -> None:
+        """Nothing to log in to: only ``check``."""
+        check()
+
+    def check_fit(
+        self,
+        job: JobSpec,
+        what: str,
+        workers: bool,
+        on_problem: ProblemCallback,
+        show_config: ProblemCallback | None = None,
+    ) -> None:
+        """Nothing to check: JupyterLab runs as a process of this machine, in no partition."""
+
+    def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
+        """Create a fresh 0700 run directory in the state directory's ``runs/``, holding the
+        site's Dask config and ``files`` (relative path -> text, each 0600); return its path."""
+        runs = make_private_dir(state_dir() / "runs")
+        run_dir = runs / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir.mkdir(mode=0o700)
+        contents = {f"{DASK_DIR}/eohpc.yaml": dask_yaml(self.config.profile), **files}
+        for name, text in contents.items():
+            write_private(make_private_dir((run_dir / name).parent) / Path(name).name, text)
+        return str(run_dir)
+
+    def submit_jupyter(self, local_port: int, scheduler_max_jobs: int | None) -> SessionState:
+        """Start JupyterLab in its own process group, listening on 127.0.0.1:local_port (the
+        session scheduler, ``scheduler_max_jobs``, needs a cluster site)."""
+        if scheduler_max_jobs is not None:
+            raise ClusterSiteError("--scheduler")
+        root = root_dir(self.config)
         if not root.is_dir():
             raise ConfigError(
                 f"the notebook directory {root} does not exist. Create it, or fix "
-                f"'notebook_dir' of site '{self.site.uid}'."
+                f"'notebook_dir' of site '{self.config.uid}'."
             )
-        runs = make_private_dir(state_dir() / "runs")
-        run_dir = runs / f"{self.site.uid}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir.mkdir(mode=0o700)
-        make_private_dir(run_dir / DASK_DIR)
         token = new_token()
-        write_private(
-            run_dir / JUPYTER_CONFIG_NAME,
-            json.dumps(jupyter_config(token, allow_root=os.geteuid() == 0)),
-        )
-        write_private(run_dir / WRAPPER_NAME, template_text(WRAPPER_NAME))
-        write_private(run_dir / DASK_DIR / "eohpc.yaml", dask_yaml(self.site.profile))
+        files = {
+            JUPYTER_CONFIG_NAME: json.dumps(jupyter_config(token, allow_root=os.geteuid() == 0)),
+            WRAPPER_NAME: template_text(WRAPPER_NAME),
+        }
+        run_dir = Path(self.new_run_dir(self.config.uid, files))
         command = [
             sys.executable,
             str(run_dir / WRAPPER_NAME),
@@ -103,7 +148,7 @@ class LocalSite:
             "--port",
             str(local_port),
             "--",
-            *local_jupyter_args(self.site),
+            *local_jupyter_args(self.config),
         ]
         env = {**os.environ, "DASK_CONFIG": str(run_dir / DASK_DIR)}
         fd = os.open(run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -118,8 +163,8 @@ class LocalSite:
                 cwd=root,
             )
         return SessionState(
-            uid=self.site.uid,
-            platform=self.site.platform,
+            uid=self.config.uid,
+            platform=self.config.platform,
             job_id=f"pid-{process.pid}",
             run_dir=str(run_dir),
             token=token,
@@ -128,7 +173,13 @@ class LocalSite:
             node="localhost",
         )
 
-    def wait_ready(self, state: SessionState, timeout: float, show: StatusCallback) -> SessionState:
+    def wait_ready(
+        self,
+        state: SessionState,
+        timeout: float,
+        show: StatusCallback,
+        on_problem: ProblemCallback | None = None,
+    ) -> SessionState:
         """Wait until the wrapper wrote connection.json; the process is stopped on timeout."""
         deadline = time.monotonic() + timeout
         connection = Path(state.run_dir) / CONNECTION_FILE
@@ -160,6 +211,22 @@ class LocalSite:
         wait_for_api(state.local_port, state.token, ready_timeout)
         yield None
 
+    def wait_scheduler(
+        self, state: SessionState, timeout: float, on_problem: ProblemCallback | None = None
+    ) -> SchedulerInfo:
+        """The session scheduler runs in a cluster job only."""
+        raise ClusterSiteError("--scheduler")
+
+    def scheduler_tunnel(
+        self, state: SessionState, on_problem: ProblemCallback
+    ) -> contextlib.AbstractContextManager[object]:
+        """The session scheduler runs in a cluster job only."""
+        raise ClusterSiteError("--scheduler")
+
+    def jupyter_port(self, state: SessionState) -> int:
+        """JupyterLab's own port: no tunnel stands between it and the browser."""
+        return state.remote_port or state.local_port
+
     def status(self, state: SessionState) -> JobStatus:
         """RUNNING while the JupyterLab process lives."""
         running = _alive(state.pid)
@@ -170,11 +237,34 @@ class LocalSite:
             node="localhost" if running else "",
         )
 
-    def watch(self, state: SessionState, on_problem: ProblemCallback) -> JobStatus:
-        """Block while JupyterLab runs; return its final status."""
+    def watch(
+        self,
+        state: SessionState,
+        on_problem: ProblemCallback,
+        warn_before: float = 0.0,
+        on_warning: ProblemCallback | None = None,
+    ) -> JobStatus:
+        """Block while JupyterLab runs; return its final status (a process here has no
+        walltime to warn about)."""
         while (status := self.status(state)).running:
             time.sleep(POLL_SECONDS)
         return status
+
+    def stuck(self, status: JobStatus) -> bool:
+        """A process is never held or pending."""
+        return False
+
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """Only a state that says so: a process here has no walltime of its own."""
+        return status.state == "TIMEOUT"
+
+    def stuck_fix(self, status: JobStatus) -> str:
+        """Nothing: a process is never stuck."""
+        return ""
+
+    def status_fix(self, status: JobStatus) -> str:
+        """Nothing to add: the log's last lines tell why JupyterLab ended."""
+        return ""
 
     def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
         """The last lines of JupyterLab's log."""

@@ -29,15 +29,17 @@ Layout on the cluster::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from launcher import ledger
+from launcher import state as saved
 from launcher.batchsystem import JobStatus
 from launcher.errors import BatchSystemError, LauncherError
 from launcher.jobscript import activation_lines, expand_home, job_exports, job_script
@@ -45,6 +47,10 @@ from launcher.pipeline_spec import Pipeline, PipelineError, rclone_env, read
 from launcher.pipeline_task import PIPELINE_JSON, REPORT_JSON, SCENES_TXT
 from launcher.remote import POLL_SECONDS, RemoteSite
 from launcher.state import PIPELINE, SessionState
+
+if TYPE_CHECKING:
+    from launcher.kinds import Record
+    from launcher.session import Lifecycle, Options
 
 ENV_FILE = "rclone.env"
 STEPS = ("stage_in", "process", "stage_out")
@@ -70,12 +76,12 @@ def rclone_command(source: str, dest: str, flags: list[str], extra: list[str]) -
 
 
 def step_script(
-    remote: RemoteSite, pipe: Pipeline, run_dir: str, step: str, deps: list[str], count: int = 0
+    site: RemoteSite, pipe: Pipeline, run_dir: str, step: str, deps: list[str], count: int = 0
 ) -> str:
     """The job script of one step."""
-    site = remote.site
-    batch = remote.batch
-    job = site.profile.job
+    config = site.config
+    batch = site.batch
+    job = config.profile.job
     extra = batch.dependency_directive(deps) if deps else []
     if step == "process":
         extra = [*batch.array_directive(count, pipe.parallel), *extra]
@@ -86,11 +92,11 @@ def step_script(
             mem_per_cpu=None if pipe.mem else job.mem_per_cpu,
             time=pipe.time or job.time,
         )
-        lines, python = activation_lines(site.profile)
+        lines, python = activation_lines(config.profile)
         body = "\n".join(
             [
                 *lines,
-                *job_exports(site, run_dir),
+                *job_exports(config, run_dir),
                 f'exec {python} -m launcher.pipeline_task --run-dir "$RUN_DIR" '
                 f'--index "${batch.array_index_variable}"',
             ]
@@ -113,7 +119,7 @@ def step_script(
     job = dataclasses.replace(job, directives=[*extra, *job.directives])
     return job_script(
         "pipeline_job.sh",
-        site,
+        config,
         run_dir,
         job,
         f"eohpc-pipe-{pipe.name}-{step}",
@@ -124,7 +130,7 @@ def step_script(
     )
 
 
-def resolve_scenes(remote: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str]:
+def resolve_scenes(site: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str]:
     """The scene list: the file's, or read from the stage-in source on the login node."""
     if pipe.scenes:
         return pipe.scenes
@@ -138,7 +144,7 @@ def resolve_scenes(remote: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str
             ["rclone", "lsf", "-R", "--files-only", "--include", pipe.scenes_glob, source]
         )
         key = f"scenes.glob ({pipe.scenes_glob})"
-    code, out, err = remote.link.run(
+    code, out, err = site.link.run(
         f"cd {shlex.quote(run_dir)} && set -a && . ./{ENV_FILE} && set +a && {rclone}"
     )
     if code != 0:
@@ -154,25 +160,25 @@ def resolve_scenes(remote: RemoteSite, pipe: Pipeline, run_dir: str) -> list[str
     return list(dict.fromkeys(scenes))
 
 
-def read_ledger(remote: RemoteSite, workdir: str) -> dict[str, ledger.SceneRecord]:
+def read_ledger(site: RemoteSite, workdir: str) -> dict[str, ledger.SceneRecord]:
     """The pipeline's ledger as the cluster holds it now."""
-    data = remote.link.read(f"{workdir}/{ledger.LEDGER_NAME}")
+    data = site.link.read(f"{workdir}/{ledger.LEDGER_NAME}")
     return ledger.fold(ledger.parse_events(data))
 
 
 def submit(
-    remote: RemoteSite, pipe: Pipeline, say: Callable[[str], None]
+    site: RemoteSite, pipe: Pipeline, say: Callable[[str], None]
 ) -> tuple[SessionState | None, dict[str, Any]]:
     """Prepare the run and submit its jobs. Returns the state to save (None when every scene
     is done already) and the run's description (pipeline, run, scenes, jobs)."""
-    site = remote.site
-    batch = remote.batch
+    config = site.config
+    batch = site.batch
     # Refuse a batch system without chained/array jobs before anything is created.
     batch.dependency_directive(["0"])
     batch.array_directive(1)
-    home = remote.link.home()
+    home = site.link.home()
     pipe = dataclasses.replace(pipe, workdir=expand_home(pipe.workdir, home))
-    remote.link.check(
+    site.link.check(
         f"umask 077 && mkdir -p {shlex.quote(pipe.workdir)}/input {shlex.quote(pipe.workdir)}"
         f"/output && chmod 700 {shlex.quote(pipe.workdir)}"
     )
@@ -180,10 +186,10 @@ def submit(
         PIPELINE_JSON: json.dumps(pipe.to_json(), indent=2),
         ENV_FILE: rclone_env(pipe.remotes),
     }
-    run_dir = remote.new_run_dir(f"{site.uid}-pipe-{pipe.name}", files)
+    run_dir = site.new_run_dir(f"{config.uid}-pipe-{pipe.name}", files)
     run = PurePosixPath(run_dir).name
-    scenes = resolve_scenes(remote, pipe, run_dir)
-    records = read_ledger(remote, pipe.workdir)
+    scenes = resolve_scenes(site, pipe, run_dir)
+    records = read_ledger(site, pipe.workdir)
     todo = [s for s in scenes if s not in records or records[s].state != ledger.DONE]
     info: dict[str, Any] = {
         "pipeline": pipe.name,
@@ -200,7 +206,7 @@ def submit(
     )
     if not todo:
         return None, info
-    remote.link.check(
+    site.link.check(
         f"umask 077 && cat > {shlex.quote(run_dir)}/{SCENES_TXT}", stdin="\n".join(todo) + "\n"
     )
     jobs: dict[str, str] = {}
@@ -209,7 +215,7 @@ def submit(
             if step != "process" and getattr(pipe, step) is None:
                 continue
             deps = list(jobs.values())[-1:]
-            script = step_script(remote, pipe, run_dir, step, deps, len(todo))
+            script = step_script(site, pipe, run_dir, step, deps, len(todo))
             jobs[step] = batch.submit(script)
             say(f"- {step}: job {jobs[step]}" + (f" (after {deps[0]})" if deps else ""))
     except BatchSystemError:
@@ -218,8 +224,8 @@ def submit(
         raise
     info["jobs"] = jobs
     state = SessionState(
-        uid=site.uid,
-        platform=site.platform,
+        uid=config.uid,
+        platform=config.platform,
         job_id=next(iter(jobs.values())),
         run_dir=run_dir,
         token="",
@@ -235,25 +241,25 @@ def job_ids(state: SessionState) -> dict[str, str]:
     return dict(item.split("=", 1) for item in state.jobs.split(",") if "=" in item)
 
 
-def statuses(remote: RemoteSite, state: SessionState) -> dict[str, JobStatus]:
+def statuses(site: RemoteSite, state: SessionState) -> dict[str, JobStatus]:
     """Each step's job status."""
-    return {step: remote.batch.status(job) for step, job in job_ids(state).items()}
+    return {step: site.batch.status(job) for step, job in job_ids(state).items()}
 
 
-def cancel(remote: RemoteSite, state: SessionState) -> None:
+def cancel(site: RemoteSite, state: SessionState) -> None:
     """Cancel every job of the pipeline (those that ended already are no error)."""
     for job in reversed(list(job_ids(state).values())):
-        remote.batch.cancel(job)
+        site.batch.cancel(job)
 
 
 def watch(
-    remote: RemoteSite, state: SessionState, show: Callable[[str], None]
+    site: RemoteSite, state: SessionState, show: Callable[[str], None]
 ) -> dict[str, JobStatus]:
     """Wait until every step has ended; cancel the steps after one that failed."""
     shown: dict[str, str] = {}
     cancelled = False
     while True:
-        current = statuses(remote, state)
+        current = statuses(site, state)
         for step, status in current.items():
             text = f"{status.state}" + (f" ({status.reason})" if status.reason else "")
             if shown.get(step) != text:
@@ -264,7 +270,7 @@ def watch(
             later = list(current)[list(current).index(failed[0]) + 1 :]
             for step in later:
                 if not current[step].finished:
-                    remote.batch.cancel(current[step].job_id)
+                    site.batch.cancel(current[step].job_id)
             cancelled = True
         if all(status.finished for status in current.values()):
             return current
@@ -272,11 +278,11 @@ def watch(
 
 
 def final_report(
-    remote: RemoteSite, state: SessionState, final: dict[str, JobStatus]
+    site: RemoteSite, state: SessionState, final: dict[str, JobStatus]
 ) -> dict[str, Any]:
     """The run's report from the ledger and the jobs' final states; saved as report.json."""
-    saved = remote.link.read(f"{state.run_dir}/{PIPELINE_JSON}")
-    if not saved:
+    stored = site.link.read(f"{state.run_dir}/{PIPELINE_JSON}")
+    if not stored:
         raise PipelineError(
             f"the run directory {state.run_dir} (or its {PIPELINE_JSON}) vanished on the cluster "
             "while the pipeline ran; the jobs' states were: "
@@ -284,14 +290,14 @@ def final_report(
             + ". Fix: keep ~/.eohpc/runs in place while a pipeline runs, then run it again "
             "(the ledger in the work directory keeps the scenes already done)."
         )
-    pipe = Pipeline.from_json(json.loads(saved))
-    records = read_ledger(remote, pipe.workdir)
-    todo = remote.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
+    pipe = Pipeline.from_json(json.loads(stored))
+    records = read_ledger(site, pipe.workdir)
+    todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
     scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))
     error = ""
     for step, status in final.items():
         if status.state != COMPLETED:
-            tail = remote.tail(dataclasses.replace(state, job_id=status.job_id), 5)
+            tail = site.tail(dataclasses.replace(state, job_id=status.job_id), 5)
             error = f"step {step} (job {status.job_id}) ended {status.state}: {tail}"
             break
     rep = ledger.report(
@@ -304,7 +310,7 @@ def final_report(
         jobs={s: {"job_id": st.job_id, "state": st.state} for s, st in final.items()},
         error=error,
     )
-    remote.link.check(
+    site.link.check(
         f"umask 077 && cat > {shlex.quote(state.run_dir)}/{REPORT_JSON}", stdin=json.dumps(rep)
     )
     return rep
@@ -321,9 +327,9 @@ def on_failure(pipe_file: Path | None, rep: dict[str, Any], say: Callable[[str],
         say(f"warning: {problem}")
 
 
-def status_record(remote: RemoteSite, state: SessionState) -> dict[str, Any]:
+def status_record(site: RemoteSite, state: SessionState) -> dict[str, Any]:
     """What status reports about a pipeline: each step's state and the ledger's counts."""
-    current = statuses(remote, state)
+    current = statuses(site, state)
     record: dict[str, Any] = {
         "uid": state.uid,
         "kind": state.kind,
@@ -335,12 +341,12 @@ def status_record(remote: RemoteSite, state: SessionState) -> dict[str, Any]:
             f" ({status.reason})" if status.reason else ""
         )
     finished = all(s.finished for s in current.values())
-    if finished and remote.link.read(f"{state.run_dir}/{REPORT_JSON}"):
-        rep = json.loads(remote.link.read(f"{state.run_dir}/{REPORT_JSON}"))
+    if finished and site.link.read(f"{state.run_dir}/{REPORT_JSON}"):
+        rep = json.loads(site.link.read(f"{state.run_dir}/{REPORT_JSON}"))
     else:
-        pipe = Pipeline.from_json(json.loads(remote.link.read(f"{state.run_dir}/{PIPELINE_JSON}")))
-        todo = remote.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
-        rep = ledger.report(read_ledger(remote, pipe.workdir), todo, finished=finished)
+        pipe = Pipeline.from_json(json.loads(site.link.read(f"{state.run_dir}/{PIPELINE_JSON}")))
+        todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
+        rep = ledger.report(read_ledger(site, pipe.workdir), todo, finished=finished)
     record["scenes"] = (
         f"{rep['done']} done, {rep['failed']} failed, {rep['pending']} pending of {rep['total']}"
     )
@@ -348,13 +354,13 @@ def status_record(remote: RemoteSite, state: SessionState) -> dict[str, Any]:
     return record
 
 
-def logs(remote: RemoteSite, state: SessionState, lines: int, follow: bool) -> None:
+def logs(site: RemoteSite, state: SessionState, lines: int, follow: bool) -> None:
     """The tails of every step's output (each file under its name)."""
     pattern = f"{shlex.quote(state.run_dir)}/job-*.out"
     if follow:
-        remote.link.stream(f"tail -n {int(lines)} -F {pattern}")
+        site.link.stream(f"tail -n {int(lines)} -F {pattern}")
         return
-    code, out, err = remote.link.run(f"tail -n {int(lines)} {pattern}")
+    code, out, err = site.link.run(f"tail -n {int(lines)} {pattern}")
     print(out.rstrip() if code == 0 else f"(no output yet: {err.strip()})", flush=True)
 
 
@@ -363,3 +369,80 @@ def require_file(path: Path | None) -> Pipeline:
     if path is None:
         raise LauncherError("--mode pipeline needs --file PIPELINE.yaml.")
     return read(path)
+
+
+def print_report(lc: Lifecycle, rep: dict[str, Any], as_json: bool) -> int:
+    """The report as a table for the user (and as JSON on standard output); its exit status."""
+    lc.say(ledger.table(rep))
+    if as_json:
+        print(json.dumps(rep), flush=True)
+    return 0 if rep["ok"] else 1
+
+
+class PipelineKind:
+    """A staged pipeline of a cluster site: its steps' jobs, saved together; its id is the
+    name of its run directory."""
+
+    #: What starts one and what a saved one is called, where a site has no batch system.
+    needs_cluster = ("--mode pipeline", "a pipeline")
+
+    def __init__(self, site: RemoteSite) -> None:
+        self.site = site
+
+    def start(self, lc: Lifecycle, options: Options) -> int:
+        """Submit the pipeline of ``options.file``; unless detached, wait for it, print its
+        report and return 0 only when every scene is done."""
+        pipe = require_file(options.file)
+        state, info = submit(self.site, pipe, lc.say)
+        if state is None:
+            records = read_ledger(self.site, info["workdir"])
+            rep = ledger.report(records, info["scenes"], pipeline=pipe.name, run=info["run"])
+            return print_report(lc, rep, options.as_json)
+        saved.save(state)
+        pipe_id = Path(state.run_dir).name
+        if options.detach:
+            print(pipe_id, flush=True)
+            lc.say(f"--mode status/logs/stop --job {pipe_id} show, follow or cancel it")
+            return 0
+        return self.attach(lc, state, options)
+
+    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+        """Watch the pipeline's jobs until they have all ended; report."""
+        try:
+            final = watch(self.site, state, lc.say)
+        except KeyboardInterrupt:
+            pipe_id = Path(state.run_dir).name
+            return lc.interrupted(state, "pipeline", f"--job {pipe_id} finds it")
+        return self.report(lc, state, final, options)
+
+    def report(
+        self, lc: Lifecycle, state: SessionState, final: dict[str, JobStatus], options: Options
+    ) -> int:
+        """The run's report (saved as report.json), handed to on_failure when something
+        failed; printed; 0 only when every scene is done."""
+        rep = final_report(self.site, state, final)
+        lc.forget(state)
+        on_failure(options.file, rep, lc.say)
+        return print_report(lc, rep, options.as_json)
+
+    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+        """Each step's job and state and the ledger's counts."""
+        record = status_record(self.site, state)
+        return {
+            k: v if v is None or isinstance(v, int | str) else str(v) for k, v in record.items()
+        }
+
+    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+        """Cancel every job of the pipeline and forget it."""
+        try:
+            cancel(self.site, state)
+        finally:
+            lc.forget(state)
+        lc.say(f"stopped pipeline {Path(state.run_dir).name} of site '{lc.config.uid}'")
+
+    def logs(
+        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
+    ) -> None:
+        """The tails of every step's output (follow: as they grow, until Ctrl-C)."""
+        with contextlib.suppress(KeyboardInterrupt):
+            logs(self.site, state, lines, follow)

@@ -14,11 +14,13 @@ import shlex
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 
+from launcher import fit
 from launcher.batchsystem import JobStatus, batch_system_class
-from launcher.config import Site
+from launcher.config import JobSpec, Site
 from launcher.errors import (
     AuthenticationError,
     JobFailedError,
@@ -37,6 +39,13 @@ from launcher.jobscript import (
     render,
     template_text,
 )
+from launcher.jobsite import (
+    CONNECTION_FILE,
+    POLL_SECONDS,
+    TAIL_LINES,
+    ProblemCallback,
+    StatusCallback,
+)
 from launcher.readiness import new_token, wait_for_api
 from launcher.scheduler import local_copy
 from launcher.scheduler.contract import SchedulerInfo, parse_address
@@ -47,23 +56,17 @@ from launcher.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from launcher.dask_sources import Merged
+    from launcher.kinds import JobKind
 
-POLL_SECONDS = 1.0
 #: How often the login node looks for a file the job writes (connection or scheduler file).
 FILE_CHECK_SECONDS = 0.05
 WATCH_SECONDS = 10.0
-TAIL_LINES = 30
-CONNECTION_FILE = "connection.json"
 RUNS_DIR = ".eohpc/runs"
 #: How long a lost connection to the login node is retried before the launcher gives up
 #: (the job keeps running), and how often.
 RECONNECT_SECONDS = 120.0
 RECONNECT_RETRY_SECONDS = 2.0
 T = TypeVar("T")
-
-StatusCallback = Callable[[JobStatus], None]
-#: Receives one readable line about a problem noticed in the background.
-ProblemCallback = Callable[[str], None]
 
 
 def private_tar(files: Mapping[str, str]) -> bytes:
@@ -94,14 +97,51 @@ def time_left_seconds(text: str) -> int | None:
 
 
 class RemoteSite:
-    """A site's login node and batch system, reached through one SSH link."""
+    """A site's login node and batch system, reached through one SSH link (a
+    :class:`~launcher.jobsite.JobSite`)."""
 
-    def __init__(self, site: Site, link: SSHLink) -> None:
-        self.site = site
+    def __init__(self, config: Site, link: SSHLink) -> None:
+        self.config = config
         self.link = link
-        self.batch = batch_system_class(site.profile.batch_system)(link.run)
+        self.batch = batch_system_class(config.profile.batch_system)(link.run)
         #: Seconds a lost connection is retried by the waits and watches (see persist).
         self.reconnect_for = RECONNECT_SECONDS
+
+    def kind(self, name: str) -> JobKind:
+        """The kind of job ``name``: a cluster site runs every kind."""
+        from launcher.kinds import kind_class
+
+        kind: JobKind = kind_class(name)(self)
+        return kind
+
+    def prepare(self, check: Callable[[], None]) -> None:
+        """Log in here (a passphrase or second factor is asked on this thread), then ask for
+        the home directory the run directory goes in while ``check`` runs: one round trip
+        fewer before the job is submitted."""
+        self.link.reconnect()
+        with ThreadPoolExecutor(1) as pool:
+            home = pool.submit(self.link.home)
+            check()
+            home.result()
+
+    def check_fit(
+        self,
+        job: JobSpec,
+        what: str,
+        workers: bool,
+        on_problem: ProblemCallback,
+        show_config: ProblemCallback | None = None,
+    ) -> None:
+        """Refuse a job (and, with ``workers``, the Dask worker jobs) that no node of its
+        partition can hold, before anything is submitted. The workers' request is the merged
+        Dask config, the user's own files on the cluster included (one command)."""
+        requests: list[fit.Request | None] = [fit.job_request(self.config, job, what)]
+        if workers:
+            merged = self.merged_dask_config()
+            if show_config:
+                show_config("\n".join(merged.lines()))
+            requests.append(fit.worker_request(self.config, merged))
+        fit.check(self.batch, requests, on_problem)
 
     def persist(self, call: Callable[[], T], on_problem: ProblemCallback) -> T:
         """``call()``, retried while the login node cannot be reached (sshd restarting, a
@@ -119,19 +159,19 @@ class RemoteSite:
                 if lost_since is None:
                     lost_since = now
                     on_problem(
-                        f"lost the connection to {self.site.host}; reconnecting for up to "
+                        f"lost the connection to {self.config.host}; reconnecting for up to "
                         f"{self.reconnect_for:.0f}s ({exc})"
                     )
                 if now - lost_since >= self.reconnect_for:
                     raise LinkLostError(
-                        f"the login node {self.site.host} has been unreachable for "
+                        f"the login node {self.config.host} has been unreachable for "
                         f"{now - lost_since:.0f}s ({exc})."
                     ) from None
                 time.sleep(RECONNECT_RETRY_SECONDS)
                 continue
             if lost_since is not None:
                 on_problem(
-                    f"the connection to {self.site.host} is back after "
+                    f"the connection to {self.config.host} is back after "
                     f"{time.monotonic() - lost_since:.0f}s"
                 )
             return result
@@ -141,8 +181,8 @@ class RemoteSite:
         cluster (read in one command), each value with its source."""
         from launcher.dask_sources import merged, read_cluster_files
 
-        layers, notes = read_cluster_files(self.link.run, self.site)
-        return merged(self.site, layers, self.link.home(), notes)
+        layers, notes = read_cluster_files(self.link.run, self.config)
+        return merged(self.config, layers, self.link.home(), notes)
 
     def new_run_dir(self, label: str, files: Mapping[str, str]) -> str:
         """Create a fresh 0700 run directory holding the site's Dask config and ``files``
@@ -153,7 +193,7 @@ class RemoteSite:
         home = self.link.home()
         base = f"{home}/{RUNS_DIR}"
         run_dir = f"{base}/{label}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        contents = {f"{DASK_DIR}/eohpc.yaml": dask_yaml(self.site.profile, home), **files}
+        contents = {f"{DASK_DIR}/eohpc.yaml": dask_yaml(self.config.profile, home), **files}
         self.link.check(
             f"umask 077 && mkdir -p {shlex.quote(run_dir)} && chmod 700 "
             f"{shlex.quote(home + '/.eohpc')} {shlex.quote(base)} {shlex.quote(run_dir)} && "
@@ -172,11 +212,11 @@ class RemoteSite:
             JUPYTER_CONFIG_NAME: json.dumps(jupyter_config(token)),
             WRAPPER_NAME: template_text(WRAPPER_NAME),
         }
-        run_dir = self.new_run_dir(self.site.uid, files)
-        job_id = self.batch.submit(render(self.site, run_dir, scheduler_max_jobs))
+        run_dir = self.new_run_dir(self.config.uid, files)
+        job_id = self.batch.submit(render(self.config, run_dir, scheduler_max_jobs))
         return SessionState(
-            uid=self.site.uid,
-            platform=self.site.platform,
+            uid=self.config.uid,
+            platform=self.config.platform,
             job_id=job_id,
             run_dir=run_dir,
             token=token,
@@ -315,9 +355,29 @@ class RemoteSite:
         with Tunnel(self.link, host, port, state.scheduler_port, on_problem) as tunnel:
             yield tunnel
 
+    def jupyter_port(self, state: SessionState) -> int:
+        """The tunnel's end on this machine."""
+        return state.local_port
+
     def status(self, state: SessionState) -> JobStatus:
         """The job's status."""
         return self.batch.status(state.job_id)
+
+    def stuck(self, status: JobStatus) -> bool:
+        """The batch system's answer (HTCondor holds a job that ran past its allowed time)."""
+        return self.batch.stuck(status)
+
+    def reached_walltime(self, status: JobStatus) -> bool:
+        """The batch system's answer."""
+        return self.batch.reached_walltime(status)
+
+    def stuck_fix(self, status: JobStatus) -> str:
+        """The batch system's fix for a job that is stuck."""
+        return self.batch.stuck_fix(status)
+
+    def status_fix(self, status: JobStatus) -> str:
+        """The batch system's fix for a final state ("" when it has none)."""
+        return self.batch.status_fix(status)
 
     def watch(
         self,

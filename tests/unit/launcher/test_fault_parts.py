@@ -23,7 +23,7 @@ class FakeSite:
 
 def fake_remote(statuses: list[Any]) -> RemoteSite:
     site = object.__new__(RemoteSite)
-    site.site = FakeSite()  # type: ignore[assignment]
+    site.config = FakeSite()  # type: ignore[assignment]
     site.reconnect_for = 0.3
 
     class Batch(Slurm):

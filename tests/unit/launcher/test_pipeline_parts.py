@@ -124,7 +124,7 @@ def test_a_batch_system_without_them_says_so() -> None:
 
 def test_step_scripts_chain_and_keep_secrets_out() -> None:
     site = load_site("sandbox", shipped_dir() / "platforms.ini")
-    remote = SimpleNamespace(site=site, batch=Slurm())
+    remote = SimpleNamespace(config=site, batch=Slurm())
     env = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "TOPSECRET"}
     pipe = parse(
         with_(

@@ -1,0 +1,245 @@
+"""The Jupyter session kind: JupyterLab in a job (or a process here), reached through a tunnel.
+
+``--mode run`` starts it, ``--mode attach`` opens a new tunnel to it; both wait for Jupyter
+(and the session's Dask scheduler, with ``--scheduler``), open the tunnels, announce the URL
+and watch the job until it ends or the user detaches. Everything here goes through the
+:class:`~launcher.jobsite.JobSite` it was given, whichever site that is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import webbrowser
+from typing import TYPE_CHECKING, TextIO
+
+from rich.markup import escape
+
+from launcher import state as saved
+from launcher.batchsystem import JobStatus
+from launcher.dashboard import dashboard_hint
+from launcher.errors import (
+    JobFailedError,
+    JupyterTimeoutError,
+    LinkLostError,
+    NoSessionError,
+    SessionExistsError,
+)
+from launcher.jobsite import JobSite
+from launcher.kinds import Record, job_record
+from launcher.scheduler import local_copy
+from launcher.scheduler.contract import read_scheduler_file
+from launcher.state import SessionState
+from launcher.tunnel import check_port_free, free_port, port_free
+
+if TYPE_CHECKING:
+    from launcher.session import Lifecycle, Options
+
+
+class JupyterKind:
+    """A site's interactive session (saved as the site's uid)."""
+
+    #: Runs on every site.
+    needs_cluster = None
+
+    def __init__(self, site: JobSite) -> None:
+        self.site = site
+
+    # ---------------------------------------------------------------------------- run
+
+    def start(self, lc: Lifecycle, options: Options) -> int:
+        """Submit, wait, tunnel, open the browser; stay in the foreground unless detached."""
+        lc.configure(options.reconnect_for)
+        if not options.new:
+            self.require_no_live_session(lc, options)
+        port = options.local_port or free_port()
+        check_port_free(port)
+        workers = options.scheduler_max_jobs is not None
+        self.site.prepare(
+            lambda: lc.check_fit(lc.config.profile.job, "the Jupyter job", workers=workers)
+        )
+        state = self.site.submit_jupyter(port, options.scheduler_max_jobs)
+        saved.save(state)
+        lc.say(f"submitted job {state.job_id} for site '{lc.config.uid}'")
+        try:
+            self.wait(lc, state, options.timeout)
+            return self.serve(lc, state, options, cancel_on_exit=True)
+        except KeyboardInterrupt:
+            return lc.interrupted(state, "job", "--mode attach reconnects")
+
+    def require_no_live_session(self, lc: Lifecycle, options: Options) -> None:
+        """Refuse a second job for a site whose saved session is still queued or running."""
+        existing = saved.load(lc.config.uid)
+        if existing is None:
+            return
+        status = self.site.status(existing)
+        if status.finished:
+            lc.forget(existing)
+            return
+        if self.held_after_start(existing, status):
+            self.site.cancel(existing)
+            self.report(lc, existing, status, options)
+            return
+        raise SessionExistsError(
+            f"site '{lc.config.uid}' already has a live session (job {existing.job_id}, "
+            f"{status.state}). Reconnect with --mode attach, end it with --mode stop, or pass "
+            "--new for a second job."
+        )
+
+    def held_after_start(self, state: SessionState, status: JobStatus) -> bool:
+        """True for a session whose job ran (Jupyter was ready) and is held now: HTCondor
+        holds a job past its allowed_execute_duration, and it never runs again by itself."""
+        return state.ready and self.site.stuck(status)
+
+    def wait(self, lc: Lifecycle, state: SessionState, timeout: float) -> None:
+        """Wait for Jupyter (and the session scheduler, if any); save what was learnt. A job
+        that failed, or was cancelled for taking too long, is forgotten."""
+        try:
+            self.site.wait_ready(state, timeout, lc.show_status, lc.problem)
+            saved.save(state)
+            if state.with_scheduler:
+                lc.say("- waiting for the session's Dask scheduler")
+                info = self.site.wait_scheduler(state, timeout, lc.problem)
+                state.scheduler_remote = info.address
+                state.scheduler_port = state.scheduler_port or free_port()
+                state.scheduler_file = str(
+                    local_copy.point_at(state.uid, info, state.scheduler_port)
+                )
+                saved.save(state)
+        except JobFailedError as exc:
+            lc.end(state, "FAILED", str(exc))
+            raise
+        except JupyterTimeoutError as exc:
+            lc.end(state, "TIMEOUT", str(exc))
+            raise
+        except LinkLostError as exc:
+            raise LinkLostError(
+                f"{exc} Job {state.job_id} is left as it is; --mode attach continues once the "
+                "login node answers (--mode stop cancels it)."
+            ) from None
+
+    # ---------------------------------------------------------------------------- attach
+
+    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+        """Open a new tunnel to the site's running session (the same job)."""
+        status = self.site.status(state)
+        if status.finished:
+            lc.forget(state)
+            raise NoSessionError(
+                f"job {state.job_id} of site '{lc.config.uid}' has ended ({status.state}). "
+                "Start a new one with --mode run."
+            )
+        if self.held_after_start(state, status):
+            self.site.cancel(state)
+            return self.report(lc, state, status, options)
+        if options.local_port:
+            state.local_port = options.local_port
+        elif not port_free(state.local_port):
+            state.local_port = free_port()
+        check_port_free(state.local_port)
+        state.local_port = self.site.jupyter_port(state)
+        if state.scheduler_remote and not port_free(state.scheduler_port):
+            state.scheduler_port = free_port()
+        if not state.ready or (state.with_scheduler and not state.scheduler_remote):
+            self.wait(lc, state, options.timeout)
+        if state.scheduler_remote:
+            info = read_scheduler_file(state.scheduler_file)
+            local_copy.point_at(state.uid, info, state.scheduler_port)
+        saved.save(state)
+        try:
+            return self.serve(lc, state, options, cancel_on_exit=False)
+        except KeyboardInterrupt:
+            lc.say(f"detached; job {state.job_id} keeps running (--mode stop ends it)")
+            return 130
+
+    def serve(
+        self, lc: Lifecycle, state: SessionState, options: Options, cancel_on_exit: bool
+    ) -> int:
+        """Open the tunnels, announce the URL, and keep them up while the job runs."""
+        with contextlib.ExitStack() as tunnels:
+            tunnels.enter_context(self.site.tunnel(state, lc.problem))
+            if state.scheduler_remote:
+                tunnels.enter_context(self.site.scheduler_tunnel(state, lc.problem))
+            lc.console.print(
+                f"[green]Jupyter is ready[/] {escape(f'(job {state.job_id} on {state.node})')}",
+                markup=True,
+                emoji=False,
+                soft_wrap=True,
+            )
+            print(state.url, flush=True)
+            if state.scheduler_remote:
+                announce_scheduler(lc, state)
+            lc.say(dashboard_hint(lc.config.profile, state.local_port))
+            if not options.no_browser:
+                webbrowser.open(state.url)
+            if options.detach:
+                lc.say(f"detached; --mode attach reconnects, --mode stop ends job {state.job_id}")
+                return 0
+            lc.say("Ctrl-C " + ("cancels the job" if cancel_on_exit else "detaches"))
+            try:
+                final = self.site.watch(
+                    state, lc.problem, options.walltime_warning * 60, lc.warn_walltime
+                )
+            except LinkLostError as exc:
+                lc.problem(
+                    f"{exc} Job {state.job_id} keeps running; --mode attach reconnects once the "
+                    "login node answers, --mode stop ends it."
+                )
+                return LinkLostError.exit_code
+        return self.report(lc, state, final, options)
+
+    # ---------------------------------------------------------------------------- reports
+
+    def report(self, lc: Lifecycle, state: SessionState, final: JobStatus, options: Options) -> int:
+        """Report a session's job that ended while it was watched; record and forget it."""
+        lc.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
+        lc.say(self.site.tail(state))
+        outcome = f"job {state.job_id} ended ({final.state})"
+        if self.site.reached_walltime(final):
+            notebooks = lc.config.profile.jupyter.root_dir or "~"
+            outcome += (
+                f": it reached its walltime ({lc.config.profile.job.time}). Your notebooks are "
+                f"saved in {notebooks} on the cluster (JupyterLab saves them as you work; "
+                "unsaved edits and kernel state are lost). Start again with --mode run; ask "
+                "for more time with 'time' in platforms.ini."
+            )
+            lc.warn_walltime(outcome)
+        elif not final.finished:  # held while it ran: cancelled
+            outcome += (
+                f": it was held ({final.reason or 'no reason given'}) and is cancelled. "
+                f"Fix: {self.site.stuck_fix(final)}."
+            )
+            lc.problem(outcome)
+        elif self.site.status_fix(final):
+            outcome += f". Fix: {self.site.status_fix(final)}."
+            lc.problem(outcome)
+        lc.end(state, final.state, outcome)
+        return 1
+
+    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+        """The job's state, its node and time left, the URL once Jupyter is ready."""
+        return job_record(lc, state, self.site.status(state))
+
+    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+        """Cancel the session's job and forget it."""
+        lc.stop(state)
+        lc.say(f"stopped job {state.job_id} of site '{lc.config.uid}'")
+
+    def logs(
+        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
+    ) -> None:
+        """The tail of the job's output (follow: as it grows, until Ctrl-C)."""
+        if follow:
+            with contextlib.suppress(KeyboardInterrupt):
+                self.site.follow(state, lines)
+            return
+        print(self.site.tail(state, lines), file=out)
+
+
+def announce_scheduler(lc: Lifecycle, state: SessionState) -> None:
+    """Print where the session scheduler is and the one call that connects to it."""
+    lc.say(
+        f"Dask scheduler is ready at {state.scheduler_address} (forwarded to "
+        f"{state.scheduler_remote}); scheduler file {state.scheduler_file}"
+    )
+    print(f"export EOHPC_SESSION={state.uid}  # or EOHPC_SCHEDULER_FILE={state.scheduler_file}")
+    print(local_copy.USAGE, flush=True)

@@ -45,7 +45,8 @@ from launcher.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, TLS_DIR
 from launcher.state import BATCH, SessionState
 
 if TYPE_CHECKING:
-    from launcher.session import Lifecycle, Options
+    from launcher.kinds import Driver
+    from launcher.options import Options
 
 RESERVED_NAMES = frozenset({EXIT_STATUS_NAME, FAILURE_NAME, DASK_DIR, TLS_DIR})
 
@@ -152,7 +153,7 @@ class BatchKind:
     def __init__(self, site: RemoteSite) -> None:
         self.site = site
 
-    def start(self, lc: Lifecycle, options: Options) -> int:
+    def start(self, lc: Driver, options: Options) -> int:
         """Submit a script with N Dask workers; stream its output and return its exit status."""
         if options.script is None:
             raise LauncherError("--mode batch needs --script PATH (and --workers N).")
@@ -172,7 +173,7 @@ class BatchKind:
             return 0
         return self.attach(lc, state, options)
 
-    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+    def attach(self, lc: Driver, state: SessionState, options: Options) -> int:
         """Stream the job's output until it ends; report it and return the script's exit
         status."""
         try:
@@ -192,7 +193,7 @@ class BatchKind:
             ) from None
         return self.report(lc, state, final, options)
 
-    def report(self, lc: Lifecycle, state: SessionState, final: JobStatus, options: Options) -> int:
+    def report(self, lc: Driver, state: SessionState, final: JobStatus, options: Options) -> int:
         """Report how a batch job ended (with its cause when the script never ran or the job
         failed); record it and return the script's exit status."""
         site = self.site
@@ -210,7 +211,7 @@ class BatchKind:
         lc.say(outcome)
         return code
 
-    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+    def status_record(self, lc: Driver, state: SessionState) -> Record:
         """The job's state, its run directory and, once it ended, the script's exit status."""
         status = self.site.status(state)
         record = job_record(lc, state, status)
@@ -220,14 +221,12 @@ class BatchKind:
         record["exit_status"] = exit_status(self.site, state, status) if status.finished else None
         return record
 
-    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+    def stop(self, lc: Driver, state: SessionState) -> None:
         """Cancel the batch job (its driver cancels the workers) and forget it."""
         lc.stop(state)
         lc.say(f"stopped batch job {state.job_id} of site '{lc.config.uid}'")
 
-    def logs(
-        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
-    ) -> None:
+    def logs(self, lc: Driver, state: SessionState, follow: bool, lines: int, out: TextIO) -> None:
         """The tail of the job's output; follow: all of it, as it grows, until the job ends."""
         if follow:
             with contextlib.suppress(KeyboardInterrupt):

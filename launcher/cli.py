@@ -13,8 +13,9 @@ from rich.console import Console
 from launcher import state as saved
 from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from launcher.errors import LauncherError
-from launcher.remote import RECONNECT_SECONDS, RUNS_DIR
-from launcher.session import Lifecycle, Options, open_site
+from launcher.options import RECONNECT_SECONDS, Options
+from launcher.remote import RUNS_DIR
+from launcher.session import Lifecycle, open_site
 
 MODES = (
     "run",

@@ -43,9 +43,9 @@ class JobSite(Protocol):
     #: Seconds a lost connection is retried by the waits and watches (nothing to retry locally).
     reconnect_for: float
 
-    def kind(self, name: str) -> JobKind:
-        """The kind of job saved as ``name`` (launcher.state.JUPYTER, BATCH, PIPELINE) as this
-        site runs it."""
+    def kind(self, cls: type) -> JobKind:
+        """A job of kind ``cls`` (a JobKind class, taking the site it runs on) as this site
+        runs it."""
         ...
 
     def prepare(self, check: Callable[[], None]) -> None:

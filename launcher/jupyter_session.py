@@ -32,7 +32,8 @@ from launcher.state import SessionState
 from launcher.tunnel import check_port_free, free_port, port_free
 
 if TYPE_CHECKING:
-    from launcher.session import Lifecycle, Options
+    from launcher.kinds import Driver
+    from launcher.options import Options
 
 
 class JupyterKind:
@@ -46,7 +47,7 @@ class JupyterKind:
 
     # ---------------------------------------------------------------------------- run
 
-    def start(self, lc: Lifecycle, options: Options) -> int:
+    def start(self, lc: Driver, options: Options) -> int:
         """Submit, wait, tunnel, open the browser; stay in the foreground unless detached."""
         lc.configure(options.reconnect_for)
         if not options.new:
@@ -66,7 +67,7 @@ class JupyterKind:
         except KeyboardInterrupt:
             return lc.interrupted(state, "job", "--mode attach reconnects")
 
-    def require_no_live_session(self, lc: Lifecycle, options: Options) -> None:
+    def require_no_live_session(self, lc: Driver, options: Options) -> None:
         """Refuse a second job for a site whose saved session is still queued or running."""
         existing = saved.load(lc.config.uid)
         if existing is None:
@@ -90,7 +91,7 @@ class JupyterKind:
         holds a job past its allowed_execute_duration, and it never runs again by itself."""
         return state.ready and self.site.stuck(status)
 
-    def wait(self, lc: Lifecycle, state: SessionState, timeout: float) -> None:
+    def wait(self, lc: Driver, state: SessionState, timeout: float) -> None:
         """Wait for Jupyter (and the session scheduler, if any); save what was learnt. A job
         that failed, or was cancelled for taking too long, is forgotten."""
         try:
@@ -119,7 +120,7 @@ class JupyterKind:
 
     # ---------------------------------------------------------------------------- attach
 
-    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+    def attach(self, lc: Driver, state: SessionState, options: Options) -> int:
         """Open a new tunnel to the site's running session (the same job)."""
         status = self.site.status(state)
         if status.finished:
@@ -151,9 +152,7 @@ class JupyterKind:
             lc.say(f"detached; job {state.job_id} keeps running (--mode stop ends it)")
             return 130
 
-    def serve(
-        self, lc: Lifecycle, state: SessionState, options: Options, cancel_on_exit: bool
-    ) -> int:
+    def serve(self, lc: Driver, state: SessionState, options: Options, cancel_on_exit: bool) -> int:
         """Open the tunnels, announce the URL, and keep them up while the job runs."""
         with contextlib.ExitStack() as tunnels:
             tunnels.enter_context(self.site.tunnel(state, lc.problem))
@@ -189,7 +188,7 @@ class JupyterKind:
 
     # ---------------------------------------------------------------------------- reports
 
-    def report(self, lc: Lifecycle, state: SessionState, final: JobStatus, options: Options) -> int:
+    def report(self, lc: Driver, state: SessionState, final: JobStatus, options: Options) -> int:
         """Report a session's job that ended while it was watched; record and forget it."""
         lc.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
         lc.say(self.site.tail(state))
@@ -215,18 +214,16 @@ class JupyterKind:
         lc.end(state, final.state, outcome)
         return 1
 
-    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+    def status_record(self, lc: Driver, state: SessionState) -> Record:
         """The job's state, its node and time left, the URL once Jupyter is ready."""
         return job_record(lc, state, self.site.status(state))
 
-    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+    def stop(self, lc: Driver, state: SessionState) -> None:
         """Cancel the session's job and forget it."""
         lc.stop(state)
         lc.say(f"stopped job {state.job_id} of site '{lc.config.uid}'")
 
-    def logs(
-        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
-    ) -> None:
+    def logs(self, lc: Driver, state: SessionState, follow: bool, lines: int, out: TextIO) -> None:
         """The tail of the job's output (follow: as it grows, until Ctrl-C)."""
         if follow:
             with contextlib.suppress(KeyboardInterrupt):
@@ -235,7 +232,7 @@ class JupyterKind:
         print(self.site.tail(state, lines), file=out)
 
 
-def announce_scheduler(lc: Lifecycle, state: SessionState) -> None:
+def announce_scheduler(lc: Driver, state: SessionState) -> None:
     """Print where the session scheduler is and the one call that connects to it."""
     lc.say(
         f"Dask scheduler is ready at {state.scheduler_address} (forwarded to "

@@ -14,67 +14,101 @@ local site runs Jupyter sessions only and answers for the others with a
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from launcher.errors import ClusterSiteError
-from launcher.state import BATCH, JUPYTER, PIPELINE
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from launcher.batchsystem import JobStatus
-    from launcher.session import Lifecycle, Options
+    from launcher.config import JobSpec, Site
+    from launcher.options import Options
     from launcher.state import SessionState
 
 #: What ``status`` prints about a saved job (one JSON object with --json).
 Record = dict[str, str | int | None]
 
-#: The kinds by their saved name: module and class, imported when a site first needs them
-#: (``run`` and ``attach`` load neither batch mode nor pipelines).
-KINDS = {
-    JUPYTER: ("launcher.jupyter_session", "JupyterKind"),
-    BATCH: ("launcher.batch", "BatchKind"),
-    PIPELINE: ("launcher.pipeline", "PipelineKind"),
-}
+
+class Driver(Protocol):
+    """What a kind of job may ask of the lifecycle that drives it
+    (:class:`launcher.session.Lifecycle`): the site's settings, the terminal, and the saved
+    state's changes."""
+
+    config: Site
+    console: Console
+
+    def say(self, text: str) -> None:
+        """Print a line of progress."""
+        ...
+
+    def problem(self, text: str) -> None:
+        """Print a warning line."""
+        ...
+
+    def warn_walltime(self, text: str) -> None:
+        """Warn that the job's walltime ends soon."""
+        ...
+
+    def show_status(self, status: JobStatus, waiting_for: str = "Jupyter") -> None:
+        """Show the job's queue state while waiting for it."""
+        ...
+
+    def configure(self, reconnect_for: float) -> None:
+        """How long the site's waits and watches retry a lost connection."""
+        ...
+
+    def check_fit(self, job: JobSpec, what: str, workers: bool) -> None:
+        """Refuse a job (and its workers) no node can hold, before submitting."""
+        ...
+
+    def end(self, state: SessionState, ended_state: str, outcome: str) -> None:
+        """Record how the saved job ended and forget it."""
+        ...
+
+    def forget(self, state: SessionState) -> None:
+        """Forget the saved job."""
+        ...
+
+    def stop(self, state: SessionState) -> None:
+        """Cancel the saved job and forget it."""
+        ...
+
+    def interrupted(self, state: SessionState, what: str, resume_hint: str) -> int:
+        """The user interrupted the watch: cancel or keep the job as asked; the exit status."""
+        ...
 
 
 class JobKind(Protocol):
     """One kind of job of a site, as the lifecycle drives it."""
 
-    def start(self, lc: Lifecycle, options: Options) -> int:
+    def start(self, lc: Driver, options: Options) -> int:
         """Submit a job of this kind; unless detached, follow it to its end and report."""
         ...
 
-    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+    def attach(self, lc: Driver, state: SessionState, options: Options) -> int:
         """Follow the saved job ``state`` (again) until it ends; its exit status."""
         ...
 
-    def report(self, lc: Lifecycle, state: SessionState, final: Any, options: Options) -> int:
+    def report(self, lc: Driver, state: SessionState, final: Any, options: Options) -> int:
         """Tell how the job ended (``final``: what following it returned); record and forget
         it; the exit status of the command."""
         ...
 
-    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+    def status_record(self, lc: Driver, state: SessionState) -> Record:
         """What ``--mode status`` reports about the saved job."""
         ...
 
-    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+    def stop(self, lc: Driver, state: SessionState) -> None:
         """Cancel the saved job, forget it, and say so."""
         ...
 
-    def logs(
-        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
-    ) -> None:
+    def logs(self, lc: Driver, state: SessionState, follow: bool, lines: int, out: TextIO) -> None:
         """Print the tail of the job's output (``follow``: as it grows)."""
         ...
 
 
-def kind_class(name: str) -> Any:
-    """The class of the kind saved as ``name`` (each takes the site it runs on)."""
-    module, cls = KINDS[name]
-    return getattr(importlib.import_module(module), cls)
-
-
-def job_record(lc: Lifecycle, state: SessionState, status: JobStatus) -> Record:
+def job_record(lc: Driver, state: SessionState, status: JobStatus) -> Record:
     """What status reports about any job: its state, reason, node and time left, the URL of a
     ready session and the session scheduler's address and file, if any."""
     record: Record = {
@@ -101,35 +135,22 @@ class ClusterOnlyKind:
         self.mode = mode
         self.saved = saved
 
-    def start(self, lc: Lifecycle, options: Options) -> int:
+    def start(self, lc: Driver, options: Options) -> int:
         raise ClusterSiteError(self.mode)
 
-    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+    def attach(self, lc: Driver, state: SessionState, options: Options) -> int:
         raise ClusterSiteError(self.saved)
 
-    def report(self, lc: Lifecycle, state: SessionState, final: Any, options: Options) -> int:
+    def report(self, lc: Driver, state: SessionState, final: Any, options: Options) -> int:
         raise ClusterSiteError(self.saved)
 
-    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+    def status_record(self, lc: Driver, state: SessionState) -> Record:
         raise ClusterSiteError(self.saved)
 
-    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+    def stop(self, lc: Driver, state: SessionState) -> None:
         """Forget the saved job (this site cannot reach it), then refuse."""
         lc.forget(state)
         raise ClusterSiteError(self.saved)
 
-    def logs(
-        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
-    ) -> None:
+    def logs(self, lc: Driver, state: SessionState, follow: bool, lines: int, out: TextIO) -> None:
         raise ClusterSiteError(self.saved)
-
-
-if TYPE_CHECKING:
-    from launcher.batch import BatchKind
-    from launcher.jupyter_session import JupyterKind
-    from launcher.pipeline import PipelineKind
-    from launcher.remote import RemoteSite
-
-    def _every_kind_is_a_job_kind(site: RemoteSite) -> list[JobKind]:
-        """For mypy only: each kind class takes every JobKind call as the protocol says."""
-        return [JupyterKind(site), BatchKind(site), PipelineKind(site), ClusterOnlyKind("", "")]

@@ -85,14 +85,13 @@ class LocalSite:
         #: Nothing to reconnect to here; kept so that both sites take the same settings.
         self.reconnect_for = 0.0
 
-    def kind(self, name: str) -> JobKind:
-        """The kind of job ``name``: a Jupyter session runs here, the kinds that need a batch
-        system answer every call with ClusterSiteError."""
-        from launcher.kinds import ClusterOnlyKind, kind_class
+    def kind(self, cls: type) -> JobKind:
+        """A job of kind ``cls`` as this site runs it: a Jupyter session runs here, a kind that
+        needs a batch system answers every call with ClusterSiteError."""
+        from launcher.kinds import ClusterOnlyKind
 
-        cls = kind_class(name)
-        if cls.needs_cluster:
-            return ClusterOnlyKind(*cls.needs_cluster)
+        if cls.needs_cluster:  # type: ignore[attr-defined]
+            return ClusterOnlyKind(*cls.needs_cluster)  # type: ignore[attr-defined]
         kind: JobKind = cls(self)
         return kind
 

@@ -49,8 +49,8 @@ from launcher.remote import POLL_SECONDS, RemoteSite
 from launcher.state import PIPELINE, SessionState
 
 if TYPE_CHECKING:
-    from launcher.kinds import Record
-    from launcher.session import Lifecycle, Options
+    from launcher.kinds import Driver, Record
+    from launcher.options import Options
 
 ENV_FILE = "rclone.env"
 STEPS = ("stage_in", "process", "stage_out")
@@ -371,7 +371,7 @@ def require_file(path: Path | None) -> Pipeline:
     return read(path)
 
 
-def print_report(lc: Lifecycle, rep: dict[str, Any], as_json: bool) -> int:
+def print_report(lc: Driver, rep: dict[str, Any], as_json: bool) -> int:
     """The report as a table for the user (and as JSON on standard output); its exit status."""
     lc.say(ledger.table(rep))
     if as_json:
@@ -389,7 +389,7 @@ class PipelineKind:
     def __init__(self, site: RemoteSite) -> None:
         self.site = site
 
-    def start(self, lc: Lifecycle, options: Options) -> int:
+    def start(self, lc: Driver, options: Options) -> int:
         """Submit the pipeline of ``options.file``; unless detached, wait for it, print its
         report and return 0 only when every scene is done."""
         pipe = require_file(options.file)
@@ -406,7 +406,7 @@ class PipelineKind:
             return 0
         return self.attach(lc, state, options)
 
-    def attach(self, lc: Lifecycle, state: SessionState, options: Options) -> int:
+    def attach(self, lc: Driver, state: SessionState, options: Options) -> int:
         """Watch the pipeline's jobs until they have all ended; report."""
         try:
             final = watch(self.site, state, lc.say)
@@ -416,7 +416,7 @@ class PipelineKind:
         return self.report(lc, state, final, options)
 
     def report(
-        self, lc: Lifecycle, state: SessionState, final: dict[str, JobStatus], options: Options
+        self, lc: Driver, state: SessionState, final: dict[str, JobStatus], options: Options
     ) -> int:
         """The run's report (saved as report.json), handed to on_failure when something
         failed; printed; 0 only when every scene is done."""
@@ -425,14 +425,14 @@ class PipelineKind:
         on_failure(options.file, rep, lc.say)
         return print_report(lc, rep, options.as_json)
 
-    def status_record(self, lc: Lifecycle, state: SessionState) -> Record:
+    def status_record(self, lc: Driver, state: SessionState) -> Record:
         """Each step's job and state and the ledger's counts."""
         record = status_record(self.site, state)
         return {
             k: v if v is None or isinstance(v, int | str) else str(v) for k, v in record.items()
         }
 
-    def stop(self, lc: Lifecycle, state: SessionState) -> None:
+    def stop(self, lc: Driver, state: SessionState) -> None:
         """Cancel every job of the pipeline and forget it."""
         try:
             cancel(self.site, state)
@@ -440,9 +440,7 @@ class PipelineKind:
             lc.forget(state)
         lc.say(f"stopped pipeline {Path(state.run_dir).name} of site '{lc.config.uid}'")
 
-    def logs(
-        self, lc: Lifecycle, state: SessionState, follow: bool, lines: int, out: TextIO
-    ) -> None:
+    def logs(self, lc: Driver, state: SessionState, follow: bool, lines: int, out: TextIO) -> None:
         """The tails of every step's output (follow: as they grow, until Ctrl-C)."""
         with contextlib.suppress(KeyboardInterrupt):
             logs(self.site, state, lines, follow)

@@ -46,6 +46,7 @@ from launcher.jobsite import (
     ProblemCallback,
     StatusCallback,
 )
+from launcher.options import RECONNECT_SECONDS
 from launcher.readiness import new_token, wait_for_api
 from launcher.scheduler import local_copy
 from launcher.scheduler.contract import SchedulerInfo, parse_address
@@ -62,9 +63,7 @@ if TYPE_CHECKING:
 FILE_CHECK_SECONDS = 0.05
 WATCH_SECONDS = 10.0
 RUNS_DIR = ".eohpc/runs"
-#: How long a lost connection to the login node is retried before the launcher gives up
-#: (the job keeps running), and how often.
-RECONNECT_SECONDS = 120.0
+#: How often a lost connection to the login node is retried (for RECONNECT_SECONDS).
 RECONNECT_RETRY_SECONDS = 2.0
 T = TypeVar("T")
 
@@ -107,11 +106,9 @@ class RemoteSite:
         #: Seconds a lost connection is retried by the waits and watches (see persist).
         self.reconnect_for = RECONNECT_SECONDS
 
-    def kind(self, name: str) -> JobKind:
-        """The kind of job ``name``: a cluster site runs every kind."""
-        from launcher.kinds import kind_class
-
-        kind: JobKind = kind_class(name)(self)
+    def kind(self, cls: type) -> JobKind:
+        """A job of kind ``cls`` as this site runs it: a cluster site runs every kind."""
+        kind: JobKind = cls(self)
         return kind
 
     def prepare(self, check: Callable[[], None]) -> None:

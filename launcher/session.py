@@ -12,11 +12,10 @@ or forgets a session (:mod:`launcher.state`).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -26,37 +25,27 @@ from launcher.batchsystem import JobStatus
 from launcher.config import JobSpec, Site
 from launcher.errors import NoSessionError
 from launcher.jobsite import JobSite
-from launcher.kinds import Record
+from launcher.kinds import JobKind, Record
 from launcher.local import LocalSite
-from launcher.remote import RECONNECT_SECONDS, RemoteSite
+from launcher.options import Options
+from launcher.remote import RemoteSite
 from launcher.scheduler import local_copy
 from launcher.ssh import SSHLink
 from launcher.state import SessionState
 
+#: The kinds of job by their saved name: module and class, imported when first driven (``run``
+#: and ``attach`` load neither batch mode nor pipelines).
+KINDS = {
+    saved.JUPYTER: ("launcher.jupyter_session", "JupyterKind"),
+    saved.BATCH: ("launcher.batch", "BatchKind"),
+    saved.PIPELINE: ("launcher.pipeline", "PipelineKind"),
+}
 
-@dataclass
-class Options:
-    """What the command line says about a session."""
 
-    local_port: int | None = None
-    timeout: float = 300.0
-    no_browser: bool = False
-    detach: bool = False
-    new: bool = False
-    scheduler_max_jobs: int | None = None
-    #: Minutes before the Jupyter job's walltime ends at which the terminal warns (0: never).
-    walltime_warning: float = 10.0
-    #: Seconds a lost connection to the login node is retried before giving up.
-    reconnect_for: float = RECONNECT_SECONDS
-    #: Batch mode: the script, its arguments and how many Dask workers it gets.
-    script: Path | None = None
-    script_args: list[str] = field(default_factory=list)
-    workers: int = 1
-    #: Pipeline mode: the pipeline file; the report also as JSON on standard output.
-    file: Path | None = None
-    as_json: bool = False
-    #: Where a batch job's output is streamed.
-    out: TextIO = field(default_factory=lambda: sys.stdout)
+def kind_class(name: str) -> Any:
+    """The class of the kind saved as ``name`` (each takes the site it runs on)."""
+    module, cls = KINDS[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 @contextlib.contextmanager
@@ -114,6 +103,10 @@ class Lifecycle:
 
     # ---------------------------------------------------------------------------- start
 
+    def kind(self, name: str) -> JobKind:
+        """The kind of job saved as ``name``, as this lifecycle's site runs it."""
+        return self.site.kind(kind_class(name))
+
     def configure(self, reconnect_for: float) -> None:
         """How long the site's waits and watches retry a lost connection."""
         self.site.reconnect_for = reconnect_for
@@ -121,7 +114,7 @@ class Lifecycle:
     def start(self, kind: str, options: Options) -> int:
         """Start a job of ``kind`` (launcher.state.JUPYTER, BATCH or PIPELINE); its exit
         status."""
-        return self.site.kind(kind).start(self, options)
+        return self.kind(kind).start(self, options)
 
     def check_fit(self, job: JobSpec, what: str, workers: bool) -> None:
         """Refuse a job (and, with ``workers``, the Dask worker jobs) that the site cannot
@@ -136,7 +129,7 @@ class Lifecycle:
             raise NoSessionError(
                 f"no session saved for site '{self.config.uid}'. Start one with --mode run."
             )
-        return self.site.kind(state.kind).attach(self, state, options)
+        return self.kind(state.kind).attach(self, state, options)
 
     # ---------------------------------------------------------------------------- end, stop
 
@@ -204,19 +197,19 @@ class Lifecycle:
                 "local_port": None,
             }
         state = self.find(job_id)
-        return self.site.kind(state.kind).status_record(self, state)
+        return self.kind(state.kind).status_record(self, state)
 
     def stop_saved(self, job_id: str | None) -> None:
         """Cancel a saved session's job (`job_id` picks a batch job) and forget it."""
         if not job_id and saved.load(self.config.uid) is None:
             raise NoSessionError(f"no session saved for site '{self.config.uid}'; nothing to stop.")
         state = self.find(job_id)
-        self.site.kind(state.kind).stop(self, state)
+        self.kind(state.kind).stop(self, state)
 
     def logs(self, job_id: str | None, follow: bool, lines: int, out: TextIO) -> None:
         """Print the tail of the job's output (follow: as it grows; a batch job until it ends)."""
         state = self.find(job_id)
-        self.site.kind(state.kind).logs(self, state, follow, lines, out)
+        self.kind(state.kind).logs(self, state, follow, lines, out)
 
 
 def confirm_cancel(job_id: str) -> bool:
@@ -228,3 +221,18 @@ def confirm_cancel(job_id: str) -> bool:
     except (EOFError, KeyboardInterrupt):
         return True
     return answer in ("", "y", "yes")
+
+
+if TYPE_CHECKING:
+    from launcher.batch import BatchKind
+    from launcher.jupyter_session import JupyterKind
+    from launcher.kinds import ClusterOnlyKind, Driver
+    from launcher.pipeline import PipelineKind
+
+    def _every_kind_is_a_job_kind(site: RemoteSite) -> list[JobKind]:
+        """For mypy only: each kind class takes every JobKind call as the protocol says."""
+        return [JupyterKind(site), BatchKind(site), PipelineKind(site), ClusterOnlyKind("", "")]
+
+    def _the_lifecycle_is_a_driver(lc: Lifecycle) -> Driver:
+        """For mypy only: the lifecycle offers the kinds every Driver call."""
+        return lc

@@ -14,10 +14,10 @@ from rich.console import Console
 from launcher import state as saved
 from launcher.config import load_site
 from launcher.errors import ClusterSiteError
-from launcher.kinds import KINDS, kind_class
 from launcher.local import LocalSite
+from launcher.options import Options
 from launcher.scheduler.contract import STATE_DIR_ENV
-from launcher.session import Lifecycle, Options
+from launcher.session import KINDS, Lifecycle, kind_class
 
 
 @pytest.fixture
@@ -104,8 +104,9 @@ class FakeSite:
         self.reconnect_for = 0.0
         self.calls: list[tuple[str, str, str]] = []
 
-    def kind(self, name: str) -> Recorder:
-        return Recorder(name, self.calls)
+    def kind(self, cls: type) -> Recorder:
+        names = {kind_class(name): name for name in KINDS}
+        return Recorder(names[cls], self.calls)
 
 
 def test_the_lifecycle_hands_each_saved_job_to_its_kind(state_dir: Path) -> None:

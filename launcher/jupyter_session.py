@@ -31,6 +31,15 @@ from launcher.scheduler.contract import read_scheduler_file
 from launcher.state import SessionState
 from launcher.tunnel import check_port_free, free_port, port_free
 
+#: The ended state recorded for a session its user stopped.
+STOPPED = "CANCELLED"
+
+
+def stopped_outcome(state: SessionState) -> str:
+    """The outcome recorded for a session its user stopped with ``--mode stop``."""
+    return f"job {state.job_id} was stopped with --mode stop"
+
+
 if TYPE_CHECKING:
     from launcher.kinds import Driver
     from launcher.options import Options
@@ -190,6 +199,10 @@ class JupyterKind:
 
     def report(self, lc: Driver, state: SessionState, final: JobStatus, options: Options) -> int:
         """Report a session's job that ended while it was watched; record and forget it."""
+        ended = saved.load_ended(state.key)
+        if ended and ended.job_id == state.job_id and ended.outcome == stopped_outcome(state):
+            lc.say(f"{ended.outcome}.")  # from another command, as its user asked
+            return 0
         lc.say(f"job {state.job_id} ended ({final.state}). Last lines of its output:")
         lc.say(self.site.tail(state))
         outcome = f"job {state.job_id} ended ({final.state})"
@@ -219,7 +232,10 @@ class JupyterKind:
         return job_record(lc, state, self.site.status(state))
 
     def stop(self, lc: Driver, state: SessionState) -> None:
-        """Cancel the session's job and forget it."""
+        """Cancel the session's job and forget it, recording that its user stopped it (a
+        foreground run watching it then says so, instead of reporting a failure)."""
+        state.ended_state, state.outcome = STOPPED, stopped_outcome(state)
+        saved.record_end(state)  # before the job ends, so that a watching run finds it
         lc.stop(state)
         lc.say(f"stopped job {state.job_id} of site '{lc.config.uid}'")
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from launcher.readiness import api_status
-from tests.integration.launcher.conftest import Launcher, url_of, wait_until
+from tests.integration.launcher.conftest import Launcher, read_url, url_of, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -36,3 +36,25 @@ def test_local_dry_run(local_launcher: Launcher) -> None:
     result = local_launcher.run("--uid", "local", "--mode", "dry-run")
     assert result.returncode == 0
     assert "class: LocalCluster" in result.stdout
+
+
+def test_stop_from_another_command_is_no_failure_of_the_foreground_run(
+    local_launcher: Launcher,
+) -> None:
+    proc = local_launcher.start("--uid", "local", "--mode", "run", "--no-browser")
+    try:
+        _, port, token = read_url(proc)
+        stopped = local_launcher.run("--uid", "local", "--mode", "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    # the watching run says what the user did, exits 0, and advises nothing
+    assert proc.returncode == 0, err
+    assert "was stopped with --mode stop" in err, err
+    assert "Fix:" not in err and "warning" not in err.lower(), err
+    status = json.loads(local_launcher.run("--uid", "local", "--mode", "status", "--json").stdout)
+    assert status["state"] == "NONE" and "stopped with --mode stop" in status["last_outcome"]
+    assert wait_until(lambda: api_status(port, token) == 0, 15)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ MODES = (
 #: The modes that start a job, and the kind of job each starts.
 KIND_OF_MODE = {"run": saved.JUPYTER, "batch": saved.BATCH, "pipeline": saved.PIPELINE}
 DEFAULT_TIMEOUT = 300.0
+#: The exit status after the reader of standard output went away (128 + SIGPIPE).
+BROKEN_PIPE_STATUS = 141
 DEFAULT_WALLTIME_WARNING = 10.0
 DEFAULT_MAX_WORKER_JOBS = 4
 BATCH_HELP = (
@@ -50,6 +53,72 @@ BATCH_HELP = (
 console = Console(stderr=True, highlight=False, emoji=False, markup=False, soft_wrap=True)
 
 
+def count(text: str) -> int:
+    """A whole number >= 1 (workers, jobs, lines)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a whole number >= 1")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port number, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1 to 65535)")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration >= 0 in seconds (or minutes, as the option says)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a duration >= 0")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A duration > 0."""
+    try:
+        value = seconds(text)
+    except argparse.ArgumentTypeError:
+        value = 0.0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a duration > 0")
+    return value
+
+
+class VersionAction(argparse.Action):
+    """--version: print the version (worked out only when asked) and exit."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(version())
+        parser.exit()
+
+
+def version() -> str:
+    """This launcher's version (of the eo-hpc distribution) and where it runs from."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    from launcher.distribution import DIST_NAME, build_digest
+
+    try:
+        number = installed(DIST_NAME)
+    except PackageNotFoundError:
+        number = "0+unknown"
+    return f"{DIST_NAME} {number} (build {build_digest()}, {Path(__file__).parent})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of run_jupyter.py / run-jupyter."""
     parser = argparse.ArgumentParser(
@@ -57,13 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
         usage="%(prog)s [options] [-- script args]",
         description="JupyterLab (with Dask) on an HPC cluster or on this machine.",
     )
+    parser.add_argument(
+        "--version", action=VersionAction, nargs=0, help="show the version and build, and exit"
+    )
     parser.add_argument("--uid", help="site: a section of platforms.ini, or 'local'")
     parser.add_argument("--mode", choices=MODES, default="run", help="what to do (default: run)")
     parser.add_argument("--config", type=Path, help=config_help())
-    parser.add_argument("--local-port", type=int, help="local port of the tunnel (default: free)")
+    parser.add_argument("--local-port", type=port, help="local port of the tunnel (default: free)")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         help="seconds Jupyter may take to start once the job runs (default 300)",
     )
@@ -78,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="status, list, sites: as JSON")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: follow the output")
-    parser.add_argument("-n", "--lines", type=int, default=40, help="logs: lines to show")
+    parser.add_argument("-n", "--lines", type=count, default=40, help="logs: lines to show")
     parser.add_argument(
         "--add-platform",
         action="store_true",
@@ -93,13 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-worker-jobs",
-        type=int,
+        type=count,
         default=DEFAULT_MAX_WORKER_JOBS,
         help=f"--scheduler: the most worker jobs it adapts to (default {DEFAULT_MAX_WORKER_JOBS})",
     )
     parser.add_argument(
         "--walltime-warning",
-        type=float,
+        type=seconds,
         default=DEFAULT_WALLTIME_WARNING,
         metavar="MINUTES",
         help="run/attach: warn this many minutes before the Jupyter job's walltime ends "
@@ -107,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--reconnect-for",
-        type=float,
+        type=seconds,
         default=RECONNECT_SECONDS,
         metavar="SECONDS",
         help="run/attach/batch: how long a lost connection to the login node is retried before "
@@ -118,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--script", type=Path, help="batch: the Python script to run")
     group.add_argument(
         "--workers",
-        type=int,
+        type=count,
         default=1,
         help="batch: Dask workers to start and wait for (--timeout seconds) before the script",
     )
@@ -159,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader of standard output went away (| head): end quietly, as a pipe's writer
+        # ended by SIGPIPE does, and send what is still buffered nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
 
 
 def options_from(args: argparse.Namespace) -> Options:

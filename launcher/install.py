@@ -33,6 +33,17 @@ def _prefix(site: Site) -> str:
     return "".join(f"{line} && " for line in lines)
 
 
+def require_cluster(site: Site, mode: str) -> None:
+    """Refuse install/uninstall on the local site, which has no cluster environment."""
+    if site.is_local:
+        raise InstallError(
+            f"site '{site.uid}' runs JupyterLab on this machine, with the Python that runs "
+            f"the launcher: --mode {mode} prepares a cluster's environment and has nothing to "
+            "do here. For JupyterLab here, install this package with its extra: "
+            "pip install 'eo-hpc[jupyter]'."
+        )
+
+
 def manifest_path(site: Site, home: str) -> str:
     """Where install records what it created for a site."""
     return f"{home}/.eohpc/installs/{site.uid}.json"
@@ -49,7 +60,8 @@ def build_wheel(dest: Path, console: Console) -> Path:
 def install(site: Site, link: SSHLink, console: Console) -> None:
     """Create the environment, install the project and Jupyter, write the Dask config."""
     env = site.profile.environment
-    if site.is_local or env.manager == "current" or not env.path:
+    require_cluster(site, "install")
+    if env.manager == "current" or not env.path:
         raise InstallError(
             f"site '{site.uid}' has no cluster environment to install (profile "
             f"{site.profile.path} sets no environment.path). Set environment.path or env_path."
@@ -111,6 +123,7 @@ def installed_build(link: SSHLink, prefix: str, env_path: str) -> str:
 
 def uninstall(site: Site, link: SSHLink, console: Console) -> None:
     """Remove exactly what install recorded in its manifest."""
+    require_cluster(site, "uninstall")
     home = link.home()
     path = manifest_path(site, home)
     manifest = _read_manifest(link, path)

@@ -766,6 +766,35 @@ def _profile_record(platform: str, sources: ConfigSources) -> dict[str, Any]:
     return {"profile": str(path), "profile_origin": origin, "error": None}
 
 
+def profile_records(sources: ConfigSources) -> list[dict[str, str]]:
+    """The profiles a site can name, in lookup order: each ``<platform>.yaml`` of the profile
+    directories that is a profile (a mapping naming its batch system; other YAML files beside
+    the sites file are not), the first of each name only."""
+    records: dict[str, dict[str, str]] = {}
+    for directory, origin in sources.profile_dirs():
+        for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else ():
+            if path.stem in records:
+                continue
+            try:
+                data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            system = data.get("batch_system", data.get(OLD_BATCH_SYSTEM_KEY))
+            if not isinstance(system, str):
+                continue
+            cls = BATCH_SYSTEMS.get(system)
+            name = cls.display_name if cls is not None else system
+            records[path.stem] = {
+                "name": path.stem,
+                "batch_system": name,
+                "origin": origin,
+                "file": str(path),
+            }
+    return list(records.values())
+
+
 def describe_sites(config: ConfigSources | Path | None, as_json: bool = False) -> int:
     """`--mode sites`: print every site, its platform and where it and its profile came from
     (the shipped examples, the user's file, --config's file); one JSON list with `as_json`."""
@@ -786,6 +815,16 @@ def describe_sites(config: ConfigSources | Path | None, as_json: bool = False) -
         else:
             profile = f"profile  MISSING: {r['error']}"
         print(f"{'':<{width}}  {'':<{pwidth}}  {profile}")
+    profiles = profile_records(sources)
+    if profiles:
+        print("\nprofiles (a site's platform names one; the first of a name wins):")
+        nwidth = max(len(r["name"]) for r in profiles)
+        bwidth = max(len(r["batch_system"]) for r in profiles)
+        for r in profiles:
+            print(
+                f"  {r['name']:<{nwidth}}  {r['batch_system']:<{bwidth}}  "
+                f"{labels[r['origin']]:<9} {r['file']}"
+            )
     own = sources.own_file
     state = "" if own.is_file() else " (not created yet: --add-platform creates it)"
     print(f"\nsites file read with the shipped examples: {own}{state}")

@@ -164,6 +164,25 @@ def test_mode_sites(user_config: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert str(user_config) in out
 
 
+def test_mode_sites_lists_the_profiles(
+    user_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ini(user_config, "[hpc]\nplatform = mine\nhost = h\n")
+    (user_config / "mine.yaml").write_text("batch_system: pbs\n")
+    (user_config / "pipeline.yaml").write_text("stage_in: {}\nprocess: {}\n")  # not a profile
+    (user_config / "notes.yaml").write_text("- a list\n")
+    (user_config / "snellius.yaml").write_text("scheduler: slurm\n")  # the older key
+    assert cli.main(["--mode", "sites"]) == 0
+    out = capsys.readouterr().out
+    listed = out.split("profiles (", 1)[1].split("\n\n", 1)[0]
+    assert f"mine              PBS       yours     {user_config / 'mine.yaml'}" in listed
+    # a profile of yours replaces the shipped one of the same name
+    assert f"snellius          SLURM     yours     {user_config / 'snellius.yaml'}" in listed
+    assert str(shipped_dir() / "snellius.yaml") not in listed
+    assert f"generic-htcondor  HTCondor  shipped   {shipped_dir()}" in listed
+    assert "pipeline" not in listed and "notes" not in listed
+
+
 def test_help_states_the_lookup_rule(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["--help"])

@@ -220,7 +220,9 @@ def report(
         if finished and record.state == RUNNING:
             row["state"], row["error"] = FAILED, INTERRUPTED
         rows.append(row)
-    counts = {state: sum(r["state"] == state for r in rows) for state in (DONE, FAILED, PENDING)}
+    counts = {
+        state: sum(r["state"] == state for r in rows) for state in (DONE, FAILED, RUNNING, PENDING)
+    }
     return {
         **extra,
         "ok": counts[DONE] == len(rows) and not extra.get("error"),

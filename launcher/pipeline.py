@@ -348,8 +348,15 @@ def status_record(site: RemoteSite, state: SessionState) -> dict[str, Any]:
         todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
         rep = ledger.report(read_ledger(site, pipe.workdir), todo, finished=finished)
     record["scenes"] = (
-        f"{rep['done']} done, {rep['failed']} failed, {rep['pending']} pending of {rep['total']}"
+        f"{rep['done']} done, {rep.get('running', 0)} running, {rep['failed']} failed, "
+        f"{rep['pending']} pending of {rep['total']}"
     )
+    running = [r for r in rep["scenes"] if r["state"] == ledger.RUNNING]
+    if running:
+        shown = ", ".join(
+            f"{r['scene']} ({r['task']})" if r["task"] else r["scene"] for r in running[:10]
+        )
+        record["running"] = shown + (f" and {len(running) - 10} more" if len(running) > 10 else "")
     record["ok"] = rep["ok"] if finished else None
     return record
 

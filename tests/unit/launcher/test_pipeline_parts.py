@@ -263,6 +263,9 @@ def test_report_counts_and_table(tmp_path: Path) -> None:
     assert "corrupt input b" in text and "dst:out/a" in text
     assert text.splitlines()[-1] == "1 of 4 scenes done, 2 failed, 1 not processed"
     assert ledger.report(book.records(), ["a"])["ok"]
+    # while the jobs run, a started scene counts as running
+    live = ledger.report(book.records(), ["a", "b", "c", "d"], finished=False)
+    assert (live["done"], live["failed"], live["running"], live["pending"]) == (1, 1, 1, 1)
     assert not ledger.report(book.records(), ["a"], error="step stage_out failed")["ok"]
 
 

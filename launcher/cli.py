@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from launcher import signals
 from launcher import state as saved
 from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from launcher.errors import LauncherError
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.verbose:
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    signals.end_like_ctrl_c()
     try:
         return dispatch(args)
     except LauncherError as exc:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
+from launcher import signals
 from launcher import state as saved
 from launcher.batchsystem import JobStatus
 from launcher.config import JobSpec, Site
@@ -157,9 +158,15 @@ class Lifecycle:
         to find it again. Returns 130, the exit status of an interrupted command."""
         if confirm_cancel(state.job_id):
             self.stop(state)
-            self.say(f"cancelled {what} {state.job_id}")
+            said = f"cancelled {what} {state.job_id}"
         else:
-            self.say(f"{what} {state.job_id} keeps running; {resume_hint}")
+            said = f"{what} {state.job_id} keeps running; {resume_hint}"
+        if signals.received is not None:  # the terminal may be gone: cancel first, then say
+            said = f"{signals.received.name}: {said}"
+            with contextlib.suppress(OSError):
+                self.say(said)
+        else:
+            self.say(said)
         return 130
 
     # ---------------------------------------------------------------------------- saved jobs
@@ -213,8 +220,9 @@ class Lifecycle:
 
 
 def confirm_cancel(job_id: str) -> bool:
-    """Ask before cancelling on a terminal; cancel without asking otherwise."""
-    if not sys.stdin.isatty():
+    """Ask before cancelling on a terminal; cancel without asking otherwise, and after SIGTERM
+    or SIGHUP (see launcher.signals: nobody is left to answer)."""
+    if signals.received is not None or not sys.stdin.isatty():
         return True
     try:
         answer = input(f"\nCancel job {job_id}? [Y/n] ").strip().lower()

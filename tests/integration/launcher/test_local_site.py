@@ -58,3 +58,34 @@ def test_stop_from_another_command_is_no_failure_of_the_foreground_run(
     status = json.loads(local_launcher.run("--uid", "local", "--mode", "status", "--json").stdout)
     assert status["state"] == "NONE" and "stopped with --mode stop" in status["last_outcome"]
     assert wait_until(lambda: api_status(port, token) == 0, 15)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGHUP"])
+def test_terminal_signals_end_a_foreground_run_as_ctrl_c_does(
+    local_launcher: Launcher, signal_name: str
+) -> None:
+    """Closing the terminal (SIGHUP) or a process manager's SIGTERM cancels the job of a
+    foreground run on a real pseudo-terminal, without asking, as Ctrl-C would."""
+    import signal
+
+    import pexpect
+
+    command = local_launcher.command("--uid", "local", "--mode", "run", "--no-browser")
+    child = pexpect.spawn(
+        command[0], command[1:], env=local_launcher.env, encoding="utf-8", timeout=120
+    )
+    try:
+        child.expect(r"http://127\.0\.0\.1:(\d+)/lab\?token=([\w-]+)")
+        port, token = int(child.match.group(1)), child.match.group(2)
+        assert api_status(port, token) == 200
+        child.kill(getattr(signal, signal_name))
+        child.expect(pexpect.EOF, timeout=60)
+        child.close()
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert child.exitstatus == 130, child.before
+    assert f"{signal_name}: cancelled job" in child.before
+    assert wait_until(lambda: api_status(port, token) == 0, 15)
+    status = json.loads(local_launcher.run("--uid", "local", "--mode", "status", "--json").stdout)
+    assert status["state"] == "NONE"

@@ -159,6 +159,7 @@ class BatchKind:
             raise LauncherError("--mode batch needs --script PATH (and --workers N).")
         job = dataclasses.replace(lc.config.profile.job, cpus=BATCH_JOB_CPUS)
         lc.check_fit(job, "the batch job", workers=True)
+        self.site.check_build(lc.problem)
         state = submit(
             self.site, options.script, options.script_args, options.workers, options.timeout
         )

@@ -52,6 +52,10 @@ class JobSite(Protocol):
         """Get ready to submit (log in, learn the home directory) while ``check`` runs."""
         ...
 
+    def check_build(self, on_problem: ProblemCallback) -> None:
+        """Warn when the cluster's environment holds another build of eo-hpc than this one."""
+        ...
+
     def check_fit(
         self,
         job: JobSpec,

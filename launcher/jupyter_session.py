@@ -67,6 +67,7 @@ class JupyterKind:
         self.site.prepare(
             lambda: lc.check_fit(lc.config.profile.job, "the Jupyter job", workers=workers)
         )
+        self.site.check_build(lc.problem)
         state = self.site.submit_jupyter(port, options.scheduler_max_jobs)
         saved.save(state)
         lc.say(f"submitted job {state.job_id} for site '{lc.config.uid}'")

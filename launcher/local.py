@@ -99,6 +99,9 @@ class LocalSite:
         """Nothing to log in to: only ``check``."""
         check()
 
+    def check_build(self, on_problem: ProblemCallback) -> None:
+        """The session runs the launcher's own Python: always the same build."""
+
     def check_fit(
         self,
         job: JobSpec,

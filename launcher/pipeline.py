@@ -400,6 +400,7 @@ class PipelineKind:
         """Submit the pipeline of ``options.file``; unless detached, wait for it, print its
         report and return 0 only when every scene is done."""
         pipe = require_file(options.file)
+        self.site.check_build(lc.problem)
         state, info = submit(self.site, pipe, lc.say)
         if state is None:
             records = read_ledger(self.site, info["workdir"])

@@ -121,6 +121,25 @@ class RemoteSite:
             check()
             home.result()
 
+    def check_build(self, on_problem: ProblemCallback) -> None:
+        """Warn when the environment ``--mode install`` made for this site holds another build
+        of eo-hpc than this machine runs (a site-managed environment is not checked)."""
+        from launcher.distribution import build_digest
+        from launcher.install import manifest_path
+
+        code, out, _ = self.link.run(f'cat "{manifest_path(self.config, "$HOME")}"')
+        try:
+            record = json.loads(out) if code == 0 else {}
+        except ValueError:
+            record = {}
+        there, here = record.get("build"), build_digest()
+        if there and there != here:
+            on_problem(
+                f"the environment {record.get('env_path')} on the cluster holds eo-hpc build "
+                f"{there}, this machine runs build {here}: both ends should run the same code. "
+                "--mode install puts this machine's build there."
+            )
+
     def check_fit(
         self,
         job: JobSpec,

@@ -67,21 +67,25 @@ def test_install_run_uninstall_from_the_wheel(
         assert again.returncode == 0, again.stderr
         assert "replacing build" not in again.stderr
         # A cluster holding other code under the same version number (an earlier install of a
-        # changed checkout) gets this build: pip alone would keep what it has.
+        # changed checkout, as its manifest records it): run warns, install replaces it (pip
+        # alone would keep what it has).
         stale = remote(
             info,
             f"f=$({env_path}/bin/python -c 'import launcher.ledger as m; print(m.__file__)') "
             '&& echo "# an earlier build" >> "$f"',
         )
         assert stale.returncode == 0, stale.stderr
-        changed = remote(info, f"{env_path}/bin/python -c '{BUILD_DIGEST_COMMAND}'").stdout
-        assert changed.strip() != here
-        fixed = installed.run("--uid", "fresh", "--mode", "install", timeout=900)
-        assert fixed.returncode == 0, fixed.stderr
-        assert f"replacing build {changed.strip()}" in fixed.stderr, fixed.stderr
-        assert f"eo-hpc build {here}, the same as this machine's" in fixed.stderr
-        there = remote(info, f"{env_path}/bin/python -c '{BUILD_DIGEST_COMMAND}'")
-        assert there.stdout.strip() == here
+        changed = remote(info, f"{env_path}/bin/python -c '{BUILD_DIGEST_COMMAND}'").stdout.strip()
+        assert changed != here
+        manifest = remote(info, "cat ~/.eohpc/installs/fresh.json").stdout
+        assert f'"build": "{here}"' in manifest
+        rewrite = manifest.replace(f'"build": "{here}"', f'"build": "{changed}"')
+        subprocess.run(
+            info.ssh_command("cat > ~/.eohpc/installs/fresh.json"),
+            input=rewrite,
+            text=True,
+            check=True,
+        )
 
         proc = subprocess.Popen(
             [str(installed.venv / "bin" / "run-jupyter"), "--uid", "fresh", "--mode", "run",
@@ -100,8 +104,16 @@ def test_install_run_uninstall_from_the_wheel(
             assert "eohpc-install-test/venv/bin/python" in logs
         finally:
             proc.send_signal(2)
-            proc.wait(timeout=60)
+            _, err = proc.communicate(timeout=60)
+        assert f"holds eo-hpc build {changed}, this machine runs build {here}" in err, err
         assert wait_until(lambda: squeue(info) == "", 30)
+
+        fixed = installed.run("--uid", "fresh", "--mode", "install", timeout=900)
+        assert fixed.returncode == 0, fixed.stderr
+        assert f"replacing build {changed}" in fixed.stderr, fixed.stderr
+        assert f"eo-hpc build {here}, the same as this machine's" in fixed.stderr
+        there = remote(info, f"{env_path}/bin/python -c '{BUILD_DIGEST_COMMAND}'")
+        assert there.stdout.strip() == here
 
         gone = installed.run("--uid", "fresh", "--mode", "uninstall")
         assert gone.returncode == 0, gone.stderr

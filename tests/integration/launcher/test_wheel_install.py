@@ -142,3 +142,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_the_wheel_is_the_checkouts_build(installed: Installed) -> None:
+    """The build digest compares both ends without building: the installed wheel has the
+    digest of the checkout it was built from."""
+    from launcher.distribution import build_digest
+
+    result = installed.run("--version")
+    assert result.returncode == 0, result.stderr
+    assert f"(build {build_digest()}, " in result.stdout, result.stdout
+    assert str(installed.venv) in result.stdout  # it runs from the wheel, not the checkout

@@ -6,14 +6,17 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from launcher import state as saved
 from launcher.batchsystem import FINISHED, RUNNING, JobStatus
 from launcher.config import JobSpec, Site
 from launcher.errors import ClusterSiteError, ConfigError, JobFailedError, JupyterTimeoutError
@@ -72,6 +75,28 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Run directories of the local site kept in the state directory: those of saved sessions
+#: always, and of the others the newest KEEP_RUNS that are younger than KEEP_RUN_DAYS.
+KEEP_RUNS = 20
+KEEP_RUN_DAYS = 14
+
+
+def prune_runs(runs: Path, now: float | None = None) -> list[Path]:
+    """Remove the run directories of ``runs`` that the retention rule does not keep (see
+    KEEP_RUNS); return them."""
+    live = {Path(s.run_dir).name for s in saved.load_all() if s.run_dir}
+    entries = sorted(
+        (p for p in runs.iterdir() if p.is_dir() and p.name not in live),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    cutoff = (time.time() if now is None else now) - KEEP_RUN_DAYS * 86400
+    removed = [p for n, p in enumerate(entries) if n >= KEEP_RUNS or p.stat().st_mtime < cutoff]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 class LocalSite:
     """JupyterLab on this machine, started through the same wrapper as the batch job; it
     serves the directory the command was started from, as `jupyter lab` does.
@@ -116,8 +141,11 @@ class LocalSite:
         """Create a fresh 0700 run directory in the state directory's ``runs/``, holding the
         site's Dask config and ``files`` (relative path -> text, each 0600); return its path."""
         runs = make_private_dir(state_dir() / "runs")
-        run_dir = runs / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir.mkdir(mode=0o700)
+        prune_runs(runs)
+        run_dir = Path(
+            tempfile.mkdtemp(prefix=f"{label}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=runs)
+        )
+        run_dir.chmod(0o700)
         contents = {f"{DASK_DIR}/eohpc.yaml": dask_yaml(self.config.profile), **files}
         for name, text in contents.items():
             write_private(make_private_dir((run_dir / name).parent) / Path(name).name, text)

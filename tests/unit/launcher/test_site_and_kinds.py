@@ -132,3 +132,34 @@ def test_every_saved_kind_has_a_class_that_says_where_it_runs() -> None:
     assert kind_class(saved.JUPYTER).needs_cluster is None
     assert kind_class(saved.BATCH).needs_cluster == ("--mode batch", "batch mode")
     assert kind_class(saved.PIPELINE).needs_cluster == ("--mode pipeline", "a pipeline")
+
+
+def test_old_local_run_directories_are_pruned(state_dir: Path) -> None:
+    import os
+    import time
+
+    from launcher.local import KEEP_RUN_DAYS, KEEP_RUNS, prune_runs
+
+    runs = state_dir / "runs"
+    runs.mkdir(parents=True)
+    now = time.time()
+    made = []
+    for n in range(KEEP_RUNS + 5):
+        path = runs / f"local-{n:03d}"
+        path.mkdir()
+        os.utime(path, (now - n * 60, now - n * 60))  # local-000 is the newest
+        made.append(path)
+    old = runs / "local-old"
+    old.mkdir()
+    os.utime(old, (now - (KEEP_RUN_DAYS + 1) * 86400,) * 2)
+    live = runs / "local-live"
+    live.mkdir()
+    os.utime(live, (now - 400 * 86400,) * 2)  # a saved session's: kept, however old
+    saved.save(saved.SessionState("local", "local", "pid-1", str(live), "", 0))
+    removed = prune_runs(runs, now)
+    assert sorted(p.name for p in removed) == sorted(
+        [p.name for p in made[KEEP_RUNS:]] + ["local-old"]
+    )
+    assert sorted(p.name for p in runs.iterdir()) == sorted(
+        [p.name for p in made[:KEEP_RUNS]] + ["local-live"]
+    )

@@ -35,6 +35,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
+from dask.blockwise import Blockwise, optimize_blockwise
 from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 from zarr.codecs import BloscCodec
@@ -260,13 +261,45 @@ def _batch_arrays(writes: Sequence[_Write], box: Box) -> list[da.Array]:
     return out
 
 
-def _tasks(arrays: Sequence[da.Array]) -> int:
-    """The number of tasks of the arrays' graph culled to their own blocks (what Dask computes
-    of it, before its own optimisation fuses tasks)."""
+def _cull(graph: HighLevelGraph, keys: set[Any]) -> HighLevelGraph:
+    """``graph`` cut down to the tasks ``keys`` need, its layers keeping their names.
+
+    Dask's own ``HighLevelGraph.cull`` renames the layers, so its result cannot be a
+    collection's graph, and Dask's array optimisation fuses root layers before it culls (it
+    would make every task of the whole target for each batch). Blockwise layers cull to the
+    blocks asked for; other layers look their dependencies up among all keys of the graph when
+    they hold tuple tasks, as Dask's cull does."""
+    legacy = any(
+        layer.has_legacy_tasks
+        for layer in graph.layers.values()
+        if not isinstance(layer, Blockwise)  # its tasks are never tuples
+    )
+    all_keys = graph.get_all_external_keys() if legacy else set()
+    wanted = set(keys)
+    layers = {}
+    for name in reversed(graph._toposort_layers()):
+        if not wanted:
+            break
+        layer, deps = graph.layers[name].cull(wanted, all_keys)
+        if not deps:
+            continue
+        for key, needs in deps.items():
+            wanted |= needs
+            wanted.discard(key)
+        layers[name] = layer
+    return HighLevelGraph(layers, {n: graph.dependencies[n] & layers.keys() for n in layers})
+
+
+def _culled(arrays: Sequence[da.Array]) -> tuple[list[da.Array], int]:
+    """The arrays on one graph culled to their own blocks, and the number of tasks Dask gets at
+    most: the graph's, before Dask's own optimisation fuses some of them, and one to gather each
+    array."""
     if not arrays:
-        return 0
-    keys = [k for a in arrays for k in flatten(a.__dask_keys__())]
-    return len(_graph(arrays).cull(keys))
+        return [], 0
+    keys = {k for a in arrays for k in flatten(a.__dask_keys__())}
+    graph = _cull(_graph(arrays), keys)
+    culled = [da.Array(graph, a.name, a.chunks, meta=a._meta) for a in arrays]
+    return culled, len(graph) + len(culled)
 
 
 def _tasks_per_block(writes: Sequence[_Write]) -> int:
@@ -274,8 +307,21 @@ def _tasks_per_block(writes: Sequence[_Write]) -> int:
     pending = sorted(set().union(*(w.missing for w in writes)))
     samples = {pending[0], pending[len(pending) // 2], pending[-1]}
     return max(
-        max(1, _tasks(_batch_arrays(writes, tuple(slice(i, i + 1) for i in b)))) for b in samples
+        max(1, _culled(_batch_arrays(writes, tuple(slice(i, i + 1) for i in b)))[1])
+        for b in samples
     )
+
+
+def _fused(writes: Sequence[_Write]) -> list[_Write]:
+    """The writes on their graph with its chains of blockwise layers fused, as Dask's array
+    optimisation fuses them: done once for the whole target (it works on layers, not tasks), as
+    Dask would do it after culling for each batch on layers that have forgotten their culling."""
+    keys = [k for w in writes for k in flatten(w.marks.__dask_keys__())]
+    graph = optimize_blockwise(_graph([w.marks for w in writes]), keys=keys)
+    return [
+        _Write(w.name, da.Array(graph, w.marks.name, w.marks.chunks, meta=w.marks._meta), w.missing)
+        for w in writes
+    ]
 
 
 def _write_batches(
@@ -287,6 +333,7 @@ def _write_batches(
     Variables on the same block grid go in the same batches (their shared reads run once). A
     batch over the bound after culling (blocks costlier than the sampled ones) is halved; a
     single block over the bound is computed alone."""
+    writes = _fused(writes)
     groups: dict[Any, list[_Write]] = {}
     for w in writes:
         if w.missing:
@@ -303,8 +350,7 @@ def _write_batches(
         on_batch(0, total)
     while plan:
         group, box = plan.pop(0)
-        arrays = _batch_arrays(group, box)
-        ntasks = _tasks(arrays)
+        arrays, ntasks = _culled(_batch_arrays(group, box))
         if ntasks > max_tasks and _box_size(box) > 1:
             halves = _halves(box)
             plan[:0] = [(group, h) for h in halves]

@@ -374,13 +374,17 @@ def write_options(recipe: Recipe, mode: str = "w-") -> dict[str, Any]:
 
 def build(recipe: Recipe) -> xr.Dataset:
     """The lazy dataset the recipe describes (nothing computed yet)."""
+    from .discovery import search
     from .indices import index
-    from .loader import load, open_stac
+    from .loader import load
     from .masking import mask_clouds, mask_landsat
     from .temporal import composite
 
     if recipe.search is not None:
-        ds = open_stac(recipe.source, **recipe.search, bands=recipe.bands, **recipe.load)
+        # as open_stac, with the items as dicts: a STAC API's are never made pystac objects
+        where = {"bbox": recipe.load["bbox"]} if "bbox" in recipe.load else {}
+        items = search(recipe.source, **{**where, **recipe.search}, as_dicts=True)
+        ds = load(items, bands=recipe.bands, **recipe.load)
     else:
         obj = pystac.read_file(recipe.source)
         ds = load(obj, bands=recipe.bands, **recipe.load)

@@ -10,6 +10,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
+import xarray as xr
 import yaml
 from dask.callbacks import Callback
 
@@ -35,6 +36,17 @@ def test_open_stac_static_catalog_over_http(s2_url: str, s2_root: Path) -> None:
     np.testing.assert_allclose(
         ds.red.isel(time=0).values, expected_mosaic(s2_root, "B04", 0, True), rtol=1e-6
     )
+
+
+def test_search_as_dicts_loads_the_same(s2_url: str, s2_root: Path) -> None:
+    source = f"{s2_url}/catalog.json"
+    dicts = eotoolkit.search(source, as_dicts=True)
+    assert all(isinstance(d, dict) for d in dicts)
+    assert all(a["href"].startswith(s2_url) for d in dicts for a in d["assets"].values())
+    items = eotoolkit.search(source)
+    got = eotoolkit.load(dicts, bands=["red", "scl"], chunks=64)
+    ref = eotoolkit.load(items, bands=["red", "scl"], chunks=64)
+    xr.testing.assert_identical(got.load(), ref.load())
 
 
 def test_resample_to_20m_and_subset(s2_items: list[pystac.Item], s2_root: Path) -> None:

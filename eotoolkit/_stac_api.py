@@ -70,9 +70,11 @@ def newest_first(params: SearchParams) -> bool | None:
 
 def search_pieces(params: SearchParams) -> list[Interval | None]:
     """The datetime ranges a search runs as, in the order of its results: the whole range, or
-    consecutive pieces of a long bounded one (never for ``ids`` or an order not by time)."""
+    consecutive pieces of a long bounded one (never for ``ids``, ``max_items`` or an order not
+    by time: each piece would fetch up to ``max_items`` of its own)."""
     order = newest_first(params)
-    if params.datetime is None or params.ids is not None or order is None:
+    single = params.ids is not None or params.max_items is not None or order is None
+    if params.datetime is None or single:
         return [params.datetime]
     pieces: list[Interval | None] = list(
         split_interval(params.datetime, timedelta(days=SPLIT_DAYS), SPLIT_MAX)

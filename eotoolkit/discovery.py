@@ -101,8 +101,8 @@ def search(
     catalog's are read with pystac and given with absolute asset hrefs and their ``self`` link.
     A STAC API search over a datetime range longer than 180 days is run as 90-day pieces, four
     at a time on threads, and merged in the order one search gives (newest first without
-    ``sortby``, else in the order of a leading ``datetime`` sort; a search sorted by another
-    field first is run whole), each item once.
+    ``sortby``, else in the order of a leading ``datetime`` sort), each item once; a search
+    with ``ids`` or ``max_items``, or sorted by another field first, is run whole.
     """
     from . import _validate
 

@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -265,8 +266,9 @@ def _cull(graph: HighLevelGraph, keys: set[Any]) -> HighLevelGraph:
     """``graph`` cut down to the tasks ``keys`` need, its layers keeping their names.
 
     Dask's own ``HighLevelGraph.cull`` renames the layers, so its result cannot be a
-    collection's graph, and Dask's array optimisation fuses root layers before it culls (it
-    would make every task of the whole target for each batch). Blockwise layers cull to the
+    collection's graph, and Dask's array optimisation fuses blockwise chains and root layers
+    before it culls (making every task of the whole target for each batch). Blockwise layers
+    cull to the
     blocks asked for; other layers look their dependencies up among all keys of the graph when
     they hold tuple tasks, as Dask's cull does."""
     legacy = any(
@@ -313,9 +315,10 @@ def _tasks_per_block(writes: Sequence[_Write]) -> int:
 
 
 def _fused(writes: Sequence[_Write]) -> list[_Write]:
-    """The writes on their graph with its chains of blockwise layers fused, as Dask's array
-    optimisation fuses them: done once for the whole target (it works on layers, not tasks), as
-    Dask would do it after culling for each batch on layers that have forgotten their culling."""
+    """The writes on one graph whose chains of blockwise layers are fused as Dask's array
+    optimisation fuses them, once for the whole target (it works on layers, not tasks). Left to
+    Dask for each culled batch, the fused layers would forget their culling and make the tasks
+    of every block of the target."""
     keys = [k for w in writes for k in flatten(w.marks.__dask_keys__())]
     graph = optimize_blockwise(_graph([w.marks for w in writes]), keys=keys)
     return [
@@ -338,7 +341,7 @@ def _write_batches(
     for w in writes:
         if w.missing:
             groups.setdefault(w.marks.numblocks, []).append(w)
-    plan: list[tuple[list[_Write], Box]] = []
+    plan: deque[tuple[list[_Write], Box]] = deque()
     for shape, group in groups.items():
         pending = set().union(*(w.missing for w in group))
         per_batch = max(1, max_tasks // _tasks_per_block(group))
@@ -349,11 +352,11 @@ def _write_batches(
     if on_batch is not None:
         on_batch(0, total)
     while plan:
-        group, box = plan.pop(0)
+        group, box = plan.popleft()
         arrays, ntasks = _culled(_batch_arrays(group, box))
         if ntasks > max_tasks and _box_size(box) > 1:
             halves = _halves(box)
-            plan[:0] = [(group, h) for h in halves]
+            plan.extendleft((group, h) for h in reversed(halves))
             total += len(halves) - 1
             continue
         dask.compute(*arrays)

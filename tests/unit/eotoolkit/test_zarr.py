@@ -236,6 +236,23 @@ def test_large_target_is_written_in_batches_and_resumes_after_a_failed_batch(
     assert not (store / "_eotoolkit_done").exists()
 
 
+@pytest.mark.parametrize("max_tasks", [1, 12, 20, 50, 95])
+def test_every_graph_stays_within_max_tasks(tmp_path: Path, max_tasks: int) -> None:
+    calls: list[tuple[int, ...]] = []
+    store = str(tmp_path / "m.zarr")
+    with dask.config.set(scheduler="synchronous"), _Graphs() as graphs:
+        eotoolkit.to_zarr(_dataset(calls, {"on": False}), store, max_tasks=max_tasks)
+    assert len(graphs.sizes) > 1
+    if max_tasks > 1:  # one block's graph needs more than 1 task: computed alone, whole
+        assert max(graphs.sizes) <= max_tasks
+    assert sorted(calls) == sorted(product(range(4), range(2), range(3)))  # each block once
+    reference = str(tmp_path / "ref.zarr")
+    eotoolkit.to_zarr(_dataset([], {"on": False}), reference, max_tasks=None)
+    xr.testing.assert_identical(
+        eotoolkit.open_zarr(store).load(), eotoolkit.open_zarr(reference).load()
+    )
+
+
 def test_batches_on_a_distributed_client(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     calls: list[tuple[int, ...]] = []

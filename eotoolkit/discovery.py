@@ -110,6 +110,7 @@ def search(
         raise _validate.invalid("source", source, "a STAC API URL or a static catalog path/URL")
     _validate.optional_int("max_items", max_items)
     _validate.optional_int("limit", limit)
+    _validate.boolean("as_dicts", as_dicts)
     href, root = read_root(source, storage_options)
     params = SearchParams.build(
         collections,
@@ -124,7 +125,6 @@ def search(
         limit,
         ids,
     )
-    _validate.boolean("as_dicts", as_dicts)
     items: list[Any]
     if is_api_root(root):
         items = _search_api(href, root, params, as_dicts=as_dicts)

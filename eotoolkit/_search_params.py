@@ -287,3 +287,19 @@ class SearchParams:
         if self.filter is not None:
             parts.append(f"filter={self.filter.to_text()!r}")
         return ", ".join(parts) or "no filters"
+
+
+def split_interval(interval: Interval | None, piece: timedelta, max_pieces: int) -> list[Interval]:
+    """A bounded interval longer than two pieces of length ``piece`` cut into consecutive,
+    disjoint pieces (oldest first; each ends a microsecond before the next starts, the last at
+    the interval's end), at most ``max_pieces`` of them; any other interval as it is, alone."""
+    if interval is None:
+        return []
+    start, end = interval
+    if start is None or end is None or max_pieces < 2 or end - start <= 2 * piece:
+        return [interval]
+    count = min(max_pieces, math.ceil((end - start) / piece))
+    step = (end - start) / count
+    edges = [start + i * step for i in range(count)] + [end]
+    tick = timedelta(microseconds=1)
+    return [(edges[i], edges[i + 1] - tick if i + 1 < count else end) for i in range(count)]

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pystac
 import shapely.geometry
 
-from ._search_params import SearchParams
+from ._search_params import Interval, SearchParams, split_interval
 from ._stac_source import TIMEOUT
 from .errors import SearchParameterError, StacSourceError
 
 _EXTENSIONS = {"query": "#query", "filter": "#filter", "sortby": "#sort"}
+#: A search of a STAC API over a datetime range longer than two of these pieces is cut into
+#: pieces this long (at most SPLIT_MAX of them), searched by SPLIT_THREADS threads at a time.
+SPLIT_DAYS = 90
+SPLIT_MAX = 64
+SPLIT_THREADS = 4
 
 
 _CQL2_OPS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in"}
@@ -50,18 +56,66 @@ def _check_conformance(url: str, root: dict[str, Any], params: SearchParams) -> 
             )
 
 
-def _search_api(url: str, root: dict[str, Any], params: SearchParams) -> list[pystac.Item]:
+def newest_first(params: SearchParams) -> bool | None:
+    """The time order of the results of one search: True newest first (the order STAC APIs
+    such as pgstac and stac-server give without sortby), False oldest first, None when sortby
+    orders by something else first."""
+    if not params.sortby:
+        return True
+    first = params.sortby[0]
+    if first["field"].removeprefix("properties.") != "datetime":
+        return None
+    return first["direction"] == "desc"
+
+
+def search_pieces(params: SearchParams) -> list[Interval | None]:
+    """The datetime ranges a search runs as, in the order of its results: the whole range, or
+    consecutive pieces of a long bounded one (never for ``ids``, ``max_items`` or an order not
+    by time: each piece would fetch up to ``max_items`` of its own)."""
+    order = newest_first(params)
+    single = params.ids is not None or params.max_items is not None or order is None
+    if params.datetime is None or single:
+        return [params.datetime]
+    pieces: list[Interval | None] = list(
+        split_interval(params.datetime, timedelta(days=SPLIT_DAYS), SPLIT_MAX)
+    )
+    return pieces[::-1] if order else pieces
+
+
+def merge_pieces(
+    results: Sequence[Sequence[Any]], key: Callable[[Any], str], max_items: int | None
+) -> list[Any]:
+    """The results of the pieces of a search, in the pieces' order, each id kept once (where it
+    comes first: an item whose time range spans two pieces is found by both), then cut to
+    ``max_items``."""
+    seen: set[str] = set()
+    out = []
+    for result in results:
+        for item in result:
+            k = key(item)
+            if k not in seen:
+                seen.add(k)
+                out.append(item)
+    return out[:max_items] if max_items is not None else out
+
+
+def _fmt(dt: datetime | None) -> str:
+    return ".." if dt is None else dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _search_api(
+    url: str, root: dict[str, Any], params: SearchParams, as_dicts: bool = False
+) -> list[Any]:
+    """The items of a STAC API search: pystac Items, or item dicts (no pystac objects) with
+    ``as_dicts``. A long datetime range is searched in pieces on threads, merged in order."""
+    import threading
+
     import pystac_client
     import requests
     from pystac_client.exceptions import APIError
     from pystac_client.warnings import DoesNotConformTo
 
     _check_conformance(url, root, params)
-
-    def fmt(dt: datetime | None) -> str:
-        return (
-            ".." if dt is None else dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-        )
 
     query, cql2_json = params.query, params.filter.to_json() if params.filter else None
     if query and _conforms(root, "#filter"):
@@ -73,7 +127,6 @@ def _search_api(url: str, root: dict[str, Any], params: SearchParams) -> list[py
         "ids": params.ids,
         "bbox": params.bbox,
         "intersects": shapely.geometry.mapping(params.intersects) if params.intersects else None,
-        "datetime": "/".join(map(fmt, params.datetime)) if params.datetime else None,
         "query": query,
         "filter": cql2_json,
         "filter_lang": "cql2-json" if cql2_json is not None else None,
@@ -81,12 +134,24 @@ def _search_api(url: str, root: dict[str, Any], params: SearchParams) -> list[py
         "max_items": params.max_items,
         "limit": params.limit,
     }
+    clients = threading.local()
+
+    def run(piece: Interval | None) -> list[Any]:
+        client = getattr(clients, "client", None)
+        if client is None:  # one client (one HTTP session) per thread
+            client = clients.client = pystac_client.Client.open(url, timeout=TIMEOUT)
+        found = client.search(**kwargs, datetime="/".join(map(_fmt, piece)) if piece else None)
+        return list(found.items_as_dicts() if as_dicts else found.items())
+
+    pieces = search_pieces(params)
     try:
         with warnings.catch_warnings():
             # Conformance was checked above against any version of each extension.
             warnings.simplefilter("ignore", DoesNotConformTo)
-            client = pystac_client.Client.open(url, timeout=TIMEOUT)
-            return list(client.search(**kwargs).items())
+            if len(pieces) == 1:
+                return run(pieces[0])
+            with ThreadPoolExecutor(min(SPLIT_THREADS, len(pieces))) as pool:
+                results = list(pool.map(run, pieces))
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise StacSourceError(
             f"cannot reach STAC API {url}: {exc}; check the URL and that the server is running"
@@ -98,3 +163,5 @@ def _search_api(url: str, root: dict[str, Any], params: SearchParams) -> list[py
             f"STAC API {url} rejected the search (HTTP {status}; {params.describe()}): {exc}; "
             "check the parameters against the API's conformance classes and queryables"
         ) from exc
+    key: Callable[[Any], str] = (lambda d: str(d.get("id"))) if as_dicts else (lambda i: i.id)
+    return merge_pieces(results, key, params.max_items)

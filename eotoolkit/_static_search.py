@@ -62,6 +62,14 @@ def item_interval(item: pystac.Item) -> Interval:
     return (to_utc(start) if start else None, to_utc(end) if end else None)
 
 
+def item_dict(item: pystac.Item) -> dict[str, Any]:
+    """The item as a STAC item dict with absolute asset hrefs and its ``self`` link."""
+    out = item.to_dict(include_self_link=True, transform_hrefs=False)
+    for key, asset in item.assets.items():
+        out["assets"][key]["href"] = asset.get_absolute_href() or asset.href
+    return out
+
+
 def item_geometry(item: pystac.Item) -> BaseGeometry | None:
     """Item footprint from its geometry, else from its bbox."""
     if item.geometry:

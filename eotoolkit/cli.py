@@ -48,6 +48,32 @@ class RichProgress(Callback):
         self._progress.advance(self._task)
 
 
+class BatchProgress:
+    """A rich progress bar over the batches of a write in batches (none for one graph): the
+    ``on_batch`` of :func:`eotoolkit.to_zarr`."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def __call__(self, finished: int, total: int) -> None:
+        if total <= 1:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("batches", total=total)
+        self._progress.update(self._task, total=total, completed=finished)
+
+
+def _batch_lines(console: Console) -> Any:
+    """An ``on_batch`` printing one line per batch written (for a write on a cluster)."""
+
+    def report(finished: int, total: int) -> None:
+        if total > 1:
+            console.print(f"batch {finished}/{total} written" if finished else f"{total} batches")
+
+    return report
+
+
 def _scheduler_named(address: str | None, console: Console) -> bool:
     """Whether a scheduler to compute on is named: ``address``, Dask's ``scheduler-address``
     config (``DASK_SCHEDULER_ADDRESS``) or a session scheduler file whose scheduler answers,
@@ -90,7 +116,7 @@ def _check_scheduler(address: str) -> None:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from .recipe import build, read_recipe
+    from .recipe import build, read_recipe, write_options
     from .zarr_store import to_zarr
 
     recipe = read_recipe(args.recipe)
@@ -109,7 +135,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             console.print(f"Dask scheduler {address}, dashboard {client.dashboard_link}")
         ds = build(recipe)
         console.print(f"Writing {list(ds.data_vars)} {dict(ds.sizes)} to {recipe.output['zarr']}")
-        kwargs = {"group": recipe.output.get("group"), "mode": recipe.output.get("mode", "w-")}
+        kwargs = write_options(recipe)
         if client is None:
             columns = (
                 TextColumn("[bold]{task.description}"),
@@ -118,10 +144,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 TimeElapsedColumn(),
             )
             with Progress(*columns, console=console) as progress, RichProgress(progress):
-                to_zarr(ds, recipe.output["zarr"], **kwargs)
+                batches = BatchProgress(progress)
+                to_zarr(ds, recipe.output["zarr"], **kwargs, on_batch=batches)
         else:
             with console.status("computing on the cluster (see the dashboard for progress)"):
-                to_zarr(ds, recipe.output["zarr"], **kwargs)
+                to_zarr(ds, recipe.output["zarr"], **kwargs, on_batch=_batch_lines(console))
     finally:
         if client is not None:
             client.close()
@@ -131,12 +158,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _write(recipe: Any) -> None:
     """Compute one recipe into its Zarr store on local threads (no progress bar)."""
-    from .recipe import build
+    from .recipe import build, write_options
     from .zarr_store import to_zarr
 
     ds = build(recipe)
-    kwargs = {"group": recipe.output.get("group"), "mode": recipe.output.get("mode", "w")}
-    to_zarr(ds, recipe.output["zarr"], **kwargs)
+    to_zarr(ds, recipe.output["zarr"], **write_options(recipe, mode="w"))
 
 
 def _run_scenes(args: argparse.Namespace, recipe: Any, console: Console) -> int:

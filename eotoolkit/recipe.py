@@ -55,6 +55,9 @@ MASK_OPTIONS = {
     },
 }  # fmt: skip
 OUTPUT_MODES = ("w-", "w", "resume")
+#: ``output:`` keys: the store, its mode and group, and the bound on the tasks of one graph
+#: (``max_tasks``, see :func:`eotoolkit.to_zarr`; null computes the whole graph at once).
+OUTPUT_KEYS = {"zarr", "mode", "group", "max_tasks"}
 
 
 @dataclass
@@ -255,13 +258,19 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
     out = raw["output"]
     if isinstance(out, str):
         out = {"zarr": out}
-    if not isinstance(out, dict) or "zarr" not in out or set(out) - {"zarr", "mode", "group"}:
-        raise _fail("output", "expected a Zarr path/URL or a mapping {zarr: ..., mode: ...}.")
+    if not isinstance(out, dict) or "zarr" not in out or set(out) - OUTPUT_KEYS:
+        raise _fail(
+            "output",
+            "expected a Zarr path/URL or a mapping {zarr: ..., mode: ..., group: ..., "
+            "max_tasks: ...}.",
+        )
     if not isinstance(out["zarr"], str) or not out["zarr"]:
         raise _fail("output", f"expected a Zarr path or URL, got {out['zarr']!r}.")
     _check("output.mode", _validate.choice, "mode", out.get("mode", "w-"), OUTPUT_MODES)
     if out.get("group") is not None and not isinstance(out["group"], str):
         raise _fail("output.group", f"expected a group name, got {out['group']!r}.")
+    if "max_tasks" in out:
+        _check("output.max_tasks", _validate.optional_int, "max_tasks", out["max_tasks"])
     if base is not None and "://" not in out["zarr"] and not os.path.isabs(out["zarr"]):
         out = {**out, "zarr": str((base / out["zarr"]).resolve())}
     return Recipe(
@@ -350,15 +359,32 @@ def read_recipe(path: str | os.PathLike[str], *, check: bool = True) -> Recipe:
     return recipe
 
 
+def write_options(recipe: Recipe, mode: str = "w-") -> dict[str, Any]:
+    """The keyword arguments of :func:`eotoolkit.to_zarr` the recipe's ``output:`` gives (``mode``
+    when it names none)."""
+    from .zarr_store import DEFAULT_MAX_TASKS
+
+    out = recipe.output
+    return {
+        "group": out.get("group"),
+        "mode": out.get("mode", mode),
+        "max_tasks": out.get("max_tasks", DEFAULT_MAX_TASKS),
+    }
+
+
 def build(recipe: Recipe) -> xr.Dataset:
     """The lazy dataset the recipe describes (nothing computed yet)."""
+    from .discovery import search
     from .indices import index
-    from .loader import load, open_stac
+    from .loader import load
     from .masking import mask_clouds, mask_landsat
     from .temporal import composite
 
     if recipe.search is not None:
-        ds = open_stac(recipe.source, **recipe.search, bands=recipe.bands, **recipe.load)
+        # as open_stac, with the items as dicts: a STAC API's are never made pystac objects
+        where = {"bbox": recipe.load["bbox"]} if "bbox" in recipe.load else {}
+        items = search(recipe.source, **{**where, **recipe.search}, as_dicts=True)
+        ds = load(items, bands=recipe.bands, **recipe.load)
     else:
         obj = pystac.read_file(recipe.source)
         ds = load(obj, bands=recipe.bands, **recipe.load)

@@ -5,6 +5,11 @@ attribute ``eotoolkit:status = "incomplete"`` and a layout fingerprint. Every da
 written to its region and followed by a small completion record under ``_eotoolkit_done/``.
 When all regions are recorded, the status becomes ``"complete"``, the records are removed and
 the metadata is consolidated. A resumed write skips regions that have a record.
+
+A target whose graph holds more than ``max_tasks`` tasks is written in batches: boxes of whole
+blocks (a run of time steps, or a strip of one time step's blocks), each computed from a graph
+culled to its blocks, one after the other. A batch is finished when all its blocks have their
+records, so a resumed write skips the finished batches and redoes the rest, block by block.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
+from math import prod
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,9 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
+from dask.blockwise import Blockwise, optimize_blockwise
+from dask.core import flatten
+from dask.highlevelgraph import HighLevelGraph
 from zarr.codecs import BloscCodec
 
 from .errors import (
@@ -46,6 +57,9 @@ MODES = ("w-", "w", "resume")
 #: default). On float rasters it encodes several times faster than zarr 3's default (Zstandard
 #: level 3) and gives smaller chunks.
 DEFAULT_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
+#: Default bound on the tasks of one graph submitted by :func:`to_zarr`: a write whose whole graph
+#: is larger goes in batches. One scheduler handles graphs of this size without stalling.
+DEFAULT_MAX_TASKS = 200_000
 
 
 @contextmanager
@@ -171,6 +185,188 @@ def _write_block(
     return np.ones((1,) * block.ndim, np.int8)
 
 
+#: Progress of a batched write: called with (batches finished, batches to write).
+BatchProgress = Callable[[int, int], None]
+Box = tuple[slice, ...]
+
+
+@dataclass
+class _Write:
+    """The write of one variable: one marker per block, and the blocks still to write."""
+
+    name: str
+    marks: da.Array
+    missing: set[tuple[int, ...]]
+
+
+def _graph(arrays: Sequence[da.Array]) -> HighLevelGraph:
+    return HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays))
+
+
+def _box_blocks(box: Box) -> Iterator[tuple[int, ...]]:
+    return product(*(range(s.start, s.stop) for s in box))
+
+
+def _box_size(box: Box) -> int:
+    return prod(s.stop - s.start for s in box)
+
+
+def batch_boxes(shape: tuple[int, ...], per_batch: int) -> list[Box]:
+    """Boxes of at most ``per_batch`` blocks covering a block grid of ``shape`` in C order.
+
+    The leading dimension (time) is cut first: a box holds whole trailing dimensions (whole
+    time steps) where they fit, else one step of the leading dimension and so on inwards (a
+    strip of a time step's block rows, or part of one row)."""
+    boxes: list[Box] = []
+
+    def split(prefix: Box, d: int) -> None:
+        rest = prod(shape[d + 1 :])
+        if rest <= per_batch:
+            step = max(1, per_batch // rest)
+            tail = tuple(slice(0, n) for n in shape[d + 1 :])
+            for start in range(0, shape[d], step):
+                boxes.append((*prefix, slice(start, min(start + step, shape[d])), *tail))
+        else:
+            for i in range(shape[d]):
+                split((*prefix, slice(i, i + 1)), d + 1)
+
+    if shape:
+        split((), 0)
+    else:
+        boxes.append(())
+    return boxes
+
+
+def _halves(box: Box) -> list[Box]:
+    """A box of more than one block cut in two along its first dimension longer than one."""
+    for d, s in enumerate(box):
+        if s.stop - s.start > 1:
+            mid = (s.start + s.stop) // 2
+            return [
+                (*box[:d], slice(s.start, mid), *box[d + 1 :]),
+                (*box[:d], slice(mid, s.stop), *box[d + 1 :]),
+            ]
+    return [box]
+
+
+def _batch_arrays(writes: Sequence[_Write], box: Box) -> list[da.Array]:
+    """The marker arrays of a box's blocks still to write: one slice of whole blocks per
+    variable, or single blocks where part of the box is written already."""
+    out: list[da.Array] = []
+    for w in writes:
+        blocks = [b for b in _box_blocks(box) if b in w.missing]
+        if len(blocks) == _box_size(box):
+            out.append(w.marks.blocks[box] if box else w.marks)
+        else:
+            out.extend(w.marks.blocks[b] for b in blocks)
+    return out
+
+
+def _cull(graph: HighLevelGraph, keys: set[Any]) -> HighLevelGraph:
+    """``graph`` cut down to the tasks ``keys`` need, its layers keeping their names.
+
+    Dask's own ``HighLevelGraph.cull`` renames the layers, so its result cannot be a
+    collection's graph, and Dask's array optimisation fuses blockwise chains and root layers
+    before it culls (making every task of the whole target for each batch). Blockwise layers
+    cull to the
+    blocks asked for; other layers look their dependencies up among all keys of the graph when
+    they hold tuple tasks, as Dask's cull does."""
+    legacy = any(
+        layer.has_legacy_tasks
+        for layer in graph.layers.values()
+        if not isinstance(layer, Blockwise)  # its tasks are never tuples
+    )
+    all_keys = graph.get_all_external_keys() if legacy else set()
+    wanted = set(keys)
+    layers = {}
+    for name in reversed(graph._toposort_layers()):
+        if not wanted:
+            break
+        layer, deps = graph.layers[name].cull(wanted, all_keys)
+        if not deps:
+            continue
+        for key, needs in deps.items():
+            wanted |= needs
+            wanted.discard(key)
+        layers[name] = layer
+    return HighLevelGraph(layers, {n: graph.dependencies[n] & layers.keys() for n in layers})
+
+
+def _culled(arrays: Sequence[da.Array]) -> tuple[list[da.Array], int]:
+    """The arrays on one graph culled to their own blocks, and the number of tasks Dask gets at
+    most: the graph's, before Dask's own optimisation fuses some of them, and one to gather each
+    array."""
+    if not arrays:
+        return [], 0
+    keys = {k for a in arrays for k in flatten(a.__dask_keys__())}
+    graph = _cull(_graph(arrays), keys)
+    culled = [da.Array(graph, a.name, a.chunks, meta=a._meta) for a in arrays]
+    return culled, len(graph) + len(culled)
+
+
+def _tasks_per_block(writes: Sequence[_Write]) -> int:
+    """Tasks of one block's graph: the largest of the first, middle and last pending blocks."""
+    pending = sorted(set().union(*(w.missing for w in writes)))
+    samples = {pending[0], pending[len(pending) // 2], pending[-1]}
+    return max(
+        max(1, _culled(_batch_arrays(writes, tuple(slice(i, i + 1) for i in b)))[1])
+        for b in samples
+    )
+
+
+def _fused(writes: Sequence[_Write]) -> list[_Write]:
+    """The writes on one graph whose chains of blockwise layers are fused as Dask's array
+    optimisation fuses them, once for the whole target (it works on layers, not tasks). Left to
+    Dask for each culled batch, the fused layers would forget their culling and make the tasks
+    of every block of the target."""
+    keys = [k for w in writes for k in flatten(w.marks.__dask_keys__())]
+    graph = optimize_blockwise(_graph([w.marks for w in writes]), keys=keys)
+    return [
+        _Write(w.name, da.Array(graph, w.marks.name, w.marks.chunks, meta=w.marks._meta), w.missing)
+        for w in writes
+    ]
+
+
+def _write_batches(
+    writes: Sequence[_Write], max_tasks: int, on_batch: BatchProgress | None
+) -> list[int]:
+    """Compute the writes in batches of at most ``max_tasks`` tasks each, one after the other;
+    returns the number of tasks of each batch's graph (before Dask's own optimisation).
+
+    Variables on the same block grid go in the same batches (their shared reads run once). A
+    batch over the bound after culling (blocks costlier than the sampled ones) is halved; a
+    single block over the bound is computed alone."""
+    writes = _fused(writes)
+    groups: dict[Any, list[_Write]] = {}
+    for w in writes:
+        if w.missing:
+            groups.setdefault(w.marks.numblocks, []).append(w)
+    plan: deque[tuple[list[_Write], Box]] = deque()
+    for shape, group in groups.items():
+        pending = set().union(*(w.missing for w in group))
+        per_batch = max(1, max_tasks // _tasks_per_block(group))
+        for box in batch_boxes(shape, per_batch):
+            if any(b in pending for b in _box_blocks(box)):
+                plan.append((group, box))
+    total, finished, sizes = len(plan), 0, []
+    if on_batch is not None:
+        on_batch(0, total)
+    while plan:
+        group, box = plan.popleft()
+        arrays, ntasks = _culled(_batch_arrays(group, box))
+        if ntasks > max_tasks and _box_size(box) > 1:
+            halves = _halves(box)
+            plan.extendleft((group, h) for h in reversed(halves))
+            total += len(halves) - 1
+            continue
+        dask.compute(*arrays)
+        sizes.append(ntasks)
+        finished += 1
+        if on_batch is not None:
+            on_batch(finished, total)
+    return sizes
+
+
 def _write_layout(
     ds: xr.Dataset, store: str, group: str | None, fp: str, opts: dict | None
 ) -> None:
@@ -243,6 +439,8 @@ def to_zarr(
     mode: str = "w-",
     storage_options: StorageOptions | None = None,
     compressors: Any = DEFAULT_COMPRESSORS,
+    max_tasks: int | None = DEFAULT_MAX_TASKS,
+    on_batch: BatchProgress | None = None,
 ) -> str:
     """Write lazily computed data to a Zarr (format 3) store, resumably.
 
@@ -252,11 +450,22 @@ def to_zarr(
     data variables, as zarr's ``create_array`` takes them ("auto" for zarr's default, None for
     none); by default Blosc LZ4 with byte shuffle. Returns ``store``. ``s3://`` stores use
     ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.storage`).
+
+    ``max_tasks`` bounds the tasks of one graph: a write whose graph is larger goes in batches
+    of whole blocks (whole time steps where they fit, else strips of a time step's blocks),
+    each computed from a graph culled to its own blocks, one batch after the other, on the
+    local threads or the Dask client in use. A batch is recorded as its blocks finish, so
+    ``mode="resume"`` after a failure skips the finished batches and redoes only the rest.
+    None computes the whole graph at once. ``on_batch(finished, total)`` is called before the
+    first batch and after each one.
     """
     from . import _validate
 
     _validate.data("obj", obj)
     _validate.choice("mode", mode, MODES)
+    max_tasks = _validate.optional_int("max_tasks", max_tasks)
+    if on_batch is not None and not callable(on_batch):
+        raise _validate.invalid("on_batch", on_batch, "None or a function (finished, total)")
     if not isinstance(store, str | os.PathLike) or not str(store):
         raise _validate.invalid("store", store, "a directory path or an fsspec URL")
     if group is not None and (not isinstance(group, str) or not group.strip("/")):
@@ -294,7 +503,7 @@ def to_zarr(
     fs.makedirs(done_path, exist_ok=True)
     done = _done_records(fs, done_path)
     options = PrivateOptions(storage_options)
-    writes: list[da.Array] = []
+    todo: list[_Write] = []
     for name, var in ds.data_vars.items():
         if not isinstance(var.data, da.Array):
             continue
@@ -311,15 +520,25 @@ def to_zarr(
             dtype=np.int8,
             meta=np.empty((0,) * var.ndim, np.int8),
         )
-        indices = list(product(*(range(len(c)) for c in var.data.chunks)))
-        missing = [i for i in indices if _block_id(str(name), i) not in done]
-        if len(missing) == len(indices):
-            writes.append(marks)
-        else:
-            writes.extend(marks.blocks[i] for i in missing)
-    if writes:
-        # one compute call: reads shared by several variables run once
-        dask.compute(*writes)
+        indices = product(*(range(len(c)) for c in var.data.chunks))
+        missing = {i for i in indices if _block_id(str(name), i) not in done}
+        todo.append(_Write(str(name), marks, missing))
+    if todo and max_tasks is not None and len(_graph([w.marks for w in todo])) > max_tasks:
+        _write_batches(todo, max_tasks, on_batch)
+    else:
+        writes: list[da.Array] = []
+        for w in todo:
+            if len(w.missing) == w.marks.npartitions:
+                writes.append(w.marks)
+            else:
+                writes.extend(w.marks.blocks[i] for i in sorted(w.missing))
+        if on_batch is not None:
+            on_batch(0, 1 if writes else 0)
+        if writes:
+            # one compute call: reads shared by several variables run once
+            dask.compute(*writes)
+            if on_batch is not None:
+                on_batch(1, 1)
     _finish(store, group, storage_options, fs, done_path)
     return store
 

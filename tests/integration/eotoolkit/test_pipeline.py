@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pystac
 import pytest
 import rasterio
+import xarray as xr
 import yaml
+from dask.callbacks import Callback
 
 import eotoolkit
 from eotoolkit.catalog import build_catalog, copy_assets, generate_subcatalogs
@@ -33,6 +36,17 @@ def test_open_stac_static_catalog_over_http(s2_url: str, s2_root: Path) -> None:
     np.testing.assert_allclose(
         ds.red.isel(time=0).values, expected_mosaic(s2_root, "B04", 0, True), rtol=1e-6
     )
+
+
+def test_search_as_dicts_loads_the_same(s2_url: str, s2_root: Path) -> None:
+    source = f"{s2_url}/catalog.json"
+    dicts = eotoolkit.search(source, as_dicts=True)
+    assert all(isinstance(d, dict) for d in dicts)
+    assert all(a["href"].startswith(s2_url) for d in dicts for a in d["assets"].values())
+    items = eotoolkit.search(source)
+    got = eotoolkit.load(dicts, bands=["red", "scl"], chunks=64)
+    ref = eotoolkit.load(items, bands=["red", "scl"], chunks=64)
+    xr.testing.assert_identical(got.load(), ref.load())
 
 
 def test_resample_to_20m_and_subset(s2_items: list[pystac.Item], s2_root: Path) -> None:
@@ -94,6 +108,35 @@ def test_recipe_cli_writes_the_same_as_the_api(
     recipe["output"] = {"zarr": "ndvi.zarr", "mode": "w"}
     path.write_text(yaml.safe_dump(recipe))
     assert read_recipe(path).output["mode"] == "w"
+
+
+def test_recipe_output_max_tasks_writes_in_batches(
+    s2_url: str, s2_items: list[pystac.Item], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    recipe = {
+        "source": f"{s2_url}/catalog.json",
+        "bands": ["red", "nir", "scl"],
+        "chunks": {"x": 64, "y": 64},
+        "mask": "s2_scl",
+        "index": ["NDVI"],
+        "output": {"zarr": "ndvi.zarr", "max_tasks": 40},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    graphs: list[int] = []
+
+    class Sizes(Callback):
+        def _start(self, dsk: Any) -> None:
+            graphs.append(len(dsk))
+
+    with Sizes():
+        assert main(["run", str(path)]) == 0
+    assert len(graphs) > 1 and max(graphs) <= 40
+    assert "batches" in capsys.readouterr().err
+    got = eotoolkit.open_zarr(str(tmp_path / "ndvi.zarr"))
+    ds = eotoolkit.load(s2_items, bands=["red", "nir", "scl"], chunks=64)
+    expected = eotoolkit.index(eotoolkit.mask_clouds(ds), "NDVI")
+    np.testing.assert_array_equal(got.NDVI.values, expected.values)
 
 
 def test_recipe_search_ids_picks_the_items(

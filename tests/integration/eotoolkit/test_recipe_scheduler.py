@@ -114,6 +114,26 @@ def test_scheduler_option(
     check_output(tmp_path, s2_items)
 
 
+def test_batches_on_the_scheduler(
+    clean_env: Path,
+    cluster: LocalCluster,
+    s2_url: str,
+    s2_items: list[pystac.Item],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    recipe = write_recipe(s2_url, tmp_path / "recipe.yaml")
+    raw = yaml.safe_load(recipe.read_text())
+    recipe.write_text(yaml.safe_dump({**raw, "output": {"zarr": "ndvi.zarr", "max_tasks": 30}}))
+    assert main(["run", str(recipe), "--scheduler", cluster.scheduler_address]) == 0
+    err = capsys.readouterr().err
+    total = int(err.split(" batches")[0].split()[-1])
+    assert total > 1 and f"batch {total}/{total} written" in err
+    done = tasks_done(cluster)  # a batch's writes are fused into its blocks' slice
+    assert done.get("blocks", 0) > 0
+    check_output(tmp_path, s2_items)
+
+
 def test_session_scheduler_file(
     clean_env: Path,
     cluster: LocalCluster,

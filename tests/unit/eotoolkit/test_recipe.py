@@ -8,7 +8,7 @@ import pytest
 
 from eotoolkit.cli import main
 from eotoolkit.errors import RecipeError
-from eotoolkit.recipe import parse_recipe, read_recipe
+from eotoolkit.recipe import parse_recipe, read_recipe, write_options
 
 GOOD = {
     "source": "catalog.json",
@@ -28,6 +28,16 @@ def test_good_recipe_resolves_paths(tmp_path: Path) -> None:
     assert r.index == ["NDVI"] and r.mask == {"type": "s2_scl"} and r.load == {"resolution": 20.0}
 
 
+def test_output_max_tasks_reaches_to_zarr(tmp_path: Path) -> None:
+    default = parse_recipe(GOOD, base=tmp_path)
+    assert write_options(default) == {"group": None, "mode": "w-", "max_tasks": 200_000}
+    out = {"zarr": "o.zarr", "mode": "resume", "max_tasks": 5000}
+    r = parse_recipe({**GOOD, "output": out}, base=tmp_path)
+    assert write_options(r) == {"group": None, "mode": "resume", "max_tasks": 5000}
+    one = parse_recipe({**GOOD, "output": {"zarr": "o.zarr", "max_tasks": None}}, base=tmp_path)
+    assert write_options(one, mode="w")["max_tasks"] is None
+
+
 def test_search_keys_reach_the_recipe(tmp_path: Path) -> None:
     search = {"collections": ["s2"], "ids": ["a", "b"], "datetime": "2024-03"}
     r = parse_recipe({**GOOD, "search": search}, base=tmp_path)
@@ -44,6 +54,8 @@ def test_search_keys_reach_the_recipe(tmp_path: Path) -> None:
         ({"output": {"cog": "x.tif"}}, r"'output'.*Zarr"),
         ({"bands": []}, r"'bands'.*non-empty"),
         ({"search": {"colections": ["x"]}}, r"'search'.*colections"),
+        ({"output": {"zarr": "o.zarr", "max_tasks": 0}}, r"'output.max_tasks'.*integer >= 1"),
+        ({"output": {"zarr": "o.zarr", "max_tasks": "lots"}}, r"'output.max_tasks'.*lots"),
     ],
 )
 def test_bad_recipes(change: dict, match: str) -> None:

@@ -15,63 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import dask
-from dask.callbacks import Callback
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from .errors import EOToolkitError
+from .progress_bars import COLUMNS, BatchProgress, RichProgress, batch_lines
 
 DESCRIPTION = """\
 Run YAML recipes (load, mask, index, composite, Zarr). A recipe computes on a Dask scheduler
 when one is named (--scheduler, Dask's scheduler-address config or DASK_SCHEDULER_ADDRESS, or
 the session scheduler file when its scheduler answers); otherwise on local threads with a
 progress bar."""
-
-
-class RichProgress(Callback):
-    """A rich progress bar over the tasks of local (threads/processes) dask computations."""
-
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self._progress = progress
-        self._task: Any = None
-
-    def _start_state(self, dsk: Any, state: Any) -> None:
-        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-        if self._task is None:
-            self._task = self._progress.add_task("tasks", total=total)
-        else:
-            self._progress.update(self._task, total=total, completed=0)
-
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        self._progress.advance(self._task)
-
-
-class BatchProgress:
-    """A rich progress bar over the batches of a write in batches (none for one graph): the
-    ``on_batch`` of :func:`eotoolkit.to_zarr`."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._task: Any = None
-
-    def __call__(self, finished: int, total: int) -> None:
-        if total <= 1:
-            return
-        if self._task is None:
-            self._task = self._progress.add_task("batches", total=total)
-        self._progress.update(self._task, total=total, completed=finished)
-
-
-def _batch_lines(console: Console) -> Any:
-    """An ``on_batch`` printing one line per batch written (for a write on a cluster)."""
-
-    def report(finished: int, total: int) -> None:
-        if total > 1:
-            console.print(f"batch {finished}/{total} written" if finished else f"{total} batches")
-
-    return report
 
 
 def _scheduler_named(address: str | None, console: Console) -> bool:
@@ -137,18 +92,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"Writing {list(ds.data_vars)} {dict(ds.sizes)} to {recipe.output['zarr']}")
         kwargs = write_options(recipe)
         if client is None:
-            columns = (
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=console) as progress, RichProgress(progress):
+            with Progress(*COLUMNS, console=console) as progress, RichProgress(progress):
                 batches = BatchProgress(progress)
                 to_zarr(ds, recipe.output["zarr"], **kwargs, on_batch=batches)
         else:
             with console.status("computing on the cluster (see the dashboard for progress)"):
-                to_zarr(ds, recipe.output["zarr"], **kwargs, on_batch=_batch_lines(console))
+                to_zarr(ds, recipe.output["zarr"], **kwargs, on_batch=batch_lines(console))
     finally:
         if client is not None:
             client.close()

@@ -54,26 +54,27 @@ BATCH_HELP = (
 console = Console(stderr=True, highlight=False, emoji=False, markup=False, soft_wrap=True)
 
 
-def count(text: str) -> int:
-    """A whole number >= 1 (workers, jobs, lines)."""
+def _integer(text: str, low: int, high: int | None, what: str) -> int:
+    """``text`` as an integer from ``low`` to ``high`` (None: no upper bound), or the
+    ArgumentTypeError argparse prints naming ``what`` it must be."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a whole number >= 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"({low} to {high})"
+        raise argparse.ArgumentTypeError(f"{value} is not a {what} {bounds}")
     return value
+
+
+def count(text: str) -> int:
+    """A whole number >= 1 (workers, jobs, lines)."""
+    return _integer(text, 1, None, "whole number")
 
 
 def port(text: str) -> int:
     """A TCP port number, 1 to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (1 to 65535)")
-    return value
+    return _integer(text, 1, 65535, "port number")
 
 
 def seconds(text: str) -> float:

@@ -163,7 +163,42 @@ class JupyterKind:
             return 130
 
     def serve(self, lc: Driver, state: SessionState, options: Options, cancel_on_exit: bool) -> int:
-        """Open the tunnels, announce the URL, and keep them up while the job runs."""
+        """Open the tunnels, announce the URL, and keep them up while the job runs. A job the
+        batch system puts back in the queue (a node failure, a preemption) is said at once,
+        waited for, and reconnected when it runs again."""
+        first = True
+        while True:
+            final = self.serve_once(lc, state, options, cancel_on_exit, open_browser=first)
+            if final is None:
+                return 0 if options.detach else LinkLostError.exit_code
+            if final.finished or not final.pending or self.site.stuck(final):
+                return self.report(lc, state, final, options)
+            reason = f", {final.reason}" if final.reason else ""
+            lc.problem(
+                f"job {state.job_id} stopped running on {state.node}: the batch system put it "
+                f"back in the queue ({final.state}{reason}), as after a node failure or a "
+                "preemption. It starts again by itself, on another node if need be, and "
+                "JupyterLab restarts there (saved notebooks are kept; running kernels are lost). "
+                f"Waiting to reconnect; Ctrl-C {'cancels' if cancel_on_exit else 'detaches'}."
+            )
+            state.node, state.remote_host, state.remote_port = "", "", 0
+            state.scheduler_remote = ""
+            saved.save(state)
+            self.wait(lc, state, options.timeout)
+            state.local_port = self.site.jupyter_port(state)
+            saved.save(state)
+            first = False
+
+    def serve_once(
+        self,
+        lc: Driver,
+        state: SessionState,
+        options: Options,
+        cancel_on_exit: bool,
+        open_browser: bool,
+    ) -> JobStatus | None:
+        """Tunnels, the URL, and the watch of one run of the job: its status when it stopped
+        running (None: detached, or the login node stayed unreachable)."""
         with contextlib.ExitStack() as tunnels:
             tunnels.enter_context(self.site.tunnel(state, lc.problem))
             if state.scheduler_remote:
@@ -178,14 +213,14 @@ class JupyterKind:
             if state.scheduler_remote:
                 announce_scheduler(lc, state)
             lc.say(dashboard_hint(lc.config.profile, state.local_port))
-            if not options.no_browser:
+            if open_browser and not options.no_browser:
                 webbrowser.open(state.url)
             if options.detach:
                 lc.say(f"detached; --mode attach reconnects, --mode stop ends job {state.job_id}")
-                return 0
+                return None
             lc.say("Ctrl-C " + ("cancels the job" if cancel_on_exit else "detaches"))
             try:
-                final = self.site.watch(
+                return self.site.watch(
                     state, lc.problem, options.walltime_warning * 60, lc.warn_walltime
                 )
             except LinkLostError as exc:
@@ -193,8 +228,7 @@ class JupyterKind:
                     f"{exc} Job {state.job_id} keeps running; --mode attach reconnects once the "
                     "login node answers, --mode stop ends it."
                 )
-                return LinkLostError.exit_code
-        return self.report(lc, state, final, options)
+                return None
 
     # ---------------------------------------------------------------------------- reports
 

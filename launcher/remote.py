@@ -7,6 +7,7 @@ or forgets a session: :mod:`launcher.session` owns the saved state.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import secrets
@@ -406,8 +407,11 @@ class RemoteSite:
         the job's walltime ends, ``on_warning`` gets one line saying how much time is left. A
         lost connection is retried (see persist); a longer outage raises LinkLostError. A job
         put on hold (HTCondor holds a job that ran past its ``allowed_execute_duration``) will
-        not run again by itself: it is cancelled and its status returned."""
-        warned = False
+        not run again by itself: it is cancelled and its status returned. A job put back in
+        the queue while it ran (requeued after a node failure, preempted) is returned at once,
+        pending, with its connection file removed (its next run writes its own); a suspended
+        one is said once and watched on."""
+        warned = suspended = False
         while True:
             time.sleep(WATCH_SECONDS)
             status = self.persist(lambda: self.batch.status(state.job_id), on_problem)
@@ -416,6 +420,22 @@ class RemoteSite:
             if self.batch.stuck(status):
                 self.persist(lambda: self.cancel(state), on_problem)
                 return status
+            if status.pending and status.state in self.batch.suspended_states:
+                if not suspended:
+                    reason = f", {status.reason}" if status.reason else ""
+                    on_problem(
+                        f"job {state.job_id} is suspended ({status.state}{reason}): it keeps "
+                        f"its place on {state.node} and resumes by itself; Jupyter does not "
+                        "answer until then."
+                    )
+                suspended = True
+                continue
+            if status.pending:
+                self.persist(functools.partial(self.forget_connection, state), on_problem)
+                return status
+            if suspended:
+                on_problem(f"job {state.job_id} runs again; Jupyter answers again")
+                suspended = False
             left = time_left_seconds(status.time_left)
             if warn_before > 0 and not warned and left is not None and left <= warn_before:
                 warned = True
@@ -423,6 +443,12 @@ class RemoteSite:
                     f"job {state.job_id} reaches its walltime in {format_seconds(left)}: save "
                     "your notebooks now; the job and its kernels end then."
                 )
+
+    def forget_connection(self, state: SessionState) -> None:
+        """Remove the job's connection and scheduler files (a requeued job's next run writes
+        its own)."""
+        files = [f"{state.run_dir}/{CONNECTION_FILE}", local_copy.remote_file(state.run_dir)]
+        self.link.run("rm -f " + " ".join(shlex.quote(f) for f in files))
 
     def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
         """The last lines of the job's output."""

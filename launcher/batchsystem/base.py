@@ -171,6 +171,9 @@ class BatchSystem:
     #: Native states that mean the job waits, and that it runs; every other state is final.
     pending_states: ClassVar[frozenset[str]]
     running_states: ClassVar[frozenset[str]]
+    #: Waiting states of a job suspended where it ran (it resumes there, its processes kept);
+    #: any other waiting state after running means the job was put back in the queue.
+    suspended_states: ClassVar[frozenset[str]] = frozenset()
     #: The job's output file in its run directory, as the submit directive names it.
     output_pattern: ClassVar[str] = "job-%j.out"
     #: dask-jobqueue's config section and cluster class for this batch system.

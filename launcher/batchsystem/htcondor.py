@@ -198,6 +198,7 @@ class HTCondor(BatchSystem):
     )
     pending_states = frozenset({"IDLE", "HELD", "SUSPENDED"})
     running_states = frozenset({"RUNNING", "TRANSFERRING_OUTPUT"})
+    suspended_states = frozenset({"SUSPENDED"})
     output_pattern = "job.out"
     jobqueue_section = "htcondor"
     jobqueue_class = "HTCondorCluster"

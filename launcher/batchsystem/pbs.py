@@ -313,6 +313,7 @@ class PBS(BatchSystem):
     status_queries = (("qstat -f -F json -x {job_id}", parse_qstat_job),)
     pending_states = PENDING_STATES
     running_states = RUNNING_STATES
+    suspended_states = frozenset({"S", "U"})
     # -o names a file, not a pattern: each job has a run directory of its own.
     output_pattern = "job.out"
     jobqueue_section = "pbs"

@@ -212,6 +212,7 @@ class Slurm(BatchSystem):
     )
     pending_states = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED"})
     running_states = frozenset({"RUNNING", "COMPLETING"})
+    suspended_states = frozenset({"SUSPENDED"})
     jobqueue_section = "slurm"
     jobqueue_class = "SLURMCluster"
     jobqueue_memory_per_cpu = ("--mem", "--mem-per-cpu")

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,33 @@ def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float) -> str
         if proc.poll() is not None:
             break
     raise AssertionError(f"no {pattern!r} within {timeout}s; output so far:\n{seen}")
+
+
+class StreamLines:
+    """The lines of one of a process's pipes, collected by a thread as they come (so that
+    standard output and standard error can both be waited on)."""
+
+    def __init__(self, pipe: typing.IO[str]) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: typing.IO[str]) -> None:
+        for line in pipe:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float, after: int = 0) -> int:
+        """The index of the first line from ``after`` on containing ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for n in range(after, len(self.lines)):
+                if pattern in self.lines[n]:
+                    return n
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} within {timeout}s:\n{''.join(self.lines)}")
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)

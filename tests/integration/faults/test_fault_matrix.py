@@ -14,6 +14,7 @@ import pytest
 
 from tests.cluster import rig
 from tests.integration.faults.conftest import (
+    StreamLines,
     ended_records,
     job_ids,
     jobs_gone,
@@ -388,3 +389,52 @@ def test_partition_state_is_restored(faults: Launcher) -> None:
     assert "State=UP" in out.stdout
     rig.wait_node_idle(info, 30)
     scontrol(info, "show", "node", info.compute_hostname)
+
+
+# ------------------------------------------------------- a running job put back in the queue
+
+
+def test_node_failure_under_a_running_session_is_said_at_once_and_reconnected(
+    faults: Launcher,
+) -> None:
+    """The compute node goes DOWN under a running Jupyter job: SLURM requeues the job. run
+    says so within a watch interval, waits, and reconnects the same local URL when the job
+    runs again (its node back)."""
+    from launcher.readiness import api_status
+    from tests.integration.launcher.conftest import URL_RE
+
+    info = faults.info
+    assert info is not None
+    node = info.compute_hostname
+    proc = faults.start("--uid", "sandbox", "--mode", "run", "--no-browser")
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = StreamLines(proc.stdout), StreamLines(proc.stderr)
+    try:
+        first = out.wait_for("/lab?token=", 90)
+        match = URL_RE.search(out.lines[first])
+        assert match is not None
+        port, token = int(match.group(1)), match.group(2)
+        assert api_status(port, token) == 200
+        start = time.monotonic()
+        scontrol(info, "update", f"nodename={node}", "state=down", "reason=eo-hpc node failure")
+        try:
+            err.wait_for("put it back in the queue", 30)
+            seconds = time.monotonic() - start
+        finally:
+            scontrol(info, "update", f"nodename={node}", "state=resume")
+        assert seconds < 10 + 10, seconds  # a watch interval and one status query
+        said = err.text
+        assert "node failure or a preemption" in said and "PENDING" in said, said
+        assert "Waiting to reconnect; Ctrl-C cancels" in said
+        again = out.wait_for("/lab?token=", 240, after=first + 1)
+        assert out.lines[again].strip() == out.lines[first].strip()  # the same local URL
+        assert wait_until(lambda: api_status(port, token) == 200, 30)
+        assert proc.poll() is None
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(2)
+            proc.wait(timeout=60)
+    assert proc.returncode == 130, err.text
+    assert "cancelled job" in err.text
+    assert jobs_gone(info, job_ids(err.text))
+    print(f"node failure under a session: said after {seconds:.1f} s, reconnected")

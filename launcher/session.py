@@ -159,6 +159,12 @@ class Lifecycle:
         if confirm_cancel(state.job_id):
             self.stop(state)
             said = f"cancelled {what} {state.job_id}"
+            how = signals.received.name if signals.received is not None else "Ctrl-C"
+            state.ended_state, state.outcome = (
+                "CANCELLED",
+                f"{what} {state.job_id} was cancelled ({how})",
+            )
+            saved.record_end(state)  # the last outcome is this one, not an earlier failure
         else:
             said = f"{what} {state.job_id} keeps running; {resume_hint}"
         if signals.received is not None:  # the terminal may be gone: cancel first, then say

@@ -9,7 +9,7 @@ Two rules:
   earlier run left there, on this machine or any other.
 * **Nothing of ours left at the end.** Whatever is new in the home after the session, beyond the
   run directories (which are removed), is a defect, except the tools' own first-start state:
-  Jupyter's, IPython's, pip's and npm's folders, other programs' folders in ``~/.config``, and
+  Jupyter's, IPython's, pip's, npm's and HTCondor's folders, other programs' folders in ``~/.config``, and
   the files that ``dask.config.ensure_file`` writes when a package is first imported (for
   example dask-labextension's ``~/.config/dask/labextension.yaml``: a commented-out copy of a
   YAML file the package ships).
@@ -42,8 +42,9 @@ HOME_CONTAINERS = (
     ".config/dask",
     *RUN_ARTEFACTS,
 )
-#: The tools' own state that JupyterLab, IPython, pip and npm create on their first start.
-HOME_IGNORED = (".cache", ".ipython", ".jupyter", ".local", ".npm")
+#: The tools' own state that JupyterLab, IPython, pip, npm and HTCondor's tools (their
+#: ``known_hosts``) create on their first start.
+HOME_IGNORED = (".cache", ".ipython", ".jupyter", ".local", ".npm", ".condor")
 #: The folders of ``~/.config`` (XDG_CONFIG_HOME) that the project writes or reads; every other
 #: folder there belongs to the program of its name (matplotlib, for example).
 CONFIG_OURS = ("dask", "eo-hpc")
@@ -98,6 +99,8 @@ def is_tool_first_start_file(home: Path, entry: str, packages: Iterable[Path]) -
     """Whether ``entry`` (relative to ``home``) is a tool's own first-start file rather than
     something the project's code or tests wrote."""
     rel = Path(entry)
+    if rel.parts[0] in HOME_IGNORED:
+        return True
     if rel.parts[0] == ".config" and len(rel.parts) > 1 and rel.parts[1] not in CONFIG_OURS:
         return True
     if rel.parent != DASK_USER_CONFIG or rel.suffix not in (".yaml", ".yml"):

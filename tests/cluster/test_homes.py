@@ -39,8 +39,10 @@ def test_rules(tmp_path: Path) -> None:
     (dask_dir / "eohpc-other.yaml").write_text("jobqueue:\n  slurm:\n    cores: 2\n")
     # a same-named file that is not the package's copy: checked
     (dask_dir / "labextension.yaml").write_text("labextension:\n  factory: {}\n")
-    # another program's XDG config folder: its own
+    # another program's XDG config folder, and the tools' own state folders: theirs
     (home / ".config" / "matplotlib").mkdir()
+    for tool in (".cache", ".ipython", ".jupyter", ".local", ".npm", ".condor"):
+        (home / tool / "state").mkdir(parents=True)
     # a batch system's output file in the home: checked
     (home / "slurm-12.out").write_text("CANCELLED\n")
     # run directories: removed, not reported

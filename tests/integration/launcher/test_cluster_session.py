@@ -52,7 +52,7 @@ def test_run_reaches_jupyter_and_ctrl_c_cancels(sandbox: Launcher) -> None:
         assert api_status(port, "wrong-token") == 403
         job_id = str(status_json(sandbox)["job_id"])
         # The token is on no command line and not in what SLURM records about the job.
-        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
         assert token not in ps
         assert "IdentityProvider" not in ps
         assert token not in sandbox.scontrol_job(job_id)
@@ -135,7 +135,7 @@ def test_logs_follow_shows_the_output_until_ctrl_c(sandbox: Launcher) -> None:
 
 
 def _sshd_session_pids(user: str) -> list[int]:
-    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-eww", "-o", "pid=,args="], capture_output=True, text=True).stdout
     return [
         int(line.split()[0])
         for line in ps.splitlines()

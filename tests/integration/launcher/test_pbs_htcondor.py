@@ -194,7 +194,7 @@ def test_jobqueue_cluster_without_arguments_from_the_installed_config(
             )  # fmt: skip
             seconds = time.monotonic() - start
         finally:
-            conn.run(f"rm -f {config} ~/.eo-tests/notebook.py", hide=True, in_stream=False)
+            conn.run(f"rm -rf {config} ~/.eo-tests", hide=True, in_stream=False)
     assert ran.return_code == 0, ran.stdout + ran.stderr
     result = json.loads(ran.stdout.split("RESULT ", 1)[1])
     assert result["total"] == 2000 * 1000 and len(result["jobs"]) == 1
@@ -388,7 +388,7 @@ def test_eotoolkit_cluster_finds_the_batch_system_from_the_installed_config(
             )  # fmt: skip
             seconds = time.monotonic() - start
         finally:
-            conn.run(f"rm -f {config} ~/.eo-tests/clusters.py", hide=True, in_stream=False)
+            conn.run(f"rm -rf {config} ~/.eo-tests", hide=True, in_stream=False)
     assert ran.return_code == 0, ran.stdout + ran.stderr
     result = json.loads(ran.stdout.split("RESULT ", 1)[1])
     assert result["found"] == system.name

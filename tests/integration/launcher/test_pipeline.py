@@ -236,7 +236,7 @@ def test_detached_pipeline_status_logs_stop_and_no_secret_shown(
             "--uid", "sandbox", "--mode", "logs", "--job", job_ids[1]).stdout, 60, 2
     )  # fmt: skip
     # The secret is in no process's command line and in no job record or script.
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     assert secret not in ps
     for job in job_ids:
         assert secret not in pipe_launcher.scontrol_job(job)

@@ -152,7 +152,7 @@ class Watcher:
 
     def loop(self) -> None:
         while not self.stop.wait(0.2):
-            ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True)
+            ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True)
             self.samples.append(ps.stdout)
 
     def __enter__(self) -> Watcher:

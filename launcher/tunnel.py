@@ -35,6 +35,9 @@ def free_port() -> int:
 def bind_local(port: int) -> socket.socket:
     """Bind a listening socket on 127.0.0.1:port, or explain that the port is taken."""
     sock = socket.socket()
+    # connections this machine closed earlier (TIME_WAIT) do not keep the port: a tunnel
+    # reopened on the same port (a requeued job's next run) binds it again
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
     except OSError as exc:
@@ -92,8 +95,11 @@ class Tunnel:
         self.close()
 
     def close(self) -> None:
-        """Stop accepting and close the listening socket."""
+        """Stop accepting and close the listening socket (shut down first: a close alone
+        leaves the port bound while the accepting thread still waits in accept())."""
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import inspect
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def group_items(table: ItemTable, groupby: str | None) -> tuple[np.ndarray, list
     times = table.times
     order = np.argsort(times, kind="stable")
     if groupby in (None, "id", "none"):
-        return times[order], [np.asarray([i]) for i in order]
+        return times[order], list(order.reshape(-1, 1))  # one-item views, made in C
     if groupby == "solar_day":
         lon = (table.lonlat_bbox[:, 0] + table.lonlat_bbox[:, 2]) / 2
         lon = np.where(np.isnan(lon), 0.0, lon)
@@ -67,6 +68,8 @@ def group_items(table: ItemTable, groupby: str | None) -> tuple[np.ndarray, list
     uniq, starts = np.unique(skeys, return_index=True)
     bounds = [*starts.tolist(), len(order)]
     groups = [order[bounds[k] : bounds[k + 1]] for k in range(len(uniq))]
+    if len(starts) and (np.diff(starts) > 0).all():  # the slots in time order: one pass
+        return np.minimum.reduceat(times[order], starts), groups
     return np.asarray([times[g].min() for g in groups]), groups
 
 
@@ -155,7 +158,8 @@ def _band_token(base: Any, band: str, srcs: list[Source | None], options: tuple)
         (nan, nan, nan) if s is None else (s.scale, s.offset, nan if s.nodata is None else s.nodata)
         for s in srcs
     ]
-    h.update(np.asarray(values, np.float64).tobytes())
+    flat = np.fromiter(itertools.chain.from_iterable(values), np.float64, 3 * len(values))
+    h.update(flat.tobytes())
     return h.hexdigest()
 
 

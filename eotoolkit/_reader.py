@@ -427,18 +427,23 @@ def _read_warped(
     resampling: Resampling,
     nodata: float | None,
     cfg: S3Config | None = None,
-) -> tuple[np.ndarray, np.ndarray | None] | None:
+) -> tuple[np.ndarray, np.ndarray | None, tuple[slice, slice]] | None:
     """Warp one source onto the chunk grid with GDAL's warper on the dataset, as a whole-grid
-    warp does: (values, valid mask or None when ``nodata`` tells), None if disjoint. Every
-    method goes through ``_warp_exact``, with an exact coordinate transformation."""
+    warp does: (values, valid mask or None when ``nodata`` tells, output slices), None if
+    disjoint. Every method goes through ``_warp_exact``, with an exact coordinate
+    transformation, unless a read of the chosen overview provably gives the same pixels
+    (``_aligned_steps``)."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
+    grid = req.transform  # before the tie shift: what an aligned read is checked against
+    shift = 0.0
     with _dataset(href, None, cfg) as src:
         if src.crs == dst_crs and resampling in _TIE_METHODS:  # the warp's grid, also to
             # tell whether it touches the source
             req = replace(
                 req, transform=tuple(_off_ties(Affine(*req.transform), src.transform))[:6]
             )
+            shift = TIE_SHIFT * min(abs(src.transform.a), abs(src.transform.e))
         dst_transform = Affine(*req.transform)
         left, top = dst_transform.c, dst_transform.f
         right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
@@ -466,13 +471,109 @@ def _read_warped(
             level = _overview_level(src, (east - west) / w)
         else:
             level = _overview_level(src, min(extent) * abs(src.transform.a))
+    whole = (slice(0, h), slice(0, w))
     with _dataset(href, level, cfg) as src:
+        if src.crs == dst_crs:
+            step = _aligned_steps(src, grid, req.shape, resampling, shift)
+            if step is not None:
+                return _read_aligned(src, req.shape, step, nodata)
         raw, alpha = _warp_exact(src, req, resampling, nodata)
         if src.crs != dst_crs or resampling in _TIE_METHODS:
-            return raw, alpha
+            return raw, alpha, whole
         if alpha is None:
             alpha = np.ones(raw.shape, bool) if nodata is None else _valid(raw, nodata)
-        return raw, alpha & _covers_valid(src, req, nodata)
+        return raw, alpha & _covers_valid(src, req, nodata), whole
+
+
+#: Integer types whose values a sliver of a neighbouring pixel (at most ``ALIGN_AVERAGE``
+#: of a pixel) cannot move by half a unit: GDAL's average of an aligned pixel rounds to the
+#: pixel's own value.
+_SHORT_INTEGERS = frozenset({"uint8", "int8", "uint16", "int16"})
+#: Misalignment, in source pixels, up to which an average onto a grid of the source's own
+#: pixels is a copy of them (``_aligned_steps``): a neighbour's sliver of 1e-7 moves a 16-bit
+#: value by at most 0.0066, and ``_covers_valid`` drops slivers below ``COVER_MIN``.
+ALIGN_AVERAGE = 1e-7
+
+
+def _aligned_steps(
+    src: rasterio.DatasetReader,
+    grid: tuple[float, ...],
+    shape: tuple[int, int],
+    resampling: Resampling,
+    shift: float,
+) -> tuple[int, int, int, int] | None:
+    """(column, row, x step, y step) of the source pixels a grid in the source's CRS takes, when
+    a read of them provably gives the warp's pixels; None otherwise (warped).
+
+    Nearest onto a grid whose pixels are whole multiples of the source's (this overview's)
+    and whose edges lie on the source's edges: output pixel (i, j) takes source pixel
+    (row + i * y step + y step // 2, column + j * x step + x step // 2), the pixel its centre
+    lies in, a tie on an edge (even steps) resolved right and down as the warp's tie shift does
+    (``_off_ties``: the misalignment and the rounding of the warp's arithmetic stay below a
+    quarter of that shift). Average onto the source's own pixels (steps of 1) of a 16-bit or
+    8-bit integer source: each output pixel is its source pixel (GDAL's weighted mean of one
+    pixel, and of a sliver below ``ALIGN_AVERAGE`` of a neighbour, rounds to it; the pixel
+    covers a valid pixel exactly when it is valid). Not geographic sources nor those of a CRS
+    whose x wraps around the world (another turn of the world is the warp's), nor rotated
+    grids. ``shift``: the warp's tie shift in the CRS's units (``_off_ties``)."""
+    st = src.transform
+    if resampling == Resampling.nearest:  # a quarter of the tie shift, in this overview's pixels
+        tolerance = shift / max(abs(st.a), abs(st.e)) / 4
+    elif resampling == Resampling.average and src.dtypes[0] in _SHORT_INTEGERS:
+        tolerance = ALIGN_AVERAGE
+    else:
+        return None
+    a, b, c, d, e, f = grid[:6]
+    if b or d or st.b or st.d or src.crs.is_geographic or _source_wrap(src.crs) is not None:
+        return None
+    xs, ys = round(a / st.a), round(e / st.e)
+    if xs < 1 or ys < 1 or (resampling == Resampling.average and (xs, ys) != (1, 1)):
+        return None
+    h, w = shape
+    col0, row0 = (c - st.c) / st.a, (f - st.f) / st.e
+    col1, row1 = (c + w * a - st.c) / st.a, (f + h * e - st.f) / st.e
+    col, row = round(col0), round(row0)
+    miss = max(
+        abs(col0 - col), abs(row0 - row), abs(col1 - (col + w * xs)), abs(row1 - (row + h * ys))
+    )
+    # a bound of the rounding of the warp's own arithmetic (grid to coordinates to pixels)
+    reach = max(abs(c), abs(f), abs(c + w * a), abs(f + h * e), abs(st.c), abs(st.f))
+    rounding = 8 * sys.float_info.epsilon * (reach / min(abs(st.a), abs(st.e)) + w * xs + h * ys)
+    if not math.isfinite(miss) or miss + rounding > tolerance:
+        return None
+    return col, row, xs, ys
+
+
+def _read_aligned(
+    src: rasterio.DatasetReader,
+    shape: tuple[int, int],
+    step: tuple[int, int, int, int],
+    nodata: float | None,
+) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None:
+    """The source pixels ``_aligned_steps`` found, read as a window (every ``step``-th pixel):
+    (values, valid mask, output slices), None when no output pixel lies on the source."""
+    col, row, xs, ys = step
+    h, w = shape
+    i0, i1 = _taken(row, ys, h, src.height)
+    j0, j1 = _taken(col, xs, w, src.width)
+    if i0 >= i1 or j0 >= j1:
+        return None
+    r0, c0 = row + i0 * ys + ys // 2, col + j0 * xs + xs // 2
+    win = Window(c0, r0, (j1 - j0 - 1) * xs + 1, (i1 - i0 - 1) * ys + 1)
+    raw = src.read(1, window=win)[::ys, ::xs]
+    if nodata is not None:
+        return raw, _valid(raw, nodata), (slice(i0, i1), slice(j0, j1))
+    valid = src.read_masks(1, window=win)[::ys, ::xs] > 0
+    return raw, valid, (slice(i0, i1), slice(j0, j1))
+
+
+def _taken(first: int, step: int, n: int, size: int) -> tuple[int, int]:
+    """Output pixels [k0, k1) along one axis whose source pixel ``first + k * step + step // 2``
+    lies in [0, size)."""
+    mid = first + step // 2
+    k0 = max(0, -(mid // step)) if mid < 0 else 0
+    k1 = min(n, (size - 1 - mid) // step + 1) if size - 1 >= mid else 0
+    return k0, max(k0, k1)
 
 
 def _to_source_type(
@@ -766,8 +867,7 @@ def _read_source(
         warped = _read_warped(s.href, req, resampling, nodata, cfg)
         if warped is None:
             return None
-        raw, alpha = warped
-        where = (slice(0, req.shape[0]), slice(0, req.shape[1]))
+        raw, alpha, where = warped
     if alpha is not None:
         valid = alpha
     elif nodata is None:

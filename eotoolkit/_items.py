@@ -208,6 +208,39 @@ _SCALE_KEYS = ("scale", "offset", "raster:scale", "raster:offset")
 _NO_FIELDS: Mapping[str, Any] = {}
 
 
+#: Asset fields that, absent, leave an asset's raster metadata to its first raster band.
+_ASSET_RASTER_KEYS = frozenset({*_SCALE_KEYS, "nodata", "data_type", "bands"})
+
+
+def _asset_info_once(
+    fields: Mapping[str, Any], memo: dict[tuple, tuple]
+) -> tuple[float | None, str | None, float, float, bool, bool, int]:
+    """``_asset_info(fields)``, once per distinct first raster band (its keys, values and their
+    types) and band count, for assets whose own fields leave everything to that band (the
+    items of a collection repeat theirs)."""
+    rb = fields.get("raster:bands")
+    if (
+        type(rb) is list
+        and rb
+        and type(rb[0]) is dict
+        and fields.keys().isdisjoint(_ASSET_RASTER_KEYS)
+    ):
+        first = rb[0]
+        eo = fields.get("eo:bands")
+        try:
+            key = (
+                tuple(first.items()), tuple(map(type, first.values())), len(rb),
+                len(eo) if isinstance(eo, list) else 0,
+            )  # fmt: skip
+            return memo[key]
+        except KeyError:
+            memo[key] = info = _asset_info(fields)
+            return info
+        except TypeError:  # unhashable values
+            pass
+    return _asset_info(fields)
+
+
 def _asset_info(
     fields: Mapping[str, Any],
 ) -> tuple[float | None, str | None, float, float, bool, bool, int]:
@@ -485,6 +518,7 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
     ids: list[str] = [""] * n
     found_any = dict.fromkeys(bands, False)
     box_memo: dict[tuple, tuple[float, ...] | None] = {}
+    info_memo: dict[tuple, tuple] = {}
     for i, (iid, props, bbox, assets) in enumerate(parts):
         ids[i] = iid
         raw_times[i] = props.get("datetime") or props.get("start_datetime")
@@ -496,12 +530,15 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
         item_box: Any = _UNSET
         first = True
         for b in bands:
-            key = _resolve_band(b, assets, cache, keys)
+            cached: Any = cache.get((b, keys), _UNSET)
+            key = _resolve_band(b, assets, cache, keys) if cached is _UNSET else cached
             if key is None:
                 continue
             found_any[b] = True
             href, fields = assets[key]
-            nodata, dtype, scale, offset, declared, scale_declared, count = _asset_info(fields)
+            nodata, dtype, scale, offset, declared, scale_declared, count = _asset_info_once(
+                fields, info_memo
+            )
             if (
                 baseline is not None
                 and baseline >= 4.0

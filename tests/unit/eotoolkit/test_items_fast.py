@@ -86,3 +86,15 @@ def test_group_items_slots_and_their_times(groupby: str | None) -> None:
     assert [g.tolist() for g in groups] == [g.tolist() for g in expect]
     np.testing.assert_array_equal(times, np.asarray([table.times[g].min() for g in expect]))
     assert times.dtype == np.dtype("datetime64[ns]")
+
+
+_SHARED_MEMO: dict[tuple, tuple] = {}
+
+
+@settings(max_examples=400, deadline=None)
+@given(asset_fields())
+def test_asset_info_once_per_band_is_asset_info(fields: dict[str, Any]) -> None:
+    """One memo across all examples: a hit gives what the asset's own fields give."""
+    for _ in range(2):
+        got = _outcome(lambda f: _items._asset_info_once(f, _SHARED_MEMO), fields)
+        assert got == _outcome(_items._asset_info, fields)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from rasterio.io import MemoryFile
 
 import eotoolkit as eo
-from eotoolkit import _reader
+from eotoolkit import _reader, _warp
 
 from .helpers import item_dict
 
@@ -107,18 +107,18 @@ def test_aligned_read_is_the_warp(tmp_path_factory: Any, case: dict[str, Any]) -
     root = tmp_path_factory.mktemp("aligned")
     items = _items(case, root)
     taken: list[Any] = []
-    real = _reader._read_aligned
+    real = _warp._read_aligned
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         taken.append(args[2])
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_reader, "_read_aligned", counted)
+        mp.setattr(_warp, "_read_aligned", counted)
         got = _load(items, case)
     _reader.clear_cache()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_reader, "_aligned_steps", lambda *a, **k: None)
+        mp.setattr(_warp, "_aligned_steps", lambda *a, **k: None)
         want = _load(items, case)
     _reader.clear_cache()
     assert got.shape == want.shape
@@ -144,16 +144,15 @@ def test_a_grid_off_the_pixels_is_warped(tmp_path: Path) -> None:
     }  # fmt: skip
     items = _items(case, tmp_path)
     t = items[0]["assets"]["B04"]["proj:transform"]
-    assert _reader._aligned_steps is not None
     with rasterio.open(items[0]["assets"]["B04"]["href"]) as src:
         grid = (20.0, 0.0, t[2], 0.0, -20.0, t[5])
-        shift = _reader.TIE_SHIFT * 10
-        assert _reader._aligned_steps(src, grid, (20, 20), _reader.Resampling.nearest, shift)
+        shift = _warp.TIE_SHIFT * 10
+        assert _warp._aligned_steps(src, grid, (20, 20), _warp.Resampling.nearest, shift)
         half = (20.0, 0.0, t[2] + 5.0, 0.0, -20.0, t[5])
-        assert not _reader._aligned_steps(src, half, (20, 20), _reader.Resampling.nearest, shift)
+        assert not _warp._aligned_steps(src, half, (20, 20), _warp.Resampling.nearest, shift)
         odd = (15.0, 0.0, t[2], 0.0, -15.0, t[5])
-        assert not _reader._aligned_steps(src, odd, (20, 20), _reader.Resampling.nearest, shift)
+        assert not _warp._aligned_steps(src, odd, (20, 20), _warp.Resampling.nearest, shift)
         tiny = (20.0, 0.0, t[2] + 1e-5, 0.0, -20.0, t[5])  # a tie shift's size off
-        assert not _reader._aligned_steps(src, tiny, (20, 20), _reader.Resampling.nearest, shift)
-        assert not _reader._aligned_steps(src, grid, (20, 20), _reader.Resampling.bilinear, shift)
-        assert not _reader._aligned_steps(src, grid, (20, 20), _reader.Resampling.average, shift)
+        assert not _warp._aligned_steps(src, tiny, (20, 20), _warp.Resampling.nearest, shift)
+        assert not _warp._aligned_steps(src, grid, (20, 20), _warp.Resampling.bilinear, shift)
+        assert not _warp._aligned_steps(src, grid, (20, 20), _warp.Resampling.average, shift)

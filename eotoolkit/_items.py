@@ -516,7 +516,7 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
     boxes: list[Any] = [None] * n
     raw_times: list[Any] = [None] * n
     ids: list[str] = [""] * n
-    found_any = dict.fromkeys(bands, False)
+    per_band = [(b, sources[b], dtypes[b]) for b in bands]
     box_memo: dict[tuple, tuple[float, ...] | None] = {}
     info_memo: dict[tuple, tuple] = {}
     for i, (iid, props, bbox, assets) in enumerate(parts):
@@ -529,12 +529,11 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
         item_crs: Any = _UNSET  # the item's own proj fields, read once when an asset has none
         item_box: Any = _UNSET
         first = True
-        for b in bands:
+        for b, band_sources, band_dtypes in per_band:
             cached: Any = cache.get((b, keys), _UNSET)
             key = _resolve_band(b, assets, cache, keys) if cached is _UNSET else cached
             if key is None:
                 continue
-            found_any[b] = True
             href, fields = assets[key]
             nodata, dtype, scale, offset, declared, scale_declared, count = _asset_info_once(
                 fields, info_memo
@@ -565,17 +564,17 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
                 if item_box is _UNSET:
                     item_box = _bbox_in(props)
                 nb_src = item_box
-            sources[b][i] = Source(
+            band_sources[i] = Source(
                 href, nodata, scale, offset, asset_crs, nb_src, scale_declared, dtype
             )
-            dtypes[b][i] = dtype
+            band_dtypes[i] = dtype
             if resolution[b] is None:
                 resolution[b] = _resolution(fields, props)
             if common[b] is None:
                 common[b] = _common_name(fields)
             if first:  # the item's CRS and bounds: those of its first band
                 crs[i], native[i], first = asset_crs, nb_src, False
-    missing = [b for b in bands if not found_any[b]]
+    missing = [b for b in bands if all(s is None for s in sources[b])]
     if missing:
         raise BandNotFoundError(
             f"Band(s) {missing} not found in the items. Available bands (asset keys and eo "
@@ -625,6 +624,8 @@ def _lonlat_array(boxes: list[Any]) -> np.ndarray:
 def _check_uniform_scaling(band: str, srcs: list[Source | None], ids: list[str]) -> None:
     """Refuse a band whose items disagree on whether it is scaled: reflectances from items
     with raster:bands scale/offset and raw counts from items without would mix silently."""
+    if all(s is None or s.scale_declared for s in srcs):  # one pass when all declare it
+        return
     scaled = [
         i
         for i, s in enumerate(srcs)

@@ -554,16 +554,16 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
                     f"reads one band per asset. Ask for the single-band assets instead (e.g. "
                     f"'red', 'green', 'blue' rather than a true-colour 'visual' asset)."
                 )
+            nb_src = _asset_box(fields, box_memo)  # before the CRS, as errors were raised
+            if nb_src is None:
+                if item_box is _UNSET:
+                    item_box = _bbox_in(props)
+                nb_src = item_box
             asset_crs = _crs_in(fields)
             if asset_crs is None:
                 if item_crs is _UNSET:
                     item_crs = _crs_in(props)
                 asset_crs = item_crs
-            nb_src = _asset_box(fields, box_memo)
-            if nb_src is None:
-                if item_box is _UNSET:
-                    item_box = _bbox_in(props)
-                nb_src = item_box
             band_sources[i] = Source(
                 href, nodata, scale, offset, asset_crs, nb_src, scale_declared, dtype
             )

@@ -78,28 +78,76 @@ def _not_items(value: Any, why: str) -> InvalidParameterError:
 
 
 def _as_items(items: Any) -> list[Any]:
+    seq = _sequence(items)
+    for i, it in enumerate(seq):
+        if type(it) is dict and _plain_feature(it):
+            continue
+        _check_item(i, it)
+    return seq
+
+
+def _sequence(items: Any) -> list[Any]:
+    """The items as a list (a Catalog's and an ItemCollection's without further checks)."""
     if isinstance(items, pystac.Catalog):
         return list(items.get_items(recursive=True))
     if isinstance(items, pystac.ItemCollection):
         return list(items)
     if isinstance(items, str | bytes | PathLike) or not hasattr(items, "__iter__"):
         raise _not_items(items, f"got a {type(items).__name__}")
-    seq = [items] if isinstance(items, pystac.Item | Mapping) else list(items)
+    return [items] if isinstance(items, pystac.Item | Mapping) else list(items)
+
+
+def _check_item(i: int, it: Any) -> None:
+    """Refuse element ``i`` unless it is a pystac Item or a Feature mapping whose assets are
+    mappings with string hrefs."""
+    if isinstance(it, pystac.Item):
+        return
+    if not isinstance(it, Mapping):
+        raise _not_items(it, f"element {i} is a {type(it).__name__}")
+    if it.get("type") != "Feature" or not isinstance(it.get("assets"), Mapping):
+        raise _not_items(
+            it, f"element {i} is a mapping without type 'Feature' and an 'assets' mapping"
+        )
+    for key, asset in it["assets"].items():
+        if not isinstance(asset, Mapping) or not isinstance(asset.get("href"), str):
+            raise _not_items(it, f"asset {key!r} of element {i} has no 'href'")
+
+
+def _items_and_parts(items: Any) -> tuple[list[Any], list[tuple]]:
+    """``_as_items(items)`` and the ``_item_parts`` of each, a plain JSON item dict checked and
+    taken apart in one pass over its assets."""
+    seq = _sequence(items)
+    parts = []
     for i, it in enumerate(seq):
-        if type(it) is dict and _plain_feature(it):
-            continue
-        if isinstance(it, pystac.Item):
-            continue
-        if not isinstance(it, Mapping):
-            raise _not_items(it, f"element {i} is a {type(it).__name__}")
-        if it.get("type") != "Feature" or not isinstance(it.get("assets"), Mapping):
-            raise _not_items(
-                it, f"element {i} is a mapping without type 'Feature' and an 'assets' mapping"
-            )
-        for key, asset in it["assets"].items():
-            if not isinstance(asset, Mapping) or not isinstance(asset.get("href"), str):
-                raise _not_items(it, f"asset {key!r} of element {i} has no 'href'")
-    return seq
+        got = _plain_parts(it) if type(it) is dict else None
+        if got is None:
+            _check_item(i, it)
+            got = _item_parts(it)
+        parts.append(got)
+    return seq, parts
+
+
+def _plain_parts(item: dict) -> tuple[str, dict, Any, dict[str, tuple[str, dict]]] | None:
+    """``_item_parts`` of an item dict that is a Feature whose assets are dicts with string
+    hrefs; None for any other (checked and taken apart the general way)."""
+    raw = item.get("assets")
+    if item.get("type") != "Feature" or type(raw) is not dict:
+        return None
+    assets = {}
+    base: Any = _UNSET  # the self link, looked for when an href is relative
+    for k, v in raw.items():
+        if type(v) is not dict:
+            return None
+        href = v.get("href")
+        if type(href) is not str:
+            return None
+        if _relative(href):
+            if base is _UNSET:
+                base = _self_base(item)
+            if base is not None:
+                href = make_absolute_href(href, base)
+        assets[k] = (href, v)
+    return str(item.get("id")), item.get("properties") or {}, item.get("bbox"), assets
 
 
 def _plain_feature(item: dict) -> bool:
@@ -485,13 +533,12 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
 
     ``bands=None`` selects every raster asset of the first item.
     """
-    seq = _as_items(items)
+    seq, parts = _items_and_parts(items)
     if not seq:
         raise NoItemsError(
             "No items to load: the search or item list is empty. Widen the bbox, datetime or "
             "collections of the search, or check the catalog URL."
         )
-    parts = [_item_parts(it) for it in seq]
     if bands is None:
         bands = [
             k

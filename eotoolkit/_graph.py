@@ -8,6 +8,7 @@ import hashlib
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import dask.array as da
@@ -98,6 +99,15 @@ def _band_token(base: Any, band: str, srcs: list[Source | None], options: tuple)
     """``base`` extended with a band's sources and read options, as a hex digest."""
     h = base.copy()
     h.update(repr((band, options)).encode())
+    if srcs and None not in srcs:  # every item has the band: its fields read column by column
+        h.update("\0".join(map(attrgetter("href"), srcs)).encode())
+        columns = [
+            np.fromiter(map(attrgetter("scale"), srcs), np.float64, len(srcs)),
+            np.fromiter(map(attrgetter("offset"), srcs), np.float64, len(srcs)),
+            np.array(list(map(attrgetter("nodata"), srcs)), np.float64),  # None: NaN
+        ]
+        h.update(np.stack(columns, axis=1).tobytes())
+        return h.hexdigest()
     h.update("\0".join("\1" if s is None else s.href for s in srcs).encode())
     nan = float("nan")
     values = [

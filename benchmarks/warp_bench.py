@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=None)
     parser.add_argument("--target", default=TARGET, help="output CRS")
     args = parser.parse_args(argv)
-    from eotoolkit import _reader
+    from eotoolkit import _warp
 
     if args.tolerance is not None:
-        _reader.EXACT_TOLERANCE = args.tolerance
+        _warp.EXACT_TOLERANCE = args.tolerance
     items = tiles(args.size)
-    print(f"2 tiles of {args.size} px -> {args.target}, tolerance {_reader.EXACT_TOLERANCE}")
+    print(f"2 tiles of {args.size} px -> {args.target}, tolerance {_warp.EXACT_TOLERANCE}")
     for method in args.methods.split(","):
         run_once(items, method, args.target)
         times = [run_once(items, method, args.target) for _ in range(args.repeat)]

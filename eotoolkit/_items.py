@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
 from os import PathLike
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,15 +21,17 @@ from pystac.utils import make_absolute_href
 
 from .errors import BandNotFoundError, InvalidParameterError, MixedDtypeError, NoItemsError
 
+_UNSET = object()
+
 #: Sentinel-2 bottom-of-atmosphere reflectance bands (asset keys and common names).
 S2_REFLECTANCE = re.compile(
     r"^(B(0?[1-9]|1[0-2]|8A)|coastal|blue|green|red|rededge\d*|nir\d*|swir\d*)$", re.IGNORECASE
 )
 
 
-@dataclass(frozen=True)
-class Source:
-    """How to read one band of one item."""
+class Source(NamedTuple):
+    """How to read one band of one item (a named tuple: a lazy load makes one per item and
+    band, and a tuple is made several times faster than a frozen dataclass)."""
 
     href: str
     nodata: float | None
@@ -74,31 +78,93 @@ def _not_items(value: Any, why: str) -> InvalidParameterError:
 
 
 def _as_items(items: Any) -> list[Any]:
+    seq = _sequence(items)
+    for i, it in enumerate(seq):
+        if type(it) is dict and _plain_feature(it):
+            continue
+        _check_item(i, it)
+    return seq
+
+
+def _sequence(items: Any) -> list[Any]:
+    """The items as a list (a Catalog's and an ItemCollection's without further checks)."""
     if isinstance(items, pystac.Catalog):
         return list(items.get_items(recursive=True))
     if isinstance(items, pystac.ItemCollection):
         return list(items)
     if isinstance(items, str | bytes | PathLike) or not hasattr(items, "__iter__"):
         raise _not_items(items, f"got a {type(items).__name__}")
-    seq = [items] if isinstance(items, pystac.Item | Mapping) else list(items)
+    return [items] if isinstance(items, pystac.Item | Mapping) else list(items)
+
+
+def _check_item(i: int, it: Any) -> None:
+    """Refuse element ``i`` unless it is a pystac Item or a Feature mapping whose assets are
+    mappings with string hrefs."""
+    if isinstance(it, pystac.Item):
+        return
+    if not isinstance(it, Mapping):
+        raise _not_items(it, f"element {i} is a {type(it).__name__}")
+    if it.get("type") != "Feature" or not isinstance(it.get("assets"), Mapping):
+        raise _not_items(
+            it, f"element {i} is a mapping without type 'Feature' and an 'assets' mapping"
+        )
+    for key, asset in it["assets"].items():
+        if not isinstance(asset, Mapping) or not isinstance(asset.get("href"), str):
+            raise _not_items(it, f"asset {key!r} of element {i} has no 'href'")
+
+
+def _items_and_parts(items: Any) -> tuple[list[Any], list[tuple]]:
+    """``_as_items(items)`` and the ``_item_parts`` of each, a plain JSON item dict checked and
+    taken apart in one pass over its assets."""
+    seq = _sequence(items)
+    parts = []
     for i, it in enumerate(seq):
-        if isinstance(it, pystac.Item):
-            continue
-        if not isinstance(it, Mapping):
-            raise _not_items(it, f"element {i} is a {type(it).__name__}")
-        if it.get("type") != "Feature" or not isinstance(it.get("assets"), Mapping):
-            raise _not_items(
-                it, f"element {i} is a mapping without type 'Feature' and an 'assets' mapping"
-            )
-        for key, asset in it["assets"].items():
-            if not isinstance(asset, Mapping) or not isinstance(asset.get("href"), str):
-                raise _not_items(it, f"asset {key!r} of element {i} has no 'href'")
-    return seq
+        got = _plain_parts(it) if type(it) is dict else None
+        if got is None:
+            _check_item(i, it)
+            got = _item_parts(it)
+        parts.append(got)
+    return seq, parts
+
+
+def _plain_parts(item: dict) -> tuple[str, dict, Any, dict[str, tuple[str, dict]]] | None:
+    """``_item_parts`` of an item dict that is a Feature whose assets are dicts with string
+    hrefs; None for any other (checked and taken apart the general way)."""
+    raw = item.get("assets")
+    if item.get("type") != "Feature" or type(raw) is not dict:
+        return None
+    assets = {}
+    base: Any = _UNSET  # the self link, looked for when an href is relative
+    for k, v in raw.items():
+        if type(v) is not dict:
+            return None
+        href = v.get("href")
+        if type(href) is not str:
+            return None
+        if _relative(href):
+            if base is _UNSET:
+                base = _self_base(item)
+            if base is not None:
+                href = make_absolute_href(href, base)
+        assets[k] = (href, v)
+    return str(item.get("id")), item.get("properties") or {}, item.get("bbox"), assets
+
+
+def _plain_feature(item: dict) -> bool:
+    """Whether an item dict is a Feature whose assets are dicts with string hrefs (what
+    ``_as_items`` checks, without the abstract type checks, for the usual JSON dicts)."""
+    assets = item.get("assets")
+    if item.get("type") != "Feature" or type(assets) is not dict:
+        return False
+    for asset in assets.values():
+        if type(asset) is not dict or type(asset.get("href")) is not str:
+            return False
+    return True
 
 
 def _item_parts(item: Any) -> tuple[str, dict, Any, dict[str, tuple[str, dict]]]:
     """(id, properties, bbox, {asset key: (absolute href, asset fields)})."""
-    if isinstance(item, pystac.Item):
+    if type(item) is not dict and isinstance(item, pystac.Item):
         assets: dict[str, tuple[str, dict]] = {}
         for key, asset in item.assets.items():
             href = asset.href
@@ -106,22 +172,26 @@ def _item_parts(item: Any) -> tuple[str, dict, Any, dict[str, tuple[str, dict]]]
                 href = asset.get_absolute_href() or href
             assets[key] = (href, asset.extra_fields)
         return item.id, item.properties, item.bbox, assets
-    self_href = next(
-        (
-            link.get("href")
-            for link in item.get("links") or ()
-            if isinstance(link, Mapping) and link.get("rel") == "self"
-        ),
-        None,
-    )
     assets = {}
+    base: Any = _UNSET  # the self link, looked for when an href is relative
     for k, v in item.get("assets", {}).items():
         href = v["href"]
-        if _relative(href) and isinstance(self_href, str) and not _relative(self_href):
-            href = make_absolute_href(href, self_href)
+        if _relative(href):
+            if base is _UNSET:
+                base = _self_base(item)
+            if base is not None:
+                href = make_absolute_href(href, base)
         assets[k] = (href, v)
-    props = dict(item.get("properties") or {})
-    return str(item.get("id")), props, item.get("bbox"), assets
+    return str(item.get("id")), item.get("properties") or {}, item.get("bbox"), assets
+
+
+def _self_base(item: Mapping[str, Any]) -> str | None:
+    """The item's absolute 'self' link, which relative asset hrefs are resolved against."""
+    for link in item.get("links") or ():
+        if isinstance(link, Mapping) and link.get("rel") == "self":
+            href = link.get("href")
+            return href if isinstance(href, str) and not _relative(href) else None
+    return None
 
 
 def _relative(href: str) -> bool:
@@ -182,17 +252,113 @@ def _declares_scale(fields: Mapping[str, Any]) -> bool:
     return False
 
 
+_SCALE_KEYS = ("scale", "offset", "raster:scale", "raster:offset")
+_NO_FIELDS: Mapping[str, Any] = {}
+
+
+#: Asset fields that, absent, leave an asset's raster metadata to its first raster band.
+_ASSET_RASTER_KEYS = frozenset({*_SCALE_KEYS, "nodata", "data_type", "bands"})
+
+
+def _asset_info_once(
+    fields: Mapping[str, Any], memo: dict[tuple, tuple]
+) -> tuple[float | None, str | None, float, float, bool, bool, int]:
+    """``_asset_info(fields)``, once per distinct first raster band (its keys, values and their
+    types) and band count, for assets whose own fields leave everything to that band (the
+    items of a collection repeat theirs)."""
+    rb = fields.get("raster:bands")
+    if (
+        type(rb) is list
+        and rb
+        and type(rb[0]) is dict
+        and fields.keys().isdisjoint(_ASSET_RASTER_KEYS)
+    ):
+        first = rb[0]
+        eo = fields.get("eo:bands")
+        try:
+            key = (
+                tuple(first.items()), tuple(map(type, first.values())), len(rb),
+                len(eo) if isinstance(eo, list) else 0,
+            )  # fmt: skip
+            return memo[key]
+        except KeyError:
+            memo[key] = info = _asset_info(fields)
+            return info
+        except TypeError:  # unhashable values
+            pass
+    return _asset_info(fields)
+
+
+def _asset_info(
+    fields: Mapping[str, Any],
+) -> tuple[float | None, str | None, float, float, bool, bool, int]:
+    """(nodata, data_type, scale, offset, offset_declared, scale_declared, band count) of an
+    asset: ``_raster_info``, ``_declares_scale`` and ``_band_count`` in one pass when its band
+    lists are lists of dicts (or absent), those functions themselves otherwise."""
+    get = fields.get
+    rb, bands = get("raster:bands"), get("bands")
+    if (rb is not None and (type(rb) is not list or (rb and type(rb[0]) is not dict))) or (
+        bands is not None and (type(bands) is not list or (bands and type(bands[0]) is not dict))
+    ):
+        nodata, dtype, scale, offset, declared = _raster_info(fields)
+        scale_declared = declared or _declares_scale(fields)
+        return nodata, dtype, scale, offset, declared, scale_declared, _band_count(fields)
+    # the first band's fields over the asset's, as _raster_info merges them
+    first: Mapping[str, Any] = rb[0] if rb else bands[0] if bands else _NO_FIELDS
+    nodata = first["nodata"] if "nodata" in first else get("nodata")
+    dtype = first["data_type"] if "data_type" in first else get("data_type")
+    if "scale" in first:
+        scale = first["scale"]
+    elif "scale" in fields:
+        scale = fields["scale"]
+    else:
+        scale = first.get("raster:scale", get("raster:scale"))
+    if "offset" in first:
+        offset = first["offset"]
+    elif "offset" in fields:
+        offset = fields["offset"]
+    else:
+        offset = first.get("raster:offset", get("raster:offset"))
+    declared = offset is not None and float(offset) != 0.0
+    scale_declared = (
+        declared
+        or not fields.keys().isdisjoint(_SCALE_KEYS)
+        or bool(rb and not rb[0].keys().isdisjoint(_SCALE_KEYS))
+        or bool(bands and not bands[0].keys().isdisjoint(_SCALE_KEYS))
+    )
+    eo = get("eo:bands")
+    count = max(
+        len(rb) if isinstance(rb, list) else 0,
+        len(eo) if isinstance(eo, list) else 0,
+        len(bands) if isinstance(bands, list) else 0,
+    )
+    return (
+        None if nodata is None else float(nodata),
+        None if dtype is None else str(dtype),
+        1.0 if scale is None else float(scale),
+        0.0 if offset is None else float(offset),
+        declared,
+        scale_declared,
+        count,
+    )
+
+
 def _crs_of(fields: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
-    for src in (fields, props):
-        code = src.get("proj:code")
-        if code:
-            return str(code)
-        epsg = src.get("proj:epsg")
-        if epsg:
-            return _epsg(epsg)
-        wkt = src.get("proj:wkt2")
-        if wkt:
-            return str(wkt)
+    crs = _crs_in(fields)
+    return crs if crs is not None else _crs_in(props)
+
+
+def _crs_in(src: Mapping[str, Any]) -> str | None:
+    """The CRS ``proj:code``, ``proj:epsg`` or ``proj:wkt2`` of one object (asset or item)."""
+    code = src.get("proj:code")
+    if code:
+        return str(code)
+    epsg = src.get("proj:epsg")
+    if epsg:
+        return _epsg(epsg)
+    wkt = src.get("proj:wkt2")
+    if wkt:
+        return str(wkt)
     return None
 
 
@@ -231,18 +397,43 @@ def _band_names(fields: Mapping[str, Any]) -> list[str]:
 
 
 def _native_bbox(fields: Mapping[str, Any], props: Mapping[str, Any]) -> tuple[float, ...] | None:
-    for src in (fields, props):
-        transform = src.get("proj:transform")
-        shape = src.get("proj:shape")
-        if transform and shape:
-            a, _, c, _, e, f = (float(v) for v in transform[:6])
-            h, w = int(shape[0]), int(shape[1])
-            xs, ys = (c, c + a * w), (f, f + e * h)
-            return (min(xs), min(ys), max(xs), max(ys))
-        bbox = src.get("proj:bbox")
-        if bbox:
-            corners = [*bbox[:2], *bbox[3:5]] if len(bbox) == 6 else bbox[:4]  # 3-D: z dropped
-            return tuple(float(v) for v in corners)
+    box = _bbox_in(fields)
+    return box if box is not None else _bbox_in(props)
+
+
+def _asset_box(
+    fields: Mapping[str, Any], memo: dict[tuple, tuple[float, ...] | None]
+) -> tuple[float, ...] | None:
+    """``_bbox_in(fields)``, computed once per distinct ``proj:transform`` and ``proj:shape``
+    (the items of one tile share their grid)."""
+    transform, shape = fields.get("proj:transform"), fields.get("proj:shape")
+    if type(transform) is not list or type(shape) is not list or "proj:bbox" in fields:
+        return _bbox_in(fields)
+    try:
+        key = (tuple(transform), tuple(shape))
+        box = memo[key]
+    except KeyError:
+        box = memo[key] = _bbox_in(fields)
+    except TypeError:  # unhashable values
+        return _bbox_in(fields)
+    return box
+
+
+def _bbox_in(src: Mapping[str, Any]) -> tuple[float, ...] | None:
+    """The bounds in its CRS from ``proj:transform`` and ``proj:shape``, else ``proj:bbox``, of
+    one object (asset or item)."""
+    transform = src.get("proj:transform")
+    shape = src.get("proj:shape")
+    if transform and shape:
+        a, b, c, d, e, f = transform[:6]
+        a, _, c, _, e, f = float(a), float(b), float(c), float(d), float(e), float(f)
+        h, w = int(shape[0]), int(shape[1])
+        x0, x1, y0, y1 = c, c + a * w, f, f + e * h
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    bbox = src.get("proj:bbox")
+    if bbox:
+        corners = [*bbox[:2], *bbox[3:5]] if len(bbox) == 6 else bbox[:4]  # 3-D: z dropped
+        return tuple(float(v) for v in corners)
     return None
 
 
@@ -283,16 +474,30 @@ def _baseline(props: Mapping[str, Any]) -> float | None:
     value = props.get("s2:processing_baseline")
     if value is None:
         return None
+    if type(value) is str:
+        return _baseline_of(value)
     try:
         return float(value)
     except (TypeError, ValueError):
         return None
 
 
+@lru_cache(maxsize=256)
+def _baseline_of(text: str) -> float | None:
+    """A processing baseline such as "05.10" as a number (once per distinct text)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _resolve_band(
-    band: str, assets: Mapping[str, tuple[str, dict]], cache: dict[tuple, str | None]
+    band: str,
+    assets: Mapping[str, tuple[str, dict]],
+    cache: dict[tuple, str | None],
+    keys: tuple[str, ...] | None = None,
 ) -> str | None:
-    keys = tuple(assets)
+    keys = tuple(assets) if keys is None else keys
     ck = (band, keys)
     if ck not in cache:
         if band in assets:
@@ -328,13 +533,12 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
 
     ``bands=None`` selects every raster asset of the first item.
     """
-    seq = _as_items(items)
+    seq, parts = _items_and_parts(items)
     if not seq:
         raise NoItemsError(
             "No items to load: the search or item list is empty. Widen the bbox, datetime or "
             "collections of the search, or check the catalog URL."
         )
-    parts = [_item_parts(it) for it in seq]
     if bands is None:
         bands = [
             k
@@ -355,28 +559,32 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
     resolution: dict[str, float | None] = dict.fromkeys(bands)
     common: dict[str, str | None] = dict.fromkeys(bands)
     crs: list[str | None] = [None] * n
-    native = np.full((n, 4), np.nan)
-    lonlat = np.full((n, 4), np.nan)
+    native: list[tuple[float, ...] | None] = [None] * n
+    boxes: list[Any] = [None] * n
     raw_times: list[Any] = [None] * n
     ids: list[str] = [""] * n
-    found_any = dict.fromkeys(bands, False)
+    per_band = [(b, sources[b], dtypes[b]) for b in bands]
+    box_memo: dict[tuple, tuple[float, ...] | None] = {}
+    info_memo: dict[tuple, tuple] = {}
     for i, (iid, props, bbox, assets) in enumerate(parts):
         ids[i] = iid
         raw_times[i] = props.get("datetime") or props.get("start_datetime")
         if bbox:
-            lonlat[i] = bbox[:2] + bbox[-3:-1] if len(bbox) == 6 else bbox[:4]
-            if lonlat[i, 0] > lonlat[i, 2]:  # crosses the antimeridian: east above 180
-                lonlat[i, 2] += 360.0
+            boxes[i] = bbox[:2] + bbox[-3:-1] if len(bbox) == 6 else bbox[:4]
         baseline = _baseline(props)
-        first_key: str | None = None
-        for b in bands:
-            key = _resolve_band(b, assets, cache)
+        keys = tuple(assets)
+        item_crs: Any = _UNSET  # the item's own proj fields, read once when an asset has none
+        item_box: Any = _UNSET
+        first = True
+        for b, band_sources, band_dtypes in per_band:
+            cached: Any = cache.get((b, keys), _UNSET)
+            key = _resolve_band(b, assets, cache, keys) if cached is _UNSET else cached
             if key is None:
                 continue
-            found_any[b] = True
             href, fields = assets[key]
-            nodata, dtype, scale, offset, declared = _raster_info(fields)
-            scale_declared = declared or _declares_scale(fields)
+            nodata, dtype, scale, offset, declared, scale_declared, count = _asset_info_once(
+                fields, info_memo
+            )
             if (
                 baseline is not None
                 and baseline >= 4.0
@@ -384,32 +592,36 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
                 and _is_reflectance(key, fields)
             ):
                 offset = -1000.0 * scale
-            _check_absolute(iid, key, href)
-            if _band_count(fields) > 1:
+            if "://" not in href and not href.startswith("/"):
+                _check_absolute(iid, key, href)
+            if count > 1:
                 raise InvalidParameterError(
                     f"bands={b!r}: asset {key!r} of item {iid!r} holds "
-                    f"{_band_count(fields)} bands ({', '.join(_band_names(fields))}) and load "
+                    f"{count} bands ({', '.join(_band_names(fields))}) and load "
                     f"reads one band per asset. Ask for the single-band assets instead (e.g. "
                     f"'red', 'green', 'blue' rather than a true-colour 'visual' asset)."
                 )
-            nb_src = _native_bbox(fields, props)
-            sources[b][i] = Source(
-                href, nodata, scale, offset, _crs_of(fields, props), nb_src, scale_declared, dtype
+            nb_src = _asset_box(fields, box_memo)  # before the CRS, as errors were raised
+            if nb_src is None:
+                if item_box is _UNSET:
+                    item_box = _bbox_in(props)
+                nb_src = item_box
+            asset_crs = _crs_in(fields)
+            if asset_crs is None:
+                if item_crs is _UNSET:
+                    item_crs = _crs_in(props)
+                asset_crs = item_crs
+            band_sources[i] = Source(
+                href, nodata, scale, offset, asset_crs, nb_src, scale_declared, dtype
             )
-            dtypes[b][i] = dtype
+            band_dtypes[i] = dtype
             if resolution[b] is None:
                 resolution[b] = _resolution(fields, props)
             if common[b] is None:
                 common[b] = _common_name(fields)
-            if first_key is None:
-                first_key = key
-        if first_key is not None:
-            fields = assets[first_key][1]
-            crs[i] = _crs_of(fields, props)
-            nb = _native_bbox(fields, props)
-            if nb is not None:
-                native[i] = nb
-    missing = [b for b in bands if not found_any[b]]
+            if first:  # the item's CRS and bounds: those of its first band
+                crs[i], native[i], first = asset_crs, nb_src, False
+    missing = [b for b in bands if all(s is None for s in sources[b])]
     if missing:
         raise BandNotFoundError(
             f"Band(s) {missing} not found in the items. Available bands (asset keys and eo "
@@ -423,8 +635,8 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
             ids=ids,
             times=times.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"),
             crs=crs,
-            native_bbox=native,
-            lonlat_bbox=lonlat,
+            native_bbox=_box_array(native),
+            lonlat_bbox=_lonlat_array(boxes),
             sources=sources,
             dtypes=dtypes,
             resolution=resolution,
@@ -434,9 +646,33 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
     )
 
 
+def _box_array(boxes: list[Any]) -> np.ndarray:
+    """(N, 4) float array of per-item boxes, NaN where an item has none."""
+    out = np.full((len(boxes), 4), np.nan)
+    have = [i for i, b in enumerate(boxes) if b is not None]
+    if not have:
+        return out
+    rows = boxes if len(have) == len(boxes) else [boxes[i] for i in have]
+    if sum(map(len, rows)) == 4 * len(rows):  # four numbers each: read in one pass
+        out[have] = np.fromiter(chain.from_iterable(rows), float, 4 * len(rows)).reshape(-1, 4)
+    else:
+        out[have] = np.asarray(rows, dtype=float)
+    return out
+
+
+def _lonlat_array(boxes: list[Any]) -> np.ndarray:
+    """The items' lon/lat bboxes; one across the antimeridian with its east above 180."""
+    out = _box_array(boxes)
+    across = out[:, 0] > out[:, 2]
+    out[across, 2] += 360.0
+    return out
+
+
 def _check_uniform_scaling(band: str, srcs: list[Source | None], ids: list[str]) -> None:
     """Refuse a band whose items disagree on whether it is scaled: reflectances from items
     with raster:bands scale/offset and raw counts from items without would mix silently."""
+    if all(s is None or s.scale_declared for s in srcs):  # one pass when all declare it
+        return
     scaled = [
         i
         for i, s in enumerate(srcs)
@@ -456,7 +692,17 @@ def _check_uniform_scaling(band: str, srcs: list[Source | None], ids: list[str])
 
 
 def _parse_times(ids: list[str], raw: list[Any]) -> pd.Series:
-    """The items' times as a UTC series; an item without a usable time is refused by name."""
+    """The items' times as a UTC series; an item without a usable time is refused by name.
+
+    Parsed as one array (the same ISO 8601 parser as for one value); when that fails or leaves
+    a time out, item by item, so that the error names the first item without a usable time."""
+    if all(isinstance(v, str) for v in raw):
+        try:
+            times = pd.to_datetime(pd.Series(raw, dtype=object), utc=True, format="ISO8601")
+        except (ValueError, TypeError, OverflowError):
+            times = None
+        if times is not None and not times.isna().any():
+            return times
     out = []
     for iid, value in zip(ids, raw, strict=True):
         try:
@@ -479,8 +725,16 @@ def _looks_raster(href: str, fields: Mapping[str, Any]) -> bool:
 
 
 def _is_reflectance(key: str, fields: Mapping[str, Any]) -> bool:
+    if _reflectance_name(key):
+        return True
     common = _common_name(fields)
-    return bool(S2_REFLECTANCE.match(key) or (common and S2_REFLECTANCE.match(common)))
+    return bool(common) and _reflectance_name(str(common))
+
+
+@lru_cache(maxsize=1024)
+def _reflectance_name(name: str) -> bool:
+    """Whether an asset key or common name is a Sentinel-2 reflectance band (once per name)."""
+    return bool(S2_REFLECTANCE.match(name))
 
 
 def band_dtype(table: ItemTable, band: str) -> str | None:

@@ -30,9 +30,12 @@ def test_the_dashboard_link_on_a_distributed_client() -> None:
     from distributed import Client, LocalCluster
 
     console, out = _console()
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         with eotoolkit.progress(console):
             assert int(da.from_array(np.arange(10), chunks=5).sum().compute()) == 45
         text = out.getvalue()

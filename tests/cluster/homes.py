@@ -11,11 +11,11 @@ Two rules:
   run directories (which are removed), is a defect, except the tools' own first-start state:
   Jupyter's, IPython's, pip's, npm's and HTCondor's folders, other programs' folders in
   ``~/.config``, and the files that ``dask.config.ensure_file`` writes when a package is first
-  imported (for example dask-labextension's ``~/.config/dask/labextension.yaml``: a
-  commented-out copy of a YAML file the package ships). Those are recognised by content, not by name: a file in ``~/.config/dask`` is the tool's own
-  only when ``ensure_file`` of a same-named YAML file shipped in the cluster's environment
-  produces exactly its bytes. What the launcher writes there (``eohpc-<platform>.yaml``) is
-  never such a copy, so it is still checked.
+  imported (for example dask-labextension's ``~/.config/dask/labextension.yaml``: a commented-
+  out copy of a YAML file the package ships). Those are recognised by content, not by name: a
+  file in ``~/.config/dask`` is the tool's own only when ``ensure_file`` of a same-named YAML
+  file shipped in the cluster's environment produces exactly its bytes. What the launcher writes
+  there (``eohpc-<platform>.yaml``) is never such a copy, so it is still checked.
 """
 
 from __future__ import annotations

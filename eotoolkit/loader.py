@@ -63,13 +63,19 @@ def group_items(table: ItemTable, groupby: str | None) -> tuple[np.ndarray, list
         keys = times
     else:
         keys = pd.DatetimeIndex(times).floor(groupby).to_numpy()
+    if len(keys) > 1 and (keys[order][1:] < keys[order][:-1]).any():
+        # slot keys not in time order (local solar days of items far apart in longitude):
+        # by slot, then by time within a slot (the mosaic order)
+        order = np.lexsort((times, keys))
     skeys = keys[order]
     uniq, starts = np.unique(skeys, return_index=True)
     bounds = [*starts.tolist(), len(order)]
     groups = [order[bounds[k] : bounds[k + 1]] for k in range(len(uniq))]
-    if len(starts) and (np.diff(starts) > 0).all():  # the slots in time order: one pass
-        return np.minimum.reduceat(times[order], starts), groups
-    return np.asarray([times[g].min() for g in groups]), groups
+    slot_times = np.minimum.reduceat(times[order], starts) if len(starts) else times[:0]
+    if (np.diff(slot_times) >= np.timedelta64(0)).all():  # the slots in time order
+        return slot_times, groups
+    by_time = np.argsort(slot_times, kind="stable")
+    return slot_times[by_time], [groups[k] for k in by_time]
 
 
 def _output_type(table: ItemTable, band: str, dtype: Any) -> tuple[str, float, bool]:

@@ -98,3 +98,24 @@ def test_asset_info_once_per_band_is_asset_info(fields: dict[str, Any]) -> None:
     for _ in range(2):
         got = _outcome(lambda f: _items._asset_info_once(f, _SHARED_MEMO), fields)
         assert got == _outcome(_items._asset_info, fields)
+
+
+def test_solar_days_not_in_utc_order_are_grouped_each_in_time_order() -> None:
+    """Items far apart in longitude: a later UTC time can fall on an earlier local day. Each
+    slot holds its own items (mosaic in time order); slots are in time order."""
+    from types import SimpleNamespace
+
+    from eotoolkit.loader import group_items
+
+    times = np.array(
+        ["2024-03-01T09:00", "2024-03-01T09:30", "2024-03-01T09:05", "2024-03-02T09:00"],
+        dtype="datetime64[ns]",
+    )
+    # lon 150 (local = UTC + 10 h: March 1), lon -170 (UTC - 11 h 20: February 29)
+    bbox = np.array(
+        [[149.5, -30, 150.5, -29], [-170.5, -15, -169.5, -14], [149.6, -31, 150.6, -30],
+         [149.5, -30, 150.5, -29]]
+    )  # fmt: skip
+    slots, groups = group_items(SimpleNamespace(times=times, lonlat_bbox=bbox), "solar_day")
+    assert [g.tolist() for g in groups] == [[0, 2], [1], [3]]
+    assert slots.tolist() == times[[0, 1, 3]].tolist()

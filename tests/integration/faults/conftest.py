@@ -36,6 +36,10 @@ def faults(clean_netns_queue: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
     return launcher
 
 
+#: The launcher's line for a job it submitted (a -v traceback may quote other text).
+SUBMITTED = re.compile(r"(?m)^submitted (batch )?job ")
+
+
 def job_ids(text: str) -> list[str]:
     """The job ids the launcher said it submitted."""
     return JOB_RE.findall(text)

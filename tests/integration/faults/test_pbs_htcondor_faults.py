@@ -41,6 +41,7 @@ import pytest
 
 from tests.cluster.rig import pid_alive
 from tests.integration.faults.conftest import (
+    SUBMITTED,
     ended_records,
     live_states,
     read_until,
@@ -149,7 +150,7 @@ def refused_before_submitting(site: OtherLauncher, *args: str) -> tuple[str, flo
     assert seconds < 10, seconds
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert "submitted" not in result.stderr and live_states(site) == []
+    assert not SUBMITTED.search(result.stderr) and live_states(site) == []
     assert site.queue() == "" and newest_job(site) == before, (before, newest_job(site))
     return lines[0], seconds
 
@@ -339,7 +340,7 @@ def test_stale_user_dask_config_queue_is_named_before_submitting(
     assert "queues there: workq" in result.stderr
     assert f"'queue' in {remote} on the cluster" in result.stderr
     assert f"queue: 'oldq'  <- {remote}" in result.stderr  # -v shows the merged values
-    assert "submitted" not in result.stderr
+    assert not SUBMITTED.search(result.stderr)
     assert live_states(site) == []
     print(f"stale Dask file on pbs: {seconds:.1f} s")
 
@@ -401,7 +402,7 @@ def test_pbs_disabled_queue_refuses_the_submission(pbs_site: OtherLauncher) -> N
     assert result.returncode == 4, (result.stdout, result.stderr)
     assert seconds < 15, seconds
     assert "qsub rejected the job: qsub: Queue is not enabled" in result.stderr, result.stderr
-    assert "submitted" not in result.stderr and live_states(site) == []
+    assert not SUBMITTED.search(result.stderr) and live_states(site) == []
     print(f"disabled queue on pbs: {seconds:.1f} s")
 
 

@@ -192,10 +192,14 @@ def build_digest() -> str:
     digest = hashlib.sha256()
     files: dict[str, Path] = {}
     for name in BUILD_PACKAGES:
-        spec = find_spec(name)  # locates the package without running it (eotoolkit is heavy)
-        if spec is None or not spec.submodule_search_locations:
-            raise InstallError(f"package {name} is not importable here")
-        root = Path(next(iter(spec.submodule_search_locations)))
+        tree = source_tree()
+        if tree is not None and name == "launcher.platforms":  # run from a checkout
+            root = tree / "config" / "platforms"
+        else:
+            spec = find_spec(name)  # locates the package without running it (eotoolkit)
+            if spec is None or not spec.submodule_search_locations:
+                raise InstallError(f"package {name} is not importable here")
+            root = Path(next(iter(spec.submodule_search_locations)))
         prefix = name.replace(".", "/")
         nested = {n.rpartition(".")[2] for n in BUILD_PACKAGES if n.startswith(f"{name}.")}
         for path in sorted(root.rglob("*")):

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import io
 import json
+import logging
 import secrets
 import shlex
 import tarfile
@@ -67,6 +68,7 @@ RUNS_DIR = ".eohpc/runs"
 #: How often a lost connection to the login node is retried (for RECONNECT_SECONDS).
 RECONNECT_RETRY_SECONDS = 2.0
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def private_tar(files: Mapping[str, str]) -> bytes:
@@ -469,10 +471,12 @@ class RemoteSite:
         """Cancel the job and remove its token file on the cluster.
 
         Cancelling sends SIGTERM to the job's processes: a session scheduler then cancels its
-        worker jobs, a batch job's driver its workers.
+        worker jobs, a batch job's driver its workers. A connection broken when the cancel is
+        sent (Ctrl-C can land in the middle of a status query and leave the SSH transport
+        half-written) is reopened and the cancel sent again, so that no job is left behind.
         """
         try:
-            self.batch.cancel(state.job_id)
+            self.persist(lambda: self.batch.cancel(state.job_id), log.warning)
         finally:
             with contextlib.suppress(LauncherError):
                 self.link.run(f"rm -f {shlex.quote(state.run_dir)}/{JUPYTER_CONFIG_NAME}")

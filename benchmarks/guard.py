@@ -171,12 +171,18 @@ def resolve_base(ref: str | None) -> tuple[str, str]:
         sys.exit(f"guard: {ref!r} is not a commit")
 
 
+PACKAGES = ("eotoolkit", "launcher", "eoshared")
+
+
 def extract(sha: str, into: Path) -> Path:
-    """The base's ``eotoolkit/`` and ``launcher/`` under ``into``."""
+    """The base's packages (``eotoolkit/``, ``launcher/`` and ``eoshared/`` where it has it)
+    under ``into``."""
     into.mkdir(parents=True)
-    tar = subprocess.run(
-        ["git", "archive", sha, "eotoolkit", "launcher"], capture_output=True, check=True
-    ).stdout
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", sha], capture_output=True, text=True, check=True
+    ).stdout.split()
+    packages = [name for name in PACKAGES if name in listed]
+    tar = subprocess.run(["git", "archive", sha, *packages], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
     return into
 

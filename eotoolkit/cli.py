@@ -33,7 +33,7 @@ def _scheduler_named(address: str | None, console: Console) -> bool:
     """Whether a scheduler to compute on is named: ``address``, Dask's ``scheduler-address``
     config (``DASK_SCHEDULER_ADDRESS``) or a session scheduler file whose scheduler answers,
     the first three choices of :func:`eotoolkit.cluster.get_client`."""
-    from launcher.scheduler.serve import answers
+    from eoshared.scheduler.serve import answers
 
     from .cluster import read_scheduler_file, scheduler_file_path
 
@@ -58,7 +58,7 @@ def _scheduler_named(address: str | None, console: Console) -> bool:
 
 def _check_scheduler(address: str) -> None:
     """Refuse a scheduler address nothing answers at."""
-    from launcher.scheduler.serve import answers
+    from eoshared.scheduler.serve import answers
 
     from .errors import InvalidParameterError
 
@@ -119,8 +119,7 @@ def _run_scenes(args: argparse.Namespace, recipe: Any, console: Console) -> int:
     a failure is recorded and the run goes on. Prints the report; 0 only when all are done."""
     import json
 
-    from launcher import ledger
-
+    from eoshared import ledger
     from .recipe import for_scene
 
     book = ledger.Ledger(recipe.ledger)

@@ -30,8 +30,8 @@ SIGINT handler, so Ctrl-C and Jupyter's interrupt still raise KeyboardInterrupt.
 Session scheduler
 -----------------
 ``python -m eotoolkit.cluster serve`` runs the long-lived session scheduler of
-:mod:`launcher.scheduler.serve`; the scheduler file it publishes, its location and format are
-defined once in :mod:`launcher.scheduler.contract` (re-exported here). On the laptop, after
+:mod:`eoshared.scheduler.serve`; the scheduler file it publishes, its location and format are
+defined once in :mod:`eoshared.scheduler.contract` (re-exported here). On the laptop, after
 forwarding the scheduler's port and copying its directory, :func:`connect` with
 ``forwarded_address="tls://127.0.0.1:PORT"`` gives a client: Dask's TLS verifies the certificate
 chain, not host names, so the forwarded address is accepted.
@@ -52,16 +52,16 @@ import dask
 from distributed import Client
 from distributed.security import Security
 
-from launcher.scheduler.contract import (
+from eoshared.scheduler.contract import (
     BATCH_SYSTEM_ENV,
     SchedulerFileError,
     SchedulerInfo,
     read_scheduler_file,
     scheduler_file_path,
 )
-from launcher.scheduler.serve import answers, serve_scheduler
-from launcher.scheduler.tls_errors import install as clear_openssl_errors
-from launcher.scheduler.workers import (
+from eoshared.scheduler.serve import answers, serve_scheduler
+from eoshared.scheduler.tls_errors import install as clear_openssl_errors
+from eoshared.scheduler.workers import (
     BATCH_SYSTEM_NAMES,
     WorkersNotReady,
     batch_system,
@@ -272,7 +272,7 @@ def jobqueue_cluster(
     (standard error by default) as one line. A worker job that the batch system rejects, or
     that pends for a reason that does not clear by itself (SLURM's ``ReqNodeNotAvail``, a
     held job, ...), ends the wait at once, as the timeout does, with
-    :class:`~launcher.scheduler.workers.WorkersNotReady` naming the jobs and their reasons.
+    :class:`~eoshared.scheduler.workers.WorkersNotReady` naming the jobs and their reasons.
     """
     name = batch_system_name or detect_batch_system()
     if name is None:
@@ -344,8 +344,8 @@ def _to_stderr(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m eotoolkit.cluster serve [options]``: the session scheduler (see
-    :mod:`launcher.scheduler.serve`)."""
-    from launcher.scheduler import serve
+    :mod:`eoshared.scheduler.serve`)."""
+    from eoshared.scheduler import serve
 
     args = sys.argv[1:] if argv is None else argv
     if args[:1] != ["serve"]:

@@ -12,12 +12,12 @@ from pathlib import Path
 from rich.console import Console
 
 from launcher import signals
-from launcher import state as saved
+from launcher.session import state as saved
 from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
-from launcher.errors import LauncherError
-from launcher.options import RECONNECT_SECONDS, Options
-from launcher.remote import RUNS_DIR
-from launcher.session import Lifecycle, open_site
+from eoshared.errors import LauncherError
+from launcher.session.options import RECONNECT_SECONDS, Options
+from launcher.sites.remote import RUNS_DIR
+from launcher.session.lifecycle import Lifecycle, open_site
 
 MODES = (
     "run",
@@ -112,7 +112,7 @@ def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 
-    from launcher.distribution import DIST_NAME, build_digest
+    from launcher.sites.distribution import DIST_NAME, build_digest
 
     try:
         number = installed(DIST_NAME)
@@ -265,7 +265,7 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the selected mode."""
     config = find_config(args.config)
     if args.add_platform:
-        from launcher.add_platform import add_platform
+        from launcher.config.add_platform import add_platform
 
         return add_platform(config)
     if args.mode == "list":
@@ -278,8 +278,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.mode == "dry-run":
         return cmd_dry_run(args, site)
     if args.mode in ("install", "uninstall"):
-        from launcher.install import install, uninstall
-        from launcher.ssh import SSHLink
+        from launcher.sites.install import install, uninstall
+        from launcher.connection.ssh import SSHLink
 
         with SSHLink(site) as link:
             (install if args.mode == "install" else uninstall)(site, link, console)
@@ -343,8 +343,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     """Print the job script (batch mode's with --script) and the Dask config; submit nothing."""
-    from launcher import dryrun
-    from launcher.jobscript import dask_yaml, render, render_batch
+    from launcher.sites import dryrun
+    from launcher.sites.jobscript import dask_yaml, render, render_batch
 
     run_dir = f"$HOME/{RUNS_DIR}/{site.uid}-TIMESTAMP"
     submit = f"{site.profile.batch_system}: job script on the submit command's standard input"

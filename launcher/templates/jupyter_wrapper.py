@@ -7,7 +7,7 @@ file in the run directory; it never appears on a command line or in the environm
 system records.
 
 With --scheduler-max-jobs M it first starts the session's Dask scheduler,
-`python -m launcher.scheduler.serve`, adaptive from 0 to M worker jobs; it publishes itself
+`python -m eoshared.scheduler.serve`, adaptive from 0 to M worker jobs; it publishes itself
 where the job script's exports say (EOHPC_SCHEDULER_FILE, which Jupyter inherits, so that
 notebooks' `eotoolkit.cluster.get_client()` find it). Signals reach both processes, and the
 scheduler is stopped (it cancels its worker jobs) when Jupyter ends.
@@ -47,7 +47,7 @@ def start_scheduler(max_jobs):
     command = [
         sys.executable,
         "-m",
-        "launcher.scheduler.serve",
+        "eoshared.scheduler.serve",
         "--adapt-min",
         "0",
         "--adapt-max",

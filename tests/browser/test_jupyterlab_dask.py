@@ -106,7 +106,7 @@ def test_dask_panel_starts_slurm_workers_and_dashboard(
 def test_dask_panel_starts_pbs_and_htcondor_workers_and_dashboard(
     other_site: OtherLauncher, browser_context: object, artifacts_dir: Path
 ) -> None:
-    from launcher.batchsystem import batch_system_class
+    from eoshared.batchsystem import batch_system_class
     from launcher.config import load_site
 
     system = batch_system_class(load_site("sandbox", other_site.ini).profile.batch_system)

@@ -217,7 +217,7 @@ def job_details(user: str = CLUSTER_USER) -> str:
 
 def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
     """The user's queued jobs: id -> (batch name, state name)."""
-    from launcher.batchsystem.htcondor import JOB_STATUS
+    from eoshared.batchsystem.htcondor import JOB_STATUS
 
     jobs = {}
     for line in queue(user).splitlines():

@@ -223,7 +223,7 @@ def job_details(user: str = CLUSTER_USER) -> str:
 def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
     """The user's unfinished jobs: id -> (name, state). One ``qstat -F json`` per job: given
     several ids, OpenPBS prints only the first job's JSON."""
-    from launcher.batchsystem.pbs import json_documents
+    from eoshared.batchsystem.pbs import json_documents
 
     out = RIG.sh(
         f'for id in $(qselect -u {user}); do qstat -f -F json "$id"; done', check=False

@@ -676,7 +676,7 @@ def _down(topology: str) -> None:
 def source_digest(repo: Path) -> str:
     """A digest of what the project's installation depends on."""
     h = hashlib.sha256()
-    for top in ("pyproject.toml", "launcher", "eotoolkit"):
+    for top in ("pyproject.toml", "launcher", "eoshared", "eotoolkit"):
         base = repo / top
         paths = [base] if base.is_file() else sorted(base.rglob("*"))
         for p in paths:

@@ -15,7 +15,7 @@ from distributed import Client
 from fabric import Connection
 
 from eotoolkit import cluster as eocluster
-from launcher.scheduler.tls import create_session_tls
+from eoshared.scheduler.tls import create_session_tls
 from tests.cluster import rig
 from tests.integration.dask_slurm import remote
 

@@ -10,7 +10,7 @@ import yaml
 
 import eotoolkit
 from eotoolkit.cli import main
-from launcher import ledger
+from eoshared import ledger
 
 
 def test_per_scene_recipe_reports_failures_and_resumes(

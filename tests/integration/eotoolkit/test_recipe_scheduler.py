@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster
 import eotoolkit
 import eotoolkit.cluster
 from eotoolkit.cli import main
-from launcher.scheduler.contract import SchedulerInfo, write_scheduler_file
+from eoshared.scheduler.contract import SchedulerInfo, write_scheduler_file
 
 ENV_VARS = ("DASK_SCHEDULER_ADDRESS", "EOHPC_SCHEDULER_FILE", "EOHPC_SESSION")
 

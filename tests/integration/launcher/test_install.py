@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.distribution import BUILD_DIGEST_COMMAND, build_digest
-from launcher.readiness import api_status
+from launcher.sites.distribution import BUILD_DIGEST_COMMAND, build_digest
+from launcher.session.readiness import api_status
 from tests.cluster import rig
 from tests.integration.launcher.conftest import Installed, read_url, wait_until
 
@@ -71,7 +71,7 @@ def test_install_run_uninstall_from_the_wheel(
         # alone would keep what it has).
         stale = remote(
             info,
-            f"f=$({env_path}/bin/python -c 'import launcher.ledger as m; print(m.__file__)') "
+            f"f=$({env_path}/bin/python -c 'import eoshared.ledger as m; print(m.__file__)') "
             '&& echo "# an earlier build" >> "$f"',
         )
         assert stale.returncode == 0, stale.stderr

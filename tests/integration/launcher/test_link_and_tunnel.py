@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from launcher.config import load_site
-from launcher.errors import RemoteCommandError
-from launcher.ssh import SSHLink
-from launcher.tunnel import Tunnel, free_port
+from eoshared.errors import RemoteCommandError
+from launcher.connection.ssh import SSHLink
+from launcher.connection.tunnel import Tunnel, free_port
 from tests.cluster import rig
 
 pytestmark = pytest.mark.cluster

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.readiness import api_status
+from launcher.session.readiness import api_status
 from tests.cluster import rig
 from tests.integration.launcher.conftest import (
     Launcher,
@@ -171,9 +171,9 @@ def test_jobqueue_cluster_without_arguments_from_the_installed_config(
 ) -> None:
     """What a notebook does: the system's dask-jobqueue cluster with no arguments, configured by
     the Dask file `--mode install` writes; after close() no worker job is left."""
-    from launcher.batchsystem import batch_system_class
+    from eoshared.batchsystem import batch_system_class
     from launcher.config import load_site
-    from launcher.jobscript import dask_yaml
+    from launcher.sites.jobscript import dask_yaml
 
     info = site.info
     assert info is not None
@@ -224,7 +224,7 @@ with get_client() as client:
 def test_run_scheduler_serves_the_laptop(site: OtherLauncher, tmp_path: Path) -> None:
     """run --scheduler: the session scheduler's worker jobs are the batch system's jobs and
     get_client() on the laptop computes on them through the tunnel. (On the HTCondor rig,
-    Python 3.13 with OpenSSL 3.5, this needs launcher.scheduler.tls_errors: without it the
+    Python 3.13 with OpenSSL 3.5, this needs eoshared.scheduler.tls_errors: without it the
     joining worker's registration left a stale OpenSSL error that failed the scheduler's next
     reads, and the worker was removed again and again.)"""
     started = site.run(
@@ -364,9 +364,9 @@ def test_eotoolkit_cluster_finds_the_batch_system_from_the_installed_config(
     """On the login node, with the Dask config `--mode install` writes: detect_batch_system()
     names the rig's batch system, jobqueue_cluster(jobs=1) and get_client() compute on its
     worker jobs, and no job is left afterwards."""
-    from launcher.batchsystem import batch_system_class
+    from eoshared.batchsystem import batch_system_class
     from launcher.config import load_site
-    from launcher.jobscript import dask_yaml
+    from launcher.sites.jobscript import dask_yaml
 
     info = site.info
     assert info is not None

@@ -98,7 +98,7 @@ def when(value: str) -> datetime:
 
 
 def ledger_records(info: rig.ClusterInfo, workdir: str) -> dict[str, dict[str, object]]:
-    from launcher import ledger
+    from eoshared import ledger
 
     return {
         k: v.__dict__

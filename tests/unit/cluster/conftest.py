@@ -9,7 +9,7 @@ import dask
 import pytest
 from distributed import LocalCluster
 
-from launcher.scheduler.tls import TLSFiles, create_session_tls
+from eoshared.scheduler.tls import TLSFiles, create_session_tls
 
 ENV_VARS = (
     "DASK_SCHEDULER_ADDRESS",

@@ -10,8 +10,8 @@ import pytest
 from distributed import LocalCluster
 
 from eotoolkit import cluster as eocluster
-from launcher.scheduler.tls_errors import PRELOAD_MODULE
-from launcher.scheduler.workers import jobqueue
+from eoshared.scheduler.tls_errors import PRELOAD_MODULE
+from eoshared.scheduler.workers import jobqueue
 
 SUBMIT = {"slurm": "sbatch", "pbs": "qsub", "htcondor": "condor_submit"}
 SECTIONS = ("slurm", "pbs", "htcondor")

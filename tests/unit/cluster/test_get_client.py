@@ -13,8 +13,8 @@ import pytest
 from distributed import LocalCluster
 
 from eotoolkit import cluster as eocluster
-from launcher.scheduler.contract import write_scheduler_file
-from launcher.scheduler.tls import TLSFiles
+from eoshared.scheduler.contract import write_scheduler_file
+from eoshared.scheduler.tls import TLSFiles
 from tests.unit.cluster.conftest import local_cluster
 
 DEAD_ADDRESS = "tcp://127.0.0.1:9"

@@ -13,9 +13,9 @@ from cryptography import x509
 from distributed import Client, LocalCluster
 
 from eotoolkit import cluster as eocluster
-from launcher.scheduler import local_copy
-from launcher.scheduler.contract import FORMAT, SchedulerFileError, write_scheduler_file
-from launcher.scheduler.tls import TLSFiles, create_session_tls
+from eoshared.scheduler import local_copy
+from eoshared.scheduler.contract import FORMAT, SchedulerFileError, write_scheduler_file
+from eoshared.scheduler.tls import TLSFiles, create_session_tls
 from tests.unit.cluster.conftest import local_cluster
 
 
@@ -178,6 +178,6 @@ def test_a_scheduler_file_of_another_format_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_scheduler_file_dashboard(link: str, listen: str, expected: str) -> None:
-    from launcher.scheduler.serve import _dashboard_url
+    from eoshared.scheduler.serve import _dashboard_url
 
     assert _dashboard_url(link, listen, "node7") == expected

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import rasterio  # noqa: F401  (loads a bundled libcrypto before ``ssl`` is used, as eotoolkit does)
 
-from launcher.scheduler import tls_errors
-from launcher.scheduler.tls import create_session_tls
-from launcher.scheduler.workers import batch_system, worker_options
+from eoshared.scheduler import tls_errors
+from eoshared.scheduler.tls import create_session_tls
+from eoshared.scheduler.workers import batch_system, worker_options
 
 ERR_LIB_SYS = 2
 EPIPE = 32

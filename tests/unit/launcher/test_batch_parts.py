@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from launcher import state as saved
-from launcher.batch import job_exit_code
+from launcher.session import state as saved
+from launcher.session.batch import job_exit_code
 from launcher.cli import build_parser, split_script_args
 from launcher.config import load_site, shipped_dir
-from launcher.jobscript import render, render_batch
-from launcher.scheduler.contract import STATE_DIR_ENV
-from launcher.scheduler.driver import script_env
-from launcher.scheduler.tls import create_session_tls
+from launcher.sites.jobscript import render, render_batch
+from eoshared.scheduler.contract import STATE_DIR_ENV
+from eoshared.scheduler.driver import script_env
+from eoshared.scheduler.tls import create_session_tls
 
 SITE = load_site("sandbox", shipped_dir() / "platforms.ini")
 
@@ -46,7 +46,7 @@ def test_batch_job_script() -> None:
     assert "source /opt/eo-rig/venv/bin/activate" in script
     assert 'export DASK_CONFIG="$RUN_DIR/dask"' in script
     assert "export EOHPC_BATCH_SYSTEM=slurm" in script
-    assert "-m launcher.scheduler.driver" in script
+    assert "-m eoshared.scheduler.driver" in script
     assert "--workers 2" in script and "--timeout 300" in script
     assert """-- "$RUN_DIR"/'my analysis.py' 'a b' '$x'""" in script
     syntax = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from launcher import remote
+from launcher.sites import remote
 from launcher.config import load_site
-from launcher.errors import SSHError
-from launcher.remote import RemoteSite
-from launcher.state import SessionState
+from eoshared.errors import SSHError
+from launcher.sites.remote import RemoteSite
+from launcher.session.state import SessionState
 
 
 class BrokenOnce:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from launcher.config import load_profile, load_site, shipped_dir
-from launcher.errors import ConfigError, UnknownSiteError
+from eoshared.errors import ConfigError, UnknownSiteError
 
 SHIPPED = ["local", "sandbox", "generic-slurm", "spider", "snellius", "delftblue"]
 

@@ -23,7 +23,7 @@ from launcher.config import (
     site_names,
     site_records,
 )
-from launcher.errors import ConfigError, UnknownSiteError
+from eoshared.errors import ConfigError, UnknownSiteError
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED_PROFILES = [
@@ -202,7 +202,7 @@ def test_pyproject_lists_every_package() -> None:
     setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     on_disk = {
         ".".join(p.parent.relative_to(REPO).parts)
-        for top in ("launcher", "eotoolkit")
+        for top in ("launcher", "eoshared", "eotoolkit")
         for p in (REPO / top).rglob("__init__.py")
     }
     assert set(setup["packages"]) == on_disk | {"launcher.platforms"}

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from launcher.config import load_profile, load_site, shipped_dir
-from launcher.dashboard import dashboard_hint, dashboard_port
-from launcher.errors import ConfigError
-from launcher.jobscript import render
-from launcher.slurmtime import parse_duration, parse_slurm_time
+from launcher.session.dashboard import dashboard_hint, dashboard_port
+from eoshared.errors import ConfigError
+from launcher.sites.jobscript import render
+from eoshared.batchsystem.slurmtime import parse_duration, parse_slurm_time
 
 SLURM_PLATFORMS = ["sandbox", "generic-slurm", "spider", "snellius", "delftblue"]
 

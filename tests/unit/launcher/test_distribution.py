@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher import distribution as d
-from launcher.errors import InstallError
+from launcher.sites import distribution as d
+from eoshared.errors import InstallError
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from launcher import remote
-from launcher.batchsystem import JobStatus, Slurm
-from launcher.batchsystem.base import FINISHED, PENDING, RUNNING
-from launcher.errors import AuthenticationError, HostUnreachableError, LinkLostError
-from launcher.remote import RemoteSite, time_left_seconds
-from launcher.scheduler.workers import WorkersNotReady, wait_for_workers
-from launcher.state import SessionState
+from launcher.sites import remote
+from eoshared.batchsystem import JobStatus, Slurm
+from eoshared.batchsystem.base import FINISHED, PENDING, RUNNING
+from eoshared.errors import AuthenticationError, HostUnreachableError, LinkLostError
+from launcher.sites.remote import RemoteSite, time_left_seconds
+from eoshared.scheduler.workers import WorkersNotReady, wait_for_workers
+from launcher.session.state import SessionState
 
 
 class FakeSite:
@@ -169,8 +169,8 @@ def test_watch_ends_and_cancels_a_job_held_while_it_ran() -> None:
 
 
 def test_each_system_knows_a_job_that_reached_its_walltime() -> None:
-    from launcher.batchsystem import PBS, HTCondor
-    from launcher.batchsystem.htcondor import WALLTIME_HOLD_REASON
+    from eoshared.batchsystem import PBS, HTCondor
+    from eoshared.batchsystem.htcondor import WALLTIME_HOLD_REASON
 
     assert Slurm().reached_walltime(JobStatus("1", "TIMEOUT", FINISHED))
     assert not Slurm().reached_walltime(JobStatus("1", "FAILED", FINISHED))
@@ -220,7 +220,7 @@ def test_a_worker_job_cancelled_before_it_was_seen_ends_the_wait() -> None:
 def test_a_pbs_worker_job_is_one_job_under_both_of_its_ids() -> None:
     """dask-jobqueue keeps PBS's "169" of "169.eopbs": the removed worker job is reported once,
     under the id qstat gives, whichever poll first sees it gone."""
-    from launcher.batchsystem import PBS
+    from eoshared.batchsystem import PBS
 
     listings = [[JobStatus("169.eopbs", "R", RUNNING)], []]
     asked: list[str] = []

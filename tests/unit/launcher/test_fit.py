@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from launcher import fit
-from launcher.batchsystem import BatchSystem, NodeSize, PartitionLimits, Slurm
-from launcher.batchsystem.slurm import LIMITS_SEPARATOR, parse_node_limits
+from launcher.sites import fit
+from eoshared.batchsystem import BatchSystem, NodeSize, PartitionLimits, Slurm
+from eoshared.batchsystem.slurm import LIMITS_SEPARATOR, parse_node_limits
 from launcher.config import load_site
-from launcher.errors import RequestFitError
+from eoshared.errors import RequestFitError
 
 SINFO = """\
 n001|32|128000|short*
@@ -148,7 +148,7 @@ def test_missing_partition_message() -> None:
 
 
 def test_missing_pbs_queue_is_called_a_queue() -> None:
-    from launcher.batchsystem.pbs import parse_queues
+    from eoshared.batchsystem.pbs import parse_queues
 
     limits = parse_queues('{"Queue": {"workq": {}, "long": {}}}', "oldq")
     message = fit.misfit(request(), limits)

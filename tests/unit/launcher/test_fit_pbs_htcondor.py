@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from launcher import fit
-from launcher.batchsystem import PBS, HTCondor, NodeSize
-from launcher.batchsystem.htcondor import parse_slots
-from launcher.batchsystem.pbs import (
+from launcher.sites import fit
+from eoshared.batchsystem import PBS, HTCondor, NodeSize
+from eoshared.batchsystem.htcondor import parse_slots
+from eoshared.batchsystem.pbs import (
     LIMITS_COMMAND,
     LIMITS_SEPARATOR,
     parse_pbs_limits,
     size_mib,
 )
 from launcher.config import load_site
-from launcher.errors import RequestFitError
+from eoshared.errors import RequestFitError
 
 DATA = Path(__file__).parent / "data"
 PLATFORMS = Path(__file__).resolve().parents[3] / "config" / "platforms"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launcher.batchsystem import Slurm
+from eoshared.batchsystem import Slurm
 from launcher.config import load_profile, load_site, shipped_dir
-from launcher.jobscript import dask_config, jupyter_config, render
-from launcher.readiness import new_token
+from launcher.sites.jobscript import dask_config, jupyter_config, render
+from launcher.session.readiness import new_token
 
 
 def test_sandbox_script() -> None:

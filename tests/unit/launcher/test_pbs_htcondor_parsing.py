@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from launcher.batchsystem import PBS, HTCondor, JobSpec, batch_system_class
-from launcher.batchsystem.base import JobFields, JobStatus
-from launcher.batchsystem.htcondor import parse_ads
-from launcher.batchsystem.pbs import LIMITS_SEPARATOR, parse_qstat_jobs, parse_qstat_json
-from launcher.errors import BatchSystemError
+from eoshared.batchsystem import PBS, HTCondor, JobSpec, batch_system_class
+from eoshared.batchsystem.base import JobFields, JobStatus
+from eoshared.batchsystem.htcondor import parse_ads
+from eoshared.batchsystem.pbs import LIMITS_SEPARATOR, parse_qstat_jobs, parse_qstat_json
+from eoshared.errors import BatchSystemError
 
 DATA = Path(__file__).parent / "data"
 
@@ -263,7 +263,7 @@ def test_condor_named_jobs() -> None:
 
 
 def test_worker_jobs_are_named_after_the_cluster() -> None:
-    from launcher.scheduler.workers import name_options
+    from eoshared.scheduler.workers import name_options
 
     assert name_options(PBS(), "eohpc-dask-1") == {"job_name": "eohpc-dask-1"}
     condor = name_options(HTCondor(), "eohpc-dask-1")

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from launcher import ledger, pipeline_task
-from launcher.batchsystem import BatchSystem, Slurm
+from eoshared import ledger
+
+from launcher.pipeline import task as pipeline_task
+from eoshared.batchsystem import BatchSystem, Slurm
 from launcher.config import load_site, shipped_dir
-from launcher.errors import BatchSystemError
-from launcher.pipeline import step_script
-from launcher.pipeline_spec import Pipeline, PipelineError, parse, rclone_env
+from eoshared.errors import BatchSystemError
+from launcher.pipeline.run import step_script
+from launcher.pipeline.spec import Pipeline, PipelineError, parse, rclone_env
 
 BASE: dict[str, Any] = {
     "name": "ndvi",
@@ -92,7 +94,7 @@ def test_aws_credentials_become_rclone_settings_in_the_env_file() -> None:
     assert "export RCLONE_CONFIG_SRC_ENV_AUTH=false" in text
     assert "export RCLONE_CONFIG_SRC_REGION=eu-1" in text
     assert "export RCLONE_CONFIG_BOX_PASS=pw" in text
-    from launcher.pipeline_spec import read_env_file
+    from launcher.pipeline.spec import read_env_file
 
     assert read_env_file(text)["RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY"] == "s3cr3t with 'quote"
     # What travels as pipeline.json names the remotes, never their settings.
@@ -322,7 +324,7 @@ def test_webhook_and_command_receive_the_report(tmp_path: Path) -> None:
 
 
 def test_a_run_directory_removed_mid_run_is_reported_not_a_traceback() -> None:
-    from launcher.pipeline import final_report
+    from launcher.pipeline.run import final_report
 
     remote = SimpleNamespace(link=SimpleNamespace(read=lambda path, offset=0: b""))
     state = SimpleNamespace(run_dir="/home/u/.eohpc/runs/s-pipe-x-1", uid="s")

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from launcher.remote import CONNECTION_FILE, RemoteSite, private_tar
+from launcher.sites.remote import CONNECTION_FILE, RemoteSite, private_tar
 
 
 class LocalShell:

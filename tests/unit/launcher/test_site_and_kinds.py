@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from launcher import state as saved
+from launcher.session import state as saved
 from launcher.config import load_site
-from launcher.errors import ClusterSiteError
-from launcher.local import LocalSite
-from launcher.options import Options
-from launcher.scheduler.contract import STATE_DIR_ENV
-from launcher.session import KINDS, Lifecycle, kind_class
+from eoshared.errors import ClusterSiteError
+from launcher.sites.local import LocalSite
+from launcher.session.options import Options
+from eoshared.scheduler.contract import STATE_DIR_ENV
+from launcher.session.lifecycle import KINDS, Lifecycle, kind_class
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_old_local_run_directories_are_pruned(state_dir: Path) -> None:
     import os
     import time
 
-    from launcher.local import KEEP_RUN_DAYS, KEEP_RUNS, prune_runs
+    from launcher.sites.local import KEEP_RUN_DAYS, KEEP_RUNS, prune_runs
 
     runs = state_dir / "runs"
     runs.mkdir(parents=True)

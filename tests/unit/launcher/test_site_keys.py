@@ -9,10 +9,10 @@ import pytest
 
 from launcher import cli
 from launcher.config import load_profile, load_site
-from launcher.dryrun import REMOTE_PLACEHOLDERS
-from launcher.errors import ConfigError
-from launcher.jobscript import dask_config, render
-from launcher.local import local_jupyter_args, root_dir
+from launcher.sites.dryrun import REMOTE_PLACEHOLDERS
+from eoshared.errors import ConfigError
+from launcher.sites.jobscript import dask_config, render
+from launcher.sites.local import local_jupyter_args, root_dir
 
 BASE = "[s]\nplatform = generic-slurm\nhost = h\n"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.batchsystem import Slurm
-from launcher.batchsystem.slurm import parse_sacct, parse_scontrol, parse_squeue
-from launcher.errors import BatchSystemError
+from eoshared.batchsystem import Slurm
+from eoshared.batchsystem.slurm import parse_sacct, parse_scontrol, parse_squeue
+from eoshared.errors import BatchSystemError
 
 SLURM = Slurm()
 

@@ -12,8 +12,8 @@ import paramiko
 import pexpect
 import pytest
 
-from launcher.errors import KeyFileError
-from launcher.ssh_auth import (
+from eoshared.errors import KeyFileError
+from launcher.connection.auth import (
     AgentKeySource,
     Credentials,
     Destination,
@@ -47,8 +47,8 @@ def python_env() -> dict[str, str]:
 def load_without_terminal(key: Path) -> subprocess.CompletedProcess[str]:
     """load_key in a process whose stdin is not a terminal; prints the error's one line."""
     snippet = (
-        "import sys\nfrom pathlib import Path\nfrom launcher.errors import KeyFileError\n"
-        "from launcher.ssh_auth import load_key\n"
+        "import sys\nfrom pathlib import Path\nfrom eoshared.errors import KeyFileError\n"
+        "from launcher.connection.auth import load_key\n"
         f"try:\n    load_key(Path({str(key)!r}))\nexcept KeyFileError as exc:\n"
         "    print(exc)\n    sys.exit(3)\n"
     )
@@ -132,7 +132,7 @@ def test_passphrase_is_asked_once_on_a_terminal(tmp_path: Path, kind: str) -> No
     """Asked on the terminal without echo; a second use (a reconnect) reuses the key in memory."""
     key = keygen(tmp_path / "id_locked", kind, PASSPHRASE)
     child = on_terminal(
-        "from pathlib import Path\nfrom launcher.ssh_auth import Credentials\n"
+        "from pathlib import Path\nfrom launcher.connection.auth import Credentials\n"
         f"c = Credentials('site')\nkey = Path({str(key)!r})\n"
         "print('first', c.key(key).fingerprint)\nprint('second', c.key(key).fingerprint)\n"
     )
@@ -152,8 +152,8 @@ def test_passphrase_is_asked_once_on_a_terminal(tmp_path: Path, kind: str) -> No
 def test_wrong_passphrase_on_a_terminal_is_one_line(tmp_path: Path) -> None:
     key = keygen(tmp_path / "id_locked", "ed25519-openssh", PASSPHRASE)
     child = on_terminal(
-        "from pathlib import Path\nfrom launcher.errors import KeyFileError\n"
-        "from launcher.ssh_auth import load_key\n"
+        "from pathlib import Path\nfrom eoshared.errors import KeyFileError\n"
+        "from launcher.connection.auth import load_key\n"
         f"try:\n    load_key(Path({str(key)!r}))\nexcept KeyFileError as exc:\n    print(exc)\n"
     )
     child.expect_exact(f"Enter passphrase for key '{key}': ")

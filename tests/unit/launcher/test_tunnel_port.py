@@ -9,7 +9,7 @@ def test_a_closed_tunnel_frees_its_port_at_once() -> None:
     import time
     from types import SimpleNamespace
 
-    from launcher.tunnel import Tunnel, free_port, port_free
+    from launcher.connection.tunnel import Tunnel, free_port, port_free
 
     port = free_port()
     link = SimpleNamespace(alive=True)

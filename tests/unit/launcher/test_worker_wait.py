@@ -7,8 +7,8 @@ import time
 import pytest
 from distributed.exceptions import WorkerStartTimeoutError
 
-from launcher.batchsystem import Slurm
-from launcher.scheduler.workers import WorkersNotReady, submit_failure, wait_for_workers
+from eoshared.batchsystem import Slurm
+from eoshared.scheduler.workers import WorkersNotReady, submit_failure, wait_for_workers
 
 SLURM = Slurm()
 

@@ -1,0 +1,141 @@
+"""One array task of a staged pipeline, on the cluster: process one scene, record it.
+
+``python -m launcher.pipeline.task --run-dir DIR --index N`` takes scene N of the run's
+``scenes.txt``, skips it when the ledger says it is done, and otherwise runs the pipeline's
+command up to ``1 + retries`` times with the same inputs. Each attempt writes into a fresh
+``<workdir>/output/.partial/<scene>-<attempt>`` directory (``{output}``), renamed to
+``<workdir>/output/<scene>`` once the command succeeded; stage-out copies only those.
+
+A scene that fails is recorded in the ledger (exit code and the last lines of its output) and
+the task still exits 0, so that stage-out runs for the other scenes; the report and the
+launcher's exit status tell the failure. A task exits non-zero only when it cannot work at all
+(no pipeline file, no ledger).
+
+Imports nothing of SSH (the standard library, PyYAML, the ledger and the pipeline schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from eoshared.ledger import DONE, LEDGER_NAME, Ledger
+from launcher.pipeline.spec import Pipeline, scene_dir
+
+PIPELINE_JSON = "pipeline.json"
+SCENES_TXT = "scenes.txt"
+REPORT_JSON = "report.json"
+OUTPUT_LINES = 8
+RETRY_PAUSE = 2.0
+
+
+def load(run_dir: Path) -> tuple[Pipeline, list[str]]:
+    """The run's pipeline and its scene list."""
+    pipe = Pipeline.from_json(json.loads((run_dir / PIPELINE_JSON).read_text(encoding="utf-8")))
+    scenes = [s for s in (run_dir / SCENES_TXT).read_text(encoding="utf-8").splitlines() if s]
+    return pipe, scenes
+
+
+def attempt(pipe: Pipeline, scene: str, number: int, partial: Path) -> tuple[int, str]:
+    """Run the command once; return its exit status and its last lines of output."""
+    workdir = Path(pipe.workdir)
+    values = {
+        "scene": scene,
+        "input": str(workdir / "input"),
+        "output": str(partial),
+        "workdir": str(workdir),
+        "attempt": str(number),
+    }
+    command = pipe.command.format(**{k: shlex.quote(v) for k, v in values.items()})
+    print(f"eo-hpc: scene {scene} attempt {number}: {command}", flush=True)
+    tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_LINES)
+    with subprocess.Popen(
+        ["/bin/bash", "-c", command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
+        text=True,
+        errors="replace",
+    ) as proc:
+        deadline = time.monotonic() + pipe.timeout if pipe.timeout else None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            tail.append(line.rstrip())
+            if deadline and time.monotonic() > deadline:
+                proc.kill()
+        try:
+            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()) if deadline else None)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        if deadline and time.monotonic() > deadline:
+            return 124, f"timed out after {pipe.timeout:.0f}s; " + " | ".join(tail)
+    sys.stdout.flush()
+    return code, " | ".join(tail)
+
+
+def output_location(pipe: Pipeline, scene: str) -> str:
+    """Where a done scene's results end up (the stage-out destination, else the workdir)."""
+    name = scene_dir(scene)
+    if pipe.stage_out is not None:
+        return f"{pipe.stage_out.remote.rstrip('/')}/{name}"
+    return f"{pipe.workdir}/output/{name}"
+
+
+def process(run_dir: Path, index: int, task: str = "") -> int:
+    """Process scene ``index`` of the run (see the module's description)."""
+    pipe, scenes = load(run_dir)
+    scene = scenes[index]
+    run = run_dir.name
+    ledger = Ledger(Path(pipe.workdir) / LEDGER_NAME)
+    record = ledger.records().get(scene)
+    if record is not None and record.state == DONE:
+        print(f"eo-hpc: scene {scene} is done already ({record.output}); skipped", flush=True)
+        return 0
+    outputs = Path(pipe.workdir) / "output"
+    final = outputs / scene_dir(scene)
+    for tries in range(1 + pipe.retries):
+        if tries:
+            time.sleep(RETRY_PAUSE * tries)
+        number = ledger.start(scene, run=run, task=task)
+        partial = outputs / ".partial" / f"{scene_dir(scene)}-{number}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True, mode=0o700)
+        try:
+            code, tail = attempt(pipe, scene, number, partial)
+        except OSError as exc:
+            code, tail = 127, str(exc)
+        if code == 0:
+            shutil.rmtree(final, ignore_errors=True)
+            partial.rename(final)
+            ledger.finish(scene, True, run=run, output=output_location(pipe, scene))
+            print(f"eo-hpc: scene {scene} done", flush=True)
+            return 0
+        shutil.rmtree(partial, ignore_errors=True)
+        ledger.finish(scene, False, run=run, error=f"exit status {code}: {tail}".strip())
+        print(f"eo-hpc: scene {scene} attempt {number} failed (exit status {code})", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of an array task."""
+    parser = argparse.ArgumentParser(prog="python -m launcher.pipeline.task")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--index", type=int, required=True)
+    args = parser.parse_args(argv)
+    task = f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{args.index}"
+    return process(args.run_dir, args.index, task)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

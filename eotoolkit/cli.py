@@ -120,6 +120,7 @@ def _run_scenes(args: argparse.Namespace, recipe: Any, console: Console) -> int:
     import json
 
     from eoshared import ledger
+
     from .recipe import for_scene
 
     book = ledger.Ledger(recipe.ledger)

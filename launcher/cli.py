@@ -11,13 +11,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from launcher import signals
-from launcher.session import state as saved
-from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
 from eoshared.errors import LauncherError
+from launcher import signals
+from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
+from launcher.session import state as saved
+from launcher.session.lifecycle import Lifecycle, open_site
 from launcher.session.options import RECONNECT_SECONDS, Options
 from launcher.sites.remote import RUNS_DIR
-from launcher.session.lifecycle import Lifecycle, open_site
 
 MODES = (
     "run",
@@ -278,8 +278,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.mode == "dry-run":
         return cmd_dry_run(args, site)
     if args.mode in ("install", "uninstall"):
-        from launcher.sites.install import install, uninstall
         from launcher.connection.ssh import SSHLink
+        from launcher.sites.install import install, uninstall
 
         with SSHLink(site) as link:
             (install if args.mode == "install" else uninstall)(site, link, console)

@@ -36,11 +36,11 @@ import platformdirs
 import yaml
 
 from eoshared.batchsystem import BATCH_SYSTEMS, JobSpec
+from eoshared.batchsystem.slurmtime import format_seconds, parse_duration, parse_slurm_time
 from eoshared.batchsystem.units import memory_mib
+from eoshared.errors import ConfigError, UnknownSiteError
 from launcher.config.dask_checks import check_dask, is_loopback
 from launcher.sites.distribution import source_tree
-from eoshared.errors import ConfigError, UnknownSiteError
-from eoshared.batchsystem.slurmtime import format_seconds, parse_duration, parse_slurm_time
 
 APP_NAME = "eo-hpc"
 #: Overrides the user config directory (platforms.ini and the user's profiles).

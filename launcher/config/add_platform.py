@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from eoshared.errors import ConfigError, LauncherError
 from launcher.config import (
     INI_NAME,
     ConfigSources,
@@ -30,7 +31,6 @@ from launcher.config import (
     read_ini,
     shipped_dir,
 )
-from eoshared.errors import ConfigError, LauncherError
 
 QUESTIONS = (
     ("platform", "platform (profile name, e.g. generic-slurm, spider, snellius, delftblue)"),

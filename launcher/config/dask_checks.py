@@ -11,8 +11,8 @@ import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eoshared.errors import ConfigError
 from eoshared.batchsystem.slurmtime import format_seconds, parse_duration, parse_slurm_time
+from eoshared.errors import ConfigError
 
 if TYPE_CHECKING:
     from eoshared.batchsystem import BatchSystem

@@ -14,13 +14,13 @@ from typing import BinaryIO
 import paramiko
 from fabric import Config, Connection
 
-from launcher.config import Site
 from eoshared.errors import (
     AuthenticationError,
     HostUnreachableError,
     RemoteCommandError,
     SSHError,
 )
+from launcher.config import Site
 from launcher.connection.auth import (
     Credentials,
     Destination,

@@ -39,14 +39,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
 from eoshared import ledger
-from launcher.session import state as saved
 from eoshared.batchsystem import JobStatus
 from eoshared.errors import BatchSystemError, LauncherError
-from launcher.sites.jobscript import activation_lines, expand_home, job_exports, job_script
 from launcher.pipeline.spec import Pipeline, PipelineError, rclone_env, read
 from launcher.pipeline.task import PIPELINE_JSON, REPORT_JSON, SCENES_TXT
-from launcher.sites.remote import POLL_SECONDS, RemoteSite
+from launcher.session import state as saved
 from launcher.session.state import PIPELINE, SessionState
+from launcher.sites.jobscript import activation_lines, expand_home, job_exports, job_script
+from launcher.sites.remote import POLL_SECONDS, RemoteSite
 
 if TYPE_CHECKING:
     from launcher.session.kinds import Driver, Record

@@ -35,14 +35,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from launcher.session import state as saved
 from eoshared.batchsystem import JobStatus
 from eoshared.errors import JobFailedError, LauncherError, LinkLostError
-from launcher.sites.jobscript import BATCH_JOB_CPUS, DASK_DIR, render_batch
-from launcher.session.kinds import Record, job_record
-from launcher.sites.remote import POLL_SECONDS, RemoteSite
 from eoshared.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, TLS_DIR
+from launcher.session import state as saved
+from launcher.session.kinds import Record, job_record
 from launcher.session.state import BATCH, SessionState
+from launcher.sites.jobscript import BATCH_JOB_CPUS, DASK_DIR, render_batch
+from launcher.sites.remote import POLL_SECONDS, RemoteSite
 
 if TYPE_CHECKING:
     from launcher.session.kinds import Driver

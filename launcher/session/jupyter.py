@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from rich.markup import escape
 
-from launcher.session import state as saved
 from eoshared.batchsystem import JobStatus
-from launcher.session.dashboard import dashboard_hint
 from eoshared.errors import (
     JobFailedError,
     JupyterTimeoutError,
@@ -24,12 +22,14 @@ from eoshared.errors import (
     NoSessionError,
     SessionExistsError,
 )
-from launcher.sites.jobsite import JobSite
-from launcher.session.kinds import Record, job_record
 from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import read_scheduler_file
-from launcher.session.state import SessionState
 from launcher.connection.tunnel import check_port_free, free_port, port_free
+from launcher.session import state as saved
+from launcher.session.dashboard import dashboard_hint
+from launcher.session.kinds import Record, job_record
+from launcher.session.state import SessionState
+from launcher.sites.jobsite import JobSite
 
 #: The ended state recorded for a session its user stopped.
 STOPPED = "CANCELLED"

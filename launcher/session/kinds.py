@@ -32,8 +32,8 @@ Record = dict[str, str | int | None]
 
 class Driver(Protocol):
     """What a kind of job may ask of the lifecycle that drives it
-    (:class:`launcher.session.lifecycle.Lifecycle`): the site's settings, the terminal, and the saved
-    state's changes."""
+    (:class:`launcher.session.lifecycle.Lifecycle`): the site's settings, the terminal, and
+    the saved state's changes."""
 
     config: Site
     console: Console

@@ -4,8 +4,8 @@ A session is one job of a site: JupyterLab (`run`, `attach`), a script with Dask
 (`batch`) or a staged pipeline (`pipeline`). The lifecycle drives the site it is given (a
 :class:`~launcher.sites.jobsite.JobSite`: :class:`~launcher.sites.remote.RemoteSite` or
 :class:`~launcher.sites.local.LocalSite`) through the kind of job at hand (a
-:class:`~launcher.session.kinds.JobKind`, chosen once from the mode or the saved state), and never asks
-which site or kind it has. This module, with the kinds it drives, is the only one that saves
+:class:`~launcher.session.kinds.JobKind`, chosen once from the mode or the saved state), and
+never asks which site or kind it has. This module, with the kinds it drives, is the only one that saves
 or forgets a session (:mod:`launcher.session.state`).
 """
 
@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from launcher import signals
-from launcher.session import state as saved
 from eoshared.batchsystem import JobStatus
-from launcher.config import JobSpec, Site
 from eoshared.errors import NoSessionError
-from launcher.sites.jobsite import JobSite
-from launcher.session.kinds import JobKind, Record
-from launcher.sites.local import LocalSite
-from launcher.session.options import Options
-from launcher.sites.remote import RemoteSite
 from eoshared.scheduler import local_copy
+from launcher import signals
+from launcher.config import JobSpec, Site
 from launcher.connection.ssh import SSHLink
+from launcher.session import state as saved
+from launcher.session.kinds import JobKind, Record
+from launcher.session.options import Options
 from launcher.session.state import SessionState
+from launcher.sites.jobsite import JobSite
+from launcher.sites.local import LocalSite
+from launcher.sites.remote import RemoteSite
 
 #: The kinds of job by their saved name: module and class, imported when first driven (``run``
 #: and ``attach`` load neither batch mode nor pipelines).
@@ -238,10 +238,10 @@ def confirm_cancel(job_id: str) -> bool:
 
 
 if TYPE_CHECKING:
+    from launcher.pipeline.run import PipelineKind
     from launcher.session.batch import BatchKind
     from launcher.session.jupyter import JupyterKind
     from launcher.session.kinds import ClusterOnlyKind, Driver
-    from launcher.pipeline.run import PipelineKind
 
     def _every_kind_is_a_job_kind(site: RemoteSite) -> list[JobKind]:
         """For mypy only: each kind class takes every JobKind call as the protocol says."""

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eoshared.batchsystem import BATCH_SYSTEMS, BatchSystem, JobSpec, NodeSize, PartitionLimits
-from launcher.config import Site
-from eoshared.errors import RequestFitError
-from launcher.sites.jobscript import dask_config
 from eoshared.batchsystem.slurmtime import format_seconds, parse_slurm_time
+from eoshared.errors import RequestFitError
+from launcher.config import Site
+from launcher.sites.jobscript import dask_config
 
 if TYPE_CHECKING:
     from launcher.config.dask_sources import Merged

@@ -10,16 +10,16 @@ from typing import Any
 
 from rich.console import Console
 
+from eoshared.errors import InstallError, LauncherError
 from launcher.config import Site
+from launcher.connection.ssh import SSHLink
 from launcher.sites.distribution import (
     BUILD_DIGEST_COMMAND,
     build_digest,
     project_wheel,
     running_origin,
 )
-from eoshared.errors import InstallError, LauncherError
 from launcher.sites.jobscript import dask_yaml, expand_home
-from launcher.connection.ssh import SSHLink
 
 
 def _q(path: str) -> str:

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 
 from eoshared.batchsystem import BATCH_SYSTEMS, JobSpec, batch_system_class
-from launcher.config import Profile, Site
 from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import BATCH_SYSTEM_ENV, SCHEDULER_FILE_ENV, SESSION_ENV
+from launcher.config import Profile, Site
 
 WRAPPER_NAME = "jupyter_wrapper.py"
 JUPYTER_CONFIG_NAME = "jupyter_server_config.json"

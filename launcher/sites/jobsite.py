@@ -1,8 +1,8 @@
 """`JobSite`: what the lifecycle asks of a site, whichever it is.
 
-Two classes fill it in: :class:`~launcher.sites.remote.RemoteSite` (a cluster's login node and batch
-system over one SSH connection) and :class:`~launcher.sites.local.LocalSite` (JupyterLab as a process
-of this machine). Both take the same calls with the same signatures, so
+Two classes fill it in: :class:`~launcher.sites.remote.RemoteSite` (a cluster's login node and
+batch system over one SSH connection) and :class:`~launcher.sites.local.LocalSite` (JupyterLab as
+a process of this machine). Both take the same calls with the same signatures, so
 :class:`~launcher.session.lifecycle.Lifecycle` never asks which one it has: where a call means nothing
 locally the local site answers in its own way (no tunnel, no walltime, nothing to retry), and
 where it needs a batch system (pipelines, batch jobs, the session scheduler) it raises
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Protocol
 from eoshared.batchsystem import JobStatus
 
 if TYPE_CHECKING:
+    from eoshared.scheduler.contract import SchedulerInfo
     from launcher.config import JobSpec, Site
     from launcher.session.kinds import JobKind
-    from eoshared.scheduler.contract import SchedulerInfo
     from launcher.session.state import SessionState
 
 #: How often a job's state (or a local process) is looked at while waiting.

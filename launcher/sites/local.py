@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from launcher.session import state as saved
 from eoshared.batchsystem import FINISHED, RUNNING, JobStatus
-from launcher.config import JobSpec, Site
 from eoshared.errors import ClusterSiteError, ConfigError, JobFailedError, JupyterTimeoutError
+from eoshared.scheduler.files import make_private_dir, state_dir, write_private
+from launcher.config import JobSpec, Site
+from launcher.session import state as saved
+from launcher.session.readiness import new_token, wait_for_api
+from launcher.session.state import SessionState
 from launcher.sites.jobscript import (
     DASK_DIR,
     JUPYTER_CONFIG_NAME,
@@ -36,13 +39,10 @@ from launcher.sites.jobsite import (
     ProblemCallback,
     StatusCallback,
 )
-from launcher.session.readiness import new_token, wait_for_api
-from eoshared.scheduler.files import make_private_dir, state_dir, write_private
-from launcher.session.state import SessionState
 
 if TYPE_CHECKING:
-    from launcher.session.kinds import JobKind
     from eoshared.scheduler.contract import SchedulerInfo
+    from launcher.session.kinds import JobKind
 
 LOG_NAME = "jupyter.log"
 

@@ -1,7 +1,7 @@
 """A cluster site: jobs of its batch system, their run directories, output and tunnels.
 
-Everything here goes through the site's one :class:`~launcher.connection.ssh.SSHLink`. Nothing here saves
-or forgets a session: :mod:`launcher.session.lifecycle` owns the saved state.
+Everything here goes through the site's one :class:`~launcher.connection.ssh.SSHLink`. Nothing
+here saves or forgets a session: :mod:`launcher.session.lifecycle` owns the saved state.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 
-from launcher.sites import fit
 from eoshared.batchsystem import JobStatus, batch_system_class
-from launcher.config import JobSpec, Site
+from eoshared.batchsystem.slurmtime import format_seconds, parse_slurm_time
 from eoshared.errors import (
     AuthenticationError,
     JobFailedError,
@@ -32,6 +31,15 @@ from eoshared.errors import (
     LinkLostError,
     SSHError,
 )
+from eoshared.scheduler import local_copy
+from eoshared.scheduler.contract import SchedulerInfo, parse_address
+from launcher.config import JobSpec, Site
+from launcher.connection.ssh import SSHLink
+from launcher.connection.tunnel import Tunnel
+from launcher.session.options import RECONNECT_SECONDS
+from launcher.session.readiness import new_token, wait_for_api
+from launcher.session.state import SessionState
+from launcher.sites import fit
 from launcher.sites.jobscript import (
     DASK_DIR,
     JUPYTER_CONFIG_NAME,
@@ -48,14 +56,6 @@ from launcher.sites.jobsite import (
     ProblemCallback,
     StatusCallback,
 )
-from launcher.session.options import RECONNECT_SECONDS
-from launcher.session.readiness import new_token, wait_for_api
-from eoshared.scheduler import local_copy
-from eoshared.scheduler.contract import SchedulerInfo, parse_address
-from eoshared.batchsystem.slurmtime import format_seconds, parse_slurm_time
-from launcher.connection.ssh import SSHLink
-from launcher.session.state import SessionState
-from launcher.connection.tunnel import Tunnel
 
 if TYPE_CHECKING:
     from launcher.config.dask_sources import Merged

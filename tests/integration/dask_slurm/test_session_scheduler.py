@@ -14,8 +14,8 @@ import pytest
 from distributed import Client
 from fabric import Connection
 
-from eotoolkit import cluster as eocluster
 from eoshared.scheduler.tls import create_session_tls
+from eotoolkit import cluster as eocluster
 from tests.cluster import rig
 from tests.integration.dask_slurm import remote
 

@@ -9,8 +9,8 @@ import pystac
 import yaml
 
 import eotoolkit
-from eotoolkit.cli import main
 from eoshared import ledger
+from eotoolkit.cli import main
 
 
 def test_per_scene_recipe_reports_failures_and_resumes(

@@ -18,8 +18,8 @@ from distributed import Client, LocalCluster
 
 import eotoolkit
 import eotoolkit.cluster
-from eotoolkit.cli import main
 from eoshared.scheduler.contract import SchedulerInfo, write_scheduler_file
+from eotoolkit.cli import main
 
 ENV_VARS = ("DASK_SCHEDULER_ADDRESS", "EOHPC_SCHEDULER_FILE", "EOHPC_SESSION")
 

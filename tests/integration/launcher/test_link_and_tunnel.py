@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.config import load_site
 from eoshared.errors import RemoteCommandError
+from launcher.config import load_site
 from launcher.connection.ssh import SSHLink
 from launcher.connection.tunnel import Tunnel, free_port
 from tests.cluster import rig

@@ -42,7 +42,8 @@ def test_venv_runs_the_wheel_not_the_checkout(installed: Installed) -> None:
     )
     assert shipped.resolve().is_relative_to(site_packages), shipped
     origin = installed.python(
-        "from launcher.sites.distribution import running_origin as o; r = o(); print(r.kind, r.location)"
+        "from launcher.sites.distribution import running_origin as o; "
+        "r = o(); print(r.kind, r.location)"
     )
     assert origin == f"{WHEEL} {installed.wheel}"
 

@@ -9,9 +9,9 @@ import dask
 import pytest
 from distributed import LocalCluster
 
-from eotoolkit import cluster as eocluster
 from eoshared.scheduler.tls_errors import PRELOAD_MODULE
 from eoshared.scheduler.workers import jobqueue
+from eotoolkit import cluster as eocluster
 
 SUBMIT = {"slurm": "sbatch", "pbs": "qsub", "htcondor": "condor_submit"}
 SECTIONS = ("slurm", "pbs", "htcondor")

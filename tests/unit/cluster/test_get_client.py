@@ -12,9 +12,9 @@ import dask
 import pytest
 from distributed import LocalCluster
 
-from eotoolkit import cluster as eocluster
 from eoshared.scheduler.contract import write_scheduler_file
 from eoshared.scheduler.tls import TLSFiles
+from eotoolkit import cluster as eocluster
 from tests.unit.cluster.conftest import local_cluster
 
 DEAD_ADDRESS = "tcp://127.0.0.1:9"

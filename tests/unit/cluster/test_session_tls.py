@@ -12,10 +12,10 @@ import pytest
 from cryptography import x509
 from distributed import Client, LocalCluster
 
-from eotoolkit import cluster as eocluster
 from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import FORMAT, SchedulerFileError, write_scheduler_file
 from eoshared.scheduler.tls import TLSFiles, create_session_tls
+from eotoolkit import cluster as eocluster
 from tests.unit.cluster.conftest import local_cluster
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from launcher.session import state as saved
-from launcher.session.batch import job_exit_code
-from launcher.cli import build_parser, split_script_args
-from launcher.config import load_site, shipped_dir
-from launcher.sites.jobscript import render, render_batch
 from eoshared.scheduler.contract import STATE_DIR_ENV
 from eoshared.scheduler.driver import script_env
 from eoshared.scheduler.tls import create_session_tls
+from launcher.cli import build_parser, split_script_args
+from launcher.config import load_site, shipped_dir
+from launcher.session import state as saved
+from launcher.session.batch import job_exit_code
+from launcher.sites.jobscript import render, render_batch
 
 SITE = load_site("sandbox", shipped_dir() / "platforms.ini")
 

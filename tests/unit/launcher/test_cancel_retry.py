@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from launcher.sites import remote
-from launcher.config import load_site
 from eoshared.errors import SSHError
-from launcher.sites.remote import RemoteSite
+from launcher.config import load_site
 from launcher.session.state import SessionState
+from launcher.sites import remote
+from launcher.sites.remote import RemoteSite
 
 
 class BrokenOnce:

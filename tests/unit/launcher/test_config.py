@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.config import load_profile, load_site, shipped_dir
 from eoshared.errors import ConfigError, UnknownSiteError
+from launcher.config import load_profile, load_site, shipped_dir
 
 SHIPPED = ["local", "sandbox", "generic-slurm", "spider", "snellius", "delftblue"]
 

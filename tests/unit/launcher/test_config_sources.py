@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from eoshared.errors import ConfigError, UnknownSiteError
 from launcher import cli
 from launcher.config import (
     EXPLICIT,
@@ -23,7 +24,6 @@ from launcher.config import (
     site_names,
     site_records,
 )
-from eoshared.errors import ConfigError, UnknownSiteError
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED_PROFILES = [

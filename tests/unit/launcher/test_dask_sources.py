@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launcher.sites import fit
 from launcher.config import load_site
 from launcher.config.dask_sources import ENV_MARK, FILE_MARK, merged, parse_cluster_files
+from launcher.sites import fit
 
 OUTPUT = f"""{FILE_MARK} /etc/dask/site.yaml
 jobqueue:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.sites import distribution as d
 from eoshared.errors import InstallError
+from launcher.sites import distribution as d
 
 REPO = Path(__file__).resolve().parents[3]
 

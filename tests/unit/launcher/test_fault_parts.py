@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from launcher.sites import remote
 from eoshared.batchsystem import JobStatus, Slurm
 from eoshared.batchsystem.base import FINISHED, PENDING, RUNNING
 from eoshared.errors import AuthenticationError, HostUnreachableError, LinkLostError
-from launcher.sites.remote import RemoteSite, time_left_seconds
 from eoshared.scheduler.workers import WorkersNotReady, wait_for_workers
 from launcher.session.state import SessionState
+from launcher.sites import remote
+from launcher.sites.remote import RemoteSite, time_left_seconds
 
 
 class FakeSite:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from launcher.sites import fit
 from eoshared.batchsystem import BatchSystem, NodeSize, PartitionLimits, Slurm
 from eoshared.batchsystem.slurm import LIMITS_SEPARATOR, parse_node_limits
-from launcher.config import load_site
 from eoshared.errors import RequestFitError
+from launcher.config import load_site
+from launcher.sites import fit
 
 SINFO = """\
 n001|32|128000|short*

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from launcher.sites import fit
 from eoshared.batchsystem import PBS, HTCondor, NodeSize
 from eoshared.batchsystem.htcondor import parse_slots
 from eoshared.batchsystem.pbs import (
@@ -18,8 +17,9 @@ from eoshared.batchsystem.pbs import (
     parse_pbs_limits,
     size_mib,
 )
-from launcher.config import load_site
 from eoshared.errors import RequestFitError
+from launcher.config import load_site
+from launcher.sites import fit
 
 DATA = Path(__file__).parent / "data"
 PLATFORMS = Path(__file__).resolve().parents[3] / "config" / "platforms"

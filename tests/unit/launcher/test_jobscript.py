@@ -6,8 +6,8 @@ from pathlib import Path
 
 from eoshared.batchsystem import Slurm
 from launcher.config import load_profile, load_site, shipped_dir
-from launcher.sites.jobscript import dask_config, jupyter_config, render
 from launcher.session.readiness import new_token
+from launcher.sites.jobscript import dask_config, jupyter_config, render
 
 
 def test_sandbox_script() -> None:

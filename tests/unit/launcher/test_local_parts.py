@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from launcher.session import state
-from launcher.config import load_site
 from eoshared.errors import KeyFileError, PortInUseError
 from eoshared.scheduler.files import STATE_DIR_ENV
+from launcher.config import load_site
 from launcher.connection.ssh import SSHLink, check_key_file
 from launcher.connection.tunnel import bind_local, free_port
+from launcher.session import state
 
 
 def test_state_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

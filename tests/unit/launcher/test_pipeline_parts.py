@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from eoshared import ledger
-
-from launcher.pipeline import task as pipeline_task
 from eoshared.batchsystem import BatchSystem, Slurm
-from launcher.config import load_site, shipped_dir
 from eoshared.errors import BatchSystemError
+from launcher.config import load_site, shipped_dir
+from launcher.pipeline import task as pipeline_task
 from launcher.pipeline.run import step_script
 from launcher.pipeline.spec import Pipeline, PipelineError, parse, rclone_env
 

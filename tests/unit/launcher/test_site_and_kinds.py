@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from launcher.session import state as saved
-from launcher.config import load_site
 from eoshared.errors import ClusterSiteError
-from launcher.sites.local import LocalSite
-from launcher.session.options import Options
 from eoshared.scheduler.contract import STATE_DIR_ENV
+from launcher.config import load_site
+from launcher.session import state as saved
 from launcher.session.lifecycle import KINDS, Lifecycle, kind_class
+from launcher.session.options import Options
+from launcher.sites.local import LocalSite
 
 
 @pytest.fixture

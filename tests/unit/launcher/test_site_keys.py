@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from eoshared.errors import ConfigError
 from launcher import cli
 from launcher.config import load_profile, load_site
 from launcher.sites.dryrun import REMOTE_PLACEHOLDERS
-from eoshared.errors import ConfigError
 from launcher.sites.jobscript import dask_config, render
 from launcher.sites.local import local_jupyter_args, root_dir
 

@@ -8,14 +8,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from eoshared.errors import LauncherError
 from launcher import signals
 from launcher.config import Site, config_help, describe_sites, find_config, load_site, site_names
+from launcher.jobs.lifecycle import Lifecycle, open_site
 from launcher.session import state as saved
-from launcher.session.lifecycle import Lifecycle, open_site
 from launcher.session.options import RECONNECT_SECONDS, Options
 from launcher.sites.remote import RUNS_DIR
 
@@ -112,7 +113,7 @@ def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 
-    from launcher.sites.distribution import DIST_NAME, build_digest
+    from launcher.config.distribution import DIST_NAME, build_digest
 
     try:
         number = installed(DIST_NAME)
@@ -265,7 +266,7 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the selected mode."""
     config = find_config(args.config)
     if args.add_platform:
-        from launcher.config.add_platform import add_platform
+        from launcher.add_platform import add_platform
 
         return add_platform(config)
     if args.mode == "list":
@@ -368,3 +369,19 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     if not site.is_local:
         print("\n".join(dryrun.merged_dask(site, connect=args.verbose).lines()))
     return 0
+
+
+if TYPE_CHECKING:
+    from launcher.jobs.batch import BatchKind
+    from launcher.jobs.jupyter import JupyterKind
+    from launcher.pipeline.run import PipelineKind
+    from launcher.session.kinds import ClusterOnlyKind, Driver, JobKind
+    from launcher.sites.remote import RemoteSite
+
+    def _every_kind_is_a_job_kind(site: RemoteSite) -> list[JobKind]:
+        """For mypy only: each kind class takes every JobKind call as the protocol says."""
+        return [JupyterKind(site), BatchKind(site), PipelineKind(site), ClusterOnlyKind("", "")]
+
+    def _the_lifecycle_is_a_driver(lc: Lifecycle) -> Driver:
+        """For mypy only: the lifecycle offers the kinds every Driver call."""
+        return lc

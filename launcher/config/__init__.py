@@ -40,7 +40,7 @@ from eoshared.batchsystem.slurmtime import format_seconds, parse_duration, parse
 from eoshared.batchsystem.units import memory_mib
 from eoshared.errors import ConfigError, UnknownSiteError
 from launcher.config.dask_checks import check_dask, is_loopback
-from launcher.sites.distribution import source_tree
+from launcher.config.distribution import source_tree
 
 APP_NAME = "eo-hpc"
 #: Overrides the user config directory (platforms.ini and the user's profiles).

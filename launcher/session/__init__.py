@@ -1,2 +1,2 @@
-"""A saved job of a site and its life: the lifecycle, the kinds of job (`JobKind`: Jupyter,
-batch), their saved state and the options of one command."""
+"""What a saved job of a site is: its saved state, the options of one command, and the two
+interfaces the lifecycle drives, `JobSite` (the site) and `JobKind` (the kind of job)."""

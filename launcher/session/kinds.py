@@ -2,12 +2,12 @@
 
 Three kinds, each saved under its name in ``SessionState.kind`` and started by one mode:
 
-- ``jupyter``: :class:`launcher.session.jupyter.JupyterKind` (``--mode run``; ``attach``);
-- ``batch``: :class:`launcher.session.batch.BatchKind` (``--mode batch``);
+- ``jupyter``: :class:`launcher.jobs.jupyter.JupyterKind` (``--mode run``; ``attach``);
+- ``batch``: :class:`launcher.jobs.batch.BatchKind` (``--mode batch``);
 - ``pipeline``: :class:`launcher.pipeline.run.PipelineKind` (``--mode pipeline``).
 
 The lifecycle picks the kind once, from the saved state (or the mode), through the site
-(:meth:`JobSite.kind <launcher.sites.jobsite.JobSite.kind>`): a cluster site runs every kind; the
+(:meth:`JobSite.kind <launcher.session.jobsite.JobSite.kind>`): a cluster site runs every kind; the
 local site runs Jupyter sessions only and answers for the others with a
 :class:`ClusterOnlyKind`, whose every call raises ClusterSiteError naming the mode.
 """
@@ -32,7 +32,7 @@ Record = dict[str, str | int | None]
 
 class Driver(Protocol):
     """What a kind of job may ask of the lifecycle that drives it
-    (:class:`launcher.session.lifecycle.Lifecycle`): the site's settings, the terminal, and
+    (:class:`launcher.jobs.lifecycle.Lifecycle`): the site's settings, the terminal, and
     the saved state's changes."""
 
     config: Site

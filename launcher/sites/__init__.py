@@ -1,3 +1,3 @@
-"""The two kinds of site behind one interface (`JobSite`): a cluster reached over SSH and this
-machine; what a job asks of the cluster (job scripts, the size check, dry-run) and the
-cluster-side environment (install)."""
+"""The two sites that implement `JobSite`: a cluster reached over SSH and this machine; what a
+job asks of the cluster (job scripts, the Dask config of the worker jobs, the size check,
+dry-run) and the cluster-side environment (install)."""

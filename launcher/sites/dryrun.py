@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from launcher.config import Site
-from launcher.config.dask_sources import Merged, merged, read_cluster_files
+from launcher.sites.dask_sources import Merged, merged, read_cluster_files
 from launcher.sites.local import local_jupyter_args, root_dir
 
 #: What a remote dry-run cannot know without a connection.

@@ -25,7 +25,7 @@ from launcher.config import Site
 from launcher.sites.jobscript import dask_config
 
 if TYPE_CHECKING:
-    from launcher.config.dask_sources import Merged
+    from launcher.sites.dask_sources import Merged
 
 _SLURM_MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
 _MEM_FACTORS = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}

@@ -12,13 +12,13 @@ from rich.console import Console
 
 from eoshared.errors import InstallError, LauncherError
 from launcher.config import Site
-from launcher.connection.ssh import SSHLink
-from launcher.sites.distribution import (
+from launcher.config.distribution import (
     BUILD_DIGEST_COMMAND,
     build_digest,
     project_wheel,
     running_origin,
 )
+from launcher.connection.ssh import SSHLink
 from launcher.sites.jobscript import dask_yaml, expand_home
 
 
@@ -50,7 +50,7 @@ def manifest_path(site: Site, home: str) -> str:
 
 
 def build_wheel(dest: Path, console: Console) -> Path:
-    """The wheel of the eo-hpc version running here (see launcher.sites.distribution), in `dest`
+    """The wheel of the eo-hpc version running here (see launcher.config.distribution), in `dest`
     unless it is the wheel file that version was installed from."""
     origin = running_origin()
     console.print(f"this machine runs eo-hpc from the {origin.describe()}")

@@ -20,8 +20,15 @@ from eoshared.batchsystem import FINISHED, RUNNING, JobStatus
 from eoshared.errors import ClusterSiteError, ConfigError, JobFailedError, JupyterTimeoutError
 from eoshared.scheduler.files import make_private_dir, state_dir, write_private
 from launcher.config import JobSpec, Site
+from launcher.connection.readiness import new_token, wait_for_api
 from launcher.session import state as saved
-from launcher.session.readiness import new_token, wait_for_api
+from launcher.session.jobsite import (
+    CONNECTION_FILE,
+    POLL_SECONDS,
+    TAIL_LINES,
+    ProblemCallback,
+    StatusCallback,
+)
 from launcher.session.state import SessionState
 from launcher.sites.jobscript import (
     DASK_DIR,
@@ -31,13 +38,6 @@ from launcher.sites.jobscript import (
     jupyter_args,
     jupyter_config,
     template_text,
-)
-from launcher.sites.jobsite import (
-    CONNECTION_FILE,
-    POLL_SECONDS,
-    TAIL_LINES,
-    ProblemCallback,
-    StatusCallback,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class LocalSite:
     """JupyterLab on this machine, started through the same wrapper as the batch job; it
     serves the directory the command was started from, as `jupyter lab` does.
 
-    A :class:`~launcher.sites.jobsite.JobSite`: with no batch system, nothing is checked against a
+    A :class:`~launcher.session.jobsite.JobSite`: with no batch system, nothing is checked against a
     partition, there is no tunnel, no walltime and no connection to retry, and what needs a
     batch system (batch jobs, pipelines, the session scheduler) raises ClusterSiteError."""
 

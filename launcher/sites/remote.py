@@ -1,7 +1,7 @@
 """A cluster site: jobs of its batch system, their run directories, output and tunnels.
 
 Everything here goes through the site's one :class:`~launcher.connection.ssh.SSHLink`. Nothing
-here saves or forgets a session: :mod:`launcher.session.lifecycle` owns the saved state.
+here saves or forgets a session: :mod:`launcher.jobs.lifecycle` owns the saved state.
 """
 
 from __future__ import annotations
@@ -34,10 +34,17 @@ from eoshared.errors import (
 from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import SchedulerInfo, parse_address
 from launcher.config import JobSpec, Site
+from launcher.connection.readiness import new_token, wait_for_api
 from launcher.connection.ssh import SSHLink
 from launcher.connection.tunnel import Tunnel
+from launcher.session.jobsite import (
+    CONNECTION_FILE,
+    POLL_SECONDS,
+    TAIL_LINES,
+    ProblemCallback,
+    StatusCallback,
+)
 from launcher.session.options import RECONNECT_SECONDS
-from launcher.session.readiness import new_token, wait_for_api
 from launcher.session.state import SessionState
 from launcher.sites import fit
 from launcher.sites.jobscript import (
@@ -49,17 +56,10 @@ from launcher.sites.jobscript import (
     render,
     template_text,
 )
-from launcher.sites.jobsite import (
-    CONNECTION_FILE,
-    POLL_SECONDS,
-    TAIL_LINES,
-    ProblemCallback,
-    StatusCallback,
-)
 
 if TYPE_CHECKING:
-    from launcher.config.dask_sources import Merged
     from launcher.session.kinds import JobKind
+    from launcher.sites.dask_sources import Merged
 
 #: How often the login node looks for a file the job writes (connection or scheduler file).
 FILE_CHECK_SECONDS = 0.05
@@ -100,7 +100,7 @@ def time_left_seconds(text: str) -> int | None:
 
 class RemoteSite:
     """A site's login node and batch system, reached through one SSH link (a
-    :class:`~launcher.sites.jobsite.JobSite`)."""
+    :class:`~launcher.session.jobsite.JobSite`)."""
 
     def __init__(self, config: Site, link: SSHLink) -> None:
         self.config = config
@@ -127,7 +127,7 @@ class RemoteSite:
     def check_build(self, on_problem: ProblemCallback) -> None:
         """Warn when the environment ``--mode install`` made for this site holds another build
         of eo-hpc than this machine runs (a site-managed environment is not checked)."""
-        from launcher.sites.distribution import build_digest
+        from launcher.config.distribution import build_digest
         from launcher.sites.install import manifest_path
 
         code, out, _ = self.link.run(f'cat "{manifest_path(self.config, "$HOME")}"')
@@ -198,7 +198,7 @@ class RemoteSite:
     def merged_dask_config(self) -> Merged:
         """The worker jobs' jobqueue config: the site's over the user's own Dask files on the
         cluster (read in one command), each value with its source."""
-        from launcher.config.dask_sources import merged, read_cluster_files
+        from launcher.sites.dask_sources import merged, read_cluster_files
 
         layers, notes = read_cluster_files(self.link.run, self.config)
         return merged(self.config, layers, self.link.home(), notes)

@@ -1,7 +1,8 @@
-"""Rules of the design that a reader relies on: no import loop in `launcher/` or `eotoolkit/`
-(imports inside functions and under TYPE_CHECKING count), and no branch on a batch system's
-name outside its own file in `eoshared/batchsystem/` (ARCHITECTURE.md, "Adding a batch
-system")."""
+"""Rules of the design that a reader relies on (ARCHITECTURE.md): no import loop between modules
+or between rooms (imports inside functions and under TYPE_CHECKING count); `launcher` and
+`eotoolkit` import each other in neither direction, and `eoshared` imports neither; no module
+of `launcher/` much over 600 lines; and no branch on a batch system's name outside its own file
+in `eoshared/batchsystem/` ("Adding a batch system")."""
 
 from __future__ import annotations
 
@@ -99,3 +100,49 @@ def test_no_branch_on_a_batch_systems_name_outside_its_file() -> None:
             if match and module != f"eoshared.batchsystem.{match.group(2)}":
                 found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert found == []
+
+
+def room(module: str) -> str:
+    """The room of a module: a subpackage of `launcher` or `eoshared` (``launcher.sites``), a
+    top-level module of either (``launcher.cli``), or the whole of `eotoolkit`."""
+    parts = module.split(".")
+    if parts[0] == "eotoolkit":
+        return "eotoolkit"
+    return ".".join(parts[:2])
+
+
+def room_graph() -> dict[str, set[str]]:
+    """Which rooms each room imports."""
+    graph: dict[str, set[str]] = {}
+    for module, imported in import_graph().items():
+        here = room(module)
+        graph.setdefault(here, set()).update(room(m) for m in imported if room(m) != here)
+    return graph
+
+
+def test_no_loop_between_rooms() -> None:
+    graph = room_graph()
+    assert "launcher.config" in graph["launcher.sites"]  # the rooms see imports at all
+    assert loops(graph) == []
+
+
+def test_the_packages_share_only_eoshared() -> None:
+    crossing = {
+        (module, other)
+        for module, imported in import_graph().items()
+        for other in imported
+        if (top := module.partition(".")[0]) != (top_other := other.partition(".")[0])
+        and not (top != "eoshared" and top_other == "eoshared")
+    }
+    assert crossing == set()
+    assert any(m.startswith("eoshared.") for m in import_graph()["eotoolkit.cluster"])
+
+
+def test_no_launcher_module_over_600_lines() -> None:
+    long = {
+        str(path.relative_to(REPO)): count
+        for module, (path, _) in modules().items()
+        if module.startswith("launcher")
+        and (count := len(path.read_text(encoding="utf-8").splitlines())) > 620
+    }
+    assert long == {}

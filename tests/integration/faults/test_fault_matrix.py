@@ -402,7 +402,7 @@ def test_node_failure_under_a_running_session_is_said_at_once_and_reconnected(
     """The compute node goes DOWN under a running Jupyter job: SLURM requeues the job. run
     says so within a watch interval, waits, and reconnects the same local URL when the job
     runs again (its node back)."""
-    from launcher.session.readiness import api_status
+    from launcher.connection.readiness import api_status
     from tests.integration.launcher.conftest import URL_RE
 
     info = faults.info

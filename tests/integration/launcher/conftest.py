@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.sites.distribution import project_wheel, running_origin
+from launcher.config.distribution import project_wheel, running_origin
 from tests.cluster import rig
 
 REPO = Path(__file__).resolve().parents[3]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.session.readiness import api_status
+from launcher.connection.readiness import api_status
 from tests.integration.launcher.conftest import (
     Launcher,
     follow_until,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.session.readiness import api_status
-from launcher.sites.distribution import BUILD_DIGEST_COMMAND, build_digest
+from launcher.config.distribution import BUILD_DIGEST_COMMAND, build_digest
+from launcher.connection.readiness import api_status
 from tests.cluster import rig
 from tests.integration.launcher.conftest import Installed, read_url, wait_until
 

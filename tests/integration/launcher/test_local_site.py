@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from launcher.session.readiness import api_status
+from launcher.connection.readiness import api_status
 from tests.integration.launcher.conftest import Launcher, read_url, url_of, wait_until
 
 pytestmark = pytest.mark.slow

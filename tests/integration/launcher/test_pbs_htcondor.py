@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.session.readiness import api_status
+from launcher.connection.readiness import api_status
 from tests.cluster import rig
 from tests.integration.launcher.conftest import (
     Launcher,

@@ -23,8 +23,8 @@ import pexpect
 import pyotp
 import pytest
 
+from launcher.connection.readiness import api_status
 from launcher.session import state as saved
-from launcher.session.readiness import api_status
 from tests.cluster import rig, twofactor
 from tests.integration.launcher.conftest import RUN_JUPYTER, Launcher, launcher_env, wait_until
 from tests.sshkeys import PASSPHRASE, agent_fingerprints, fingerprint, keygen, ssh_add, ssh_agent

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.sites.distribution import WHEEL, project_wheel, running_origin
+from launcher.config.distribution import WHEEL, project_wheel, running_origin
 from tests.integration.launcher.conftest import Installed, pip_install, url_of, wait_until
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def test_venv_runs_the_wheel_not_the_checkout(installed: Installed) -> None:
     )
     assert shipped.resolve().is_relative_to(site_packages), shipped
     origin = installed.python(
-        "from launcher.sites.distribution import running_origin as o; "
+        "from launcher.config.distribution import running_origin as o; "
         "r = o(); print(r.kind, r.location)"
     )
     assert origin == f"{WHEEL} {installed.wheel}"
@@ -148,7 +148,7 @@ def _alive(pid: int) -> bool:
 def test_the_wheel_is_the_checkouts_build(installed: Installed) -> None:
     """The build digest compares both ends without building: the installed wheel has the
     digest of the checkout it was built from."""
-    from launcher.sites.distribution import build_digest
+    from launcher.config.distribution import build_digest
 
     result = installed.run("--version")
     assert result.returncode == 0, result.stderr

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from eoshared.errors import ConfigError, KeyFileError
+from launcher import add_platform as ap
 from launcher.config import CONFIG_DIR_ENV, load_site, shipped_dir
-from launcher.config import add_platform as ap
 
 REPO = Path(__file__).resolve().parents[3]
 RUN_JUPYTER = REPO / "run_jupyter.py"

@@ -15,8 +15,8 @@ from eoshared.scheduler.driver import script_env
 from eoshared.scheduler.tls import create_session_tls
 from launcher.cli import build_parser, split_script_args
 from launcher.config import load_site, shipped_dir
+from launcher.jobs.batch import job_exit_code
 from launcher.session import state as saved
-from launcher.session.batch import job_exit_code
 from launcher.sites.jobscript import render, render_batch
 
 SITE = load_site("sandbox", shipped_dir() / "platforms.ini")

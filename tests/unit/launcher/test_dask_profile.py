@@ -10,7 +10,7 @@ import yaml
 from eoshared.batchsystem.slurmtime import parse_duration, parse_slurm_time
 from eoshared.errors import ConfigError
 from launcher.config import load_profile, load_site, shipped_dir
-from launcher.session.dashboard import dashboard_hint, dashboard_port
+from launcher.jobs.dashboard import dashboard_hint, dashboard_port
 from launcher.sites.jobscript import render
 
 SLURM_PLATFORMS = ["sandbox", "generic-slurm", "spider", "snellius", "delftblue"]

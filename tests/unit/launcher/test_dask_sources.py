@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from launcher.config import load_site
-from launcher.config.dask_sources import ENV_MARK, FILE_MARK, merged, parse_cluster_files
 from launcher.sites import fit
+from launcher.sites.dask_sources import ENV_MARK, FILE_MARK, merged, parse_cluster_files
 
 OUTPUT = f"""{FILE_MARK} /etc/dask/site.yaml
 jobqueue:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from eoshared.errors import InstallError
-from launcher.sites import distribution as d
+from launcher.config import distribution as d
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from eoshared.batchsystem import Slurm
 from launcher.config import load_profile, load_site, shipped_dir
-from launcher.session.readiness import new_token
+from launcher.connection.readiness import new_token
 from launcher.sites.jobscript import dask_config, jupyter_config, render
 
 

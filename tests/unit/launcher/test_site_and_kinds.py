@@ -14,8 +14,8 @@ from rich.console import Console
 from eoshared.errors import ClusterSiteError
 from eoshared.scheduler.contract import STATE_DIR_ENV
 from launcher.config import load_site
+from launcher.jobs.lifecycle import KINDS, Lifecycle, kind_class
 from launcher.session import state as saved
-from launcher.session.lifecycle import KINDS, Lifecycle, kind_class
 from launcher.session.options import Options
 from launcher.sites.local import LocalSite
 

@@ -214,7 +214,9 @@ def build_digest() -> str:
 
 
 #: Prints build_digest() of the environment it runs in (``python -c`` on the cluster).
-BUILD_DIGEST_COMMAND = "from launcher.sites.distribution import build_digest; print(build_digest())"
+BUILD_DIGEST_COMMAND = (
+    "from launcher.config.distribution import build_digest; print(build_digest())"
+)
 
 
 def wheel_version(wheel: Path) -> str:

@@ -2,11 +2,11 @@
 
 A session is one job of a site: JupyterLab (`run`, `attach`), a script with Dask workers
 (`batch`) or a staged pipeline (`pipeline`). The lifecycle drives the site it is given (a
-:class:`~launcher.sites.jobsite.JobSite`: :class:`~launcher.sites.remote.RemoteSite` or
+:class:`~launcher.session.jobsite.JobSite`: :class:`~launcher.sites.remote.RemoteSite` or
 :class:`~launcher.sites.local.LocalSite`) through the kind of job at hand (a
 :class:`~launcher.session.kinds.JobKind`, chosen once from the mode or the saved state), and
-never asks which site or kind it has. This module, with the kinds it drives, is the only one that saves
-or forgets a session (:mod:`launcher.session.state`).
+never asks which site or kind it has. This module, with the kinds it drives, is the only one
+that saves or forgets a session (:mod:`launcher.session.state`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -27,18 +27,18 @@ from launcher import signals
 from launcher.config import JobSpec, Site
 from launcher.connection.ssh import SSHLink
 from launcher.session import state as saved
+from launcher.session.jobsite import JobSite
 from launcher.session.kinds import JobKind, Record
 from launcher.session.options import Options
 from launcher.session.state import SessionState
-from launcher.sites.jobsite import JobSite
 from launcher.sites.local import LocalSite
 from launcher.sites.remote import RemoteSite
 
 #: The kinds of job by their saved name: module and class, imported when first driven (``run``
 #: and ``attach`` load neither batch mode nor pipelines).
 KINDS = {
-    saved.JUPYTER: ("launcher.session.jupyter", "JupyterKind"),
-    saved.BATCH: ("launcher.session.batch", "BatchKind"),
+    saved.JUPYTER: ("launcher.jobs.jupyter", "JupyterKind"),
+    saved.BATCH: ("launcher.jobs.batch", "BatchKind"),
     saved.PIPELINE: ("launcher.pipeline.run", "PipelineKind"),
 }
 
@@ -235,18 +235,3 @@ def confirm_cancel(job_id: str) -> bool:
     except (EOFError, KeyboardInterrupt):
         return True
     return answer in ("", "y", "yes")
-
-
-if TYPE_CHECKING:
-    from launcher.pipeline.run import PipelineKind
-    from launcher.session.batch import BatchKind
-    from launcher.session.jupyter import JupyterKind
-    from launcher.session.kinds import ClusterOnlyKind, Driver
-
-    def _every_kind_is_a_job_kind(site: RemoteSite) -> list[JobKind]:
-        """For mypy only: each kind class takes every JobKind call as the protocol says."""
-        return [JupyterKind(site), BatchKind(site), PipelineKind(site), ClusterOnlyKind("", "")]
-
-    def _the_lifecycle_is_a_driver(lc: Lifecycle) -> Driver:
-        """For mypy only: the lifecycle offers the kinds every Driver call."""
-        return lc

@@ -3,7 +3,7 @@
 ``--mode run`` starts it, ``--mode attach`` opens a new tunnel to it; both wait for Jupyter
 (and the session's Dask scheduler, with ``--scheduler``), open the tunnels, announce the URL
 and watch the job until it ends or the user detaches. Everything here goes through the
-:class:`~launcher.sites.jobsite.JobSite` it was given, whichever site that is.
+:class:`~launcher.session.jobsite.JobSite` it was given, whichever site that is.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from eoshared.errors import (
 from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import read_scheduler_file
 from launcher.connection.tunnel import check_port_free, free_port, port_free
+from launcher.jobs.dashboard import dashboard_hint
 from launcher.session import state as saved
-from launcher.session.dashboard import dashboard_hint
+from launcher.session.jobsite import JobSite
 from launcher.session.kinds import Record, job_record
 from launcher.session.state import SessionState
-from launcher.sites.jobsite import JobSite
 
 #: The ended state recorded for a session its user stopped.
 STOPPED = "CANCELLED"

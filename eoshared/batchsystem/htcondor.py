@@ -31,7 +31,7 @@ from eoshared.batchsystem.base import (
     Runner,
     local_runner,
 )
-from eoshared.batchsystem.units import job_memory_mib, time_seconds
+from eoshared.batchsystem.units import job_memory_mib, parse_slurm_time
 from eoshared.errors import BatchSystemError
 
 #: JobStatus numbers and their names.
@@ -328,7 +328,7 @@ class HTCondor(BatchSystem):
         mib = job_memory_mib(job.mem, job.mem_per_cpu, job.cpus)
         if mib:
             lines.append(f"request_memory = {mib}")
-        seconds = time_seconds(job.time)
+        seconds = parse_slurm_time(job.time)
         if seconds is not None:
             lines.append(f"allowed_execute_duration = {seconds}")
             # The schedd's own check of the same limit (every PERIODIC_EXPR_INTERVAL): HTCondor

@@ -17,7 +17,7 @@ from eoshared.batchsystem.base import (
     NodeSize,
     PartitionLimits,
 )
-from eoshared.batchsystem.units import hms, job_memory_mib, time_seconds
+from eoshared.batchsystem.units import hms, job_memory_mib, parse_slurm_time
 
 #: qstat's job states: queued, held, waiting (for its start time), in transit, suspended,
 #: suspended while the workstation is busy; running, exiting, array begun; the rest is final
@@ -434,7 +434,7 @@ class PBS(BatchSystem):
         if mib:
             select += f":mem={pbs_memory(mib)}"
         options = [f"-N {job_name}", f"-o {output}", "-j oe", "-k oed", f"-l {select}"]
-        seconds = time_seconds(job.time)
+        seconds = parse_slurm_time(job.time)
         if seconds is not None:
             options.append(f"-l walltime={hms(seconds)}")
         if job.partition:

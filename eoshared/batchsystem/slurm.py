@@ -14,7 +14,7 @@ from eoshared.batchsystem.base import (
     NodeSize,
     PartitionLimits,
 )
-from eoshared.batchsystem.slurmtime import parse_slurm_time
+from eoshared.batchsystem.units import parse_slurm_time
 
 SQUEUE_FORMAT = "%T|%r|%N|%L|%S"
 NO_ESTIMATE = ("", "N/A", "Unknown")

@@ -36,8 +36,7 @@ import platformdirs
 import yaml
 
 from eoshared.batchsystem import BATCH_SYSTEMS, JobSpec
-from eoshared.batchsystem.slurmtime import format_seconds, parse_duration, parse_slurm_time
-from eoshared.batchsystem.units import memory_mib
+from eoshared.batchsystem.units import format_seconds, memory_mib, parse_duration, parse_slurm_time
 from eoshared.errors import ConfigError, UnknownSiteError
 from launcher.config.dask_checks import check_dask, is_loopback
 from launcher.config.distribution import source_tree

@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eoshared.batchsystem.slurmtime import format_seconds, parse_duration, parse_slurm_time
+from eoshared.batchsystem.units import format_seconds, parse_duration, parse_slurm_time
 from eoshared.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -12,14 +12,17 @@ never block a submission.
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eoshared.batchsystem import BATCH_SYSTEMS, BatchSystem, JobSpec, NodeSize, PartitionLimits
-from eoshared.batchsystem.slurmtime import format_seconds, parse_slurm_time
+from eoshared.batchsystem.units import (
+    dask_memory_bytes,
+    format_seconds,
+    memory_mib,
+    parse_slurm_time,
+)
 from eoshared.errors import RequestFitError
 from launcher.config import Site
 from launcher.sites.jobscript import dask_config
@@ -27,18 +30,16 @@ from launcher.sites.jobscript import dask_config
 if TYPE_CHECKING:
     from launcher.sites.dask_sources import Merged
 
-_SLURM_MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
-_MEM_FACTORS = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 #: Partition states in which jobs wait, whatever their size.
 IDLE_STATES = ("DOWN", "DRAIN", "INACTIVE")
 
 
 def slurm_mem_mb(text: str | None) -> int | None:
     """MiB of a SLURM memory request ("4G", "4000" = MiB, "4000M"); None if absent or unreadable."""
-    match = _SLURM_MEM.match(str(text)) if text else None
-    if match is None:
+    try:
+        return memory_mib(text) if text else None
+    except ValueError:
         return None
-    return math.ceil(float(match.group(1)) * _MEM_FACTORS[match.group(2).upper()])
 
 
 def jobqueue_mem_mb(text: Any, section: str = "slurm") -> int | None:
@@ -46,11 +47,9 @@ def jobqueue_mem_mb(text: Any, section: str = "slurm") -> int | None:
     ``--mem`` rounded up to whole GiB or MiB, PBS's ``mem=`` likewise (GiB from 10 GiB on),
     HTCondor's RequestMemory rounded down to whole MiB, as dask-jobqueue does; None if
     unreadable."""
-    from dask.utils import parse_bytes
-
     try:
-        n = parse_bytes(text) if isinstance(text, str) else int(text)
-    except (TypeError, ValueError):
+        n = dask_memory_bytes(text)
+    except ValueError:
         return None
     system = next(
         (cls for cls in BATCH_SYSTEMS.values() if cls.jobqueue_section == section),

@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 
 from eoshared.batchsystem import JobStatus, batch_system_class
-from eoshared.batchsystem.slurmtime import format_seconds, parse_slurm_time
+from eoshared.batchsystem.units import format_seconds, parse_slurm_time
 from eoshared.errors import (
     AuthenticationError,
     JobFailedError,

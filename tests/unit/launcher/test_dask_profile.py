@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eoshared.batchsystem.slurmtime import parse_duration, parse_slurm_time
+from eoshared.batchsystem.units import parse_duration, parse_slurm_time
 from eoshared.errors import ConfigError
 from launcher.config import load_profile, load_site, shipped_dir
 from launcher.jobs.dashboard import dashboard_hint, dashboard_port

@@ -53,6 +53,10 @@ class JobStatus:
     time_left: str = ""
     start_estimate: str = ""
     exit_code: str = ""
+    #: When the job's current run started, as the batch system writes it ("" when it is not
+    #: running or the query does not say): a change while it runs means it was put back in the
+    #: queue and started again between two queries.
+    started: str = ""
 
     @property
     def pending(self) -> bool:
@@ -80,6 +84,10 @@ class JobFields:
     time_left: str = ""
     start_estimate: str = ""
     exit_code: str = ""
+    #: When the job's current run started, as the batch system writes it ("" when it is not
+    #: running or the query does not say): a change while it runs means it was put back in the
+    #: queue and started again between two queries.
+    started: str = ""
     #: The id the query lists the job under when it writes ids its own way (qstat's
     #: ``12.server`` for ``12``); "" for the id asked about.
     job_id: str = ""
@@ -327,6 +335,7 @@ class BatchSystem:
             time_left=fields.time_left,
             start_estimate=fields.start_estimate,
             exit_code=fields.exit_code,
+            started=fields.started,
         )
 
     def cancel(self, job_id: str) -> None:

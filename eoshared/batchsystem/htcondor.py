@@ -127,6 +127,7 @@ def parse_ad(ad: dict[str, Any]) -> JobFields | None:
         node=_host(ad.get("RemoteHost") or ad.get("LastRemoteHost")),
         time_left=time_left,
         exit_code=exit_code,
+        started=str(started) if state == "RUNNING" and isinstance(started, int) else "",
     )
 
 

@@ -116,6 +116,7 @@ def parse_qstat_json(output: str) -> JobFields | None:
         time_left=time_left,
         start_estimate=str(start) if start else "",
         exit_code="" if exit_status is None else str(exit_status),
+        started=str(job.get("stime", "")) if state == "R" else "",
     )
 
 

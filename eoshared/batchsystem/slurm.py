@@ -18,6 +18,8 @@ from eoshared.batchsystem.units import parse_slurm_time
 
 SQUEUE_FORMAT = "%T|%r|%N|%L|%S"
 NO_ESTIMATE = ("", "N/A", "Unknown")
+#: The states in which a job runs (``Slurm.running_states``, read by the parsers too).
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING"})
 #: sinfo's node lines (name, CPUs, memory in MiB, partition; the default one ends in "*").
 SINFO_NODE_FORMAT = "%N|%c|%m|%P"
 #: Separates the sinfo and scontrol parts of the one node-limits command's output.
@@ -101,6 +103,7 @@ def parse_squeue(output: str) -> JobFields | None:
         node="" if node in ("", "(null)") else node,
         time_left=time_left,
         start_estimate="" if start in NO_ESTIMATE else start,
+        started=start if state in RUNNING_STATES and start not in NO_ESTIMATE else "",
     )
 
 
@@ -117,6 +120,7 @@ def parse_scontrol(output: str) -> JobFields | None:
         reason="" if fields.get("Reason") == "None" else fields.get("Reason", ""),
         node="" if node == "(null)" else node,
         exit_code=fields.get("ExitCode", ""),
+        started=fields.get("StartTime", "") if fields["JobState"] in RUNNING_STATES else "",
     )
 
 
@@ -211,7 +215,7 @@ class Slurm(BatchSystem):
         ("sacct -n -P -X -j {job_id} -o State,ExitCode,NodeList", parse_sacct),
     )
     pending_states = frozenset({"PENDING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED"})
-    running_states = frozenset({"RUNNING", "COMPLETING"})
+    running_states = RUNNING_STATES
     suspended_states = frozenset({"SUSPENDED"})
     jobqueue_section = "slurm"
     jobqueue_class = "SLURMCluster"

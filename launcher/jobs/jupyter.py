@@ -165,21 +165,32 @@ class JupyterKind:
     def serve(self, lc: Driver, state: SessionState, options: Options, cancel_on_exit: bool) -> int:
         """Open the tunnels, announce the URL, and keep them up while the job runs. A job the
         batch system puts back in the queue (a node failure, a preemption) is said at once,
-        waited for, and reconnected when it runs again."""
+        waited for, and reconnected when it runs again; so is one that the watch saw start
+        again between two queries (returned running)."""
         first = True
         while True:
             final = self.serve_once(lc, state, options, cancel_on_exit, open_browser=first)
             if final is None:
                 return 0 if options.detach else LinkLostError.exit_code
-            if final.finished or not final.pending or self.site.stuck(final):
+            if final.finished or self.site.stuck(final):
                 return self.report(lc, state, final, options)
             reason = f", {final.reason}" if final.reason else ""
+            if final.pending:
+                what = (
+                    f"the batch system put it back in the queue ({final.state}{reason}), as "
+                    "after a node failure or a preemption. It starts again by itself, on another "
+                    "node if need be, and JupyterLab restarts there"
+                )
+            else:
+                what = (
+                    f"the batch system put it back in the queue and started it again "
+                    f"({final.state} since {final.started}{reason}), as after a node failure or "
+                    "a preemption. JupyterLab restarts"
+                )
             lc.problem(
-                f"job {state.job_id} stopped running on {state.node}: the batch system put it "
-                f"back in the queue ({final.state}{reason}), as after a node failure or a "
-                "preemption. It starts again by itself, on another node if need be, and "
-                "JupyterLab restarts there (saved notebooks are kept; running kernels are lost). "
-                f"Waiting to reconnect; Ctrl-C {'cancels' if cancel_on_exit else 'detaches'}."
+                f"job {state.job_id} stopped running on {state.node}: {what} (saved notebooks "
+                "are kept; running kernels are lost). Waiting to reconnect; Ctrl-C "
+                f"{'cancels' if cancel_on_exit else 'detaches'}."
             )
             state.node, state.remote_host, state.remote_port = "", "", 0
             state.scheduler_remote = ""

@@ -411,9 +411,12 @@ class RemoteSite:
         put on hold (HTCondor holds a job that ran past its ``allowed_execute_duration``) will
         not run again by itself: it is cancelled and its status returned. A job put back in
         the queue while it ran (requeued after a node failure, preempted) is returned at once,
-        pending, with its connection file removed (its next run writes its own); a suspended
-        one is said once and watched on."""
+        pending, with its connection file removed (its next run writes its own); so is one
+        that started again between two queries (its start time changed), returned running
+        (the new run removed the old run's files as it started). A suspended one is said once
+        and watched on."""
         warned = suspended = False
+        started = ""
         while True:
             time.sleep(WATCH_SECONDS)
             status = self.persist(lambda: self.batch.status(state.job_id), on_problem)
@@ -432,9 +435,12 @@ class RemoteSite:
                     )
                 suspended = True
                 continue
+            if started and status.started and status.started != started:
+                return status  # its new run removed the old run's files itself
             if status.pending:
                 self.persist(functools.partial(self.forget_connection, state), on_problem)
                 return status
+            started = started or status.started
             if suspended:
                 on_problem(f"job {state.job_id} runs again; Jupyter answers again")
                 suspended = False

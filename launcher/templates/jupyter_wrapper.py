@@ -14,6 +14,7 @@ scheduler is stopped (it cancels its worker jobs) when Jupyter ends.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -79,6 +80,14 @@ def main():
     config_file = os.path.join(args.run_dir, "jupyter_server_config.json")
     with open(config_file, encoding="utf-8") as handle:
         token = json.load(handle)["IdentityProvider"]["token"]
+    # A run of a requeued job starts with none of the previous run's files: the launcher waits
+    # for this run's own.
+    stale = [os.path.join(args.run_dir, "connection.json")]
+    if args.scheduler_max_jobs is not None:
+        stale.append(os.environ.get("EOHPC_SCHEDULER_FILE", ""))
+    for path in filter(None, stale):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
     port = args.port or free_port(args.ip)
     command = [
         sys.executable,

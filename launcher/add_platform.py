@@ -21,16 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from eoshared.errors import ConfigError, LauncherError
-from launcher.config import (
-    INI_NAME,
-    ConfigSources,
-    as_sources,
-    build_site,
-    ini_parser,
-    profile_path,
-    read_ini,
-    shipped_dir,
-)
+from launcher.config.model import INI_NAME
+from launcher.config.profiles import profile_path
+from launcher.config.sites import build_site
+from launcher.config.sources import ConfigSources, as_sources, ini_parser, read_ini, shipped_dir
 
 QUESTIONS = (
     ("platform", "platform (profile name, e.g. generic-slurm, spider, snellius, delftblue)"),

@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from eoshared.batchsystem import BATCH_SYSTEMS
-from launcher.config import INI_WORKER_KEYS, Site, read_ini
+from launcher.config.model import INI_WORKER_KEYS, Site
+from launcher.config.sources import read_ini
 from launcher.sites.jobscript import dask_config
 
 #: Separates the files in the output of READ_FILES.

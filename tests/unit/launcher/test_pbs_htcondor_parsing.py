@@ -46,6 +46,7 @@ def test_qstat_states() -> None:
     running = parse_qstat_json(data("qstat_running.json"))
     assert running is not None and running.state == "R" and running.node == "eopbs"
     assert running.reason == "" and running.time_left and pbs.phase("R") == "running"
+    assert running.started == "Sat Nov 28 09:52:35 2026" and queued.started == ""
     finished = parse_qstat_json(data("qstat_finished.json"))
     assert finished is not None and finished.state == "F" and finished.exit_code == "3"
     assert pbs.complete("2.eopbs", finished).finished
@@ -101,6 +102,7 @@ def test_condor_states() -> None:
     running = parse_ads(data("condor_q_running.json"))
     assert running is not None and running.state == "RUNNING" and running.node == "eocondor"
     assert condor.phase("RUNNING") == "running"
+    assert running.started == "1795857381" and idle.started == ""
     held = parse_ads(data("condor_q_held.json"))
     assert held is not None and held.state == "HELD" and condor.phase("HELD") == "pending"
     assert held.reason == "via condor_hold (by user eouser)"

@@ -176,6 +176,10 @@ def test_messages_are_printed_verbatim(tmp_path: Path, capsys: pytest.CaptureFix
         ("cpus = 0\n", "key 'cpus' is 0"),
         ("mem = lots\n", "key 'mem' is 'lots', not a memory size"),
         ("mem_per_cpu = 4 apples\n", "key 'mem_per_cpu' is '4 apples', not a memory size"),
+        ("mem = 0\n", "key 'mem' is '0', not a memory size above zero"),
+        ("worker_memory = 4000\n", "key 'worker_memory' is '4000'; give a size with a unit"),
+        ("worker_memory = 0GiB\n", "key 'worker_memory' is '0GiB'"),
+        ("worker_memory = many\n", "key 'worker_memory' is 'many'"),
     ],
 )
 def test_job_sizes_refused_not_rewritten(tmp_path: Path, extra: str, message: str) -> None:
@@ -198,3 +202,9 @@ def test_profile_job_sizes_are_checked(tmp_path: Path) -> None:
     ini.write_text("[s]\nplatform = mine\nhost = h\n")
     with pytest.raises(ConfigError, match=r"mine.yaml: key 'job.cpus' is -2"):
         load_site("s", ini)
+
+
+@pytest.mark.parametrize("size", ["4GiB", "4 GiB", "16GB", "512MiB", "1.5TB"])
+def test_dask_sizes_with_a_unit_are_taken_as_written(tmp_path: Path, size: str) -> None:
+    workers = site_with(tmp_path, f"worker_memory = {size}\n").profile.dask
+    assert size in str(workers)

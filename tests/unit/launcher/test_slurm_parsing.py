@@ -30,6 +30,16 @@ def test_squeue_pending_and_running() -> None:
     assert parse_squeue("") is None
 
 
+def test_the_start_of_a_running_jobs_run_is_kept_and_a_pending_job_has_none() -> None:
+    running = parse_squeue("RUNNING|None|node1|29:50|2030-01-01T10:00:00")
+    assert running is not None and running.started == "2030-01-01T10:00:00"
+    assert SLURM.complete("7", running).started == "2030-01-01T10:00:00"
+    pending = parse_squeue("PENDING|BeginTime|||2030-01-01T10:02:00")
+    assert pending is not None and pending.started == ""
+    fields = parse_scontrol("JobId=7 JobState=RUNNING StartTime=2030-01-01T10:00:00 NodeList=n1")
+    assert fields is not None and fields.started == "2030-01-01T10:00:00"
+
+
 def test_scontrol_finished_job() -> None:
     out = (
         "JobId=7 JobName=x UserId=u(1) JobState=FAILED Reason=NonZeroExitCode "

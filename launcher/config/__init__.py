@@ -8,7 +8,6 @@ The names the rest of the launcher uses are re-exported here.
 
 from __future__ import annotations
 
-from eoshared.batchsystem import JobSpec
 from launcher.config.listing import describe_sites, site_records
 from launcher.config.model import (
     CONFIG_DIR_ENV,
@@ -37,7 +36,6 @@ __all__ = [
     "SHIPPED",
     "USER",
     "ConfigSources",
-    "JobSpec",
     "Profile",
     "Site",
     "config_help",

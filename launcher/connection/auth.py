@@ -312,8 +312,8 @@ class Credentials:
     """What one run uses to log in to a site (and its jump host): key files decrypted once and
     kept in memory for reconnects, and which destinations a login already completed for."""
 
-    def __init__(self, site_uid: str) -> None:
-        self.site_uid = site_uid
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
         self._keys: dict[Path, paramiko.PKey] = {}
         self._logins: dict[Destination, int] = {}
         self._lock = threading.Lock()
@@ -545,11 +545,11 @@ class LoginStrategy(AuthStrategy):
         if KEYBOARD_INTERACTIVE not in allowed:
             raise AuthenticationError(
                 f"{where} asks for {', '.join(allowed)} after the key; the launcher answers "
-                f"only {KEYBOARD_INTERACTIVE} (site '{self.credentials.site_uid}')."
+                f"only {KEYBOARD_INTERACTIVE} (site '{self.credentials.uid}')."
             )
         if not has_terminal():
             raise AuthenticationError(
-                f"site '{self.credentials.site_uid}' ({where}) asks for a second factor "
+                f"site '{self.credentials.uid}' ({where}) asks for a second factor "
                 f"({KEYBOARD_INTERACTIVE}); run the launcher from a terminal to answer it."
             )
         again = self.credentials.logins(where) > 0
@@ -585,7 +585,7 @@ class LoginStrategy(AuthStrategy):
         )
 
 
-def refusal_message(where: str, site_uid: str, exc: paramiko.AuthenticationException) -> str:
+def refusal_message(where: str, uid: str, exc: paramiko.AuthenticationException) -> str:
     """One line for a refused login: who refused (the login node, or the jump host on the way),
     what was tried, and what to check."""
     strategy = getattr(getattr(exc, "result", None), "strategy", None)
@@ -599,14 +599,14 @@ def refusal_message(where: str, site_uid: str, exc: paramiko.AuthenticationExcep
     if refused_by != where:
         check = (
             f"{refused_by} (the jump host on the way to {where}) refused authentication "
-            f"({detail}). Check 'proxy_jump' for site '{site_uid}', the jump host's entry in "
+            f"({detail}). Check 'proxy_jump' for site '{uid}', the jump host's entry in "
             "~/.ssh/config (User, IdentityFile) or your ssh-agent, and that the public key is in "
             "~/.ssh/authorized_keys there."
         )
     else:
         check = (
             f"{where} refused authentication ({detail}). Check 'user' and 'keypath' for site "
-            f"'{site_uid}' and that the public key is in ~/.ssh/authorized_keys there."
+            f"'{uid}' and that the public key is in ~/.ssh/authorized_keys there."
         )
     if isinstance(strategy, LoginStrategy) and strategy.connection_closed:
         check += (

@@ -20,11 +20,11 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from eoshared.batchsystem import JobStatus
+from eoshared.batchsystem import JobSpec, JobStatus
 from eoshared.errors import NoSessionError
 from eoshared.scheduler import local_copy
 from launcher import signals
-from launcher.config import JobSpec, Site
+from launcher.config import Site
 from launcher.connection.ssh import SSHLink
 from launcher.session import state as saved
 from launcher.session.jobsite import JobSite

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Protocol
 from eoshared.batchsystem import JobStatus
 
 if TYPE_CHECKING:
+    from eoshared.batchsystem import JobSpec
     from eoshared.scheduler.contract import SchedulerInfo
-    from launcher.config import JobSpec, Site
+    from launcher.config import Site
     from launcher.session.kinds import JobKind
     from launcher.session.state import SessionState
 

@@ -21,8 +21,8 @@ from eoshared.errors import ClusterSiteError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from eoshared.batchsystem import JobStatus
-    from launcher.config import JobSpec, Site
+    from eoshared.batchsystem import JobSpec, JobStatus
+    from launcher.config import Site
     from launcher.session.options import Options
     from launcher.session.state import SessionState
 

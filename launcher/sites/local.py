@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eoshared.batchsystem import FINISHED, RUNNING, JobStatus
+from eoshared.batchsystem import FINISHED, RUNNING, JobSpec, JobStatus
 from eoshared.errors import ClusterSiteError, ConfigError, JobFailedError, JupyterTimeoutError
 from eoshared.scheduler.files import make_private_dir, state_dir, write_private
-from launcher.config import JobSpec, Site
+from launcher.config import Site
 from launcher.connection.readiness import new_token, wait_for_api
 from launcher.session import state as saved
 from launcher.session.jobsite import (

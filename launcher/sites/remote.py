@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 
-from eoshared.batchsystem import JobStatus, batch_system_class
+from eoshared.batchsystem import JobSpec, JobStatus, batch_system_class
 from eoshared.batchsystem.units import format_seconds, parse_slurm_time
 from eoshared.errors import (
     AuthenticationError,
@@ -33,7 +33,7 @@ from eoshared.errors import (
 )
 from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import SchedulerInfo, parse_address
-from launcher.config import JobSpec, Site
+from launcher.config import Site
 from launcher.connection.readiness import new_token, wait_for_api
 from launcher.connection.ssh import SSHLink
 from launcher.connection.tunnel import Tunnel

@@ -25,6 +25,8 @@ Runner = Callable[[str, "str | bytes | None"], tuple[int, str, str]]
 PENDING = "pending"
 RUNNING = "running"
 FINISHED = "finished"
+#: The state of a job that no query knows (any more).
+UNKNOWN = "UNKNOWN"
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,11 @@ class BatchSystem:
 
     #: The environment variable holding an array task's index inside the job.
     array_index_variable: ClassVar[str] = ""
+    #: What an array task's output file name holds where the batch system writes the task's
+    #: index (SLURM's ``%a``).
+    array_index_placeholder: ClassVar[str] = ""
+    #: How an array task is named in the ledger: a shell word of the job's own variables.
+    array_task_label: ClassVar[str] = ""
 
     #: Keys of that section the worker jobs take over from the Jupyter job's settings.
     jobqueue_inherits: ClassVar[tuple[str, ...]] = ("queue", "account")
@@ -322,7 +329,7 @@ class BatchSystem:
             if found is not None:
                 same = found.job_id and self.job_key(found.job_id) == self.job_key(job_id)
                 return self.complete(found.job_id if same else job_id, found)
-        return JobStatus(job_id=job_id, state="UNKNOWN")
+        return JobStatus(job_id=job_id, state=UNKNOWN)
 
     def complete(self, job_id: str, fields: JobFields) -> JobStatus:
         """Turn a query's fields into a JobStatus (subclasses may ask for more)."""
@@ -392,6 +399,10 @@ class BatchSystem:
     def failed(self, status: JobStatus) -> bool:
         """True for a job that ended in a state that is not a success."""
         return status.finished and status.state in self.final_state_fixes
+
+    def succeeded(self, status: JobStatus) -> bool:
+        """True for a job that ran and ended well (one that no query knows did not)."""
+        return status.finished and status.state != UNKNOWN and not self.failed(status)
 
     def state_fix(self, state: str) -> str:
         """What to do about a job that ended in ``state`` ("" for a success or an unknown state)."""

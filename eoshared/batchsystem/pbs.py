@@ -324,6 +324,9 @@ class PBS(BatchSystem):
     held_states = frozenset({"H"})
     held_fix = "it is held (its reason says by whom); release it with `qrls JOBID`, or cancel it"
     reason_fixes = REASON_FIXES
+    array_index_variable = "PBS_ARRAY_INDEX"
+    array_index_placeholder = "^array_index^"
+    array_task_label = "${PBS_JOBID}"
 
     @classmethod
     def resource_spec(cls, spec: str) -> tuple[int | None, int | None]:
@@ -382,6 +385,11 @@ class PBS(BatchSystem):
         Exit_status."""
         return status.finished and status.exit_code not in ("", "0")
 
+    def succeeded(self, status: JobStatus) -> bool:
+        """Exit_status 0: a job deleted before it ran (qdel, or a job it depended on failed)
+        ends F with no Exit_status at all."""
+        return status.finished and status.exit_code == "0"
+
     def reached_walltime(self, status: JobStatus) -> bool:
         """Its MOM killed it for running past its walltime (Exit_status -29)."""
         return status.finished and status.exit_code == KILLED_WALLTIME
@@ -427,6 +435,22 @@ class PBS(BatchSystem):
         (qstat -Q, qstat -B), in one command."""
         code, out, _ = self.run(LIMITS_COMMAND, None)
         return parse_pbs_limits(out, partition) if code == 0 else None
+
+    def dependency_directive(self, job_ids: list[str]) -> list[str]:
+        """``-W depend=afterok:A:B`` (an array job by its ``N[].server`` id): PBS deletes the
+        job once one of them failed, rather than leave it waiting."""
+        if not job_ids:
+            return []
+        return [f"-W depend=afterok:{':'.join(job_ids)}"]
+
+    def array_directive(self, count: int, parallel: int | None = None) -> list[str]:
+        """``-J 0-N[%P]``. A PBS array holds at least two subjobs, so one task is asked for
+        as ``-J 0-1:2`` (indices 0 to 1 in steps of 2: index 0 alone)."""
+        if count < 1:
+            raise ValueError("a job array needs at least one task")
+        indices = "0-1:2" if count == 1 else f"0-{count - 1}"
+        throttle = f"%{parallel}" if parallel else ""
+        return [f"-J {indices}{throttle}"]
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """qsub options of a one-chunk job whose output is written where it runs (-k oed)."""

@@ -230,6 +230,8 @@ class Slurm(BatchSystem):
     )
 
     array_index_variable = "SLURM_ARRAY_TASK_ID"
+    array_index_placeholder = "%a"
+    array_task_label = "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
 
     def dependency_directive(self, job_ids: list[str]) -> list[str]:
         """``--dependency=afterok:A:B``; ``--kill-on-invalid-dep=yes`` cancels the job as soon

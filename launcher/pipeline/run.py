@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 ENV_FILE = "rclone.env"
 STEPS = ("stage_in", "process", "stage_out")
-COMPLETED = "COMPLETED"
 
 
 def quoted_dir(path: str) -> str:
@@ -73,6 +72,12 @@ def rclone_command(source: str, dest: str, flags: list[str], extra: list[str]) -
         return shlex.quote(text)
 
     return " ".join(arg(a) for a in ["rclone", "copy", *extra, *flags, source, dest])
+
+
+def step_output(step: str, index: str = "") -> str:
+    """A step's output file in the run directory; an array task's has its index (or the
+    batch system's placeholder for it) too."""
+    return f"job-{step}-{index}.out" if index else f"job-{step}.out"
 
 
 def step_script(
@@ -98,7 +103,7 @@ def step_script(
                 *lines,
                 *job_exports(config, run_dir),
                 f'exec {python} -m launcher.pipeline.task --run-dir "$RUN_DIR" '
-                f'--index "${batch.array_index_variable}"',
+                f'--index "${batch.array_index_variable}" --task "{batch.array_task_label}"',
             ]
         )
     elif step == "stage_in":
@@ -123,6 +128,7 @@ def step_script(
         run_dir,
         job,
         f"eohpc-pipe-{pipe.name}-{step}",
+        output=step_output(step, batch.array_index_placeholder if step == "process" else ""),
         step=step,
         pipeline=pipe.name,
         workdir=quoted_dir(pipe.workdir),
@@ -265,7 +271,7 @@ def watch(
             if shown.get(step) != text:
                 shown[step] = text
                 show(f"- {step} job {status.job_id}: {text}")
-        failed = [s for s, st in current.items() if st.finished and st.state != COMPLETED]
+        failed = [s for s, st in current.items() if st.finished and not site.batch.succeeded(st)]
         if failed and not cancelled:
             later = list(current)[list(current).index(failed[0]) + 1 :]
             for step in later:
@@ -296,9 +302,11 @@ def final_report(
     scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))
     error = ""
     for step, status in final.items():
-        if status.state != COMPLETED:
-            tail = site.tail(dataclasses.replace(state, job_id=status.job_id), 5)
-            error = f"step {step} (job {status.job_id}) ended {status.state}: {tail}"
+        if not site.batch.succeeded(status):
+            index = "0" if step == "process" else ""
+            tail = site.tail_file(f"{state.run_dir}/{step_output(step, index)}", 5)
+            ended = status.state + (f", exit status {status.exit_code}" if status.exit_code else "")
+            error = f"step {step} (job {status.job_id}) ended {ended}: {tail}"
             break
     rep = ledger.report(
         records,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -132,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m launcher.pipeline.task")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--task", default="", help="the array task's name in the ledger")
     args = parser.parse_args(argv)
-    task = f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{args.index}"
-    return process(args.run_dir, args.index, task)
+    return process(args.run_dir, args.index, args.task)
 
 
 if __name__ == "__main__":

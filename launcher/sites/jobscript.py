@@ -112,12 +112,15 @@ def job_script(
     job: JobSpec,
     name: str,
     with_scheduler: bool = False,
+    output: str = "",
     **fields: object,
 ) -> str:
     """``template`` filled with what every job script has (directives, site, run directory,
-    environment activation, exports, python) and the template's own ``fields``."""
+    environment activation, exports, python) and the template's own ``fields``. The job's
+    output goes to ``output`` in the run directory (default: the batch system's own name)."""
     system = batch_system_class(site.profile.batch_system)()
-    directives = system.directives(job, name, f"{run_dir}/{system.output_pattern}")
+    output = output or system.output_pattern
+    directives = system.directives(job, name, f"{run_dir}/{output}")
     lines, python = activation_lines(site.profile)
     return _Template(template_text(template)).substitute(
         directives="\n".join(directives),

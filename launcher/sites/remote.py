@@ -460,9 +460,11 @@ class RemoteSite:
 
     def tail(self, state: SessionState, lines: int = TAIL_LINES) -> str:
         """The last lines of the job's output."""
-        code, out, err = self.link.run(
-            f"tail -n {int(lines)} {shlex.quote(self.output_path(state))}"
-        )
+        return self.tail_file(self.output_path(state), lines)
+
+    def tail_file(self, path: str, lines: int = TAIL_LINES) -> str:
+        """The last lines of a file on the cluster."""
+        code, out, err = self.link.run(f"tail -n {int(lines)} {shlex.quote(path)}")
         return out.rstrip() if code == 0 else f"(no output yet: {err.strip()})"
 
     def follow(self, state: SessionState, lines: int = TAIL_LINES) -> None:

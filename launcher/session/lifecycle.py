@@ -5,8 +5,8 @@ A session is one job of a site: JupyterLab (`run`, `attach`), a script with Dask
 :class:`~launcher.sites.jobsite.JobSite`: :class:`~launcher.sites.remote.RemoteSite` or
 :class:`~launcher.sites.local.LocalSite`) through the kind of job at hand (a
 :class:`~launcher.session.kinds.JobKind`, chosen once from the mode or the saved state), and
-never asks which site or kind it has. This module, with the kinds it drives, is the only one that saves
-or forgets a session (:mod:`launcher.session.state`).
+never asks which site or kind it has. This module, with the kinds it drives, is the only one
+that saves or forgets a session (:mod:`launcher.session.state`).
 """
 
 from __future__ import annotations

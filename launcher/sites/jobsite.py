@@ -4,8 +4,8 @@ Two classes fill it in: :class:`~launcher.sites.remote.RemoteSite` (a cluster's 
 batch system over one SSH connection) and :class:`~launcher.sites.local.LocalSite` (JupyterLab as
 a process of this machine). Both take the same calls with the same signatures, so
 :class:`~launcher.session.lifecycle.Lifecycle` never asks which one it has: where a call means
-nothing locally the local site answers in its own way (no tunnel, no walltime, nothing to retry), and
-where it needs a batch system (pipelines, batch jobs, the session scheduler) it raises
+nothing locally the local site answers in its own way (no tunnel, no walltime, nothing to
+retry), and where it needs a batch system (pipelines, batch jobs, the session scheduler) it raises
 :class:`~eoshared.errors.ClusterSiteError`, naming the mode or option that needs one.
 """
 

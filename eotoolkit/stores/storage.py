@@ -38,7 +38,7 @@ from eoshared.s3_settings import (
     resolve,
 )
 
-from .errors import (
+from ..errors import (
     StorageAccessError,
     StorageError,
     StorageNotFoundError,

@@ -1,7 +1,7 @@
 """SI-x throughput: eotoolkit's kernel next to a plain vectorised numpy implementation.
 
 The plain implementation below is written from the published model (Schwartz et al. 2013, as
-described in ``eotoolkit/phenology.py``'s docstring): it materialises the 24 hourly
+described in ``eotoolkit/ops/phenology.py``'s docstring): it materialises the 24 hourly
 temperatures of every pixel-day, takes the day or night form per hour, sums growing degree
 hours, and evaluates the first-leaf and first-bloom models with cumulative sums and argmax,
 in batches of pixels. Both run in one thread on the same synthetic Daymet-like year;
@@ -101,7 +101,7 @@ def inputs(npix: int, end_doy: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     """Time both implementations, interleaved, on one core (BLAS/OpenMP threads = 1)."""
-    from eotoolkit.phenology import spring_index_numpy
+    from eotoolkit.ops.phenology import spring_index_numpy
 
     npix = int(getattr(args, "pixels", 20000))
     end_doy = 300

@@ -29,8 +29,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from eotoolkit import storage
 from eotoolkit._reader import GDAL_OPTIONS, _clear_gdal_http_cache
+from eotoolkit.stores import storage
 from tests.s3.rig import running
 
 RESULTS = Path(__file__).parent / "results" / "s3_read.json"

@@ -38,8 +38,8 @@ def _child(tool: str, url: str, collection: str, bounds: list[float], bbox: list
 
     if tool == "eotoolkit":
         import eotoolkit
-        import eotoolkit.discovery
         import eotoolkit.loader
+        import eotoolkit.stac.discovery
     else:
         import odc.stac
         from odc.geo.geobox import GeoBox

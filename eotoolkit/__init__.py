@@ -26,28 +26,28 @@ from .errors import (
     StoreLayoutError,
 )
 
-#: Public function -> the module defining it, imported on first access.
+#: Public function -> the module defining it (relative to the package), imported on first access.
 _LAZY = {
-    "build_catalog": "catalog",
-    "composite": "temporal",
-    "copy_assets": "catalog",
-    "generate_subcatalogs": "catalog",
-    "growing_degree_hours": "phenology",
-    "index": "indices",
+    "build_catalog": "stac.catalog",
+    "composite": "ops.temporal",
+    "copy_assets": "stac.catalog",
+    "generate_subcatalogs": "stac.catalog",
+    "growing_degree_hours": "ops.phenology",
+    "index": "ops.indices",
     "load": "loader",
-    "mask_clouds": "masking",
-    "mask_landsat": "masking",
-    "open_daymet": "daymet",
+    "mask_clouds": "ops.masking",
+    "mask_landsat": "ops.masking",
+    "open_daymet": "ops.daymet",
     "open_stac": "loader",
-    "open_zarr": "zarr_store",
+    "open_zarr": "stores.zarr_store",
     "progress": "progress_bars",
-    "resample": "regrid",
-    "search": "discovery",
-    "spring_index": "phenology",
-    "spring_index_by_year": "daymet",
-    "subset": "selection",
-    "to_cog": "cog",
-    "to_zarr": "zarr_store",
+    "resample": "ops.regrid",
+    "search": "stac.discovery",
+    "spring_index": "ops.phenology",
+    "spring_index_by_year": "ops.daymet",
+    "subset": "ops.selection",
+    "to_cog": "stores.cog",
+    "to_zarr": "stores.zarr_store",
 }
 
 __all__ = [

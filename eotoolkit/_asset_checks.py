@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from . import storage
 from ._items import Source
 from .errors import AssetMetadataError
+from .stores import storage
 
 
 @lru_cache(maxsize=256)

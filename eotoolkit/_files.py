@@ -12,10 +12,10 @@ from typing import Any
 
 import rasterio
 
-from . import storage
 from ._handles import HandlePool
 from ._items import Source
-from .storage import S3Config
+from .stores import storage
+from .stores.storage import S3Config
 
 GDAL_OPTIONS = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._items import Source
-from .storage import S3Config
+from .stores.storage import S3Config
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from rasterio.enums import Resampling
 from rasterio.env import set_gdal_config
 from rasterio.windows import Window
 
-from . import storage
 from ._asset_checks import _check_metadata
 from ._files import GDAL_OPTIONS as GDAL_OPTIONS
 from ._files import _clear_gdal_http_cache as _clear_gdal_http_cache
@@ -42,7 +41,8 @@ from .errors import (
     StorageError,
     asset_storage_error,
 )
-from .storage import S3Config
+from .stores import storage
+from .stores.storage import S3Config
 
 #: Upper bound of GDAL's block cache per process (GDAL's default is 5 % of the machine's RAM,
 #: memory that Dask neither sees nor can free).

@@ -28,7 +28,7 @@ from ._files import _dataset
 from ._mosaic import _valid
 from ._plan import ChunkRead
 from .errors import AssetReadWarning
-from .storage import S3Config
+from .stores.storage import S3Config
 
 
 @lru_cache(maxsize=32)

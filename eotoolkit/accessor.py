@@ -20,43 +20,43 @@ class EODatasetAccessor:
 
     def index(self, name: str, **params: Any) -> xr.DataArray:
         """See :func:`eotoolkit.index`."""
-        from .indices import index
+        from .ops.indices import index
 
         return index(self._ds, name, **params)
 
     def mask_clouds(self, **kwargs: Any) -> xr.Dataset:
         """See :func:`eotoolkit.mask_clouds`."""
-        from .masking import mask_clouds
+        from .ops.masking import mask_clouds
 
         return mask_clouds(self._ds, **kwargs)
 
     def mask_landsat(self, **kwargs: Any) -> xr.Dataset:
         """See :func:`eotoolkit.mask_landsat`."""
-        from .masking import mask_landsat
+        from .ops.masking import mask_landsat
 
         return mask_landsat(self._ds, **kwargs)
 
     def composite(self, freq: str = "1MS", stat: Any = "median") -> Any:
         """See :func:`eotoolkit.composite`."""
-        from .temporal import composite
+        from .ops.temporal import composite
 
         return composite(self._ds, freq=freq, stat=stat)
 
     def subset(self, **kwargs: Any) -> xr.Dataset:
         """See :func:`eotoolkit.subset`."""
-        from .selection import subset
+        from .ops.selection import subset
 
         return subset(self._ds, **kwargs)
 
     def resample(self, **kwargs: Any) -> Any:
         """See :func:`eotoolkit.resample`."""
-        from .regrid import resample
+        from .ops.regrid import resample
 
         return resample(self._ds, **kwargs)
 
     def to_zarr(self, store: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_zarr`."""
-        from .zarr_store import to_zarr
+        from .stores.zarr_store import to_zarr
 
         return to_zarr(self._ds, store, **kwargs)
 
@@ -70,24 +70,24 @@ class EODataArrayAccessor:
 
     def composite(self, freq: str = "1MS", stat: Any = "median") -> Any:
         """See :func:`eotoolkit.composite`."""
-        from .temporal import composite
+        from .ops.temporal import composite
 
         return composite(self._da, freq=freq, stat=stat)
 
     def resample(self, **kwargs: Any) -> Any:
         """See :func:`eotoolkit.resample`."""
-        from .regrid import resample
+        from .ops.regrid import resample
 
         return resample(self._da, **kwargs)
 
     def to_zarr(self, store: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_zarr`."""
-        from .zarr_store import to_zarr
+        from .stores.zarr_store import to_zarr
 
         return to_zarr(self._da, store, **kwargs)
 
     def to_cog(self, path: str, **kwargs: Any) -> str:
         """See :func:`eotoolkit.to_cog`."""
-        from .cog import to_cog
+        from .stores.cog import to_cog
 
         return to_cog(self._da, path, **kwargs)

@@ -72,7 +72,7 @@ def _check_scheduler(address: str) -> None:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from .recipe import build, read_recipe, write_options
-    from .zarr_store import to_zarr
+    from .stores.zarr_store import to_zarr
 
     recipe = read_recipe(args.recipe)
     if recipe.scenes is not None:
@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _write(recipe: Any) -> None:
     """Compute one recipe into its Zarr store on local threads (no progress bar)."""
     from .recipe import build, write_options
-    from .zarr_store import to_zarr
+    from .stores.zarr_store import to_zarr
 
     ds = build(recipe)
     to_zarr(ds, recipe.output["zarr"], **write_options(recipe, mode="w"))

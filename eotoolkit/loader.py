@@ -20,8 +20,8 @@ from ._graph import _band_array, _base_token, _chunk_ranges
 from ._graph import chunk_index as chunk_index
 from ._items import ItemTable, band_dtype, parse_items
 from ._plan import BandRead
-from .discovery import search
-from .storage import StorageOptions, resolve
+from .stac.discovery import search
+from .stores.storage import StorageOptions, resolve
 
 DEFAULT_CHUNK = 1024
 
@@ -201,8 +201,8 @@ def load(
     mosaicked, the first valid pixel wins. Bands with ``raster:bands`` scale/offset (or the
     Sentinel-2 baseline >= 04.00 offset) are float32 with NaN for nodata unless ``dtype``
     (a dtype or a mapping band -> dtype) asks for an integer type, which yields raw values.
-    ``s3://`` hrefs are read with ``storage_options`` (see :mod:`eotoolkit.storage`), by default
-    with the AWS environment and profile of the process that reads.
+    ``s3://`` hrefs are read with ``storage_options`` (see :mod:`eotoolkit.stores.storage`), by
+    default with the AWS environment and profile of the process that reads.
     """
     with _gc_paused():
         return _build(

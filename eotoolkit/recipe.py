@@ -248,7 +248,7 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
         if not isinstance(comp, dict) or set(comp) - {"freq", "stat"}:
             raise _fail("composite", "expected a mapping with freq (e.g. 1MS) and stat (median).")
         _check("composite.freq", _validate.frequency, "freq", comp.get("freq", "1MS"))
-        from .temporal import _parse_stat
+        from .ops.temporal import _parse_stat
 
         try:
             for s in _str_list(comp.get("stat", "median"), "composite.stat"):
@@ -288,7 +288,7 @@ def parse_recipe(raw: Any, base: Path | None = None) -> Recipe:
 
 def _check_search(search: dict[str, Any]) -> None:
     """The search values, checked as :func:`eotoolkit.search` checks them."""
-    from ._search_params import SearchParams
+    from .stac._search_params import SearchParams
 
     try:
         SearchParams.build(
@@ -312,13 +312,13 @@ def _check_search(search: dict[str, Any]) -> None:
 
 def check_resources(recipe: Recipe) -> None:
     """The recipe's source answers as STAC and its output directory is writable."""
-    from ._stac_source import read_root
+    from .stac._stac_source import read_root
 
     try:
         read_root(recipe.source)
     except EOToolkitError as exc:
         raise _fail("source", str(exc)) from None
-    from .zarr_store import check_destination, store_status
+    from .stores.zarr_store import check_destination, store_status
 
     store, group = recipe.output["zarr"], recipe.output.get("group")
     try:
@@ -362,7 +362,7 @@ def read_recipe(path: str | os.PathLike[str], *, check: bool = True) -> Recipe:
 def write_options(recipe: Recipe, mode: str = "w-") -> dict[str, Any]:
     """The keyword arguments of :func:`eotoolkit.to_zarr` the recipe's ``output:`` gives (``mode``
     when it names none)."""
-    from .zarr_store import DEFAULT_MAX_TASKS
+    from .stores.zarr_store import DEFAULT_MAX_TASKS
 
     out = recipe.output
     return {
@@ -374,11 +374,11 @@ def write_options(recipe: Recipe, mode: str = "w-") -> dict[str, Any]:
 
 def build(recipe: Recipe) -> xr.Dataset:
     """The lazy dataset the recipe describes (nothing computed yet)."""
-    from .discovery import search
-    from .indices import index
     from .loader import load
-    from .masking import mask_clouds, mask_landsat
-    from .temporal import composite
+    from .ops.indices import index
+    from .ops.masking import mask_clouds, mask_landsat
+    from .ops.temporal import composite
+    from .stac.discovery import search
 
     if recipe.search is not None:
         # as open_stac, with the items as dicts: a STAC API's are never made pystac objects

@@ -178,9 +178,10 @@ def _command(raw: Any) -> str:
 
 def aws_rclone_options(env: Mapping[str, str]) -> dict[str, str]:
     """rclone S3 options from the AWS settings the user keeps (the AWS_* variables of ``env``,
-    ~/.aws/credentials and config with AWS_PROFILE), through eotoolkit's one S3 mapping, which
-    GDAL and s3fs use too; empty when no credentials are found."""
-    from eotoolkit.storage import rclone_env, resolve
+    ~/.aws/credentials and config with AWS_PROFILE), through the one S3 mapping
+    (:mod:`eoshared.s3_settings`) that eotoolkit gives GDAL and s3fs too; empty when no
+    credentials are found."""
+    from eoshared.s3_settings import rclone_env, resolve
 
     try:
         cfg = resolve(env=env)

@@ -11,7 +11,7 @@ import nbclient
 import nbformat
 import pytest
 
-from eotoolkit import storage
+from eotoolkit.stores import storage
 from tests.s3.rig import RigInfo
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))

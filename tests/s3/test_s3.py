@@ -25,7 +25,6 @@ import pytest
 import rasterio
 
 import eotoolkit as eo
-from eotoolkit import storage
 from eotoolkit._reader import clear_cache
 from eotoolkit.errors import (
     AssetNotFoundError,
@@ -34,6 +33,7 @@ from eotoolkit.errors import (
     StorageNotFoundError,
     StorageUnreachableError,
 )
+from eotoolkit.stores import storage
 from eotoolkit.synthetic.s2 import write_s2_collection
 from tests.s3.rig import RigInfo, S3User, free_port
 

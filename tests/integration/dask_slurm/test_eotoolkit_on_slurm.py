@@ -72,8 +72,8 @@ import numpy as np
 import xarray as xr
 
 from eotoolkit.cluster import slurm_cluster
-from eotoolkit.daymet import open_daymet, spring_index_by_year
-from eotoolkit.phenology import spring_index
+from eotoolkit.ops.daymet import open_daymet, spring_index_by_year
+from eotoolkit.ops.phenology import spring_index
 from eotoolkit.synthetic.daymet import write_daymet_like
 
 work = Path(tempfile.mkdtemp(dir=Path.home() / ".eo-tests"))

@@ -15,10 +15,10 @@ import yaml
 from dask.callbacks import Callback
 
 import eotoolkit
-from eotoolkit.catalog import build_catalog, copy_assets, generate_subcatalogs
 from eotoolkit.cli import main
 from eotoolkit.errors import RecipeError
 from eotoolkit.recipe import read_recipe
+from eotoolkit.stac.catalog import build_catalog, copy_assets, generate_subcatalogs
 
 from .test_load import expected_mosaic
 

@@ -9,7 +9,7 @@ import pystac
 import pytest
 
 import eotoolkit
-from eotoolkit.catalog import build_catalog
+from eotoolkit.stac.catalog import build_catalog
 from eotoolkit.synthetic.s2 import write_s2_collection
 
 

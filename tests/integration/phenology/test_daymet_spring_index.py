@@ -16,8 +16,8 @@ import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
 
-from eotoolkit.daymet import open_daymet, spring_index_by_year
-from eotoolkit.phenology import spring_index
+from eotoolkit.ops.daymet import open_daymet, spring_index_by_year
+from eotoolkit.ops.phenology import spring_index
 from eotoolkit.synthetic.daymet import DAYMET_CRS, cold_pixel_mask, write_daymet_like
 
 YEARS = (2020, 2021)

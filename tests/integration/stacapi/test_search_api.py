@@ -10,8 +10,8 @@ from typing import Any
 import pystac
 import pytest
 
-from eotoolkit.discovery import search
 from eotoolkit.errors import EmptySearchError, SearchParameterError, StacSourceError
+from eotoolkit.stac.discovery import search
 from tests.stacapi.fixture import StacApi
 from tests.stacapi.sample import COMPOSITE_ID, sample_items, write_sample_catalog
 from tests.stacapi.server import free_port

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 import eotoolkit
-from eotoolkit.temporal import nanquantile_sorted
+from eotoolkit.ops.temporal import nanquantile_sorted
 
 TIMES = pd.to_datetime(
     ["2024-01-03", "2024-01-15", "2024-01-28", "2024-03-02", "2024-03-20", "2024-03-30"]

@@ -80,7 +80,7 @@ def test_index_errors_name_missing_bands() -> None:
 @pytest.mark.parametrize("classes", [[3], [0, 3, 8, 9, 10], list(range(0, 20, 2))])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
 def test_class_mask_matches_isin(classes: list[int], dtype: type) -> None:
-    from eotoolkit.masking import class_mask
+    from eotoolkit.ops.masking import class_mask
 
     values = np.random.default_rng(3).integers(0, 25, (2, 12, 16)).astype(dtype)
     var = xr.DataArray(da.from_array(values, chunks=(1, 6, 8)), dims=("time", "y", "x"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pkgutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ HEAVY = (
     "zarr",
     "dask.array",
     "pystac_client",
-    "eotoolkit.zarr_store",
+    "eotoolkit.stores.zarr_store",
     "eotoolkit.loader",
 )
 
@@ -44,21 +45,22 @@ def test_no_module_is_named_like_a_public_function() -> None:
     modules = {m.name for m in pkgutil.iter_modules(eotoolkit.__path__)}
     assert not modules & set(eotoolkit.__all__)
     for module in set(eotoolkit._LAZY.values()):
-        assert module in modules, module
+        assert module.partition(".")[0] in modules, module
+        assert importlib.util.find_spec(f"eotoolkit.{module}") is not None, module
 
 
 def test_submodule_import_keeps_the_function() -> None:
-    import eotoolkit.discovery
     import eotoolkit.loader
-    import eotoolkit.regrid
-    import eotoolkit.selection
-    import eotoolkit.temporal
-    import eotoolkit.zarr_store
+    import eotoolkit.ops.regrid
+    import eotoolkit.ops.selection
+    import eotoolkit.ops.temporal
+    import eotoolkit.stac.discovery
+    import eotoolkit.stores.zarr_store
 
     for name in ("composite", "open_stac", "resample", "search", "subset", "to_zarr"):
         assert callable(getattr(eotoolkit, name)), name
         assert not isinstance(getattr(eotoolkit, name), types.ModuleType), name
-    from eotoolkit.temporal import nanquantile_sorted
+    from eotoolkit.ops.temporal import nanquantile_sorted
 
     assert callable(nanquantile_sorted)
 

@@ -1,4 +1,4 @@
-"""eotoolkit.storage's mapping of unsigned and requester-pays access to GDAL, s3fs and rclone
+"""eotoolkit.stores.storage's mapping of unsigned and requester-pays access to GDAL, s3fs and rclone
 (no server: what each library is told; tests/s3 reads through it from a real RGW)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eotoolkit import storage
+from eotoolkit.stores import storage
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from eotoolkit.errors import (
     StoreExistsError,
     StoreLayoutError,
 )
-from eotoolkit.zarr_store import batch_boxes, store_status
+from eotoolkit.stores.zarr_store import batch_boxes, store_status
 
 FAIL_AFTER = 12  # blocks produced before the simulated crash
 

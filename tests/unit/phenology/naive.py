@@ -1,7 +1,7 @@
 """Deliberately naive pure-Python SI-x, written from the model description.
 
 Loops per pixel, per day and per hour using only the ``math`` module, so it shares no code
-with ``eotoolkit.phenology``. Coefficients are restated here from the model description.
+with ``eotoolkit.ops.phenology``. Coefficients are restated here from the model description.
 """
 
 from __future__ import annotations

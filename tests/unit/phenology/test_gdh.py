@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from eotoolkit.phenology import growing_degree_hours
+from eotoolkit.ops.phenology import growing_degree_hours
 
 
 def _gdh(tmin_c: float, tmax_c: float, dayl_h: float) -> float:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from eotoolkit.phenology import spring_index
+from eotoolkit.ops.phenology import spring_index
 
 from .naive import gdh_day, spring_index_pixel
 
@@ -122,7 +122,7 @@ def test_matches_naive_loop_implementation(seed: int, start: int, end: int) -> N
 
 
 def test_gdh_matches_naive_within_float32_rounding() -> None:
-    from eotoolkit.phenology import growing_degree_hours
+    from eotoolkit.ops.phenology import growing_degree_hours
 
     tmin, tmax, dayl = _synthetic_inputs(5)
     gdh = growing_degree_hours(tmin, tmax, dayl).values

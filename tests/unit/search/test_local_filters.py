@@ -9,16 +9,16 @@ import pystac
 import pytest
 import shapely.geometry
 
-from eotoolkit._search_params import (
+from eotoolkit.errors import SearchParameterError
+from eotoolkit.stac._search_params import (
     SearchParams,
     normalize_query,
     normalize_sortby,
     parse_cql2,
     parse_datetime_range,
 )
-from eotoolkit._stac_api import query_to_cql2
-from eotoolkit._static_search import item_matcher, matches_cql2, matches_query, sort_items
-from eotoolkit.errors import SearchParameterError
+from eotoolkit.stac._stac_api import query_to_cql2
+from eotoolkit.stac._static_search import item_matcher, matches_cql2, matches_query, sort_items
 
 UTC = timezone.utc
 

@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 import pystac
 import pytest
 
-from eotoolkit import _stac_api
-from eotoolkit._search_params import SearchParams, parse_datetime_range, split_interval
-from eotoolkit._stac_api import _search_api, merge_pieces, search_pieces
-from eotoolkit.discovery import search
+from eotoolkit.stac import _stac_api
+from eotoolkit.stac._search_params import SearchParams, parse_datetime_range, split_interval
+from eotoolkit.stac._stac_api import _search_api, merge_pieces, search_pieces
+from eotoolkit.stac.discovery import search
 from tests.stacapi.sample import write_sample_catalog
 
 ROOT = {"conformsTo": ["https://api.stacspec.org/v1.0.0/item-search#sort"]}

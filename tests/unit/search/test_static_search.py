@@ -8,13 +8,13 @@ from pathlib import Path
 import pystac
 import pytest
 
-from eotoolkit.discovery import is_api_root, search
 from eotoolkit.errors import (
     EmptySearchError,
     NoItemsError,
     SearchParameterError,
     StacSourceError,
 )
+from eotoolkit.stac.discovery import is_api_root, search
 from tests.stacapi.sample import COMPOSITE_ID, write_sample_catalog
 from tests.stacapi.server import free_port
 

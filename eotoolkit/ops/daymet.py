@@ -4,7 +4,7 @@ Daymet publishes one NetCDF file per variable and year on a Lambert conformal co
 CRS is described by a CF grid-mapping variable (``lambert_conformal_conic``). ``open_daymet``
 merges the variables of each year and concatenates the years along time into one lazy
 (dask-backed) dataset carrying the CRS in rioxarray's form. ``spring_index_by_year`` computes
-the SI-x indices of :mod:`eotoolkit.phenology` for every year and stores each year as its own
+the SI-x indices of :mod:`eotoolkit.ops.phenology` for every year and stores each year as its own
 Zarr group (``"2020"``, ``"2021"``, ...).
 """
 
@@ -21,8 +21,8 @@ import pystac
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
+from ..stores.zarr_store import to_zarr
 from .phenology import spring_index
-from .zarr_store import to_zarr
 
 __all__ = ["open_daymet", "spring_index_by_year"]
 
@@ -143,7 +143,7 @@ def spring_index_by_year(
     """Compute SI-x for each year of ``ds`` and write each year to Zarr group ``"<year>"``.
 
     ``ds`` needs ``tmin``, ``tmax`` and ``dayl`` on (time, y, x) covering whole years (as from
-    :func:`open_daymet`); ``kwargs`` go to :func:`eotoolkit.phenology.spring_index`. Each
+    :func:`open_daymet`); ``kwargs`` go to :func:`eotoolkit.ops.phenology.spring_index`. Each
     group is written by :func:`eotoolkit.to_zarr` with ``mode`` (default ``"w"``: replace that
     group; also ``"w-"`` and ``"resume"``). The CRS of ``ds`` is kept in a ``spatial_ref``
     coordinate (``crs_wkt``), which rioxarray and ``eotoolkit.open_zarr`` read back.

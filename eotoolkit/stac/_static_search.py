@@ -9,9 +9,9 @@ import pystac
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
+from ..errors import SearchParameterError, StacSourceError, StorageError
+from ..stores.storage import StorageOptions, stac_io
 from ._search_params import QUERY_OPS, Interval, SearchParams, bbox_geometry, to_utc
-from .errors import SearchParameterError, StacSourceError, StorageError
-from .storage import StorageOptions, stac_io
 
 DATETIME_FIELDS = {"datetime", "start_datetime", "end_datetime", "created", "updated"}
 

@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import storage
-from .errors import StacSourceError, StorageNotFoundError
+from ..errors import StacSourceError, StorageNotFoundError
+from ..stores import storage
 
 TIMEOUT = 30.0
 

@@ -10,8 +10,8 @@ import xarray as xr
 from odc.geo import Resolution
 from odc.geo.geobox import GeoBox
 
-from . import _validate
-from ._grid import _check_scale, crs_key, transform_bboxes
+from .. import _validate
+from .._grid import _check_scale, crs_key, transform_bboxes
 
 
 def target_geobox(

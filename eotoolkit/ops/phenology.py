@@ -260,7 +260,7 @@ def _check_time_axis(da: xr.DataArray, end_doy: int) -> None:
 def _check_same_grid(inputs: dict[str, xr.DataArray]) -> None:
     """Raise InvalidParameterError naming the first input whose dimensions or coordinates
     differ from ``tmin``'s (the model combines the three pixel by pixel and day by day)."""
-    from .errors import InvalidParameterError
+    from ..errors import InvalidParameterError
 
     (first, ref), *others = inputs.items()
     for name, other in others:
@@ -299,8 +299,8 @@ def spring_index(
     NaN marks thresholds never reached. Dask inputs are processed block-wise with the time
     axis in one chunk. See the module docstring for the resolved ambiguities.
     """
-    from . import _validate
-    from .errors import InvalidParameterError
+    from .. import _validate
+    from ..errors import InvalidParameterError
 
     for pname, value in (("tmin", tmin), ("tmax", tmax), ("dayl", dayl)):
         if not isinstance(value, xr.DataArray):

@@ -9,8 +9,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from . import _validate
-from .errors import BandNotFoundError, InvalidParameterError
+from .. import _validate
+from ..errors import BandNotFoundError, InvalidParameterError
 
 #: SCL classes masked by default: no data, saturated, cloud shadow, cloud medium/high, cirrus.
 S2_SCL_MASKED = (0, 1, 3, 8, 9, 10)

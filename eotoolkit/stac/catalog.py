@@ -16,8 +16,8 @@ import rasterio
 from pyproj import Transformer
 from rasterio.warp import transform_geom
 
-from . import storage
-from .storage import StorageOptions
+from ..stores import storage
+from ..stores.storage import StorageOptions
 
 EXTENSIONS = [
     "https://stac-extensions.github.io/eo/v1.1.0/schema.json",

@@ -15,8 +15,8 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _validate
-from .errors import InvalidParameterError
+from .. import _validate
+from ..errors import InvalidParameterError
 
 SIMPLE = {"mean", "min", "max", "count", "median"}
 

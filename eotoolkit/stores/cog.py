@@ -35,7 +35,7 @@ def to_cog(
     ``path`` may be an ``s3://`` URL (or another fsspec URL): the COG is written to a local
     temporary file, then uploaded with ``storage_options`` or the AWS environment and profile.
     """
-    from . import _validate
+    from .. import _validate
 
     if not isinstance(da, xr.DataArray):
         raise _validate.invalid(

@@ -41,7 +41,7 @@ from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 from zarr.codecs import BloscCodec
 
-from .errors import (
+from ..errors import (
     IncompleteStoreError,
     InvalidParameterError,
     StoreExistsError,
@@ -449,7 +449,7 @@ def to_zarr(
     ``store`` is a path or an fsspec URL. Chunks follow the dask chunks. ``compressors`` of the
     data variables, as zarr's ``create_array`` takes them ("auto" for zarr's default, None for
     none); by default Blosc LZ4 with byte shuffle. Returns ``store``. ``s3://`` stores use
-    ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.storage`).
+    ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.stores.storage`).
 
     ``max_tasks`` bounds the tasks of one graph: a write whose graph is larger goes in batches
     of whole blocks (whole time steps where they fit, else strips of a time step's blocks),
@@ -459,7 +459,7 @@ def to_zarr(
     None computes the whole graph at once. ``on_batch(finished, total)`` is called before the
     first batch and after each one.
     """
-    from . import _validate
+    from .. import _validate
 
     _validate.data("obj", obj)
     _validate.choice("mode", mode, MODES)

@@ -14,7 +14,7 @@ import pystac
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
-from .errors import SearchParameterError
+from ..errors import SearchParameterError
 
 QUERY_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: bool(a == b),

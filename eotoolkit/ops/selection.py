@@ -9,9 +9,9 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from . import _validate
-from ._grid import box_near, crs_key, transform_bboxes
-from .errors import BandNotFoundError, OutsideDataError
+from .. import _validate
+from .._grid import box_near, crs_key, transform_bboxes
+from ..errors import BandNotFoundError, OutsideDataError
 
 
 def _time_slice(time: Any) -> Any:

@@ -10,9 +10,9 @@ from typing import Any
 
 import shapely.geometry
 
+from ..errors import SearchParameterError, StacSourceError
 from ._search_params import Interval, SearchParams, split_interval
 from ._stac_source import TIMEOUT
-from .errors import SearchParameterError, StacSourceError
 
 _EXTENSIONS = {"query": "#query", "filter": "#filter", "sortby": "#sort"}
 #: A search of a STAC API over a datetime range longer than two of these pieces is cut into

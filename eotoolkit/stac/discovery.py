@@ -16,12 +16,12 @@ from typing import Any, Literal, cast, overload
 import pystac
 from shapely.geometry.base import BaseGeometry
 
+from ..errors import EmptySearchError
+from ..stores.storage import StorageOptions
 from ._search_params import DatetimeLike, SearchParams
 from ._stac_api import _search_api
 from ._stac_source import is_api_root, read_root
 from ._static_search import _search_static, item_dict
-from .errors import EmptySearchError
-from .storage import StorageOptions
 
 __all__ = ["is_api_root", "search"]
 
@@ -94,7 +94,7 @@ def search(
     ``SearchParameterError`` for invalid parameters and ``EmptySearchError`` when nothing
     matched. Without ``sortby``, static results are ordered by datetime then id, newest first.
     A static catalog may live on S3 (``s3://bucket/.../catalog.json``), read with
-    ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.storage`).
+    ``storage_options`` or the AWS environment and profile (see :mod:`eotoolkit.stores.storage`).
 
     ``as_dicts=True`` returns a list of STAC item dicts instead of a ``pystac.ItemCollection``,
     for :func:`eotoolkit.load`: a STAC API's items are never made pystac objects; a static
@@ -104,7 +104,7 @@ def search(
     ``sortby``, else in the order of a leading ``datetime`` sort), each item once; a search
     with ``ids`` or ``max_items``, or sorted by another field first, is run whole.
     """
-    from . import _validate
+    from .. import _validate
 
     if not isinstance(source, str | Path) or not str(source):
         raise _validate.invalid("source", source, "a STAC API URL or a static catalog path/URL")

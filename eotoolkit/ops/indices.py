@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import SpectralIndexError
+from ..errors import SpectralIndexError
 
 #: spyndex band letter -> eo common names that provide it.
 COMMON_NAMES = {
@@ -88,7 +88,7 @@ def index(ds: xr.Dataset, name: str, **params: Any) -> xr.DataArray:
     """
     import spyndex
 
-    from . import _validate
+    from .. import _validate
 
     _validate.data("ds", ds, dataarray=False)
     if not isinstance(name, str) or not name:

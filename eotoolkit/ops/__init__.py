@@ -1,0 +1,1 @@
+"""Operations on loaded data: subsets, regridding, masks, indices, composites, phenology."""

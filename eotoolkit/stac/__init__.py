@@ -1,0 +1,1 @@
+"""STAC: search of STAC APIs and static catalogs, and the static catalogs eotoolkit writes."""

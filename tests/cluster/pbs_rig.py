@@ -36,7 +36,7 @@ BUILD_PACKAGES = (
     "postgresql-server-dev-all", "postgresql-contrib", "python3-dev", "tcl-dev", "tk-dev",
     "swig", "libexpat1-dev", "libssl-dev", "libxext-dev", "libxft-dev", "libcjson-dev", "expat",
     "libedit2", "postgresql", "python3", "sudo", "tcl", "tk", "libical3", "libcjson1", "procps",
-    "python3-venv", "ca-certificates", "hostname", "openssh-server", "iproute2",
+    "python3-venv", "ca-certificates", "hostname", "openssh-server", "iproute2", "rclone",
 )  # fmt: skip
 LOGIN_ADDR = "10.232.0.2"
 

@@ -19,8 +19,7 @@ from eotoolkit.catalog import build_catalog, copy_assets, generate_subcatalogs
 from eotoolkit.cli import main
 from eotoolkit.errors import RecipeError
 from eotoolkit.recipe import read_recipe
-
-from .test_load import expected_mosaic
+from tests.support.s2_collection import expected_mosaic
 
 
 def _ndvi_median(ds: object) -> object:

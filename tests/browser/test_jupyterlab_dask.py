@@ -22,8 +22,10 @@ import pytest
 
 from tests.browser import lab
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Launcher, read_url, wait_until
-from tests.integration.launcher.test_pbs_htcondor import SYSTEMS, OtherLauncher, launcher_on
+from tests.support.launcher_run import Launcher
+from tests.support.process_output import read_url
+from tests.support.rig_sites import SYSTEMS, OtherLauncher, launcher_on
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.browser,

@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,12 @@ from tests.cluster.rig import (
     RigError,
     ensure_key,
     pid_alive,
+    prepare_sshd,
+    rig_lock,
     run,
     source_digest,
+    sshd_config,
+    start_daemon,
     stop_pid,
     wait_for,
 )
@@ -48,6 +53,8 @@ CHROOT_NET = "10.232.0.0/16"
 ROOT_VENV = "/opt/eohpc/venv"
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILT_STAMP = ".eo-rig-built"
+#: The rigs in Debian roots, by name, with the name their messages give them.
+TITLES = {"pbs": "PBS", "htcondor": "HTCondor"}
 #: The host's pip cache, mounted into a root while its venv is built (the wheels are reused).
 PIP_CACHE = Path(os.environ.get("EO_RIG_PIP_CACHE", "/root/.cache/pip"))
 
@@ -317,33 +324,26 @@ class ChrootRig:
         )  # fmt: skip
 
     def sshd_config(self, extra: str = "") -> str:
-        return f"""\
-Port 22
-ListenAddress {self.login_addr}
-HostKey /etc/ssh/ssh_host_ed25519_key
-PidFile /run/sshd-eorig.pid
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-AuthorizedKeysFile .ssh/authorized_keys
-PermitRootLogin no
-AllowTcpForwarding yes
-MaxSessions 64
-MaxStartups 64:30:128
-ClientAliveInterval 15
-Subsystem sftp internal-sftp
-LogLevel VERBOSE
-{extra}"""
+        """The rigs' one sshd configuration (:func:`~tests.cluster.rig.sshd_config`), on port
+        22 of the login address, with the root's own host key."""
+        return sshd_config(
+            listen=self.login_addr,
+            port=22,
+            host_key="/etc/ssh/ssh_host_ed25519_key",
+            pid_file="/run/sshd-eorig.pid",
+            extra=extra,
+        )
 
     def start_sshd(self, extra: str = "") -> None:
-        (self.root / "etc" / "ssh" / "sshd_config_eorig").write_text(self.sshd_config(extra))
-        if not (self.root / "etc/ssh/ssh_host_ed25519_key").exists():
-            run(["chroot", str(self.root), "ssh-keygen", "-q", "-t", "ed25519", "-N", "",
-                 "-f", "/etc/ssh/ssh_host_ed25519_key"])  # fmt: skip
-        if pid_alive(self.sshd_pid) is None:
-            self.sh("mkdir -p -m 755 /run/sshd && /usr/sbin/sshd -f /etc/ssh/sshd_config_eorig")
-            wait_for(lambda: pid_alive(self.sshd_pid) is not None, 10, f"{self.name} sshd")
+        """Start the login node's sshd in the rig (no-op while it runs)."""
+        prepare_sshd(
+            self.host_path("/etc/ssh/sshd_config_eorig"),
+            self.sshd_config(extra),
+            self.host_path("/etc/ssh/ssh_host_ed25519_key"),
+            self.host_path("/run/sshd"),
+        )
+        command = self.in_root("/usr/sbin/sshd -f /etc/ssh/sshd_config_eorig")
+        start_daemon(self.sshd_pid, command, dict(os.environ), f"{self.name} sshd")
 
     # ----------------------------------------------------------------------------------------
     # the cluster-side venv, inside the root
@@ -379,7 +379,94 @@ LogLevel VERBOSE
         stamp.write_text(digest)
 
     # ----------------------------------------------------------------------------------------
+    # up and down: the steps every rig takes, around its batch system's own
+
+    def running(self, *pid_files: Path) -> bool:
+        """The holder, the batch system's daemons (``pid_files``) and sshd are alive."""
+        return (
+            pid_alive(self.holder_pid) is not None
+            and all(pid_alive(p) for p in pid_files)
+            and pid_alive(self.sshd_pid) is not None
+        )
+
+    def up(
+        self,
+        *,
+        is_up: Callable[[], bool],
+        customize: Callable[[Path], None],
+        prepare: Callable[[], None],
+        start_batch_system: Callable[[], None],
+        partition: str,
+    ) -> ClusterInfo:
+        """Bring the rig up (idempotent) and return how to reach it: build the root when it is
+        absent (``customize(tmp_root)``), the venv, the host names, ``prepare()`` (the batch
+        system's files in the root), the cluster user with the rig's key, the namespace and its
+        holder, sshd, then ``start_batch_system()``."""
+        with rig_lock(self.name):
+            if os.geteuid() != 0:
+                raise RigError(f"the {self.title} test cluster needs root")
+            existing = self.load_info()
+            if existing is not None and is_up():
+                self.ensure_venv()
+                return existing
+            t0 = time.monotonic()
+            built = self.build(customize)
+            self.ensure_venv()
+            self.write_hosts()
+            prepare()
+            key = self.key()
+            self.ensure_user(key)
+            self.ensure_netns()
+            self.start_holder()
+            self.start_sshd()
+            start_batch_system()
+            info = self.cluster_info(key, partition)
+            self.save_info(info)
+            took = f"build {built:.0f} s, up {time.monotonic() - t0:.0f} s\n"
+            (self.dir / "last-up.txt").write_text(took)
+            return info
+
+    def down(self, stop_batch_system: Callable[[], None], pid_files: tuple[Path, ...]) -> None:
+        """Stop the rig: ``stop_batch_system()``, then every process in the root; remove the
+        pid files left (the batch system's ``pid_files``, sshd's), the saved info, and the
+        namespace (the route of the rigs' addresses too when no other rig is up)."""
+        with rig_lock(self.name):
+            stop_batch_system()
+            self.kill_all()
+            for path in pid_files:
+                path.unlink(missing_ok=True)
+            self.sshd_pid.unlink(missing_ok=True)
+            self.info_path.unlink(missing_ok=True)
+            self.teardown_netns(others_up=self.others_up())
+
+    def cluster_info(self, key: Path, partition: str) -> ClusterInfo:
+        """How the test process reaches the rig: sshd on port 22 of the login address."""
+        return ClusterInfo(
+            topology=self.name,
+            ssh_host=self.login_addr,
+            ssh_port=22,
+            user=CLUSTER_USER,
+            key_path=str(key),
+            partition=partition,
+            login_hostname=self.hostname,
+            compute_hostname=self.hostname,
+            slurm_conf="",
+            python="/usr/bin/python3",
+            venv=ROOT_VENV,
+            other_key_path="",
+            extra={
+                "batch_system": self.name,
+                "platform": f"sandbox-{self.name}",
+                "root": str(self.root),
+            },
+        )
+
+    # ----------------------------------------------------------------------------------------
     # bookkeeping
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.name, self.name)
 
     @property
     def info_path(self) -> Path:
@@ -391,13 +478,26 @@ LogLevel VERBOSE
         self.info_path.write_text(json.dumps(asdict(info), indent=2))
 
     def load_info(self) -> ClusterInfo | None:
-        try:
-            return ClusterInfo(**json.loads(self.info_path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return load_info(self.info_path)
+
+    def others_up(self) -> bool:
+        """Whether another rig in a Debian root has its saved info (it is up)."""
+        return any(
+            load_info(RIG_ROOT / name / "cluster.json") is not None
+            for name in TITLES
+            if name != self.name
+        )
 
     def key(self) -> Path:
         return ensure_key(RIG_ROOT / "keys" / "id_ed25519")
+
+
+def load_info(path: Path) -> ClusterInfo | None:
+    """The saved :class:`ClusterInfo` of a rig, None when there is none."""
+    try:
+        return ClusterInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def pip_access(root: Path) -> tuple[tuple[tuple[Path, str], ...], str]:

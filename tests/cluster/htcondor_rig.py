@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
-from tests.cluster.chroot import ROOT_VENV, ChrootRig
+from tests.cluster.chroot import ChrootRig
 from tests.cluster.rig import (
     CLUSTER_USER,
     ClusterInfo,
     RigError,
     pid_alive,
-    rig_lock,
     wait_for,
 )
 
@@ -121,29 +119,22 @@ def customize(root: Path) -> None:
 
 
 def is_up() -> bool:
-    return (
-        pid_alive(RIG.holder_pid) is not None
-        and pid_alive(RIG.host_path(MASTER_PID)) is not None
-        and pid_alive(RIG.sshd_pid) is not None
-    )
+    return RIG.running(RIG.host_path(MASTER_PID))
 
 
 def up() -> ClusterInfo:
-    with rig_lock("htcondor"):
-        return _up()
+    """Bring the HTCondor rig up (idempotent) and return how to reach it."""
+    return RIG.up(
+        is_up=is_up,
+        customize=customize,
+        prepare=prepare,
+        start_batch_system=start_pool,
+        partition="",
+    )
 
 
-def _up() -> ClusterInfo:
-    if os.geteuid() != 0:
-        raise RigError("the HTCondor test cluster needs root")
-    existing = RIG.load_info()
-    if existing is not None and is_up():
-        RIG.ensure_venv()
-        return existing
-    t0 = time.monotonic()
-    built = RIG.build(customize)
-    RIG.ensure_venv()
-    RIG.write_hosts()
+def prepare() -> None:
+    """The pool's configuration and directories in the root."""
     # written on every start, so a cached root gets the current configuration
     (RIG.root / "etc/condor/condor_config").write_text(condor_config(RIG.root))
     ids = condor_ids(RIG.root)
@@ -164,33 +155,14 @@ def _up() -> ClusterInfo:
         os.chown(d, uid if sub not in ("cred_dir", "tokens.d", "passwords.d") else 0, gid)
         d.chmod(0o700 if sub in ("cred_dir", "tokens.d", "passwords.d") else 0o755)
     RIG.host_path(f"{LOCAL_DIR}/execute").chmod(0o755)
-    key = RIG.key()
-    RIG.ensure_user(key)
-    RIG.ensure_netns()
-    RIG.start_holder()
-    RIG.start_sshd()
+
+
+def start_pool() -> None:
+    """condor_master (it starts the pool's other daemons), then until the slot is there."""
     if pid_alive(RIG.host_path(MASTER_PID)) is None:
         RIG.sh(f"condor_master -pidfile {MASTER_PID}")
         wait_for(lambda: pid_alive(RIG.host_path(MASTER_PID)) is not None, 20, "condor_master")
     wait_slots()
-    info = ClusterInfo(
-        topology="htcondor",
-        ssh_host=LOGIN_ADDR,
-        ssh_port=22,
-        user=CLUSTER_USER,
-        key_path=str(key),
-        partition="",
-        login_hostname=RIG.hostname,
-        compute_hostname=RIG.hostname,
-        slurm_conf="",
-        python="/usr/bin/python3",
-        venv=ROOT_VENV,
-        other_key_path="",
-        extra={"batch_system": "htcondor", "platform": "sandbox-htcondor", "root": str(RIG.root)},
-    )
-    RIG.save_info(info)
-    (RIG.dir / "last-up.txt").write_text(f"build {built:.0f} s, up {time.monotonic() - t0:.0f} s\n")
-    return info
 
 
 def wait_slots(timeout: float = 90) -> None:
@@ -226,6 +198,11 @@ def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
     return jobs
 
 
+def remove_job(job_id: str, user: str = CLUSTER_USER) -> None:
+    """condor_rm a job, as its user would."""
+    RIG.sh(f"condor_rm {job_id}", user=user)
+
+
 def cancel_all_jobs(timeout: float = 30) -> None:
     RIG.sh(f"condor_rm {CLUSTER_USER}", check=False)
     RIG.sh(f"condor_rm -forcex {CLUSTER_USER}", check=False)
@@ -233,16 +210,11 @@ def cancel_all_jobs(timeout: float = 30) -> None:
 
 
 def down() -> None:
-    with rig_lock("htcondor"):
+    def stop_pool() -> None:
         if pid_alive(RIG.host_path(MASTER_PID)) is not None:
             RIG.sh("condor_off -master -fast", check=False, timeout=60)
             wait_for(
                 lambda: pid_alive(RIG.host_path(MASTER_PID)) is None, 30, "condor_master to stop"
             )
-        RIG.kill_all()
-        RIG.host_path(MASTER_PID).unlink(missing_ok=True)
-        RIG.sshd_pid.unlink(missing_ok=True)
-        RIG.info_path.unlink(missing_ok=True)
-        from tests.cluster import pbs_rig
 
-        RIG.teardown_netns(others_up=pbs_rig.RIG.load_info() is not None)
+    RIG.down(stop_pool, (RIG.host_path(MASTER_PID),))

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
-from tests.cluster.chroot import ROOT_PATH, ROOT_VENV, ChrootRig
+from tests.cluster.chroot import ROOT_PATH, ChrootRig
 from tests.cluster.rig import (
     CLUSTER_USER,
     REPO_ROOT,
     ClusterInfo,
     RigError,
     pid_alive,
-    rig_lock,
     run,
     wait_for,
 )
@@ -138,35 +136,26 @@ set server resources_default.ncpus = 1
 
 
 def is_up() -> bool:
-    return (
-        pid_alive(RIG.holder_pid) is not None
-        and all(pid_alive(RIG.host_path(p)) for p in LOCK_FILES.values())
-        and pid_alive(RIG.sshd_pid) is not None
-    )
+    return RIG.running(*(RIG.host_path(p) for p in LOCK_FILES.values()))
 
 
 def up() -> ClusterInfo:
-    with rig_lock("pbs"):
-        return _up()
+    """Bring the PBS rig up (idempotent) and return how to reach it."""
+    return RIG.up(
+        is_up=is_up,
+        customize=customize,
+        prepare=prepare,
+        start_batch_system=start_pbs,
+        partition=QUEUE,
+    )
 
 
-def _up() -> ClusterInfo:
-    if os.geteuid() != 0:
-        raise RigError("the PBS test cluster needs root")
-    existing = RIG.load_info()
-    if existing is not None and is_up():
-        RIG.ensure_venv()
-        return existing
-    t0 = time.monotonic()
-    built = RIG.build(customize)
-    RIG.ensure_venv()
-    RIG.write_hosts()
-    key = RIG.key()
-    RIG.ensure_user(key)
+def prepare() -> None:
     (RIG.root / PBS_HOME.lstrip("/") / "mom_priv/config").write_text(mom_config())
-    RIG.ensure_netns()
-    RIG.start_holder()
-    RIG.start_sshd()
+
+
+def start_pbs() -> None:
+    """PostgreSQL and PBS's daemons, the node with its size, the server's settings."""
     # PostgreSQL's socket directory (systemd's tmpfiles make it elsewhere).
     RIG.sh("install -d -o postgres -g postgres -m 2775 /run/postgresql")
     out = RIG.sh("/opt/pbs/libexec/pbs_init.d start 2>&1", check=False, timeout=600)
@@ -182,24 +171,6 @@ def _up() -> ClusterInfo:
         RIG.sh(f"qmgr -c 'create node {RIG.hostname}'")
     RIG.sh(f"qmgr <<'EOF'\n{QMGR_SETUP}EOF")
     wait_node_free()
-    info = ClusterInfo(
-        topology="pbs",
-        ssh_host=LOGIN_ADDR,
-        ssh_port=22,
-        user=CLUSTER_USER,
-        key_path=str(key),
-        partition=QUEUE,
-        login_hostname=RIG.hostname,
-        compute_hostname=RIG.hostname,
-        slurm_conf="",
-        python="/usr/bin/python3",
-        venv=ROOT_VENV,
-        other_key_path="",
-        extra={"batch_system": "pbs", "platform": "sandbox-pbs", "root": str(RIG.root)},
-    )
-    RIG.save_info(info)
-    (RIG.dir / "last-up.txt").write_text(f"build {built:.0f} s, up {time.monotonic() - t0:.0f} s\n")
-    return info
 
 
 def wait_node_free(timeout: float = 60) -> None:
@@ -235,6 +206,11 @@ def job_names(user: str = CLUSTER_USER) -> dict[str, tuple[str, str]]:
     return jobs
 
 
+def remove_job(job_id: str, user: str = CLUSTER_USER) -> None:
+    """qdel a job, as its user would."""
+    RIG.sh(f"qdel {job_id}", user=user)
+
+
 def cancel_all_jobs(timeout: float = 30) -> None:
     RIG.sh(f"qselect -u {CLUSTER_USER} | xargs -r qdel -W force", check=False)
     wait_for(lambda: not RIG.sh(f"qselect -u {CLUSTER_USER}", check=False).stdout.strip(),
@@ -242,15 +218,9 @@ def cancel_all_jobs(timeout: float = 30) -> None:
 
 
 def down() -> None:
-    with rig_lock("pbs"):
+    def stop_pbs() -> None:
         if pid_alive(RIG.holder_pid) is not None:
             RIG.sh("/opt/pbs/libexec/pbs_init.d stop", check=False, timeout=120)
-        RIG.kill_all()
-        for lock in LOCK_FILES.values():
-            if lock.endswith(".pid"):
-                RIG.host_path(lock).unlink(missing_ok=True)
-        RIG.sshd_pid.unlink(missing_ok=True)
-        RIG.info_path.unlink(missing_ok=True)
-        from tests.cluster import htcondor_rig
 
-        RIG.teardown_netns(others_up=htcondor_rig.RIG.load_info() is not None)
+    pid_files = tuple(RIG.host_path(p) for p in LOCK_FILES.values() if p.endswith(".pid"))
+    RIG.down(stop_pbs, pid_files)

@@ -382,26 +382,15 @@ PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
 
 
 def sshd_config_text(topology: str, listen: str, port: int, slurm_conf: Path) -> str:
-    d = topo_dir(topology)
-    return f"""\
-Port {port}
-ListenAddress {listen}
-HostKey {RIG_ROOT}/keys/ssh_host_ed25519_key
-PidFile {d}/run/sshd.pid
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-AuthorizedKeysFile .ssh/authorized_keys
-PermitRootLogin no
-AllowTcpForwarding yes
-MaxSessions 64
-MaxStartups 64:30:128
-ClientAliveInterval 15
-SetEnv SLURM_CONF={slurm_conf}
-Subsystem sftp internal-sftp
-LogLevel VERBOSE
-"""
+    """The SLURM rig's sshd: :func:`sshd_config` with the rig's host key, the topology's pid
+    file, and SLURM_CONF in every session's environment."""
+    return sshd_config(
+        listen=listen,
+        port=port,
+        host_key=HOST_KEY,
+        pid_file=sshd_pid_file(topology),
+        env={"SLURM_CONF": str(slurm_conf)},
+    )
 
 
 def prepare_dirs(topology: str) -> Path:
@@ -411,14 +400,6 @@ def prepare_dirs(topology: str) -> Path:
     d.chmod(0o755)
     (d / "etc").chmod(0o755)
     return d
-
-
-def ensure_host_key() -> None:
-    key = RIG_ROOT / "keys" / "ssh_host_ed25519_key"
-    if not key.exists():
-        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
 
 def in_namespace(netns: str | None, hostname: str | None, cmd: list[str]) -> list[str]:
@@ -437,6 +418,78 @@ def start_daemon(pid_file: Path, cmd: list[str], env: dict[str, str], what: str)
     if proc.returncode != 0:
         raise RigError(f"{what} did not start: {proc.stderr or proc.stdout}")
     wait_for(lambda: pid_alive(pid_file) is not None, 15, f"{what} pid file {pid_file}")
+
+
+# --------------------------------------------------------------------------------------------
+# sshd: one configuration and one start for the login node of every rig (the SLURM topologies,
+# the second-factor sshd of tests/cluster/twofactor.py, the rigs of tests/cluster/chroot.py)
+
+#: The SLURM rig's sshd host key (the rigs in Debian roots have theirs inside the root).
+HOST_KEY = RIG_ROOT / "keys" / "ssh_host_ed25519_key"
+#: What every rig's sshd allows: keys only (no PAM, no password), no root, TCP forwarding for
+#: the launcher's tunnels, and room for its parallel sessions; dead clients noticed in 15 s.
+SSHD_SETTINGS = {
+    "UsePAM": "no",
+    "PasswordAuthentication": "no",
+    "KbdInteractiveAuthentication": "no",
+    "PubkeyAuthentication": "yes",
+    "AuthorizedKeysFile": ".ssh/authorized_keys",
+    "PermitRootLogin": "no",
+    "AllowTcpForwarding": "yes",
+    "MaxSessions": "64",
+    "MaxStartups": "64:30:128",
+    "ClientAliveInterval": "15",
+}
+
+
+def sshd_config(
+    *,
+    listen: str,
+    port: int,
+    host_key: str | Path,
+    pid_file: str | Path,
+    env: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
+    extra: str = "",
+) -> str:
+    """The sshd_config of a rig's login node: where it listens, its host key and pid file,
+    :data:`SSHD_SETTINGS` (``settings`` replace some of them), ``env`` set in every session,
+    SFTP, verbose logs, then the ``extra`` lines."""
+    lines = [
+        f"Port {port}",
+        f"ListenAddress {listen}",
+        f"HostKey {host_key}",
+        f"PidFile {pid_file}",
+    ]
+    lines += [f"{key} {value}" for key, value in {**SSHD_SETTINGS, **(settings or {})}.items()]
+    if env:
+        lines.append("SetEnv " + " ".join(f"{key}={value}" for key, value in env.items()))
+    lines += ["Subsystem sftp internal-sftp", "LogLevel VERBOSE"]
+    return "\n".join(lines) + "\n" + extra
+
+
+def prepare_sshd(config: Path, text: str, host_key: Path, privsep_dir: Path) -> None:
+    """What an sshd needs before it starts: its configuration ``text`` in ``config``, an
+    ed25519 host key without passphrase (made once) and its privilege separation directory."""
+    config.write_text(text)
+    if not host_key.exists():
+        host_key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
+    privsep_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+
+def sshd_pid_file(topology: str) -> Path:
+    """The pid file of a SLURM topology's sshd."""
+    return topo_dir(topology) / "run" / "sshd.pid"
+
+
+def start_sshd(topology: str, login_host: str, slurm_conf: str) -> None:
+    """Start a SLURM topology's sshd from its configuration on the login node (no-op while it
+    runs)."""
+    ns = NETNS_LOGIN if topology == "netns" else None
+    conf = topo_dir(topology) / "etc" / "sshd_config"
+    command = in_namespace(ns, login_host, ["/usr/sbin/sshd", "-f", str(conf)])
+    start_daemon(sshd_pid_file(topology), command, {**os.environ, "SLURM_CONF": slurm_conf}, "sshd")
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,7 +592,6 @@ def _up(topology: str) -> ClusterInfo:
     other_key = ensure_key(RIG_ROOT / "keys" / "id_other_ed25519")
     authorize_key(user, key)
     authorize_key(other, other_key)
-    ensure_host_key()
     ensure_munge()
 
     d = prepare_dirs(topology)
@@ -566,8 +618,8 @@ def _up(topology: str) -> ClusterInfo:
     port = existing.ssh_port if existing else free_port()
     if topology == "netns":
         port = existing.ssh_port if existing else 22
-    sshd_conf = d / "etc" / "sshd_config"
-    sshd_conf.write_text(sshd_config_text(topology, ssh_host, port, conf))
+    sshd_text = sshd_config_text(topology, ssh_host, port, conf)
+    prepare_sshd(d / "etc" / "sshd_config", sshd_text, HOST_KEY, Path("/run/sshd"))
 
     env = {**os.environ, "SLURM_CONF": str(conf)}
     run_dir = d / "run"
@@ -583,12 +635,7 @@ def _up(topology: str) -> ClusterInfo:
         env,
         "slurmd",
     )
-    start_daemon(
-        run_dir / "sshd.pid",
-        in_namespace(login_ns, login_host, ["/usr/sbin/sshd", "-f", str(sshd_conf)]),
-        env,
-        "sshd",
-    )
+    start_sshd(topology, login_host, str(conf))
     info = ClusterInfo(
         topology=topology,
         ssh_host=ssh_host,

@@ -81,15 +81,15 @@ def secret_file(user_name: str) -> Path:
 
 def sshd_config_text(cluster: rig.ClusterInfo, port: int) -> str:
     """The rig's sshd settings, plus PAM keyboard-interactive required after the key."""
-    text = rig.sshd_config_text(TOPOLOGY, cluster.ssh_host, port, Path(cluster.slurm_conf))
-    replaced = {
-        "PidFile": f"PidFile {pid_file()}",
-        "UsePAM": "UsePAM yes",
-        "KbdInteractiveAuthentication": "KbdInteractiveAuthentication yes",
-    }
-    lines = [replaced.get(line.split(" ", 1)[0], line) for line in text.splitlines()]
-    lines.append("AuthenticationMethods publickey,keyboard-interactive")
-    return "\n".join(lines) + "\n"
+    return rig.sshd_config(
+        listen=cluster.ssh_host,
+        port=port,
+        host_key=rig.HOST_KEY,
+        pid_file=pid_file(),
+        env={"SLURM_CONF": cluster.slurm_conf},
+        settings={"UsePAM": "yes", "KbdInteractiveAuthentication": "yes"},
+        extra="AuthenticationMethods publickey,keyboard-interactive\n",
+    )
 
 
 def write_secret(user_name: str, secret: str) -> None:

@@ -14,9 +14,7 @@ from RangeHTTPServer import RangeRequestHandler
 
 from eotoolkit._reader import clear_cache
 from eotoolkit.synthetic.s2 import write_s2_collection
-
-SIZE = 128
-DATES = 3
+from tests.support.s2_collection import DATES, SIZE
 
 
 class _QuietHandler(RangeRequestHandler):

@@ -11,37 +11,7 @@ import pytest
 import rasterio
 
 import eotoolkit
-from eotoolkit.synthetic.s2 import ORIGIN
-
-from .conftest import DATES, SIZE
-
-
-def _tile_dirs(root: Path, date_index: int) -> list[Path]:
-    dirs = sorted((root / "sentinel-2-l2a-synthetic").glob("S2X_*"))
-    dates = sorted({d.name.split("_")[2] for d in dirs})
-    return sorted(d for d in dirs if d.name.split("_")[2] == dates[date_index])
-
-
-def expected_mosaic(root: Path, band: str, date_index: int, scale: bool) -> np.ndarray:
-    """First-valid mosaic of the tiles of one date on the 10 m grid, computed with numpy."""
-    tiles = _tile_dirs(root, date_index)
-    arrays, lefts = [], []
-    for d in tiles:
-        with rasterio.open(d / f"{band}.tif") as src:
-            raw = src.read(1)
-            lefts.append(src.transform.c)
-            factor = round(src.transform.a / 10)
-        arrays.append(np.repeat(np.repeat(raw, factor, 0), factor, 1))
-    width = round((max(lefts) - ORIGIN[0]) / 10) + SIZE
-    out = np.zeros((SIZE, width), arrays[0].dtype)
-    for raw, left in reversed(list(zip(arrays, lefts, strict=True))):
-        c0 = round((left - ORIGIN[0]) / 10)
-        region = out[:, c0 : c0 + SIZE]
-        region[raw != 0] = raw[raw != 0]
-    if not scale:
-        return out
-    values = (out.astype(np.float32) - np.float32(1000)) * np.float32(0.0001)
-    return np.where(out == 0, np.float32(np.nan), values)
+from tests.support.s2_collection import DATES, expected_mosaic, tile_dirs
 
 
 def test_load_mosaics_tiles_over_http(s2_items: list[pystac.Item], s2_root: Path) -> None:
@@ -93,7 +63,7 @@ def test_bbox_subset_and_utm(s2_items: list[pystac.Item], s2_root: Path) -> None
 def test_downsampling_reads_overviews(s2_items: list[pystac.Item], s2_root: Path) -> None:
     one_date = [it for it in s2_items if it.datetime == min(i.datetime for i in s2_items)]
     ds = eotoolkit.load(one_date[:1], bands=["B04"], resolution=20, dtype="uint16", chunks=64)
-    path = _tile_dirs(s2_root, 0)[0] / "B04.tif"
+    path = tile_dirs(s2_root, 0)[0] / "B04.tif"
     with rasterio.open(path, overview_level=0) as ovr:  # factor 2: 20 m
         expected = ovr.read(1)
     with rasterio.open(path) as src:

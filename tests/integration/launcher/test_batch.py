@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Launcher, checked_sandbox, wait_until
+from tests.support.launcher_run import Launcher, checked_sandbox
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
 

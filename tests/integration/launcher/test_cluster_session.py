@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 
 from launcher.connection.readiness import api_status
-from tests.integration.launcher.conftest import (
-    Launcher,
-    follow_until,
-    read_url,
-    url_of,
-    wait_until,
-)
+from tests.support.launcher_run import Launcher
+from tests.support.process_output import follow_until, read_url, url_of
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow]
 

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.launcher.conftest import Launcher, wait_until
-
-
-def assert_error(result: subprocess.CompletedProcess[str], code: int, *phrases: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    for phrase in phrases:
-        assert phrase in result.stderr, result.stderr
+from tests.support.launcher_run import Launcher, assert_error
+from tests.support.waiting import wait_until
 
 
 def free_port() -> int:

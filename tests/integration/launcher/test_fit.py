@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import REPO, Launcher, wait_until
-from tests.integration.launcher.test_errors import assert_error
+from tests.support.launcher_run import REPO, Launcher, assert_error
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns]
 

@@ -14,7 +14,9 @@ import pytest
 from launcher.config.distribution import BUILD_DIGEST_COMMAND, build_digest
 from launcher.connection.readiness import api_status
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Installed, read_url, wait_until
+from tests.support.process_output import read_url
+from tests.support.waiting import wait_until
+from tests.support.wheel_install import Installed
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from launcher.connection.readiness import api_status
-from tests.integration.launcher.conftest import Launcher, read_url, url_of, wait_until
+from tests.support.launcher_run import Launcher
+from tests.support.process_output import read_url, url_of
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

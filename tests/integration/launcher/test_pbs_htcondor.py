@@ -7,7 +7,6 @@ the cluster side uses the venv built inside the root.
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import signal
@@ -20,22 +19,12 @@ from pathlib import Path
 import pytest
 
 from launcher.connection.readiness import api_status
-from tests.cluster import rig
-from tests.integration.launcher.conftest import (
-    Launcher,
-    follow_until,
-    launcher_env,
-    read_url,
-    url_of,
-    wait_until,
-)
+from tests.support.process_output import follow_until, read_url, url_of
+from tests.support.rig_sites import SYSTEMS, OtherLauncher, launcher_on
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(900)]
 
-SYSTEMS = [
-    pytest.param("pbs", marks=pytest.mark.pbs, id="pbs"),
-    pytest.param("htcondor", marks=pytest.mark.htcondor, id="htcondor"),
-]
 TWO_WORKERS = """
 import sys
 
@@ -53,32 +42,6 @@ EXIT_3 = """
 print("failing on purpose", flush=True)
 raise SystemExit(3)
 """
-
-
-class OtherLauncher(Launcher):
-    """The launcher on the PBS or HTCondor rig; ``queue()`` lists the user's jobs there."""
-
-    rig_module: object = None
-
-    def queue(self) -> str:
-        return self.rig_module.queue()  # type: ignore[attr-defined]
-
-
-def launcher_on(
-    request: pytest.FixtureRequest, system: str, tmp_path: Path
-) -> Iterator[OtherLauncher]:
-    """The launcher pointed at one rig; asserts that the test leaves none of its user's jobs."""
-    info: rig.ClusterInfo = request.getfixturevalue(f"{system}_cluster")
-    module = importlib.import_module(f"tests.cluster.{system}_rig")
-    launcher = OtherLauncher(tmp_path / "platforms.ini", launcher_env(tmp_path), info)
-    launcher.rig_module = module
-    launcher.write_site("sandbox", **info.ini_section(), env_path=info.venv)
-    assert launcher.queue() == "", "jobs of the test user were queued before the test"
-    try:
-        yield launcher
-        assert wait_until(lambda: launcher.queue() == "", 60), launcher.queue()
-    finally:
-        module.cancel_all_jobs()
 
 
 @pytest.fixture(params=SYSTEMS)

@@ -14,14 +14,15 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Launcher, checked_sandbox
+from tests.support.launcher_run import Launcher, checked_sandbox
+from tests.support.pipeline_records import job_records, ledger_records, when
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -80,32 +81,6 @@ def pipeline_file(tmp_path: Path, exchange: Path, name: str, src: str, **extra: 
     return path
 
 
-def scontrol(info: rig.ClusterInfo, job_id: str) -> list[dict[str, str]]:
-    """`scontrol show job -o` records (one per array task); completed jobs stay 300 s."""
-    out = subprocess.run(
-        rig.slurm_cmd(info, "scontrol", "show", "job", "-o", job_id),
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return [
-        dict(item.split("=", 1) for item in line.split() if "=" in item)
-        for line in out.splitlines()
-        if line.strip()
-    ]
-
-
-def when(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def ledger_records(info: rig.ClusterInfo, workdir: str) -> dict[str, dict[str, object]]:
-    from eoshared import ledger
-
-    return {
-        k: v.__dict__
-        for k, v in ledger.Ledger(Path(workdir) / ledger.LEDGER_NAME).records().items()
-    }
-
-
 def test_six_scenes_one_corrupt_then_rerun(
     pipe_launcher: Launcher, exchange: Path, tmp_path: Path
 ) -> None:
@@ -133,9 +108,9 @@ def test_six_scenes_one_corrupt_then_rerun(
     assert (exchange / "dst" / "scene1.txt" / "result.out").read_text() == "DATA SCENE1\n"
     # Stage-in, processing and stage-out ran in this order, chained by afterok.
     jobs = rep["jobs"]
-    stage_in = scontrol(info, jobs["stage_in"]["job_id"])[0]
-    tasks = scontrol(info, jobs["process"]["job_id"])
-    stage_out = scontrol(info, jobs["stage_out"]["job_id"])[0]
+    stage_in = job_records(info, jobs["stage_in"]["job_id"])[0]
+    tasks = job_records(info, jobs["process"]["job_id"])
+    stage_out = job_records(info, jobs["stage_out"]["job_id"])[0]
     assert len(tasks) == 6 and {t["JobState"] for t in tasks} == {"COMPLETED"}
     assert all(when(t["StartTime"]) >= when(stage_in["EndTime"]) for t in tasks)
     assert when(stage_out["StartTime"]) >= max(when(t["EndTime"]) for t in tasks)
@@ -222,8 +197,6 @@ def test_detached_pipeline_status_logs_stop_and_no_secret_shown(
         out = pipe_launcher.run("--uid", "sandbox", "--mode", "status", "--job", pipe_id,
                                 "--json").stdout  # fmt: skip
         return "RUNNING" in json.loads(out).get("process", "")
-
-    from tests.integration.launcher.conftest import wait_until
 
     assert wait_until(running, 120, 2)
     status = json.loads(

@@ -28,9 +28,9 @@ import yaml
 from rasterio.transform import from_origin
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import Launcher, checked_sandbox, launcher_env
-from tests.integration.launcher.test_pipeline import ledger_records, scontrol, when
 from tests.s3.rig import RigInfo
+from tests.support.launcher_run import Launcher, checked_sandbox, launcher_env
+from tests.support.pipeline_records import job_records, ledger_records, when
 
 pytestmark = [
     pytest.mark.cluster,
@@ -234,9 +234,9 @@ def test_s3_pipeline_six_scenes_one_corrupt_then_rerun(
         assert int(src.read(1)[1, 0]) == 200  # scene1's pixels are 100
     # Stage-in, processing and stage-out ran in this order, chained by afterok.
     jobs = rep["jobs"]
-    stage_in = scontrol(info, jobs["stage_in"]["job_id"])[0]
-    tasks = scontrol(info, jobs["process"]["job_id"])
-    stage_out = scontrol(info, jobs["stage_out"]["job_id"])[0]
+    stage_in = job_records(info, jobs["stage_in"]["job_id"])[0]
+    tasks = job_records(info, jobs["process"]["job_id"])
+    stage_out = job_records(info, jobs["stage_out"]["job_id"])[0]
     assert len(tasks) == 6 and {t["JobState"] for t in tasks} == {"COMPLETED"}
     assert stage_in["JobState"] == stage_out["JobState"] == "COMPLETED"
     assert all(when(t["StartTime"]) >= when(stage_in["EndTime"]) for t in tasks)

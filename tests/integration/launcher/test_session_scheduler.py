@@ -20,13 +20,9 @@ import pytest
 from distributed import Client
 
 from tests.cluster import rig
-from tests.integration.launcher.conftest import (
-    Launcher,
-    checked_sandbox,
-    launcher_env,
-    url_of,
-    wait_until,
-)
+from tests.support.launcher_run import Launcher, checked_sandbox, launcher_env
+from tests.support.process_output import url_of
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -26,8 +26,9 @@ import pytest
 from launcher.connection.readiness import api_status
 from launcher.session import state as saved
 from tests.cluster import rig, twofactor
-from tests.integration.launcher.conftest import RUN_JUPYTER, Launcher, launcher_env, wait_until
 from tests.sshkeys import PASSPHRASE, agent_fingerprints, fingerprint, keygen, ssh_add, ssh_agent
+from tests.support.launcher_run import RUN_JUPYTER, Launcher, launcher_env
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster]
 

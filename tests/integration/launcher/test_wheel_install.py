@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from launcher.config.distribution import WHEEL, project_wheel, running_origin
-from tests.integration.launcher.conftest import Installed, pip_install, url_of, wait_until
+from tests.support.process_output import url_of
+from tests.support.waiting import wait_until
+from tests.support.wheel_install import Installed, pip_install
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]

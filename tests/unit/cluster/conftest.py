@@ -10,6 +10,7 @@ import pytest
 from distributed import LocalCluster
 
 from eoshared.scheduler.tls import TLSFiles, create_session_tls
+from tests.support.dask_clusters import local_cluster
 
 ENV_VARS = (
     "DASK_SCHEDULER_ADDRESS",
@@ -36,19 +37,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
     monkeypatch.setenv("EOHPC_STATE_DIR", str(state))
     with dask.config.set({"scheduler-address": None}):
         yield state
-
-
-def local_cluster(security: object = None) -> LocalCluster:
-    """A small in-process LocalCluster on loopback (TLS when ``security`` is given)."""
-    return LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=False,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        protocol="tls://" if security is not None else "tcp://",
-        security=security,
-    )
 
 
 @pytest.fixture

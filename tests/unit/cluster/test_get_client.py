@@ -15,7 +15,7 @@ from distributed import LocalCluster
 from eoshared.scheduler.contract import write_scheduler_file
 from eoshared.scheduler.tls import TLSFiles
 from eotoolkit import cluster as eocluster
-from tests.unit.cluster.conftest import local_cluster
+from tests.support.dask_clusters import local_cluster
 
 DEAD_ADDRESS = "tcp://127.0.0.1:9"
 

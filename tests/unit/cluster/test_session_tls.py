@@ -16,7 +16,7 @@ from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import FORMAT, SchedulerFileError, write_scheduler_file
 from eoshared.scheduler.tls import TLSFiles, create_session_tls
 from eotoolkit import cluster as eocluster
-from tests.unit.cluster.conftest import local_cluster
+from tests.support.dask_clusters import local_cluster
 
 
 def mode(path: Path) -> int:

@@ -1,0 +1,35 @@
+"""What SLURM and the pipeline's ledger recorded of a pipeline's jobs."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+from tests.cluster import rig
+
+
+def job_records(info: rig.ClusterInfo, job_id: str) -> list[dict[str, str]]:
+    """`scontrol show job -o` records (one per array task); completed jobs stay 300 s."""
+    out = subprocess.run(
+        rig.slurm_cmd(info, "scontrol", "show", "job", "-o", job_id),
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [
+        dict(item.split("=", 1) for item in line.split() if "=" in item)
+        for line in out.splitlines()
+        if line.strip()
+    ]
+
+
+def when(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def ledger_records(info: rig.ClusterInfo, workdir: str) -> dict[str, dict[str, object]]:
+    from eoshared import ledger
+
+    return {
+        k: v.__dict__
+        for k, v in ledger.Ledger(Path(workdir) / ledger.LEDGER_NAME).records().items()
+    }

@@ -192,7 +192,7 @@ class JupyterKind:
                 "are kept; running kernels are lost). Waiting to reconnect; Ctrl-C "
                 f"{'cancels' if cancel_on_exit else 'detaches'}."
             )
-            state.node, state.remote_host, state.remote_port = "", "", 0
+            state.node, state.started, state.remote_host, state.remote_port = "", "", "", 0
             state.scheduler_remote = ""
             saved.save(state)
             self.wait(lc, state, options.timeout)

@@ -32,6 +32,9 @@ class SessionState:
     token: str
     local_port: int
     node: str = ""
+    #: When the job's run that Jupyter answers from started, as the batch system says it (a
+    #: later start means it was put back in the queue and started again).
+    started: str = ""
     remote_host: str = ""
     remote_port: int = 0
     pid: int = 0

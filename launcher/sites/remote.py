@@ -278,7 +278,7 @@ class RemoteSite:
             text = self.persist(lambda: self.wait_for_file(connection, POLL_SECONDS), problem)
             if text.strip():
                 info = json.loads(text)
-                state.node = status.node
+                state.node, state.started = status.node, status.started
                 state.remote_host, state.remote_port = str(info["host"]), int(info["port"])
                 return state
             if time.monotonic() - running_since > timeout:
@@ -412,11 +412,11 @@ class RemoteSite:
         not run again by itself: it is cancelled and its status returned. A job put back in
         the queue while it ran (requeued after a node failure, preempted) is returned at once,
         pending, with its connection file removed (its next run writes its own); so is one
-        that started again between two queries (its start time changed), returned running
+        that started again since Jupyter answered (its start time changed), returned running
         (the new run removed the old run's files as it started). A suspended one is said once
         and watched on."""
         warned = suspended = False
-        started = ""
+        started = state.started
         while True:
             time.sleep(WATCH_SECONDS)
             status = self.persist(lambda: self.batch.status(state.job_id), on_problem)

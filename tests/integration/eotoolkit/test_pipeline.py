@@ -18,6 +18,7 @@ import eotoolkit
 from eotoolkit.cli import main
 from eotoolkit.errors import RecipeError
 from eotoolkit.recipe import read_recipe
+from eotoolkit.stac.catalog import build_catalog, copy_assets, generate_subcatalogs
 from tests.support.s2_collection import expected_mosaic
 
 

@@ -20,10 +20,10 @@ happened. A fault a system cannot have is a row skipped saying why (``absent_on`
 | its queue disabled (the submission refused) | - | ``enabled = false`` | - |
 | sshd restarting during batch streaming, during attach | yes | yes | yes |
 | the login node down longer than ``--reconnect-for`` | yes | yes | yes |
-| the compute node failing under a running session | requeued | - (2) | - (2) |
+| a running session put back in the queue | node down | ``qrerun`` | ``condor_vacate_job`` |
 
-(1) ``condor_off -startd`` leaves the job idle: the wait goes on. (2) One host, also the login
-node. An HTCondor pool has no queues.
+(1) ``condor_off -startd`` leaves the job idle: the wait goes on. An HTCondor pool has no
+queues.
 
 Rig changes (partition, queue, node, sshd) are undone in ``finally`` blocks; the last scenario
 checks that the rigs' queues and nodes are as they were. The helpers are in
@@ -37,7 +37,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -59,14 +59,13 @@ from tests.support.faults import (
     timed,
 )
 from tests.support.process_output import URL_RE, StreamLines, read_until
-from tests.support.rig_sites import OtherLauncher, RigSite, SlurmSite
+from tests.support.rig_sites import OtherLauncher, RigSite
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
 
 absent_on = pytest.mark.absent_on
 NO_QUEUES = "an HTCondor pool has no queues"
-ONE_HOST = "the rig's one host is also its login node: no compute node to fail under a job"
 
 
 def chroot_site(site: RigSite) -> OtherLauncher:
@@ -686,20 +685,68 @@ def test_login_node_down_longer_than_the_bound_leaves_the_job_and_attach_continu
 # ------------------------------------------------------- a running job put back in the queue
 
 
-@pytest.mark.timeout(480)
-@absent_on(pbs=ONE_HOST, htcondor=ONE_HOST)
-def test_node_failure_under_a_running_session_is_said_at_once_and_reconnected(
-    site: RigSite,
-) -> None:
-    """The compute node goes DOWN under a running Jupyter job: SLURM requeues the job. run
-    says so within a watch interval, waits, and reconnects the same local URL when the job
-    runs again (its node back)."""
-    from launcher.connection.readiness import api_status
-
-    assert isinstance(site, SlurmSite)
+@contextlib.contextmanager
+def slurm_node_down(site: RigSite, job_id: str) -> Iterator[None]:
+    """The compute node marked DOWN: SLURM requeues its job (and starts it again after its
+    BeginTime delay, the node back in service)."""
     info = site.info
     assert info is not None
     node = info.compute_hostname
+    scontrol(info, "update", f"nodename={node}", "state=down", "reason=eo-hpc node failure")
+    try:
+        yield
+    finally:
+        # SLURM may have returned the responding node to service already (ReturnToService)
+        resume = ("update", f"nodename={node}", "state=resume")
+        rig.run(rig.slurm_cmd(info, "scontrol", *resume), check=False)
+
+
+@contextlib.contextmanager
+def pbs_rerun(site: RigSite, job_id: str) -> Iterator[None]:
+    """``qrerun`` by the administrator: PBS kills the job and queues it again."""
+    chroot_site(site).rig_module.RIG.sh(f"qrerun {job_id}")  # type: ignore[attr-defined]
+    yield
+
+
+@contextlib.contextmanager
+def htcondor_vacate(site: RigSite, job_id: str) -> Iterator[None]:
+    """``condor_vacate_job``: the job is evicted from its slot and waits to be matched again."""
+    module = chroot_site(site).rig_module
+    module.RIG.sh(f"condor_vacate_job {job_id}", user=module.CLUSTER_USER)  # type: ignore[attr-defined]
+    yield
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """A running job put back in the queue, as one batch system does it."""
+
+    inject: Callable[[RigSite, str], AbstractContextManager[None]]
+    #: What the launcher's message says the job's state is, as the batch system names it.
+    state_words: re.Pattern[str]
+    #: Seconds until the job runs again at the most.
+    runs_again_within: float
+
+
+REQUEUE = {
+    # SLURM starts a requeued job again after a delay of its own (BeginTime, 2 minutes).
+    "slurm": Requeue(slurm_node_down, re.compile(r"\(PENDING"), 300),
+    # PBS queues it (Q) and its scheduler may start it again before the next query (R since).
+    "pbs": Requeue(pbs_rerun, re.compile(r"\(Q\b|\(R since "), 120),
+    # HTCondor's job waits (IDLE) until the negotiator matches it again (RUNNING since).
+    "htcondor": Requeue(htcondor_vacate, re.compile(r"\(IDLE\b|\(RUNNING since "), 180),
+}
+
+
+@pytest.mark.timeout(480)
+def test_running_session_put_back_in_the_queue_is_said_at_once_and_reconnected(
+    site: RigSite,
+) -> None:
+    """The batch system puts a running Jupyter job back in the queue (SLURM: its node goes
+    DOWN; PBS: qrerun; HTCondor: condor_vacate_job). run says so within a watch interval,
+    waits, and reconnects the same local URL when the job runs again."""
+    from launcher.connection.readiness import api_status
+
+    fault = REQUEUE[site.system]
     proc = site.start("--uid", "sandbox", "--mode", "run", "--no-browser")
     assert proc.stdout is not None and proc.stderr is not None
     out, err = StreamLines(proc.stdout), StreamLines(proc.stderr)
@@ -709,21 +756,18 @@ def test_node_failure_under_a_running_session_is_said_at_once_and_reconnected(
         assert match is not None
         port, token = int(match.group(1)), match.group(2)
         assert api_status(port, token) == 200
-        start = time.monotonic()
-        scontrol(info, "update", f"nodename={node}", "state=down", "reason=eo-hpc node failure")
-        try:
+        (job_id,) = job_ids(err.text)
+        with fault.inject(site, job_id):
+            # From the moment the job is back in the queue (qrerun returns once the job's
+            # processes were killed, up to PBS's kill_delay later).
+            start = time.monotonic()
             err.wait_for("put it back in the queue", 30)
             seconds = time.monotonic() - start
-        finally:
-            # SLURM may have returned the responding node to service already (ReturnToService)
-            resume = ("update", f"nodename={node}", "state=resume")
-            rig.run(rig.slurm_cmd(info, "scontrol", *resume), check=False)
         assert seconds < 10 + 10, seconds  # a watch interval and one status query
         said = err.text
-        assert "node failure or a preemption" in said and "PENDING" in said, said
+        assert "node failure or a preemption" in said and fault.state_words.search(said), said
         assert "Waiting to reconnect; Ctrl-C cancels" in said
-        # SLURM starts a requeued job again after a delay of its own (BeginTime, 2 minutes)
-        again = out.wait_for("/lab?token=", 300, after=first + 1)
+        again = out.wait_for("/lab?token=", fault.runs_again_within, after=first + 1)
         assert out.lines[again].strip() == out.lines[first].strip()  # the same local URL
         assert wait_until(lambda: api_status(port, token) == 200, 30)
         assert proc.poll() is None
@@ -734,7 +778,7 @@ def test_node_failure_under_a_running_session_is_said_at_once_and_reconnected(
     assert proc.returncode == 130, err.text
     assert "cancelled job" in err.text
     assert site.jobs_gone(job_ids(err.text))
-    print(f"node failure under a session: said after {seconds:.1f} s, reconnected")
+    print(f"{site.system}: a running session put back in the queue: said after {seconds:.1f} s")
 
 
 # ---------------------------------------------------------------- the rigs as they were

@@ -13,7 +13,7 @@ import math
 import re
 import shlex
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -137,6 +137,17 @@ class PartitionLimits:
         return f"{self.kind} '{self.partition}'" if self.partition else f"the {self.kind}"
 
 
+@dataclass(frozen=True)
+class ChainStep:
+    """One step of a chain of jobs, each step starting once the one before it succeeded."""
+
+    #: The step's name (``stage_in``); the chain's jobs are kept and reported by it.
+    name: str
+    #: The step's job script, given the header options that start it after the step before
+    #: (none for the first step, nor where the batch system orders the steps itself).
+    script: Callable[[list[str]], str]
+
+
 #: A status query: a command template (``{job_id}`` is quoted in) and the parser of its output,
 #: which returns None when the query does not know the job.
 StatusQuery = tuple[str, Callable[[str], "JobFields | None"]]
@@ -238,7 +249,7 @@ class BatchSystem:
         self.run = run
 
     # Chained and array jobs (staged pipelines). A batch system that cannot express them yet
-    # leaves these to raise; the pipeline then refuses to run on it with this message.
+    # leaves the directives to raise; the pipeline then refuses to run on it with this message.
 
     def dependency_directive(self, job_ids: list[str]) -> list[str]:
         """Header options that start the job only after every job of ``job_ids`` succeeded,
@@ -253,6 +264,55 @@ class BatchSystem:
         raise BatchSystemError(
             f"job arrays are not supported yet on {self.display_name}; pipelines need them."
         )
+
+    def check_chains(self) -> None:
+        """Raise BatchSystemError when this batch system cannot run a chain of jobs with a job
+        array in it (what a pipeline submits)."""
+        self.dependency_directive(["0"])
+        self.array_directive(1)
+
+    def submit_chain(self, steps: Sequence[ChainStep], run_dir: str, name: str) -> dict[str, str]:
+        """Submit ``steps``, each to start once the one before it succeeded; return the job
+        that runs each step, by step name (what ``chain_statuses`` and ``cancel_chain`` take).
+
+        Here one job per step, chained by ``dependency_directive``; a failed submission
+        cancels the jobs submitted before it. ``run_dir`` and the chain's ``name`` are for a
+        batch system that submits the chain as a whole."""
+        jobs: dict[str, str] = {}
+        try:
+            for step in steps:
+                before = list(jobs.values())[-1:]
+                options = self.dependency_directive(before) if before else []
+                jobs[step.name] = self.submit(step.script(options))
+        except BatchSystemError:
+            for job_id in reversed(jobs.values()):
+                self.cancel(job_id)
+            raise
+        return jobs
+
+    def chain_description(self, jobs: Mapping[str, str]) -> str:
+        """The submitted chain in one line, for the user."""
+        ids = list(jobs.values())
+        return ", ".join(
+            f"{step} job {job}" + (f" after {ids[i - 1]}" if i else "")
+            for i, (step, job) in enumerate(jobs.items())
+        )
+
+    def chain_statuses(self, jobs: Mapping[str, str]) -> dict[str, JobStatus]:
+        """Each step's status, by step name."""
+        return {step: self.status(job) for step, job in jobs.items()}
+
+    def cancel_chain(self, jobs: Mapping[str, str], after: str = "") -> None:
+        """Cancel the chain's jobs, the last first (those that ended already are no error);
+        with ``after``, a step that failed, the steps after it that have not ended."""
+        steps = list(jobs)
+        if not after:
+            for step in reversed(steps):
+                self.cancel(jobs[step])
+            return
+        for step in reversed(steps[steps.index(after) + 1 :]):
+            if not self.status(jobs[step]).finished:
+                self.cancel(jobs[step])
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """The job's header directives (without the prefix)."""

@@ -8,13 +8,15 @@
    (``rclone lsf``/``rclone cat`` with ``rclone.env`` sourced);
 3. the ledger in the pipeline's work directory (it survives the runs) says which scenes are
    done; only the others go into this run's ``scenes.txt``;
-4. three jobs are submitted, each depending on the one before with the batch system's
-   :meth:`~eoshared.batchsystem.base.BatchSystem.dependency_directive` (on SLURM
-   ``afterok`` and ``--kill-on-invalid-dep=yes``): when a step fails, SLURM cancels the
-   steps after it, and so does the launcher when it sees the failure;
-5. the launcher watches the jobs and, when they have all ended, reads the ledger and prints
-   the report (``report.json`` in the run directory too), hands it to ``on_failure`` when
-   something failed, and exits 0 only when every scene is done.
+4. the steps are submitted as a chain, each starting once the one before it succeeded
+   (:meth:`~eoshared.batchsystem.base.BatchSystem.submit_chain`: on SLURM and PBS one job per
+   step with an ``afterok`` dependency, on HTCondor a DAG run by DAGMan); when a step fails,
+   the steps after it do not run (the batch system cancels them or DAGMan never submits them;
+   the launcher cancels what is left);
+5. the launcher watches the steps (:meth:`~eoshared.batchsystem.base.BatchSystem.chain_statuses`)
+   and, when they have all ended, reads the ledger and prints the report (``report.json`` in
+   the run directory too), hands it to ``on_failure`` when something failed, and exits 0 only
+   when every scene is done.
 
 Layout on the cluster::
 
@@ -24,13 +26,15 @@ Layout on the cluster::
         output/<scene>/            a done scene's results (stage-out copies output/)
         output/.partial/<scene>-<attempt>/   an attempt's {output}, renamed when it succeeds
     ~/.eohpc/runs/<site>-pipe-<name>-<time>-<hex>/   one per submission (the pipeline id)
-        pipeline.json, rclone.env (0600), scenes.txt, report.json, job-<jobid>.out
+        pipeline.json, rclone.env (0600), scenes.txt, report.json,
+        job-<step>.out, job-process-<index>.out (each step's output; HTCondor: the DAG too)
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import shlex
 import time
@@ -39,8 +43,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
 from eoshared import ledger
-from eoshared.batchsystem import JobStatus
-from eoshared.errors import BatchSystemError, LauncherError
+from eoshared.batchsystem import ChainStep, JobStatus
+from eoshared.errors import LauncherError
 from launcher.pipeline.spec import Pipeline, PipelineError, rclone_env, read
 from launcher.pipeline.task import PIPELINE_JSON, REPORT_JSON, SCENES_TXT
 from launcher.session import state as saved
@@ -81,13 +85,14 @@ def step_output(step: str, index: str = "") -> str:
 
 
 def step_script(
-    site: RemoteSite, pipe: Pipeline, run_dir: str, step: str, deps: list[str], count: int = 0
+    site: RemoteSite, pipe: Pipeline, run_dir: str, step: str, chained: list[str], count: int = 0
 ) -> str:
-    """The job script of one step."""
+    """The job script of one step; ``chained`` are the header options that start it after the
+    step before (the batch system's), ``count`` the array's tasks."""
     config = site.config
     batch = site.batch
     job = config.profile.job
-    extra = batch.dependency_directive(deps) if deps else []
+    extra = list(chained)
     if step == "process":
         extra = [*batch.array_directive(count, pipe.parallel), *extra]
         job = dataclasses.replace(
@@ -180,8 +185,7 @@ def submit(
     config = site.config
     batch = site.batch
     # Refuse a batch system without chained/array jobs before anything is created.
-    batch.dependency_directive(["0"])
-    batch.array_directive(1)
+    batch.check_chains()
     home = site.link.home()
     pipe = dataclasses.replace(pipe, workdir=expand_home(pipe.workdir, home))
     site.link.check(
@@ -215,19 +219,13 @@ def submit(
     site.link.check(
         f"umask 077 && cat > {shlex.quote(run_dir)}/{SCENES_TXT}", stdin="\n".join(todo) + "\n"
     )
-    jobs: dict[str, str] = {}
-    try:
-        for step in STEPS:
-            if step != "process" and getattr(pipe, step) is None:
-                continue
-            deps = list(jobs.values())[-1:]
-            script = step_script(site, pipe, run_dir, step, deps, len(todo))
-            jobs[step] = batch.submit(script)
-            say(f"- {step}: job {jobs[step]}" + (f" (after {deps[0]})" if deps else ""))
-    except BatchSystemError:
-        for job_id in jobs.values():
-            batch.cancel(job_id)
-        raise
+    steps = [
+        ChainStep(step, functools.partial(step_script, site, pipe, run_dir, step, count=len(todo)))
+        for step in STEPS
+        if step == "process" or getattr(pipe, step) is not None
+    ]
+    jobs = batch.submit_chain(steps, run_dir, f"eohpc-pipe-{pipe.name}")
+    say(f"- submitted: {batch.chain_description(jobs)}")
     info["jobs"] = jobs
     state = SessionState(
         uid=config.uid,
@@ -248,20 +246,19 @@ def job_ids(state: SessionState) -> dict[str, str]:
 
 
 def statuses(site: RemoteSite, state: SessionState) -> dict[str, JobStatus]:
-    """Each step's job status."""
-    return {step: site.batch.status(job) for step, job in job_ids(state).items()}
+    """Each step's status."""
+    return site.batch.chain_statuses(job_ids(state))
 
 
 def cancel(site: RemoteSite, state: SessionState) -> None:
     """Cancel every job of the pipeline (those that ended already are no error)."""
-    for job in reversed(list(job_ids(state).values())):
-        site.batch.cancel(job)
+    site.batch.cancel_chain(job_ids(state))
 
 
 def watch(
     site: RemoteSite, state: SessionState, show: Callable[[str], None]
 ) -> dict[str, JobStatus]:
-    """Wait until every step has ended; cancel the steps after one that failed."""
+    """Wait until every step has ended; stop the steps after one that failed."""
     shown: dict[str, str] = {}
     cancelled = False
     while True:
@@ -273,10 +270,7 @@ def watch(
                 show(f"- {step} job {status.job_id}: {text}")
         failed = [s for s, st in current.items() if st.finished and not site.batch.succeeded(st)]
         if failed and not cancelled:
-            later = list(current)[list(current).index(failed[0]) + 1 :]
-            for step in later:
-                if not current[step].finished:
-                    site.batch.cancel(current[step].job_id)
+            site.batch.cancel_chain(job_ids(state), after=failed[0])
             cancelled = True
         if all(status.finished for status in current.values()):
             return current

@@ -69,6 +69,7 @@ def attempt(pipe: Pipeline, scene: str, number: int, partial: Path) -> tuple[int
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(line)
+            sys.stdout.flush()  # the step's output file shows the command's output as it runs
             tail.append(line.rstrip())
             if deadline and time.monotonic() > deadline:
                 proc.kill()

@@ -30,7 +30,15 @@ MASTER_PID = f"{LOCAL_DIR}/run/condor_master.pid"
 RIG = ChrootRig(
     name="htcondor",
     suite="trixie",
-    packages=("condor", "python3-venv", "openssh-server", "procps", "ca-certificates", "iproute2"),
+    packages=(
+        "condor",
+        "python3-venv",
+        "openssh-server",
+        "procps",
+        "ca-certificates",
+        "iproute2",
+        "rclone",
+    ),
     netns="eorig-condor",
     host_if="eorig-cdr-h",
     inner_if="eorig-cdr-n",

@@ -136,7 +136,8 @@ def test_condor_submit_description_and_command() -> None:
     assert "allowed_execute_duration = 1800" in body
     hold = "periodic_hold = JobStatus == 2 && AllowedExecuteDuration =!= undefined"
     assert hold in " ".join(body)
-    assert 'environment = "HTCONDOR_JOB_ID=$(ClusterId).$(ProcId)"' in body
+    environment = "HTCONDOR_JOB_ID=$(ClusterId).$(ProcId) EOHPC_ARRAY_INDEX=$(ProcId)"
+    assert f'environment = "{environment}"' in body
     assert body[-2:] == ["requirements = HasX", "queue"]
     script = "#!/bin/bash\n" + "\n".join(lines) + "\necho hi\n"
     command = HTCondor().submit_command_for(script)

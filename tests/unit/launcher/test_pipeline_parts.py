@@ -136,8 +136,9 @@ def test_step_scripts_chain_and_keep_secrets_out() -> None:
         env=env,
     )
     stage_in = step_script(remote, pipe, "/r", "stage_in", [])  # type: ignore[arg-type]
-    process = step_script(remote, pipe, "/r", "process", ["41"], 6)  # type: ignore[arg-type]
-    stage_out = step_script(remote, pipe, "/r", "stage_out", ["42"])  # type: ignore[arg-type]
+    after = Slurm().dependency_directive
+    process = step_script(remote, pipe, "/r", "process", after(["41"]), 6)  # type: ignore[arg-type]
+    stage_out = step_script(remote, pipe, "/r", "stage_out", after(["42"]))  # type: ignore[arg-type]
     assert "--dependency" not in stage_in
     assert 'rclone copy -v src:bucket/in "$WORKDIR"/input' in stage_in
     assert "#SBATCH --array=0-5%3" in process

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from eoshared import ledger
-from tests.integration.launcher.conftest import wait_until
-from tests.integration.launcher.test_pbs_htcondor import OtherLauncher, launcher_on
+from tests.support.rig_sites import OtherLauncher, launcher_on
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.cluster,

@@ -254,22 +254,37 @@ def misfit(request: Request, limits: PartitionLimits | None) -> str | None:
     )
 
 
+def partition_limits(
+    system: BatchSystem, requests: Iterable[Request | None]
+) -> dict[str | None, PartitionLimits | None]:
+    """What the partition of each request offers (each partition asked about once)."""
+    known: dict[str | None, PartitionLimits | None] = {}
+    for request in requests:
+        if request is not None and request.partition not in known:
+            known[request.partition] = system.node_limits(request.partition)
+    return known
+
+
 def check(
     system: BatchSystem,
     requests: Iterable[Request | None],
     warn: Callable[[str], None],
+    known: dict[str | None, PartitionLimits | None] | None = None,
 ) -> None:
     """Refuse (RequestFitError) the first request no node of its partition can hold; warn
-    once about a partition whose jobs cannot start (down, draining, inactive). Each partition
-    is asked about once."""
-    known: dict[str | None, PartitionLimits | None] = {}
+    once about a partition whose jobs cannot start (down, draining, inactive). ``known``: the
+    partitions' limits when asked already (``partition_limits``)."""
+    requests = list(requests)
+    known = partition_limits(system, requests) if known is None else known
+    warned: set[str | None] = set()
     for request in requests:
         if request is None:
             continue
-        if request.partition not in known:
-            limits = known[request.partition] = system.node_limits(request.partition)
-            if limits is not None and limits.state.upper() in IDLE_STATES:
+        limits = known.get(request.partition)
+        if limits is not None and request.partition not in warned:
+            warned.add(request.partition)
+            if limits.state.upper() in IDLE_STATES:
                 warn(f"{limits.where} is {limits.state}: its jobs wait until it is UP again.")
-        message = misfit(request, known[request.partition])
+        message = misfit(request, limits)
         if message:
             raise RequestFitError(message)

@@ -130,7 +130,8 @@ class RemoteSite:
         from launcher.config.distribution import build_digest
         from launcher.sites.install import manifest_path
 
-        code, out, _ = self.link.run(f'cat "{manifest_path(self.config, "$HOME")}"')
+        manifest = f'cat "{manifest_path(self.config, "$HOME")}"'
+        code, out, _ = self.persist(lambda: self.link.run(manifest), on_problem)
         try:
             record = json.loads(out) if code == 0 else {}
         except ValueError:
@@ -153,14 +154,16 @@ class RemoteSite:
     ) -> None:
         """Refuse a job (and, with ``workers``, the Dask worker jobs) that no node of its
         partition can hold, before anything is submitted. The workers' request is the merged
-        Dask config, the user's own files on the cluster included (one command)."""
+        Dask config, the user's own files on the cluster included (one command). Its queries
+        are retried while the login node cannot be reached (see persist)."""
         requests: list[fit.Request | None] = [fit.job_request(self.config, job, what)]
         if workers:
-            merged = self.merged_dask_config()
+            merged = self.persist(self.merged_dask_config, on_problem)
             if show_config:
                 show_config("\n".join(merged.lines()))
             requests.append(fit.worker_request(self.config, merged))
-        fit.check(self.batch, requests, on_problem)
+        limits = self.persist(lambda: fit.partition_limits(self.batch, requests), on_problem)
+        fit.check(self.batch, requests, on_problem, limits)
 
     def persist(self, call: Callable[[], T], on_problem: ProblemCallback) -> T:
         """``call()``, retried while the login node cannot be reached (sshd restarting, a

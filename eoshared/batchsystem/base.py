@@ -151,6 +151,8 @@ class ChainStep:
 #: A status query: a command template (``{job_id}`` is quoted in) and the parser of its output,
 #: which returns None when the query does not know the job.
 StatusQuery = tuple[str, Callable[[str], "JobFields | None"]]
+#: A command that prints the most tasks one job array may have, and its parser.
+ArrayLimitQuery = tuple[str, Callable[[str], "int | None"]]
 
 
 def local_runner(command: str, stdin: str | bytes | None = None) -> tuple[int, str, str]:
@@ -224,6 +226,10 @@ class BatchSystem:
     array_index_placeholder: ClassVar[str] = ""
     #: How an array task is named in the ledger: a shell word of the job's own variables.
     array_task_label: ClassVar[str] = ""
+    #: The query of the most tasks one job array may have (None: none known), and the name of
+    #: that setting in the batch system's own words.
+    array_limit_query: ClassVar[ArrayLimitQuery | None] = None
+    array_limit_name: ClassVar[str] = ""
 
     #: Keys of that section the worker jobs take over from the Jupyter job's settings.
     jobqueue_inherits: ClassVar[tuple[str, ...]] = ("queue", "account")
@@ -264,6 +270,14 @@ class BatchSystem:
         raise BatchSystemError(
             f"job arrays are not supported yet on {self.display_name}; pipelines need them."
         )
+
+    def array_limit(self) -> int | None:
+        """The most tasks one job array may have on this cluster (None when not known)."""
+        if self.array_limit_query is None:
+            return None
+        command, parse = self.array_limit_query
+        code, out, _ = self.run(command, None)
+        return parse(out) if code == 0 else None
 
     def check_chains(self) -> None:
         """Raise BatchSystemError when this batch system cannot run a chain of jobs with a job

@@ -137,6 +137,12 @@ def _host(slot: Any) -> str:
     return str(slot or "").rpartition("@")[2]
 
 
+def parse_config_int(output: str) -> int | None:
+    """A whole number that ``condor_config_val`` printed (None for anything else)."""
+    text = output.strip()
+    return int(text) if text.isdigit() else None
+
+
 def parse_ads(output: str) -> JobFields | None:
     """Parse ``condor_q -json`` or ``condor_history -json`` of one job; None when absent."""
     text = output.strip()
@@ -328,6 +334,8 @@ class HTCondor(BatchSystem):
     array_index_variable = ARRAY_INDEX_VARIABLE
     array_index_placeholder = "$(ProcId)"
     array_task_label = f"${{{JOB_ID_VARIABLE}}}"
+    array_limit_query = ("condor_config_val MAX_JOBS_PER_SUBMISSION", parse_config_int)
+    array_limit_name = "MAX_JOBS_PER_SUBMISSION"
     held_states = frozenset({"HELD"})
     held_fix = (
         "it is held: its hold reason says why (condor_hold, a file it cannot read or write, "

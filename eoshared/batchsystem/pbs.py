@@ -120,6 +120,22 @@ def parse_qstat_json(output: str) -> JobFields | None:
     )
 
 
+#: The server's largest job array when it sets none (PBS's documented default).
+DEFAULT_MAX_ARRAY_SIZE = 10000
+
+
+def parse_max_array_size(output: str) -> int | None:
+    """``max_array_size`` of ``qstat -B -f -F json`` (the server's default when unset)."""
+    documents = json_documents(output)
+    servers = documents[0].get("Server") if documents and isinstance(documents[0], dict) else None
+    if not isinstance(servers, dict) or not servers:
+        return None
+    server = next(iter(servers.values()))
+    if not isinstance(server, dict):
+        return None
+    return _int(server.get("max_array_size", DEFAULT_MAX_ARRAY_SIZE))
+
+
 def json_documents(output: str) -> list[Any]:
     """The JSON documents printed one after another (one ``qstat -F json`` per job); a
     document that does not parse ends the list."""
@@ -327,6 +343,8 @@ class PBS(BatchSystem):
     array_index_variable = "PBS_ARRAY_INDEX"
     array_index_placeholder = "^array_index^"
     array_task_label = "${PBS_JOBID}"
+    array_limit_query = ("qstat -B -f -F json", parse_max_array_size)
+    array_limit_name = "max_array_size"
 
     @classmethod
     def resource_spec(cls, spec: str) -> tuple[int | None, int | None]:

@@ -91,6 +91,12 @@ REASON_FIXES = {
 }
 
 
+def parse_max_array_size(output: str) -> int | None:
+    """``MaxArraySize`` of ``scontrol show config`` (indices below it: that many tasks from 0)."""
+    match = re.search(r"(?m)^MaxArraySize\s*=\s*(\d+)\s*$", output)
+    return int(match.group(1)) if match else None
+
+
 def parse_squeue(output: str) -> JobFields | None:
     """Parse one line of `squeue -h -o %T|%r|%N|%L|%S`; None when the job is not listed."""
     line = output.strip()
@@ -232,6 +238,8 @@ class Slurm(BatchSystem):
     array_index_variable = "SLURM_ARRAY_TASK_ID"
     array_index_placeholder = "%a"
     array_task_label = "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+    array_limit_query = ("scontrol show config", parse_max_array_size)
+    array_limit_name = "MaxArraySize"
 
     def dependency_directive(self, job_ids: list[str]) -> list[str]:
         """``--dependency=afterok:A:B``; ``--kill-on-invalid-dep=yes`` cancels the job as soon

@@ -36,14 +36,17 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import shlex
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
 from eoshared import ledger
 from eoshared.batchsystem import ChainStep, JobStatus
+from eoshared.batchsystem.units import format_seconds, parse_slurm_time
 from eoshared.errors import LauncherError
 from launcher.pipeline.spec import Pipeline, PipelineError, rclone_env, read
 from launcher.pipeline.task import PIPELINE_JSON, REPORT_JSON, SCENES_TXT
@@ -84,31 +87,61 @@ def step_output(step: str, index: str = "") -> str:
     return f"job-{step}-{index}.out" if index else f"job-{step}.out"
 
 
+@dataclass(frozen=True)
+class ArrayPlan:
+    """The process step's job array: its tasks, and the most scenes one task takes (more
+    than one when the batch system's array limit is below the number of scenes)."""
+
+    tasks: int
+    per_task: int = 1
+
+
+def array_plan(scenes: int, limit: int | None) -> ArrayPlan:
+    """One task per scene, or as many tasks as ``limit`` allows, each taking every
+    ``tasks``-th scene (so each takes ``per_task`` scenes at the most)."""
+    tasks = scenes if limit is None else max(1, min(scenes, limit))
+    return ArrayPlan(tasks, math.ceil(scenes / tasks))
+
+
+def task_time(time_limit: str, per_task: int) -> str:
+    """The time limit of a task taking ``per_task`` scenes: that many times one scene's
+    (an unlimited one stays so)."""
+    seconds = parse_slurm_time(time_limit) if per_task > 1 else None
+    return format_seconds(seconds * per_task) if seconds is not None else time_limit
+
+
 def step_script(
-    site: RemoteSite, pipe: Pipeline, run_dir: str, step: str, chained: list[str], count: int = 0
+    site: RemoteSite,
+    pipe: Pipeline,
+    run_dir: str,
+    step: str,
+    chained: list[str],
+    plan: ArrayPlan = ArrayPlan(0),
 ) -> str:
     """The job script of one step; ``chained`` are the header options that start it after the
-    step before (the batch system's), ``count`` the array's tasks."""
+    step before (the batch system's), ``plan`` the process step's array."""
     config = site.config
     batch = site.batch
     job = config.profile.job
     extra = list(chained)
     if step == "process":
-        extra = [*batch.array_directive(count, pipe.parallel), *extra]
+        extra = [*batch.array_directive(plan.tasks, pipe.parallel), *extra]
         job = dataclasses.replace(
             job,
             cpus=pipe.cpus or 1,
             mem=pipe.mem or job.mem,
             mem_per_cpu=None if pipe.mem else job.mem_per_cpu,
-            time=pipe.time or job.time,
+            time=task_time(pipe.time or job.time, plan.per_task),
         )
+        stride = f" --tasks {plan.tasks}" if plan.per_task > 1 else ""
         lines, python = activation_lines(config.profile)
         body = "\n".join(
             [
                 *lines,
                 *job_exports(config, run_dir),
                 f'exec {python} -m launcher.pipeline.task --run-dir "$RUN_DIR" '
-                f'--index "${batch.array_index_variable}" --task "{batch.array_task_label}"',
+                f'--index "${batch.array_index_variable}" --task "{batch.array_task_label}"'
+                + stride,
             ]
         )
     elif step == "stage_in":
@@ -186,6 +219,13 @@ def submit(
     batch = site.batch
     # Refuse a batch system without chained/array jobs before anything is created.
     batch.check_chains()
+    limit = batch.array_limit()
+    if limit is not None and limit < 1:
+        raise PipelineError(
+            f"job arrays are turned off on this cluster ({batch.display_name}'s "
+            f"{batch.array_limit_name} is {limit}); a pipeline needs one. Fix: ask the "
+            "cluster's administrators, or process the scenes with --mode batch."
+        )
     home = site.link.home()
     pipe = dataclasses.replace(pipe, workdir=expand_home(pipe.workdir, home))
     site.link.check(
@@ -219,8 +259,16 @@ def submit(
     site.link.check(
         f"umask 077 && cat > {shlex.quote(run_dir)}/{SCENES_TXT}", stdin="\n".join(todo) + "\n"
     )
+    plan = array_plan(len(todo), limit)
+    if plan.per_task > 1:
+        say(
+            f"- {len(todo)} scenes in {plan.tasks} array tasks of up to {plan.per_task} scenes "
+            f"each ({batch.display_name}'s {batch.array_limit_name} is {limit}); a task asks "
+            f"for {plan.per_task} times the process time: "
+            f"{task_time(pipe.time or config.profile.job.time, plan.per_task)}"
+        )
     steps = [
-        ChainStep(step, functools.partial(step_script, site, pipe, run_dir, step, count=len(todo)))
+        ChainStep(step, functools.partial(step_script, site, pipe, run_dir, step, plan=plan))
         for step in STEPS
         if step == "process" or getattr(pipe, step) is not None
     ]

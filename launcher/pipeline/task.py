@@ -1,7 +1,9 @@
-"""One array task of a staged pipeline, on the cluster: process one scene, record it.
+"""One array task of a staged pipeline, on the cluster: process its scenes, record each.
 
-``python -m launcher.pipeline.task --run-dir DIR --index N`` takes scene N of the run's
-``scenes.txt``, skips it when the ledger says it is done, and otherwise runs the pipeline's
+``python -m launcher.pipeline.task --run-dir DIR --index N [--tasks T]`` takes scene N of the
+run's ``scenes.txt`` (with ``--tasks``, when the batch system's array limit gave the array
+fewer tasks than scenes: scenes N, N + T, N + 2T, ... one after another). A scene the ledger
+has as done is skipped; for each other one the task runs the pipeline's
 command up to ``1 + retries`` times with the same inputs. Each attempt writes into a fresh
 ``<workdir>/output/.partial/<scene>-<attempt>`` directory (``{output}``), renamed to
 ``<workdir>/output/<scene>`` once the command succeeded; stage-out copies only those.
@@ -92,16 +94,14 @@ def output_location(pipe: Pipeline, scene: str) -> str:
     return f"{pipe.workdir}/output/{name}"
 
 
-def process(run_dir: Path, index: int, task: str = "") -> int:
-    """Process scene ``index`` of the run (see the module's description)."""
-    pipe, scenes = load(run_dir)
-    scene = scenes[index]
+def process_scene(run_dir: Path, pipe: Pipeline, scene: str, task: str = "") -> None:
+    """Process one scene of the run (see the module's description)."""
     run = run_dir.name
     ledger = Ledger(Path(pipe.workdir) / LEDGER_NAME)
     record = ledger.records().get(scene)
     if record is not None and record.state == DONE:
         print(f"eo-hpc: scene {scene} is done already ({record.output}); skipped", flush=True)
-        return 0
+        return
     outputs = Path(pipe.workdir) / "output"
     final = outputs / scene_dir(scene)
     for tries in range(1 + pipe.retries):
@@ -120,10 +120,18 @@ def process(run_dir: Path, index: int, task: str = "") -> int:
             partial.rename(final)
             ledger.finish(scene, True, run=run, output=output_location(pipe, scene))
             print(f"eo-hpc: scene {scene} done", flush=True)
-            return 0
+            return
         shutil.rmtree(partial, ignore_errors=True)
         ledger.finish(scene, False, run=run, error=f"exit status {code}: {tail}".strip())
         print(f"eo-hpc: scene {scene} attempt {number} failed (exit status {code})", flush=True)
+
+
+def process(run_dir: Path, index: int, task: str = "", tasks: int = 0) -> int:
+    """Process the run's scenes ``index``, ``index + tasks``, ... (scene ``index`` alone when
+    the array has a task per scene: ``tasks`` 0 or the number of scenes)."""
+    pipe, scenes = load(run_dir)
+    for scene in scenes[index :: tasks or len(scenes)]:
+        process_scene(run_dir, pipe, scene, task)
     return 0
 
 
@@ -133,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--task", default="", help="the array task's name in the ledger")
+    parser.add_argument(
+        "--tasks", type=int, default=0, help="the array's tasks, when fewer than the scenes"
+    )
     args = parser.parse_args(argv)
-    return process(args.run_dir, args.index, args.task)
+    return process(args.run_dir, args.index, args.task, args.tasks)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,9 @@ SCHEDD_INTERVAL = 2
 UPDATE_INTERVAL = 2
 STARTER_UPDATE_INTERVAL = 2
 SHADOW_QUEUE_UPDATE_INTERVAL = 2
+# lower than HTCondor's default (20000), as some pools set it: pipelines of more scenes than
+# one submission holds are tested against it
+MAX_JOBS_PER_SUBMISSION = 100
 # finished jobs stay in condor_history; removed ones leave the queue at once
 SYSTEM_PERIODIC_REMOVE = false
 # condor_master would run linux_kernel_tuning as root: it widens the namespace's port range

@@ -372,6 +372,9 @@ SlurmdDebug=info
 SlurmctldTimeout=30
 SlurmdTimeout=30
 MinJobAge=300
+# lower than SLURM's default (1001), as some sites set it: pipelines of more scenes than one
+# array holds are tested against it
+MaxArraySize=100
 KillWait=5
 InactiveLimit=0
 Waittime=0

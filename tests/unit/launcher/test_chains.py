@@ -24,7 +24,7 @@ from eoshared.batchsystem.htcondor import (
 )
 from eoshared.errors import BatchSystemError
 from launcher.config import load_site
-from launcher.pipeline.run import step_script, watch
+from launcher.pipeline.run import ArrayPlan, step_script, watch
 from launcher.pipeline.spec import parse
 
 DATA = Path(__file__).parent / "data"
@@ -152,7 +152,7 @@ def test_htcondor_step_scripts_index_tasks_by_proc_id(tmp_path: Path) -> None:
             "remotes": {"src": {"type": "alias", "remote": "/data"}},
         }
     )
-    process = step_script(remote, pipe, "/r", "process", [], 6)  # type: ignore[arg-type]
+    process = step_script(remote, pipe, "/r", "process", [], ArrayPlan(6))  # type: ignore[arg-type]
     assert process.splitlines()[1:3] == [
         "#HTCondor executable = /r/job.sh",
         "#HTCondor initialdir = /r",

@@ -15,10 +15,13 @@ import pytest
 
 from eoshared import ledger
 from eoshared.batchsystem import BatchSystem, Slurm
+from eoshared.batchsystem.htcondor import parse_config_int as condor_config_int
+from eoshared.batchsystem.pbs import parse_max_array_size as pbs_array_limit
+from eoshared.batchsystem.slurm import parse_max_array_size as slurm_array_limit
 from eoshared.errors import BatchSystemError
 from launcher.config import load_site, shipped_dir
 from launcher.pipeline import task as pipeline_task
-from launcher.pipeline.run import step_script
+from launcher.pipeline.run import ArrayPlan, array_plan, step_script, task_time
 from launcher.pipeline.spec import Pipeline, PipelineError, parse, rclone_env
 
 BASE: dict[str, Any] = {
@@ -28,6 +31,9 @@ BASE: dict[str, Any] = {
     "process": {"command": "tool {input}/{scene} {output}"},
     "stage_out": {"to": "dst:bucket/out"},
 }
+
+
+DATA = Path(__file__).parent / "data"
 
 
 def with_(**changes: Any) -> dict[str, Any]:
@@ -137,7 +143,12 @@ def test_step_scripts_chain_and_keep_secrets_out() -> None:
     )
     stage_in = step_script(remote, pipe, "/r", "stage_in", [])  # type: ignore[arg-type]
     after = Slurm().dependency_directive
-    process = step_script(remote, pipe, "/r", "process", after(["41"]), 6)  # type: ignore[arg-type]
+    plan = ArrayPlan(6)
+    process = step_script(remote, pipe, "/r", "process", after(["41"]), plan)  # type: ignore[arg-type]
+    # 2,500 scenes where an array holds 1,001 tasks: every third scene each, three times the time.
+    strided = step_script(remote, pipe, "/r", "process", [], array_plan(2500, 1001))  # type: ignore[arg-type]
+    assert "#SBATCH --array=0-1000%3" in strided and "--tasks 1001" in strided
+    assert "--tasks" not in process
     stage_out = step_script(remote, pipe, "/r", "stage_out", after(["42"]))  # type: ignore[arg-type]
     assert "--dependency" not in stage_in
     assert 'rclone copy -v src:bucket/in "$WORKDIR"/input' in stage_in
@@ -245,6 +256,52 @@ def test_retries_exhausted_records_the_error_and_exits_0(
     assert (record.state, record.attempts) == (ledger.FAILED, 3)
     assert record.error == "exit status 4: bad input x"
     assert not (tmp_path / "work" / "output" / "x").exists()
+
+
+def test_fewer_tasks_than_scenes_each_take_every_nth_scene_once(tmp_path: Path) -> None:
+    scenes = [f"s{i}" for i in range(7)]
+    run_dir = run_dir_for(tmp_path, "echo {scene} > {output}/r.txt", scenes)
+    plan = array_plan(len(scenes), limit=3)
+    assert (plan.tasks, plan.per_task) == (3, 3)
+    for index in range(plan.tasks):
+        assert pipeline_task.main(
+            ["--run-dir", str(run_dir), "--index", str(index), "--task", f"t{index}",
+             "--tasks", str(plan.tasks)]
+        ) == 0  # fmt: skip
+    records = ledger.Ledger(tmp_path / "work" / ledger.LEDGER_NAME).records()
+    assert sorted(records) == scenes
+    assert all(r.state == ledger.DONE and r.attempts == 1 for r in records.values())
+    # Task i took scenes i, i + 3, i + 6: every scene exactly once.
+    assert {s: r.task for s, r in records.items()} == {s: f"t{i % 3}" for i, s in
+                                                       enumerate(scenes)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scenes", "limit", "tasks", "per_task"),
+    [(6, None, 6, 1), (2500, 1001, 1001, 3), (2500, 1000, 1000, 3), (1000, 1000, 1000, 1),
+     (1, 1001, 1, 1), (10, 3, 3, 4)],
+)  # fmt: skip
+def test_array_plan(scenes: int, limit: int | None, tasks: int, per_task: int) -> None:
+    assert array_plan(scenes, limit) == ArrayPlan(tasks, per_task)
+
+
+def test_a_task_of_several_scenes_asks_for_that_many_times_the_time() -> None:
+    assert task_time("01:00:00", 3) == "3:00:00"
+    assert task_time("1-00:00:00", 2) == "48:00:00"
+    assert task_time("UNLIMITED", 3) == "UNLIMITED"
+    assert task_time("00:30:00", 1) == "00:30:00"
+
+
+def test_array_limits_as_each_batch_system_prints_them() -> None:
+    assert slurm_array_limit("AccountingStorageType   = (null)\nMaxArraySize            = 1001\n"
+                             "MaxJobCount             = 10000\n") == 1001  # fmt: skip
+    assert slurm_array_limit("MaxJobCount = 10000") is None
+    assert pbs_array_limit((DATA / "qstat_server.json").read_text()) == 10000
+    server = json.loads((DATA / "qstat_server.json").read_text())
+    next(iter(server["Server"].values()))["max_array_size"] = 1000
+    assert pbs_array_limit(json.dumps(server)) == 1000
+    assert pbs_array_limit("") is None
+    assert condor_config_int("20000\n") == 20000 and condor_config_int("Not defined") is None
 
 
 # ------------------------------------------------------------------------------ report

@@ -21,18 +21,11 @@ import yaml
 
 from tests.cluster import rig
 from tests.support.launcher_run import Launcher, checked_sandbox
+from tests.support.pipeline_inputs import CHECK, CORRUPT, SCENES, write_inputs
 from tests.support.pipeline_records import job_records, ledger_records, when
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
-
-SCENES = [f"scene{i}" for i in range(1, 7)]
-CORRUPT = "scene4"
-#: The processing command: refuses an input that is not "DATA ...", writes its result.
-CHECK = (
-    "grep -q '^DATA' {input}/{scene} || {{ echo corrupt input {scene} >&2; exit 3; }}; "
-    "tr a-z A-Z < {input}/{scene} > {output}/result.out"
-)
 
 
 @pytest.fixture
@@ -55,12 +48,6 @@ def exchange(netns_cluster: rig.ClusterInfo) -> Iterator[Path]:
 
 def chown_tree(path: Path, user: str) -> None:
     subprocess.run(["chown", "-R", f"{user}:", str(path)], check=True)
-
-
-def write_inputs(src: Path, corrupt: bool) -> None:
-    for scene in SCENES:
-        text = "GARBAGE\x00\n" if corrupt and scene == CORRUPT else f"DATA {scene}\n"
-        (src / f"{scene}.txt").write_text(text)
 
 
 def pipeline_file(tmp_path: Path, exchange: Path, name: str, src: str, **extra: object) -> Path:

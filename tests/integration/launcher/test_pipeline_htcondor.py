@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from eoshared import ledger
+from tests.support.pipeline_inputs import CORRUPT, SCENES, give_to_user, write_inputs
 from tests.support.rig_sites import OtherLauncher, launcher_on
 from tests.support.waiting import wait_until
 
@@ -29,8 +30,6 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
-SCENES = [f"scene{i}" for i in range(1, 7)]
-CORRUPT = "scene4"
 PARALLEL = 2
 #: The processing command: counts the tasks running at once (in the work directory), refuses an
 #: input that is not "DATA ...", writes its result.
@@ -53,15 +52,6 @@ def root_of(site: OtherLauncher) -> Path:
     return Path(site.info.extra["root"])
 
 
-def owner(site: OtherLauncher) -> tuple[int, int]:
-    """The cluster user's uid and gid inside the rig's root."""
-    assert site.info is not None
-    passwd = (root_of(site) / "etc/passwd").read_text()
-    match = re.search(rf"(?m)^{site.info.user}:[^:]*:(\d+):(\d+):", passwd)
-    assert match is not None
-    return int(match.group(1)), int(match.group(2))
-
-
 @pytest.fixture
 def exchange(condor: OtherLauncher) -> Iterator[tuple[Path, str]]:
     """A directory of the root the cluster user owns: (its path here, its path on the cluster)."""
@@ -72,18 +62,6 @@ def exchange(condor: OtherLauncher) -> Iterator[tuple[Path, str]]:
         (path / sub).mkdir(parents=True)
     yield path, inside
     shutil.rmtree(path, ignore_errors=True)
-
-
-def chown_tree(site: OtherLauncher, path: Path) -> None:
-    uid, gid = owner(site)
-    for item in [path, *path.rglob("*")]:
-        os.chown(item, uid, gid)
-
-
-def write_inputs(src: Path, corrupt: bool) -> None:
-    for scene in SCENES:
-        text = "GARBAGE\x00\n" if corrupt and scene == CORRUPT else f"DATA {scene}\n"
-        (src / f"{scene}.txt").write_text(text)
 
 
 def pipeline_file(
@@ -137,7 +115,7 @@ def test_six_scenes_one_corrupt_then_rerun(
     assert info is not None
     path_here, inside = exchange
     write_inputs(path_here / "src", corrupt=True)
-    chown_tree(condor, path_here)
+    give_to_user(condor, path_here)
     name = f"dag-{os.getpid()}"
     path, _ = pipeline_file(tmp_path, inside, name, "src", glob=True)
     code, rep, stderr = run_pipeline(condor, path)
@@ -192,7 +170,7 @@ def test_six_scenes_one_corrupt_then_rerun(
     # Replace the corrupt input: the re-run processes exactly that scene (the ledger says which
     # are done; no rescue DAG is involved).
     write_inputs(path_here / "src", corrupt=False)
-    chown_tree(condor, path_here)
+    give_to_user(condor, path_here)
     code, rep2, stderr = run_pipeline(condor, path)
     assert code == 0, stderr
     assert "6 scenes, 5 done already, 1 to process" in stderr
@@ -211,7 +189,7 @@ def test_failing_stage_in_leaves_nothing_queued(
     condor: OtherLauncher, exchange: tuple[Path, str], tmp_path: Path
 ) -> None:
     path_here, inside = exchange
-    chown_tree(condor, path_here)
+    give_to_user(condor, path_here)
     hook_out = tmp_path / "hook.json"
     path, _ = pipeline_file(
         tmp_path, inside, f"dagnosrc-{os.getpid()}", "does-not-exist",
@@ -238,7 +216,7 @@ def test_detached_pipeline_status_logs_and_stop(
 ) -> None:
     path_here, inside = exchange
     write_inputs(path_here / "src", corrupt=False)
-    chown_tree(condor, path_here)
+    give_to_user(condor, path_here)
     path, doc = pipeline_file(tmp_path, inside, f"dagslow-{os.getpid()}", "src")
     doc["process"]["command"] = "echo working on {scene}; sleep 120"
     path.write_text(yaml.safe_dump(doc))

@@ -21,18 +21,12 @@ import pytest
 import yaml
 
 from eoshared import ledger
+from tests.support.pipeline_inputs import CHECK, CORRUPT, SCENES, give_to_user, write_inputs
 from tests.support.rig_sites import OtherLauncher, launcher_on
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.pbs, pytest.mark.slow, pytest.mark.timeout(900)]
 
-SCENES = [f"scene{i}" for i in range(1, 7)]
-CORRUPT = "scene4"
-#: The processing command: refuses an input that is not "DATA ...", writes its result.
-CHECK = (
-    "grep -q '^DATA' {input}/{scene} || {{ echo corrupt input {scene} >&2; exit 3; }}; "
-    "tr a-z A-Z < {input}/{scene} > {output}/result.out"
-)
 #: The exchange directory, as the cluster sees it.
 EXCHANGE = f"/var/tmp/eo-pipe-{os.getpid()}"
 
@@ -52,19 +46,6 @@ def exchange(site: OtherLauncher) -> Iterator[Path]:
         (path / sub).mkdir(parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def give_to_user(site: OtherLauncher, path: Path) -> None:
-    """The cluster user owns ``path`` (chown inside the root, where the user exists)."""
-    chroot = site.rig_module.RIG  # type: ignore[attr-defined]
-    inside = "/" + str(path.relative_to(chroot.root))
-    chroot.sh(f"chown -R {site.rig_module.CLUSTER_USER}: {inside}")  # type: ignore[attr-defined]
-
-
-def write_inputs(src: Path, corrupt: bool) -> None:
-    for scene in SCENES:
-        text = "GARBAGE\x00\n" if corrupt and scene == CORRUPT else f"DATA {scene}\n"
-        (src / f"{scene}.txt").write_text(text)
 
 
 def pipeline_file(tmp_path: Path, name: str, src: str, **extra: object) -> Path:

@@ -54,7 +54,9 @@ def test_run_reaches_jupyter_and_ctrl_c_cancels(sandbox: Launcher) -> None:
         assert token not in sandbox.scontrol_job(job_id)
         assert job_id in sandbox.scontrol_job(job_id)
         state_dir = Path(sandbox.info.slurm_conf).parent.parent / "state"
-        recorded = subprocess.run(["grep", "-rl", token, str(state_dir)], capture_output=True)
+        recorded = subprocess.run(
+            ["grep", "-rlF", "-e", token, "--", str(state_dir)], capture_output=True
+        )
         assert recorded.returncode == 1, recorded.stdout
     finally:
         proc.send_signal(signal.SIGINT)

@@ -1,6 +1,6 @@
 """``python -m benchmarks.scaling``: the projections of SCALING.md from the measured constants.
 
-Reads benchmarks/results/{constants,workload-4096px-12d,search,phenology,graph-4096px}.json and
+Reads benchmarks/results/{constants,scheduler,workload-4096px-12d,search,phenology}.json and
 prints the numbers of SCALING.md's two projections. Every assumption is a named constant here.
 """
 
@@ -43,6 +43,8 @@ def constants() -> dict[str, float]:
     w = _load("workload-4096px-12d")
     ph = _load("phenology")
     se = _load("search")
+    sb = _load("scheduler").get("summary", {})
+    fused, separate = sb.get("fused", {}), sb.get("separate", {})
     s = w.get("summary", {}).get("eotoolkit", {})
     nproc = w.get("machine", {}).get("nproc", 2)
     search_rate = None
@@ -61,14 +63,28 @@ def constants() -> dict[str, float]:
         .get("eotoolkit", {})
         .get("pixel_years_per_s_per_core", float("nan")),
         "search_items_per_s": search_rate or float("nan"),
+        # measured on a distributed scheduler in a process of its own (scheduler_bench)
+        "fused_tasks_per_chunk": fused.get("tasks_per_output_chunk", float("nan")),
+        "fused_sched_s_per_chunk": fused.get("scheduler_ms_per_output_chunk", float("nan")) / 1e3,
+        "fused_cores_fed_w": fused.get("cores_one_scheduler_keeps_busy", float("nan")),
+        "separate_tasks_per_chunk": separate.get("tasks_per_output_chunk", float("nan")),
+        "separate_sched_s_per_chunk": separate.get("scheduler_ms_per_output_chunk", float("nan"))
+        / 1e3,
+        "separate_cores_fed_w": separate.get("cores_one_scheduler_keeps_busy", float("nan")),
     }
 
 
 def sentinel2(
-    k: dict[str, float], tasks_per_date: float, chunk: int = CHUNK, fixed: float = 2
+    k: dict[str, float],
+    tasks_per_date: float,
+    chunk: int = CHUNK,
+    fixed: float = 2,
+    sched_s_per_chunk: float | None = None,
 ) -> dict[str, float]:
     """One year of S2 L2A over Europe to a monthly 20 m NDVI median composite: per output
-    chunk and month ``tasks_per_date`` tasks per date plus ``fixed`` (composite, write)."""
+    chunk and month ``tasks_per_date`` tasks per date plus ``fixed`` (composite, write). The
+    scheduler's time is ``sched_s_per_chunk`` per output chunk where measured, else the
+    per-task constant times the tasks."""
     items = S2_TILES * 365 / S2_DAYS_PER_ITEM
     out_px_month = EU_AREA_KM2 * 1e6 / 400.0
     chunks = out_px_month / chunk**2 * 12
@@ -77,9 +93,12 @@ def sentinel2(
     tasks = chunks * tasks_per_chunk
     decoded = out_px_month * 12 * dates_per_month * S2_TILE_OVERLAP * BYTES_PER_PIXEL_DATE
     core_s = decoded / (k["decoded_mb_s_core"] * 1e6)
-    sched_s = tasks * k["distributed_s_per_task"]
+    if sched_s_per_chunk is None:
+        sched_s = tasks * k["distributed_s_per_task"]
+    else:
+        sched_s = chunks * sched_s_per_chunk
     per_task_core_s = core_s / tasks
-    sched_cores = 1 / (k["distributed_s_per_task"] / per_task_core_s)  # cores one scheduler feeds
+    sched_cores = core_s / sched_s  # cores one scheduler feeds
     read_bytes = decoded * S2_FILE_BYTES_PER_DECODED
     core_read_mb_s = k["decoded_mb_s_core"] * S2_FILE_BYTES_PER_DECODED
     node_net_cores = NODE_NETWORK_GBPS * 125 / core_read_mb_s  # cores a node's link feeds
@@ -137,11 +156,15 @@ def main() -> None:
     k = constants()
     out = {
         "constants": k,
-        "sentinel2_today": sentinel2(k, BANDS + 1),  # a read per band + mask/index, per date
-        "sentinel2_fused": sentinel2(k, 1),  # one task per (date, chunk) for all bands
-        # one task per output chunk and month (read, mask, index, median), and its write
-        "sentinel2_per_chunk": sentinel2(k, 0, fixed=2),
-        "sentinel2_per_chunk_2048": sentinel2(k, 0, chunk=2048, fixed=2),
+        # eotoolkit.fuse off: a read per band and a mask/index per date, composite, write
+        "sentinel2_separate": sentinel2(k, BANDS + 1),
+        # today: one task per output chunk and month (read, mask, index, median) and its write,
+        # at the per-task constant and at the scheduler's CPU per chunk measured on W
+        "sentinel2_fused": sentinel2(k, 0, fixed=2),
+        "sentinel2_fused_measured": sentinel2(
+            k, 0, fixed=2, sched_s_per_chunk=k["fused_sched_s_per_chunk"]
+        ),
+        "sentinel2_fused_2048": sentinel2(k, 0, chunk=2048, fixed=2),
         "daymet": daymet(k),
     }
     print(json.dumps(out, indent=1))

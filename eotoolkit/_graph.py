@@ -119,7 +119,7 @@ def _band_token(base: Any, band: str, srcs: list[Source | None], options: tuple)
     return h.hexdigest()
 
 
-class _ReadTasks(Mapping):
+class ReadTasks(Mapping):
     """The read tasks of one band, made when asked for: ``(name, slot, row, col)`` ->
     ``(read_sources, spec, sources)``, or a nodata fill where no item touches the chunk.
 
@@ -179,7 +179,7 @@ def _band_array(
     chunks: tuple[tuple[int, ...], tuple[int, ...]],
     read: BandRead,
 ) -> da.Array:
-    """One band as a dask array: a graph layer of the read tasks of its chunks (``_ReadTasks``)."""
+    """One band as a dask array: a graph layer of the read tasks of its chunks (``ReadTasks``)."""
     ychunks, xchunks = chunks
     cy, cx = ychunks[0], xchunks[0]
     t = geobox.transform
@@ -193,7 +193,7 @@ def _band_array(
         for iy, h in enumerate(ychunks)
         for ix, w in enumerate(xchunks)
     }
-    tasks = _ReadTasks(name, ntimes, specs, where, srcs)
+    tasks = ReadTasks(name, ntimes, specs, where, srcs)
     graph = HighLevelGraph.from_collections(name, tasks, dependencies=())
     return da.Array(
         graph,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import product
 from typing import Any
 
@@ -15,7 +15,7 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from .. import _validate
+from .. import _fusion, _validate
 from ..errors import InvalidParameterError
 
 SIMPLE = {"mean", "min", "max", "count", "median"}
@@ -147,24 +147,106 @@ def _reduce_blocks(blocks: list[np.ndarray], kind: str, q: float | None) -> np.n
         return _quantile_rows(rows, float(q or 0.0), kind == "median")[np.newaxis]
 
 
+def _reduce_chains(blocks: _fusion.Chains, kind: str, q: float | None) -> np.ndarray:
+    """Make a period's blocks (their reads and element-wise operations) and reduce them."""
+    return _reduce_blocks(blocks.compute(), kind, q)
+
+
+def _empty_period(shape: tuple[int, ...], kind: str) -> np.ndarray:
+    """The block of a period without data: NaN, or a count of 0."""
+    if kind == "count":
+        return np.zeros(shape, np.int16)
+    return np.full(shape, np.nan, np.float32)
+
+
+class _PeriodTasks(Mapping):
+    """The composite's tasks, made when asked for: one per period and spatial block.
+
+    With ``fused``, each task makes the blocks it reduces itself (see ``_fusion``) and the
+    graph holds these tasks only; otherwise each depends on the input's blocks. A period
+    without data is a block of NaN (a count of 0). A mapping, as ``load``'s read layers are, so
+    that a culled graph never makes the tasks it drops."""
+
+    def __init__(
+        self, name: str, data: da.Array, counts: list[int], kind: str, q: float | None, fused: bool
+    ) -> None:
+        self.name, self.data_name, self.kind, self.q = name, data.name, kind, q
+        self.starts = np.cumsum([0, *counts]).tolist()
+        self.source = _fusion.BlockChains(data) if fused else None
+        self.chunks = data.chunks[1:]
+        self.spatial = tuple(len(c) for c in self.chunks)
+
+    def __getitem__(self, key: Any) -> tuple:
+        if not (isinstance(key, tuple) and len(key) == 2 + len(self.spatial)):
+            raise KeyError(key)
+        name, k, *idx = key
+        if name != self.name or not 0 <= k < len(self.starts) - 1:
+            raise KeyError(key)
+        if not all(0 <= i < n for i, n in zip(idx, self.spatial, strict=True)):
+            raise KeyError(key)
+        steps = range(self.starts[k], self.starts[k + 1])
+        if not steps:
+            shape = (1, *(c[i] for c, i in zip(self.chunks, idx, strict=True)))
+            return (_empty_period, shape, self.kind)
+        keys = [(self.data_name, t, *idx) for t in steps]
+        if self.source is None:
+            return (_reduce_blocks, keys, self.kind, self.q)
+        return (_reduce_chains, _fusion.chains(self.source, keys), self.kind, self.q)
+
+    def __iter__(self) -> Iterator[tuple]:
+        for k in range(len(self.starts) - 1):
+            for idx in product(*(range(n) for n in self.spatial)):
+                yield (self.name, k, *idx)
+
+    def __len__(self) -> int:
+        return (len(self.starts) - 1) * math.prod(self.spatial)
+
+
 def _grouped_reduce(
-    data: da.Array, sizes: tuple[int, ...], kind: str, q: float | None, dtype: type
+    data: da.Array, counts: list[int], kind: str, q: float | None, dtype: type
 ) -> da.Array:
-    """One task per period and spatial block over the period's blocks of single time steps."""
-    name = "composite-" + tokenize(data.name, sizes, kind, q)
-    starts = np.cumsum((0, *sizes)).tolist()
-    spatial = list(product(*(range(len(c)) for c in data.chunks[1:])))
-    dsk: dict[Any, tuple] = {}
-    for k in range(len(sizes)):
-        steps = range(starts[k], starts[k + 1])
-        for idx in spatial:
-            keys = [(data.name, t, *idx) for t in steps]
-            key = (name, k, *idx)
-            dsk[key] = (_reduce_blocks, keys, kind, q)
-    dependencies: list[Any] = [data]
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
-    chunks = ((1,) * len(sizes), *data.chunks[1:])
+    """One task per period and spatial block over the period's blocks of single time steps
+    (``counts``: time steps per period, 0 for a period without data).
+
+    Where every block of ``data`` is made by tasks of its own (``load`` and element-wise
+    operations), each task makes its blocks itself and the graph holds the composite's tasks
+    only; otherwise it depends on ``data``'s tasks."""
+    name = "composite-" + tokenize(data.name, counts, kind, q)
+    fused = _fusion.fusable(data)
+    tasks = _PeriodTasks(name, data, counts, kind, q, fused)
+    dependencies: list[Any] = [] if fused else [data]
+    graph = HighLevelGraph.from_collections(name, tasks, dependencies=dependencies)
+    chunks = ((1,) * len(counts), *data.chunks[1:])
     return da.Array(graph, name, chunks=chunks, dtype=dtype, meta=np.empty((0,) * data.ndim, dtype))
+
+
+def _rechunked_reduce(
+    data: da.Array, counts: list[int], kind: str, q: float | None, dtype: type
+) -> da.Array:
+    """The composite of ``data`` whose blocks hold several time steps: rechunked to periods."""
+    sizes = tuple(c for c in counts if c > 0)
+    data = data.rechunk({0: sizes}, method="tasks")
+    reduced = da.map_blocks(
+        _reduce,
+        data,
+        kind,
+        q,
+        chunks=((1,) * len(sizes), *data.chunks[1:]),
+        dtype=dtype,
+        meta=np.empty((0,) * data.ndim, dtype),
+    )
+    pieces = []
+    k = 0
+    fill = 0 if kind == "count" else np.nan
+    for c in counts:
+        if c > 0:
+            pieces.append(reduced[k : k + 1])
+            k += 1
+        else:
+            pieces.append(
+                da.full((1, *data.shape[1:]), fill, dtype=dtype, chunks=(1, *data.chunks[1:]))
+            )
+    return da.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
 
 
 def _bins(time: pd.DatetimeIndex, freq: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -185,37 +267,18 @@ def _composite_array(arr: xr.DataArray, freq: str, kind: str, q: float | None) -
     data = arr.data
     if not isinstance(data, da.Array):
         data = da.from_array(data, chunks=-1)
-    data = da.moveaxis(data, axis, 0)
+    if axis != 0:  # an identity transpose would be a task per block
+        data = da.moveaxis(data, axis, 0)
     if not np.issubdtype(data.dtype, np.floating):
         data = data.astype(np.float32)
-    counts = np.bincount(idx, minlength=len(labels))
-    sizes = tuple(int(c) for c in counts if c > 0)
+    counts = np.bincount(idx, minlength=len(labels)).tolist()
     out_dtype = np.int16 if kind == "count" else np.float32
     if all(c == 1 for c in data.chunks[0]):
-        reduced = _grouped_reduce(data, sizes, kind, q, out_dtype)
+        result = _grouped_reduce(data, counts, kind, q, out_dtype)
     else:
-        data = data.rechunk({0: sizes}, method="tasks")
-        reduced = data.map_blocks(
-            _reduce,
-            kind,
-            q,
-            chunks=((1,) * len(sizes), *data.chunks[1:]),
-            dtype=out_dtype,
-            meta=np.empty((0,) * data.ndim, out_dtype),
-        )
-    pieces = []
-    k = 0
-    fill = 0 if kind == "count" else np.nan
-    for c in counts:
-        if c > 0:
-            pieces.append(reduced[k : k + 1])
-            k += 1
-        else:
-            pieces.append(
-                da.full((1, *data.shape[1:]), fill, dtype=out_dtype, chunks=(1, *data.chunks[1:]))
-            )
-    result = da.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
-    result = da.moveaxis(result, 0, axis)
+        result = _rechunked_reduce(data, counts, kind, q, out_dtype)
+    if axis != 0:
+        result = da.moveaxis(result, 0, axis)
     coords = {k: v for k, v in arr.coords.items() if "time" not in v.dims}
     coords["time"] = labels.values
     return xr.DataArray(result, dims=arr.dims, coords=coords, attrs=dict(arr.attrs), name=arr.name)

@@ -73,6 +73,10 @@ def _child(tool: str, path: str, bounds: list[float], bbox: list[float]) -> None
                 f["properties"]["proj:epsg"] = int(f["properties"]["proj:code"][5:])
         items = [pystac.Item.from_dict(f, preserve_dict=False) for f in fc["features"]]
     out["pystac"] = time.perf_counter() - t
+    import psutil
+
+    proc = psutil.Process()
+    out["rss_before_load_mib"] = proc.memory_info().rss / 2**20
     t = time.perf_counter()
     if tool.startswith("eotoolkit"):
         res = load(
@@ -105,6 +109,7 @@ def _child(tool: str, path: str, bounds: list[float], bbox: list[float]) -> None
             chunksize=1024,
         )
     out["load"] = time.perf_counter() - t
+    out["rss_after_load_mib"] = proc.memory_info().rss / 2**20
     t = time.perf_counter()
     out["tasks"] = len(res.__dask_graph__())
     out["materialize"] = time.perf_counter() - t

@@ -41,7 +41,8 @@ IDLE = re.compile(
 RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (stage, re.compile(p))
     for stage, p in (
-        ("warp", r"WarpedVRT|_read_warped|reproject|warp"),
+        # eotoolkit/_warp.py also holds the window reads of aligned grids (decode, below)
+        ("warp", r"WarpedVRT|_read_warped|_warp_exact|_covers_valid|reproject|rasterio/warp"),
         ("encode", r"numcodecs|codecs/|blosc|zstd|_encode|encode_chunk|compress"),
         (
             "write",
@@ -53,10 +54,11 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"nanquantile|_quantile_rows|_sorted_rows|_sort_small|_reduce|nanmedian|"
             r"_sort_network|_midpoint|_order_statistic|xarray/core/resample|flox|nanfunctions",
         ),
-        ("mosaic", r"_Mosaic|mosaic|read \(benchmarks/workload.py:35[01]\)|_fuse|fuser|paste"),
+        ("mosaic", r"_Mosaic|mosaic|read \(benchmarks/workload.py:35[01]\)|_fuse \(|fuser|paste"),
         (
             "decode",
-            r"rasterio/|_read_same_crs|_read_source|_dataset|opener|rio_reader|"
+            r"rasterio/|_read_same_crs|_read_source|_read_aligned|_to_source_type|_dataset|"
+            r"opener|rio_reader|"
             r"odc/loader/_rio|read \(benchmarks/workload|_handles",
         ),
         (

@@ -146,7 +146,7 @@ def graph_section(gr: dict[str, Any]) -> str:
     for key, r in gr["table"].items():
         tool, n = key.split("@")
         if "error" in r:
-            rows.append([tool, n, "failed", "", "", "", ""])
+            rows.append([tool, n, "failed", "", "", "", "", "", ""])
             continue
         rows.append(
             [
@@ -157,12 +157,14 @@ def graph_section(gr: dict[str, Any]) -> str:
                 _f(r["load"]),
                 _f(r["pystac"] + r["load"]),
                 f"{r['tasks']:.0f}",
+                _f(r.get("rss_before_load_mib"), 0),
+                _f(r.get("rss_after_load_mib", float("nan")) - r.get("rss_before_load_mib", 0), 0),
                 _f(r.get("peak_rss_mib"), 0),
             ]
         )
     return _table(
         ["tool", "items", "json (s)", "pystac (s)", "load (s)", "pystac + load (s)", "tasks",
-         "peak RSS (MiB)"],
+         "RSS before load (MiB)", "load's RSS (MiB)", "peak RSS (MiB)"],
         rows,
     )  # fmt: skip
 
@@ -268,6 +270,33 @@ def constants_section(c: dict[str, Any]) -> str:
     return _table(["constant", "value"], rows)
 
 
+def scheduler_section(sc: dict[str, Any]) -> str:
+    """The scheduler's CPU per output chunk of W, fused and not."""
+    p = sc["params"]
+    rows = [
+        [
+            "fused (default)" if mode == "fused" else "separate (`eotoolkit.fuse: false`)",
+            _f(s["tasks_per_output_chunk"], 1),
+            _f(s["scheduler_ms_per_output_chunk"]),
+            _f(s["scheduler_ms_per_task"]),
+            _f(s["worker_ms_per_output_chunk"], 0),
+            _f(s["wall_s"]),
+            _f(s["cores_one_scheduler_keeps_busy"], 0),
+        ]
+        for mode, s in sc["summary"].items()
+    ]
+    head = (
+        f"W on {p['size']} px tiles x {p['dates']} dates, output chunks of {p['chunk']} px, "
+        f"a scheduler and 2 one-thread workers in processes of their own; medians of "
+        f"{p['rounds']} interleaved runs. Cores fed = workers' CPU / scheduler's CPU."
+    )
+    header = [
+        "graph", "tasks per output chunk", "scheduler CPU ms per chunk",
+        "scheduler CPU ms per task", "worker CPU ms per chunk", "wall (s)", "cores fed",
+    ]  # fmt: skip
+    return head + "\n\n" + _table(header, rows)
+
+
 def _outcome(r: dict[str, Any]) -> str:
     """A short reason for a memory run that did not complete."""
     if r.get("completed"):
@@ -359,6 +388,7 @@ def render(size: int, dates: int, tag: str) -> str:
         ("Search from a STAC API", f"search{t}", search_section),
         ("SI-x throughput", f"phenology{t}", phenology_section),
         ("Measured constants (for SCALING.md)", f"constants{t}", constants_section),
+        ("The scheduler's CPU per output chunk", f"scheduler{t}", scheduler_section),
         ("Graph construction", f"graph-{size}px{t}", graph_section),
         ("Memory", f"memory{t}", memory_section),
         ("Launcher", f"launcher{t}", launcher_section),

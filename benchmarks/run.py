@@ -2,7 +2,8 @@
 
 Suites: ``workload`` (W four ways, interleaved, fresh subprocess per run), ``graph`` (lazy load
 of 2,000 and 10,000 items), ``memory`` (W on a 2-worker LocalCluster with 1 GB per worker),
-``launcher`` (run_jupyter.py on the test SLURM cluster) and ``slurm`` (SLURMCluster.scale(2)).
+``scheduler`` (the scheduler's CPU per output chunk of W, fused and not), ``launcher``
+(run_jupyter.py on the test SLURM cluster) and ``slurm`` (SLURMCluster.scale(2)).
 Results go to benchmarks/results/*.json; ``python -m benchmarks.report`` renders the tables.
 """
 
@@ -19,8 +20,8 @@ from . import dataset, measure
 from .workload import IMPLS
 
 SUITES = (
-    "workload", "profile", "growth", "graph", "search", "phenology", "constants", "memory",
-    "launcher", "slurm",
+    "workload", "profile", "growth", "graph", "search", "phenology", "constants", "scheduler",
+    "memory", "launcher", "slurm",
 )  # fmt: skip
 BASELINE = "numpy"
 

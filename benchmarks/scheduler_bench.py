@@ -142,6 +142,8 @@ def _one(client: Any, sched: psutil.Process, workers: list[psutil.Process], item
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     from distributed import Client
 
+    chunk = getattr(args, "chunk", 512)
+    rounds = getattr(args, "rounds", getattr(args, "repeat", 3))
     p = dataset.Params(size=args.size, dates=args.dates)
     items = dataset.item_dicts(dataset.ensure(p))
     runs: dict[str, list[dict[str, float]]] = {"fused": [], "separate": []}
@@ -152,14 +154,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     ):
         client.wait_for_workers(WORKERS, timeout=60)
         client.register_plugin(TaskCount())
-        _one(client, sched, workers, items, args.chunk, True, f"{tmp}/warm.zarr")
-        for r in range(args.rounds):
+        _one(client, sched, workers, items, chunk, True, f"{tmp}/warm.zarr")
+        for r in range(rounds):
             order = ("fused", "separate") if r % 2 == 0 else ("separate", "fused")
             for mode in order:
                 out = f"{tmp}/{mode}-{r}.zarr"
-                runs[mode].append(
-                    _one(client, sched, workers, items, args.chunk, mode == "fused", out)
-                )
+                runs[mode].append(_one(client, sched, workers, items, chunk, mode == "fused", out))
                 shutil.rmtree(out, ignore_errors=True)
     summary: dict[str, dict[str, float]] = {}
     for mode, rows in runs.items():
@@ -173,7 +173,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "worker_ms_per_output_chunk": 1e3 * med["workers_cpu_s"] / chunks,
             "cores_one_scheduler_keeps_busy": med["workers_cpu_s"] / med["scheduler_cpu_s"],
         }
-    result = {"params": vars(args), "runs": runs, "summary": summary}
+    params = {"size": args.size, "dates": args.dates, "chunk": chunk, "rounds": rounds}
+    result = {"params": params, "runs": runs, "summary": summary}
     return result
 
 

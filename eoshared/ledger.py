@@ -54,6 +54,9 @@ class SceneRecord:
     run: str = ""
     run_attempts: int = 0
     task: str = ""
+    #: The scene's extent in longitude/latitude (west, south, east, north), where its input
+    #: is a raster with a CRS.
+    footprint: list[float] | None = None
 
 
 class Ledger:
@@ -115,10 +118,21 @@ class Ledger:
             return attempt
 
     def finish(
-        self, scene: str, ok: bool, *, run: str = "", error: str = "", output: str = ""
+        self,
+        scene: str,
+        ok: bool,
+        *,
+        run: str = "",
+        error: str = "",
+        output: str = "",
+        footprint: list[float] | None = None,
     ) -> None:
-        """Record the end of the scene's current attempt: done (with its output) or failed."""
+        """Record the end of the scene's current attempt: done (with its output) or failed;
+        ``footprint``: the scene's lon/lat extent, where known."""
         event: dict[str, Any] = {"event": DONE if ok else FAILED, "scene": scene, "run": run}
+        box = _footprint(footprint)
+        if box is not None:  # a malformed one is left out: the scene's end is recorded anyway
+            event["footprint"] = box
         if ok:
             event["output"] = output
         else:
@@ -193,7 +207,46 @@ def fold(events: Iterable[dict[str, Any]]) -> dict[str, SceneRecord]:
                 record.output, record.error = str(event.get("output", "")), ""
             else:
                 record.error = str(event.get("error", ""))
+            record.footprint = _footprint(event.get("footprint")) or record.footprint
     return records
+
+
+def _footprint(value: Any) -> list[float] | None:
+    """A footprint as four numbers (west, south, east, north) in degrees, else None."""
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        return None
+    try:
+        box = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if not all(abs(v) <= 360 for v in box) or box[1] > box[3]:  # NaN fails too
+        return None
+    return box
+
+
+def attempt_spans(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every attempt of every scene, in the order they started: scene, run, attempt, task,
+    start, end (None while it runs or when its task died) and state."""
+    spans: list[dict[str, Any]] = []
+    open_span: dict[str, dict[str, Any]] = {}
+    for event in events:
+        kind, scene, when = event.get("event"), event["scene"], event.get("time")
+        if kind == "start":
+            span = {
+                "scene": scene,
+                "run": str(event.get("run", "")),
+                "attempt": int(event.get("attempt", 0) or 0),
+                "task": str(event.get("task", "")),
+                "start": when,
+                "end": None,
+                "state": RUNNING,
+            }
+            spans.append(span)
+            open_span[scene] = span
+        elif kind in (DONE, FAILED) and scene in open_span:
+            span = open_span.pop(scene)
+            span["end"], span["state"] = when, str(kind)
+    return spans
 
 
 # ---------------------------------------------------------------------- the report

@@ -29,6 +29,7 @@ MODES = (
     "logs",
     "batch",
     "pipeline",
+    "report",
     "dry-run",
     "install",
     "uninstall",
@@ -188,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run/attach/batch: how long a lost connection to the login node is retried before "
         f"the launcher gives up and leaves the job running (default {RECONNECT_SECONDS:g})",
     )
-    parser.add_argument("--job", help="status/logs/stop: the session or batch job with this job id")
+    parser.add_argument(
+        "--job",
+        help="status/logs/stop: the session or batch job with this job id; report: the "
+        "pipeline id (default: the newest run with a report)",
+    )
     group = parser.add_argument_group("batch mode", BATCH_HELP)
     group.add_argument("--script", type=Path, help="batch: the Python script to run")
     group.add_argument(
@@ -278,6 +283,8 @@ def dispatch(args: argparse.Namespace) -> int:
     site = load_site(args.uid, config)
     if args.mode == "dry-run":
         return cmd_dry_run(args, site)
+    if args.mode == "report":
+        return cmd_report(args, site)
     if args.mode in ("install", "uninstall"):
         from launcher.connection.ssh import SSHLink
         from launcher.sites.install import install, uninstall
@@ -300,6 +307,22 @@ def dispatch(args: argparse.Namespace) -> int:
             return 0
         lifecycle.logs(args.job, args.follow, args.lines, sys.stdout)
         return 0
+
+
+def cmd_report(args: argparse.Namespace, site: Site) -> int:
+    """Fetch a pipeline run's report page, save it here and open it in the browser."""
+    if site.is_local:
+        raise LauncherError(
+            f"site '{site.uid}' runs on this machine, where pipelines do not run: --mode report "
+            "shows a cluster site's pipeline runs. Fix: pass --uid of a cluster site."
+        )
+    from launcher.connection.ssh import SSHLink
+    from launcher.pipeline.report import open_report
+    from launcher.sites.remote import RemoteSite
+
+    with SSHLink(site) as link:
+        open_report(RemoteSite(site, link), args.job, args.no_browser, console.print)
+    return 0
 
 
 def print_status(record: dict[str, str | int | None], as_json: bool) -> int:

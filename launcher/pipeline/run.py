@@ -14,9 +14,10 @@
    the steps after it do not run (the batch system cancels them or DAGMan never submits them;
    the launcher cancels what is left);
 5. the launcher watches the steps (:meth:`~eoshared.batchsystem.base.BatchSystem.chain_statuses`)
-   and, when they have all ended, reads the ledger and prints the report (``report.json`` in
-   the run directory too), hands it to ``on_failure`` when something failed, and exits 0 only
-   when every scene is done.
+   and, when they have all ended, reads the ledger and prints the report (``report.json`` and
+   the page ``report.html`` in the run directory too, ``--mode report --job ID`` opens it),
+   hands it to ``on_failure`` when something failed, and exits 0 only when every scene is
+   done.
 
 Layout on the cluster::
 
@@ -26,7 +27,8 @@ Layout on the cluster::
         output/<scene>/            a done scene's results (stage-out copies output/)
         output/.partial/<scene>-<attempt>/   an attempt's {output}, renamed when it succeeds
     ~/.eohpc/runs/<site>-pipe-<name>-<time>-<hex>/   one per submission (the pipeline id)
-        pipeline.json, rclone.env (0600), scenes.txt, report.json,
+        pipeline.json, rclone.env (0600), scenes.txt, report.json, report.html,
+        steps.jsonl (each step's start and end, for the report's timeline),
         job-<step>.out, job-process-<index>.out (each step's output; HTCondor: the DAG too)
 """
 
@@ -48,6 +50,7 @@ from eoshared import ledger
 from eoshared.batchsystem import ChainStep, JobStatus
 from eoshared.batchsystem.units import format_seconds, parse_slurm_time
 from eoshared.errors import LauncherError
+from launcher.pipeline import html_report
 from launcher.pipeline.spec import Pipeline, PipelineError, rclone_env, read
 from launcher.pipeline.task import PIPELINE_JSON, REPORT_JSON, SCENES_TXT
 from launcher.session import state as saved
@@ -60,6 +63,8 @@ if TYPE_CHECKING:
     from launcher.session.options import Options
 
 ENV_FILE = "rclone.env"
+REPORT_HTML = "report.html"
+STEPS_JSONL = "steps.jsonl"
 STEPS = ("stage_in", "process", "stage_out")
 
 
@@ -339,7 +344,9 @@ def final_report(
             "(the ledger in the work directory keeps the scenes already done)."
         )
     pipe = Pipeline.from_json(json.loads(stored))
-    records = read_ledger(site, pipe.workdir)
+    events = ledger.parse_events(site.link.read(f"{pipe.workdir}/{ledger.LEDGER_NAME}"))
+    records = ledger.fold(events)
+    this_run = PurePosixPath(state.run_dir).name
     todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
     scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))
     error = ""
@@ -355,15 +362,30 @@ def final_report(
         scenes,
         finished=True,
         pipeline=pipe.name,
-        run=PurePosixPath(state.run_dir).name,
+        run=this_run,
         site=state.uid,
         jobs={s: {"job_id": st.job_id, "state": st.state} for s, st in final.items()},
         error=error,
+        attempts=[a for a in ledger.attempt_spans(events) if a["run"] == this_run],
+        steps=step_events(site.link.read(f"{state.run_dir}/{STEPS_JSONL}")),
     )
-    site.link.check(
-        f"umask 077 && cat > {shlex.quote(state.run_dir)}/{REPORT_JSON}", stdin=json.dumps(rep)
-    )
+    run_dir = shlex.quote(state.run_dir)
+    site.link.check(f"umask 077 && cat > {run_dir}/{REPORT_JSON}", stdin=json.dumps(rep))
+    site.link.check(f"umask 077 && cat > {run_dir}/{REPORT_HTML}", stdin=html_report.render(rep))
     return rep
+
+
+def step_events(data: bytes) -> list[dict[str, Any]]:
+    """The steps' start and end events of ``steps.jsonl``; torn or foreign lines skipped."""
+    events = []
+    for line in data.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("time"), int | float):
+            events.append(event)
+    return events
 
 
 def on_failure(pipe_file: Path | None, rep: dict[str, Any], say: Callable[[str], None]) -> None:

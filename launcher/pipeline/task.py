@@ -13,7 +13,8 @@ the task still exits 0, so that stage-out runs for the other scenes; the report 
 launcher's exit status tell the failure. A task exits non-zero only when it cannot work at all
 (no pipeline file, no ledger).
 
-Imports nothing of SSH (the standard library, PyYAML, the ledger and the pipeline schema).
+Imports nothing of SSH (the standard library, PyYAML, the ledger and the pipeline schema; and
+rasterio, where installed, for the extent of a scene that is a raster, drawn on the report's map).
 """
 
 from __future__ import annotations
@@ -86,6 +87,30 @@ def attempt(pipe: Pipeline, scene: str, number: int, partial: Path) -> tuple[int
     return code, " | ".join(tail)
 
 
+def footprint(path: Path) -> list[float] | None:
+    """The lon/lat extent (west, south, east, north) of a raster file with a CRS, for the
+    report's map; None for anything else (or where rasterio is not installed)."""
+    if not path.is_file():
+        return None
+    try:
+        import warnings
+
+        import rasterio
+        from rasterio.warp import transform_bounds
+    except ImportError:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as src:
+                if src.crs is None:
+                    return None
+                box = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+    except Exception:  # not a raster GDAL reads: no footprint, the scene is processed anyway
+        return None
+    return [round(float(v), 6) for v in box]
+
+
 def output_location(pipe: Pipeline, scene: str) -> str:
     """Where a done scene's results end up (the stage-out destination, else the workdir)."""
     name = scene_dir(scene)
@@ -104,6 +129,7 @@ def process_scene(run_dir: Path, pipe: Pipeline, scene: str, task: str = "") -> 
         return
     outputs = Path(pipe.workdir) / "output"
     final = outputs / scene_dir(scene)
+    extent = footprint(Path(pipe.workdir) / "input" / scene)
     for tries in range(1 + pipe.retries):
         if tries:
             time.sleep(RETRY_PAUSE * tries)
@@ -118,11 +144,14 @@ def process_scene(run_dir: Path, pipe: Pipeline, scene: str, task: str = "") -> 
         if code == 0:
             shutil.rmtree(final, ignore_errors=True)
             partial.rename(final)
-            ledger.finish(scene, True, run=run, output=output_location(pipe, scene))
+            ledger.finish(
+                scene, True, run=run, output=output_location(pipe, scene), footprint=extent
+            )
             print(f"eo-hpc: scene {scene} done", flush=True)
             return
         shutil.rmtree(partial, ignore_errors=True)
-        ledger.finish(scene, False, run=run, error=f"exit status {code}: {tail}".strip())
+        error = f"exit status {code}: {tail}".strip()
+        ledger.finish(scene, False, run=run, error=error, footprint=extent)
         print(f"eo-hpc: scene {scene} attempt {number} failed (exit status {code})", flush=True)
 
 

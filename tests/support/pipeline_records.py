@@ -33,3 +33,16 @@ def ledger_records(info: rig.ClusterInfo, workdir: str) -> dict[str, dict[str, o
         k: v.__dict__
         for k, v in ledger.Ledger(Path(workdir) / ledger.LEDGER_NAME).records().items()
     }
+
+
+def timeline_of(rep: dict) -> tuple[list[str], dict[str, object]]:
+    """A pipeline report's timeline: the scenes of this run's attempts (sorted) and the exit
+    status each staging step recorded at its end."""
+    scenes = sorted(str(a["scene"]) for a in rep["attempts"])
+    ends = {str(e["step"]): e["status"] for e in rep["steps"] if e.get("event") == "end"}
+    return scenes, ends
+
+
+def expected_attempts(scenes: list[str], corrupt: str) -> list[str]:
+    """The attempts of a first run of ``scenes`` where ``corrupt`` fails twice (one retry)."""
+    return sorted([f"{s}.txt" for s in scenes] + [f"{corrupt}.txt"])

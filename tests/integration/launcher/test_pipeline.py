@@ -22,7 +22,13 @@ import yaml
 from tests.cluster import rig
 from tests.support.launcher_run import Launcher, checked_sandbox
 from tests.support.pipeline_inputs import CHECK, CORRUPT, SCENES, write_inputs
-from tests.support.pipeline_records import job_records, ledger_records, when
+from tests.support.pipeline_records import (
+    expected_attempts,
+    job_records,
+    ledger_records,
+    timeline_of,
+    when,
+)
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -89,6 +95,8 @@ def test_six_scenes_one_corrupt_then_rerun(
     assert failed[f"{CORRUPT}.txt"]["attempts"] == 2  # the first try and one retry
     assert rep["done"] == 5 and not rep["ok"]
     assert "scene4.txt" in proc.stderr and "5 of 6 scenes done, 1 failed" in proc.stderr
+    # The timeline: every attempt of this run, and stage-in and stage-out ended with status 0.
+    assert timeline_of(rep) == (expected_attempts(SCENES, CORRUPT), {"stage_in": 0, "stage_out": 0})
     # The other five results are at the destination; nothing of the failed one.
     results = sorted(p.name for p in (exchange / "dst").iterdir())
     assert results == [f"{s}.txt" for s in SCENES if s != CORRUPT]
@@ -124,6 +132,23 @@ def test_six_scenes_one_corrupt_then_rerun(
     assert (exchange / "dst" / "scene4.txt" / "result.out").read_text() == "DATA SCENE4\n"
     rep2 = json.loads(again.stdout.strip().splitlines()[-1])
     assert rep2["ok"] and rep2["done"] == 6
+
+    # The report pages: the first run's by its id, the newest without one; saved privately.
+    page = pipe_launcher.run("--uid", "sandbox", "--mode", "report", "--job", rep["run"],
+                             "--no-browser")  # fmt: skip
+    assert page.returncode == 0, page.stderr
+    saved = Path(re.search(r"report of pipeline \S+: (\S+)", page.stderr).group(1))  # type: ignore[union-attr]
+    text = saved.read_text()
+    assert "corrupt input scene4.txt" in text and 'id="timeline-svg"' in text
+    assert rep["run"] in text and oct(saved.stat().st_mode & 0o777) == "0o600"
+    cluster_page = Path(f"/home/{info.user}/.eohpc/runs/{rep['run']}/report.html")
+    assert oct(cluster_page.stat().st_mode & 0o777) == "0o600"
+    newest = pipe_launcher.run("--uid", "sandbox", "--mode", "report", "--no-browser")
+    assert newest.returncode == 0 and f"report of pipeline {rep2['run']}:" in newest.stderr
+    for bad, says in (("../x", "is not a pipeline id"), ("nosuchrun", "no pipeline run")):
+        refused = pipe_launcher.run("--uid", "sandbox", "--mode", "report", "--job", bad,
+                                    "--no-browser")  # fmt: skip
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
 
     # The secrets file stayed private; nothing of it in a job script.
     run_dir = rep2["run"]

@@ -20,6 +20,7 @@ import yaml
 
 from eoshared import ledger
 from tests.support.pipeline_inputs import CORRUPT, SCENES, give_to_user, write_inputs
+from tests.support.pipeline_records import expected_attempts, timeline_of
 from tests.support.rig_sites import OtherLauncher, launcher_on
 from tests.support.waiting import wait_until
 
@@ -128,6 +129,7 @@ def test_six_scenes_one_corrupt_then_rerun(
     assert failed[f"{CORRUPT}.txt"]["attempts"] == 2  # the first try and one retry
     assert rep["done"] == 5 and not rep["ok"] and rep["error"] == ""
     assert "5 of 6 scenes done, 1 failed" in stderr
+    assert timeline_of(rep) == (expected_attempts(SCENES, CORRUPT), {"stage_in": 0, "stage_out": 0})
     assert "runs the DAG pipeline.dag (stage_in -> process -> stage_out)" in stderr
     results = sorted(p.name for p in (path_here / "dst").iterdir())
     assert results == [f"{s}.txt" for s in SCENES if s != CORRUPT]

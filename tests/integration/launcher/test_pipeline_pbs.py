@@ -22,6 +22,7 @@ import yaml
 
 from eoshared import ledger
 from tests.support.pipeline_inputs import CHECK, CORRUPT, SCENES, give_to_user, write_inputs
+from tests.support.pipeline_records import expected_attempts, timeline_of
 from tests.support.rig_sites import OtherLauncher, launcher_on
 from tests.support.waiting import wait_until
 
@@ -110,6 +111,7 @@ def test_six_scenes_one_corrupt_then_rerun(
     assert failed[f"{CORRUPT}.txt"]["attempts"] == 2  # the first try and one retry
     assert rep["done"] == 5 and not rep["ok"]
     assert "5 of 6 scenes done, 1 failed" in proc.stderr
+    assert timeline_of(rep) == (expected_attempts(SCENES, CORRUPT), {"stage_in": 0, "stage_out": 0})
     results = sorted(p.name for p in (exchange / "dst").iterdir())
     assert results == [f"{s}.txt" for s in SCENES if s != CORRUPT]
     assert (exchange / "dst" / "scene1.txt" / "result.out").read_text() == "DATA SCENE1\n"

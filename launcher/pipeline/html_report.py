@@ -52,6 +52,9 @@ def _summary(rep: dict[str, Any]) -> str:
         if rep.get("ok")
         else '<span class="bad">not every scene done</span>'
     )
+    if rep.get("in_progress"):
+        verdict = '<span class="note">in progress: the page shows the run as it is now</span>'
+
     counts = ", ".join(
         f'<span style="color:{COLOURS[s]}">{rep.get(s, 0)} {s}</span>'
         for s in (DONE, FAILED, RUNNING, "pending")

@@ -2,7 +2,8 @@
 saved on this machine (0600, under the launcher's state directory) and opened in the browser.
 
 The page is the run directory's ``report.html``; a run that ended before the page existed is
-drawn from its ``report.json``. Without ``--job``, the site's newest run with a report.
+drawn from its ``report.json``, and one still running (or stopped before it reported) from its
+ledger and steps as they are now. Without ``--job``, the site's newest run with a report.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 from eoshared.scheduler.files import make_private_dir, state_dir, write_private
 from launcher.pipeline import html_report
-from launcher.pipeline.run import REPORT_HTML
-from launcher.pipeline.spec import PipelineError
+from launcher.pipeline.run import REPORT_HTML, run_report
+from launcher.pipeline.spec import Pipeline, PipelineError
 from launcher.pipeline.task import PIPELINE_JSON, REPORT_JSON
 from launcher.sites.remote import RUNS_DIR, RemoteSite
 
@@ -58,12 +59,11 @@ def page(site: RemoteSite, pipe_id: str | None) -> tuple[str, str]:
     stored = site.link.read(f"{run_dir}/{REPORT_JSON}")
     if stored:
         return name, html_report.render(json.loads(stored))
-    if site.link.read(f"{run_dir}/{PIPELINE_JSON}"):
-        raise PipelineError(
-            f"pipeline {name} has no report yet: it is still running, or it was stopped "
-            f"before it could report. Fix: --mode status --job {name} shows its progress; the "
-            "report is written when its last step ends."
-        )
+    stored = site.link.read(f"{run_dir}/{PIPELINE_JSON}")
+    if stored:  # running, or stopped before it reported: the page of what is known now
+        pipe = Pipeline.from_json(json.loads(stored))
+        rep = run_report(site, run_dir, pipe, finished=False, site=site.config.uid)
+        return name, html_report.render({**rep, "in_progress": True})
     raise PipelineError(
         f"no pipeline run {name} on site '{site.config.uid}' (~/{RUNS_DIR}/{name} holds no "
         "pipeline). Fix: pass the id --mode pipeline printed, or leave --job out for the "

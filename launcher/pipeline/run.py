@@ -344,11 +344,6 @@ def final_report(
             "(the ledger in the work directory keeps the scenes already done)."
         )
     pipe = Pipeline.from_json(json.loads(stored))
-    events = ledger.parse_events(site.link.read(f"{pipe.workdir}/{ledger.LEDGER_NAME}"))
-    records = ledger.fold(events)
-    this_run = PurePosixPath(state.run_dir).name
-    todo = site.link.read(f"{state.run_dir}/{SCENES_TXT}").decode().split()
-    scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))
     error = ""
     for step, status in final.items():
         if not site.batch.succeeded(status):
@@ -357,22 +352,42 @@ def final_report(
             ended = status.state + (f", exit status {status.exit_code}" if status.exit_code else "")
             error = f"step {step} (job {status.job_id}) ended {ended}: {tail}"
             break
-    rep = ledger.report(
-        records,
-        scenes,
+    rep = run_report(
+        site,
+        state.run_dir,
+        pipe,
         finished=True,
-        pipeline=pipe.name,
-        run=this_run,
         site=state.uid,
         jobs={s: {"job_id": st.job_id, "state": st.state} for s, st in final.items()},
         error=error,
-        attempts=[a for a in ledger.attempt_spans(events) if a["run"] == this_run],
-        steps=step_events(site.link.read(f"{state.run_dir}/{STEPS_JSONL}")),
     )
     run_dir = shlex.quote(state.run_dir)
     site.link.check(f"umask 077 && cat > {run_dir}/{REPORT_JSON}", stdin=json.dumps(rep))
     site.link.check(f"umask 077 && cat > {run_dir}/{REPORT_HTML}", stdin=html_report.render(rep))
     return rep
+
+
+def run_report(
+    cluster: RemoteSite, run_dir: str, pipe: Pipeline, *, finished: bool, **extra: Any
+) -> dict[str, Any]:
+    """The report of run ``run_dir`` as the cluster's files hold it now: the ledger's records
+    (this run's scenes after those done in earlier runs), this run's attempts and its steps'
+    start and end events; ``finished``: every job has ended."""
+    events = ledger.parse_events(cluster.link.read(f"{pipe.workdir}/{ledger.LEDGER_NAME}"))
+    records = ledger.fold(events)
+    run = PurePosixPath(run_dir).name
+    todo = cluster.link.read(f"{run_dir}/{SCENES_TXT}").decode().split()
+    scenes = list(dict.fromkeys([*(s for s in records if s not in todo), *todo]))
+    return ledger.report(
+        records,
+        scenes,
+        finished=finished,
+        pipeline=pipe.name,
+        run=run,
+        **extra,
+        attempts=[a for a in ledger.attempt_spans(events) if a["run"] == run],
+        steps=step_events(cluster.link.read(f"{run_dir}/{STEPS_JSONL}")),
+    )
 
 
 def step_events(data: bytes) -> list[dict[str, Any]]:

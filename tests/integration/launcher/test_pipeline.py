@@ -220,6 +220,14 @@ def test_detached_pipeline_status_logs_stop_and_no_secret_shown(
         lambda: "working on" in pipe_launcher.run(
             "--uid", "sandbox", "--mode", "logs", "--job", job_ids[1]).stdout, 60, 2
     )  # fmt: skip
+    # The report page of the running pipeline: the scenes being worked on, stage-in done.
+    page = pipe_launcher.run("--uid", "sandbox", "--mode", "report", "--job", pipe_id,
+                             "--no-browser")  # fmt: skip
+    assert page.returncode == 0, page.stderr
+    saved = Path(re.search(r"report of pipeline \S+: (\S+)", page.stderr).group(1))  # type: ignore[union-attr]
+    text = saved.read_text()
+    assert "in progress" in text and "scene1.txt" in text and ">stage-in<" in text
+    assert secret not in text
     # The secret is in no process's command line and in no job record or script.
     ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     assert secret not in ps

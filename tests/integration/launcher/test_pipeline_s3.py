@@ -16,21 +16,26 @@ import re
 import stat
 import subprocess
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import rasterio
 import yaml
-from rasterio.transform import from_origin
 
 from tests.cluster import rig
 from tests.s3.rig import RigInfo
 from tests.support.launcher_run import Launcher, checked_sandbox, launcher_env
 from tests.support.pipeline_records import job_records, ledger_records, when
+from tests.support.s3_pipeline import (
+    CORRUPT,
+    SCENES,
+    cog_bytes,
+    corrupt,
+    fresh_prefix,
+    pipeline_file,
+    s3_client,
+)
 
 pytestmark = [
     pytest.mark.cluster,
@@ -39,60 +44,7 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
-SCENES = [f"scene{i}.tif" for i in range(1, 7)]
-CORRUPT = "scene4.tif"
-#: Read the scene with rasterio (every block, so a damaged tile fails) and write it doubled.
-#: No braces in the Python code: the command is a template of {scene}, {input}, {output}.
-PROCESS = (
-    'python -c "import sys, rasterio; src = rasterio.open(sys.argv[1]); data = src.read(); '
-    "profile = src.profile; profile.update(driver='GTiff'); "
-    "dst = rasterio.open(sys.argv[2], 'w', **profile); dst.write(data * 2); dst.close(); "
-    "print('read', sys.argv[1], data.shape)\" {input}/{scene} {output}/double.tif"
-)
 AWS_VARS = re.compile(r"^AWS_")
-
-
-def s3_client(s3: RigInfo) -> Any:
-    import botocore.session
-    from botocore.config import Config
-
-    return botocore.session.Session().create_client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        aws_access_key_id=s3.owner.access_key,
-        aws_secret_access_key=s3.owner.secret_key,
-        region_name=s3.region,
-        config=Config(s3={"addressing_style": "path"}),
-    )
-
-
-def cog_bytes(tmp_path: Path, scene: str, value: int) -> bytes:
-    """A small real COG (two bands, 256 x 256, 128-pixel tiles) whose pixels are ``value``."""
-    path = tmp_path / f"cog-{scene}"
-    data = np.full((2, 256, 256), value, dtype="uint16")
-    data[:, ::7, :] += 1
-    profile = {
-        "driver": "COG", "width": 256, "height": 256, "count": 2, "dtype": "uint16",
-        "crs": "EPSG:32631", "transform": from_origin(600000, 5800000, 20, 20),
-        "blocksize": 128, "compress": "deflate",
-    }  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return path.read_bytes()
-
-
-def corrupt(path: Path) -> bytes:
-    """The COG at ``path`` with its tile data garbled from the first tile on: the header
-    opens, the pixels do not decode."""
-    with rasterio.open(path) as src:
-        first = min(
-            int(src.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=b))
-            for b in src.indexes
-            for i in range(2)
-            for j in range(2)
-        )
-    good = path.read_bytes()
-    return good[:first] + bytes((b * 37 + 11) % 256 for b in good[first:])
 
 
 @pytest.fixture
@@ -116,30 +68,7 @@ def s3_launcher(
 @pytest.fixture
 def prefix(s3_rig: RigInfo) -> Iterator[str]:
     """A fresh key prefix in the rig's bucket, emptied afterwards."""
-    name = f"pipe-{uuid.uuid4().hex[:8]}"
-    yield name
-    s3 = s3_client(s3_rig)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=s3_rig.bucket, Prefix=name)
-    for page in pages:
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=s3_rig.bucket, Key=obj["Key"])
-
-
-def pipeline_file(tmp_path: Path, s3: RigInfo, name: str, source: str, dest: str) -> Path:
-    doc = {
-        "name": name,
-        "scenes": SCENES,
-        "stage_in": {"from": f"src:{s3.bucket}/{source}"},
-        "process": {"command": PROCESS, "retries": 1},
-        "stage_out": {"to": f"dst:{s3.bucket}/{dest}"},
-        "remotes": {
-            "src": {"type": "s3", "provider": "Ceph", "credentials": "aws"},
-            "dst": {"type": "s3", "provider": "Ceph", "credentials": "aws"},
-        },
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    yield from fresh_prefix(s3_rig)
 
 
 class Watcher:
@@ -222,6 +151,12 @@ def test_s3_pipeline_six_scenes_one_corrupt_then_rerun(
     assert failed[CORRUPT]["attempts"] == 2
     assert rep["done"] == 5 and not rep["ok"]
     assert CORRUPT in proc.stderr and "5 of 6 scenes done, 1 failed" in proc.stderr
+    # Each done scene's extent, read by the array task from the staged-in COG, is on the
+    # report's map: UTM 31N, so between 0 and 6 degrees east.
+    for row in rep["scenes"]:
+        if row["state"] == "done":
+            west, south, east, north = row["footprint"]
+            assert 0 <= west < east <= 6 and 0 < south < north < 84, row
     # The five results are in the bucket, real GeoTIFFs of the doubled input; nothing of the
     # corrupt scene.
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/out/").get("Contents", [])

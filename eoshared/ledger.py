@@ -169,17 +169,20 @@ def _read_fd(fd: int) -> list[dict[str, Any]]:
     return parse_events(b"".join(chunks))
 
 
-def parse_events(data: bytes) -> list[dict[str, Any]]:
-    """The events of a ledger file's bytes; torn or foreign lines are skipped."""
-    events = []
+def json_objects(data: bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file's bytes; torn or non-object lines skipped."""
     for line in data.splitlines():
         try:
-            event = json.loads(line)
+            value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict) and isinstance(event.get("scene"), str):
-            events.append(event)
-    return events
+        if isinstance(value, dict):
+            yield value
+
+
+def parse_events(data: bytes) -> list[dict[str, Any]]:
+    """The events of a ledger file's bytes; torn or foreign lines are skipped."""
+    return [event for event in json_objects(data) if isinstance(event.get("scene"), str)]
 
 
 def fold(events: Iterable[dict[str, Any]]) -> dict[str, SceneRecord]:

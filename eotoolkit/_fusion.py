@@ -70,7 +70,6 @@ class BlockChains:
         graph = array.__dask_graph__()
         assert isinstance(graph, HighLevelGraph)
         self.layers = graph.layers
-        self.graph = graph
 
     def _layer(self, key: object) -> Any:
         """The layer that holds ``key``: an array's keys are named after their layer."""
@@ -112,9 +111,6 @@ class Chains:
     def compute(self) -> list[np.ndarray]:
         """Every block, one after the other, keeping only the finished blocks in memory."""
         return [dask.core.get(tasks, [key])[0] for key, tasks in self.blocks]
-
-    def __len__(self) -> int:
-        return len(self.blocks)
 
 
 def chains(source: BlockChains, keys: Sequence[Key]) -> Chains:

@@ -176,14 +176,26 @@ class _PeriodTasks(Mapping):
         self.chunks = data.chunks[1:]
         self.spatial = tuple(len(c) for c in self.chunks)
 
-    def __getitem__(self, key: Any) -> tuple:
+    def _block(self, key: Any) -> tuple[int, list[int]] | None:
+        """(period, spatial block index) of one of this layer's keys, else None."""
         if not (isinstance(key, tuple) and len(key) == 2 + len(self.spatial)):
-            raise KeyError(key)
+            return None
         name, k, *idx = key
         if name != self.name or not 0 <= k < len(self.starts) - 1:
-            raise KeyError(key)
+            return None
         if not all(0 <= i < n for i, n in zip(idx, self.spatial, strict=True)):
+            return None
+        return k, idx
+
+    def __contains__(self, key: object) -> bool:
+        # the key alone: Mapping's own test would make the task (and a fused one's chains)
+        return self._block(key) is not None
+
+    def __getitem__(self, key: Any) -> tuple:
+        block = self._block(key)
+        if block is None:
             raise KeyError(key)
+        k, idx = block
         steps = range(self.starts[k], self.starts[k + 1])
         if not steps:
             shape = (1, *(c[i] for c, i in zip(self.chunks, idx, strict=True)))

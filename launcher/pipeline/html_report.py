@@ -202,6 +202,12 @@ def _step(extent: float) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
+def _ticks(low: float, high: float, step: float) -> list[float]:
+    """The multiples of ``step`` from ``low`` to ``high``."""
+    first = math.ceil(low / step)
+    return [k * step for k in range(first, math.floor(high / step) + 1)]
+
+
 def _map(rep: dict[str, Any]) -> str:
     boxes = _boxes(rep)
     if not boxes:
@@ -220,18 +226,14 @@ def _map(rep: dict[str, Any]) -> str:
     out = [f'<svg id="map-svg" width="{width}" height="{height:.0f}" role="img" aria-label="map">']
     out.append(f'<rect width="{width}" height="{height:.0f}" fill="#f5f9fc" stroke="#ccc"/>')
     step = _step(max(east - west, north - south))
-    lon = math.ceil(west / step) * step
-    while lon <= east:
+    for lon in _ticks(west, east, step):
         x = (lon - west) * sx
         out.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height:.0f}" stroke="#dde"/>')
         out.append(f'<text x="{x + 2:.1f}" y="{height - 4:.0f}">{lon:g}°</text>')
-        lon += step
-    lat = math.ceil(south / step) * step
-    while lat <= north:
+    for lat in _ticks(south, north, step):
         y = (north - lat) * sy
         out.append(f'<line x1="0" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" stroke="#dde"/>')
         out.append(f'<text x="2" y="{y - 2 if y > 14 else y + 12:.1f}">{lat:g}°</text>')
-        lat += step
     for scene, state, (w, s, e, n) in boxes:
         colour = COLOURS.get(state, "#9e9e9e")
         out.append(

@@ -392,15 +392,7 @@ def run_report(
 
 def step_events(data: bytes) -> list[dict[str, Any]]:
     """The steps' start and end events of ``steps.jsonl``; torn or foreign lines skipped."""
-    events = []
-    for line in data.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and isinstance(event.get("time"), int | float):
-            events.append(event)
-    return events
+    return [e for e in ledger.json_objects(data) if isinstance(e.get("time"), int | float)]
 
 
 def on_failure(pipe_file: Path | None, rep: dict[str, Any], say: Callable[[str], None]) -> None:

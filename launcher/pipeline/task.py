@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from eoshared.ledger import DONE, LEDGER_NAME, Ledger
@@ -93,8 +94,6 @@ def footprint(path: Path) -> list[float] | None:
     if not path.is_file():
         return None
     try:
-        import warnings
-
         import rasterio
         from rasterio.warp import transform_bounds
     except ImportError:

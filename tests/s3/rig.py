@@ -252,11 +252,12 @@ def _create_user(state_dir: Path, user: S3User) -> None:
     )
 
 
-def _create_bucket(info: RigInfo) -> None:
+def s3_client(info: RigInfo) -> Any:
+    """A botocore S3 client of the rig's owner (path-style addressing)."""
     import botocore.session
     from botocore.config import Config
 
-    s3 = botocore.session.Session().create_client(
+    return botocore.session.Session().create_client(
         "s3",
         endpoint_url=info.endpoint,
         aws_access_key_id=info.owner.access_key,
@@ -264,6 +265,10 @@ def _create_bucket(info: RigInfo) -> None:
         region_name=info.region,
         config=Config(s3={"addressing_style": "path"}),
     )
+
+
+def _create_bucket(info: RigInfo) -> None:
+    s3 = s3_client(info)
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=info.bucket)
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
 import yaml
 from rasterio.transform import from_origin
 
-from tests.s3.rig import RigInfo
+from tests.s3.rig import RigInfo, s3_client
 
 SCENES = [f"scene{i}.tif" for i in range(1, 7)]
 CORRUPT = "scene4.tif"
@@ -25,20 +24,6 @@ PROCESS = (
     "dst = rasterio.open(sys.argv[2], 'w', **profile); dst.write(data * 2); dst.close(); "
     "print('read', sys.argv[1], data.shape)\" {input}/{scene} {output}/double.tif"
 )
-
-
-def s3_client(s3: RigInfo) -> Any:
-    import botocore.session
-    from botocore.config import Config
-
-    return botocore.session.Session().create_client(
-        "s3",
-        endpoint_url=s3.endpoint,
-        aws_access_key_id=s3.owner.access_key,
-        aws_secret_access_key=s3.owner.secret_key,
-        region_name=s3.region,
-        config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 def cog_bytes(tmp_path: Path, scene: str, value: int) -> bytes:

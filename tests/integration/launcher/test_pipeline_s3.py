@@ -24,17 +24,15 @@ import rasterio
 import yaml
 
 from tests.cluster import rig
-from tests.s3.rig import RigInfo
+from tests.s3.rig import RigInfo, s3_client
 from tests.support.launcher_run import Launcher, checked_sandbox, launcher_env
 from tests.support.pipeline_records import job_records, ledger_records, when
 from tests.support.s3_pipeline import (
     CORRUPT,
     SCENES,
-    cog_bytes,
-    corrupt,
     fresh_prefix,
     pipeline_file,
-    s3_client,
+    upload_scenes,
 )
 
 pytestmark = [
@@ -131,10 +129,7 @@ def test_s3_pipeline_six_scenes_one_corrupt_then_rerun(
     info = s3_launcher.info
     assert info is not None
     s3, bucket = s3_client(s3_rig), s3_rig.bucket
-    good = {scene: cog_bytes(tmp_path, scene, 100 * (i + 1)) for i, scene in enumerate(SCENES)}
-    for scene, body in good.items():
-        data = corrupt(tmp_path / f"cog-{scene}") if scene == CORRUPT else body
-        s3.put_object(Bucket=bucket, Key=f"{prefix}/in/{scene}", Body=data)
+    good = upload_scenes(s3_rig, prefix, tmp_path)
     name = f"s3six-{os.getpid()}-{prefix[-4:]}"
     path = pipeline_file(tmp_path, s3_rig, name, f"{prefix}/in", f"{prefix}/out")
     secret = s3_rig.owner.secret_key

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3.rig import RigInfo
+from tests.s3.rig import RigInfo, s3_client
 from tests.support.rig_sites import OtherLauncher, launcher_on
 from tests.support.s3_pipeline import (
     CORRUPT,
@@ -23,7 +23,6 @@ from tests.support.s3_pipeline import (
     fresh_prefix,
     output_keys,
     pipeline_file,
-    s3_client,
     upload_scenes,
 )
 from tests.support.tcp_relay import TcpRelay

@@ -48,9 +48,11 @@ BATCH_HELP = (
     "connects to it. The workers are dask-jobqueue worker jobs of their own rather than "
     "the ranks of one runner allocation: they come and go independently, the script's job "
     "needs no large multi-node allocation, they use the same profile Dask config as the "
-    "interactive sessions, and a lost worker is replaced. The output is streamed here and the "
-    "launcher exits with the script's exit status; with --detach it prints the job id, and "
-    "status/logs/stop take --job JOBID."
+    "interactive sessions, and a lost worker is replaced. With --nodes N (or the site's "
+    "batch_nodes) the script, the scheduler and the workers run in one job of N nodes instead "
+    "(srun on SLURM, pbsdsh on PBS). The output is streamed here and the launcher exits with "
+    "the script's exit status; with --detach it prints the job id, and status/logs/stop take "
+    "--job JOBID."
 )
 
 console = Console(stderr=True, highlight=False, emoji=False, markup=False, soft_wrap=True)
@@ -199,8 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--workers",
         type=count,
-        default=1,
-        help="batch: Dask workers to start and wait for (--timeout seconds) before the script",
+        default=None,
+        help="batch: Dask workers to start and wait for (--timeout seconds) before the script "
+        "(default 1), each a job of its own",
+    )
+    group.add_argument(
+        "--nodes",
+        type=count,
+        default=None,
+        help="batch: run the script, the scheduler and the workers in one job of this many "
+        "nodes, each running one worker job's workers (srun on SLURM, pbsdsh on PBS; the "
+        "site's batch_nodes by default)",
     )
     parser.add_argument(
         "--file",
@@ -261,6 +272,7 @@ def options_from(args: argparse.Namespace) -> Options:
         script=args.script,
         script_args=args.script_args,
         workers=args.workers,
+        nodes=args.nodes,
         file=args.file,
         as_json=args.json,
         out=sys.stdout,
@@ -367,6 +379,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     """Print the job script (batch mode's with --script) and the Dask config; submit nothing."""
+    from launcher.jobs.batch import batch_size
     from launcher.sites import dryrun
     from launcher.sites.jobscript import dask_yaml, render, render_batch
 
@@ -377,9 +390,10 @@ def cmd_dry_run(args: argparse.Namespace, site: Site) -> int:
     elif args.script is not None:
         print(f"# batch-mode job script for site '{site.uid}' ({submit})")
         print(dryrun.REMOTE_PLACEHOLDERS)
+        workers, nodes = batch_size(site, args.workers, args.nodes)
         print(
             render_batch(
-                site, run_dir, args.script.name, args.script_args, args.workers, args.timeout
+                site, run_dir, args.script.name, args.script_args, workers, args.timeout, nodes
             )
         )
     else:

@@ -41,6 +41,9 @@ class JobSpec:
     mem_per_cpu: str | None = None
     account: str | None = None
     directives: list[str] = field(default_factory=list)
+    #: Nodes of one allocation (batch mode's ``--nodes``): ``cpus`` and the memory are per
+    #: node, and the job has one task per node.
+    nodes: int = 1
 
 
 @dataclass(frozen=True)
@@ -332,8 +335,20 @@ class BatchSystem:
         """The job's header directives (without the prefix)."""
         raise NotImplementedError
 
+    def on_each_node(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """The command that runs ``command`` once on each node of the multi-node job this
+        process runs in (``env``: the job's environment); raises BatchSystemError where the
+        batch system's jobs span one node only."""
+        raise BatchSystemError(
+            f"one allocation of several nodes (--nodes) is not supported on "
+            f"{self.display_name}. Fix: leave out --nodes (and batch_nodes): each Dask worker "
+            "is then a job of its own (--workers N)."
+        )
+
     def directives(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """The job script's header lines; the profile's own ``directives`` come last."""
+        if job.nodes > 1:
+            self.on_each_node([], {})  # raises where a job cannot span several nodes
         options = [*self.header(job, job_name, output), *job.directives]
         prefix = self.directive_prefix
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]

@@ -7,6 +7,7 @@ import json
 import math
 import re
 import shlex
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eoshared.batchsystem.base import (
@@ -470,9 +471,18 @@ class PBS(BatchSystem):
         throttle = f"%{parallel}" if parallel else ""
         return [f"-J {indices}{throttle}"]
 
+    def on_each_node(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """``pbsdsh``: the command once per line of the job's node file, which holds one
+        line per chunk (each chunk asks for one MPI process)."""
+        return ["pbsdsh", "--", *command]
+
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
-        """qsub options of a one-chunk job whose output is written where it runs (-k oed)."""
-        select = f"select=1:ncpus={job.cpus}"
+        """qsub options of a one-chunk job, or of ``job.nodes`` chunks (placed by the server's
+        default; a profile's ``directives`` may add ``-l place=scatter`` for one host each),
+        whose output is written where it runs (-k oed)."""
+        select = f"select={job.nodes}:ncpus={job.cpus}"
+        if job.nodes > 1:
+            select += ":mpiprocs=1"
         mib = job_memory_mib(job.mem, job.mem_per_cpu, job.cpus)
         if mib:
             select += f":mem={pbs_memory(mib)}"

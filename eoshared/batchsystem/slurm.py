@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+from collections.abc import Mapping, Sequence
 
 from eoshared.batchsystem.base import (
     BatchSystem,
@@ -255,14 +256,28 @@ class Slurm(BatchSystem):
         throttle = f"%{parallel}" if parallel else ""
         return [f"--array=0-{count - 1}{throttle}"]
 
+    def on_each_node(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """``srun``, one task on each node of the allocation with the job's CPUs per task
+        (given, as srun from SLURM 23.11 on no longer takes them from the job); a task that
+        fails does not end the others."""
+        return [
+            "srun",
+            f"--nodes={env.get('SLURM_JOB_NUM_NODES', '1')}",
+            "--ntasks-per-node=1",
+            f"--cpus-per-task={env.get('SLURM_CPUS_PER_TASK', '1')}",
+            "--kill-on-bad-exit=0",
+            *command,
+        ]
+
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
-        """sbatch options of a one-node, one-task job."""
+        """sbatch options of a one-task job, or of one task on each of ``job.nodes``."""
+        tasks = "--ntasks=1" if job.nodes == 1 else "--ntasks-per-node=1"
         options = [
             f"--job-name={job_name}",
             f"--output={output}",
             f"--time={job.time}",
-            "--nodes=1",
-            "--ntasks=1",
+            f"--nodes={job.nodes}",
+            tasks,
             f"--cpus-per-task={job.cpus}",
         ]
         if job.partition:

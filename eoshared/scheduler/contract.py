@@ -59,6 +59,8 @@ EXIT_STATUS_NAME = "exit_status"
 FAILURE_NAME = "failure"
 #: The run's TLS files.
 TLS_DIR = "tls"
+#: The output of the workers of a job that runs them on its own nodes (one file per node).
+WORKER_LOGS_DIR = "workers"
 
 __all__ = [
     "BATCH_SYSTEM_ENV",
@@ -72,6 +74,7 @@ __all__ = [
     "SESSION_ENV",
     "STATE_DIR_ENV",
     "TLS_DIR",
+    "WORKER_LOGS_DIR",
     "SchedulerFileError",
     "SchedulerInfo",
     "parse_address",

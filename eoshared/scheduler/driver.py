@@ -8,6 +8,9 @@ minimum = maximum, so a lost or retired worker job is replaced), waits for them,
 ``python SCRIPT ARGS...`` in the run directory with DASK_SCHEDULER_ADDRESS and the TLS settings
 exported, so that ``distributed.Client()`` without arguments connects to it.
 
+With ``--nodes N`` the job is one allocation of N nodes: the workers are started on its nodes
+(:mod:`eoshared.scheduler.allocation`) instead of as jobs of their own, everything else alike.
+
 However the script ends, and on SIGTERM (cancel, time limit), SIGINT or SIGHUP, the worker jobs
 are cancelled by name and the cluster is closed. While it waits for the workers, each change of
 a worker job's state or pending reason is printed; a worker job that cannot be submitted or
@@ -24,11 +27,20 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from eoshared.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, RUN_DIR_ENV, TLS_DIR
+from eoshared.batchsystem import BatchSystem
+from eoshared.scheduler.allocation import AllocationWorkers
+from eoshared.scheduler.contract import (
+    EXIT_STATUS_NAME,
+    FAILURE_NAME,
+    RUN_DIR_ENV,
+    TLS_DIR,
+    WORKER_LOGS_DIR,
+)
 from eoshared.scheduler.files import write_private
 from eoshared.scheduler.tls import TLSFiles, create_session_tls
 from eoshared.scheduler.tls_errors import install as clear_openssl_errors
@@ -90,46 +102,84 @@ def _stop_child(child: subprocess.Popen[Any] | None) -> None:
         child.wait()
 
 
-def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
-    """Start the cluster, wait for ``workers``, run ``command`` with Python; return its status."""
-    system = batch_system()
-    job_name = f"eohpc-batch-{os.environ.get(system.job_id_variable, os.getpid())}-workers"
-    code = 1
-    cluster = child = None
-    failures: list[str] = []
-    try:
-        clear_openssl_errors()  # see eoshared.scheduler.tls_errors
-        tls = create_session_tls(run_dir / TLS_DIR)
+class JobWorkers:
+    """Workers that are jobs of their own: the batch system's dask-jobqueue cluster, configured
+    by the site's Dask config, adapting with minimum = maximum so a lost worker job is
+    replaced."""
+
+    def __init__(self, system: BatchSystem, tls: TLSFiles, workers: int, job_name: str) -> None:
+        self.system = system
+        self.tls = tls
+        self.count = workers
+        self.job_name = job_name
+        self.failures: list[str] = []
+        self.cluster: Any = None
+
+    @property
+    def scheduler_address(self) -> str:
+        """Where the scheduler listens."""
+        return str(self.cluster.scheduler_address)
+
+    def start(self, report: Callable[[str], None]) -> None:
+        """Start the scheduler here and submit the worker jobs."""
+        system = self.system
         cls = cluster_class(system)
-        cluster = cls(
-            **name_options(system, job_name),
+        self.cluster = cls(
+            **name_options(system, self.job_name),
             **worker_options(system),
-            job_cls=recording_job_class(cls, failures),
-            security=tls.security(),
+            job_cls=recording_job_class(cls, self.failures),
+            security=self.tls.security(),
             protocol="tls://",
             scheduler_options=scheduler_options(system),
         )
-        jobs = math.ceil(workers / worker_processes(cluster))
-        print(
-            f"eo-hpc: scheduler at {cluster.scheduler_address}; waiting for {workers} workers "
-            f"in {jobs} {system.display_name} jobs named {job_name}",
-            flush=True,
+        jobs = math.ceil(self.count / worker_processes(self.cluster))
+        report(
+            f"scheduler at {self.scheduler_address}; waiting for {self.count} workers "
+            f"in {jobs} {system.display_name} jobs named {self.job_name}"
         )
-        cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
-        with own_client(cluster) as client:
+        self.cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
+
+    def wait(self, timeout: float, report: Callable[[str], None]) -> None:
+        """Wait for the workers, telling each change of a worker job's state."""
+        with own_client(self.cluster) as client:
             wait_for_workers(
                 client,
-                workers,
+                self.count,
                 timeout,
-                system,
-                job_name,
-                failures=failures,
-                report=_say,
-                log_directory=log_directory(cluster),
-                cluster=cluster,
+                self.system,
+                self.job_name,
+                failures=self.failures,
+                report=report,
+                log_directory=log_directory(self.cluster),
+                cluster=self.cluster,
             )
-        print(f"eo-hpc: {workers} workers ready; running {' '.join(command)}", flush=True)
-        env = script_env(cluster.scheduler_address, tls, run_dir)
+
+    def close(self) -> None:
+        """Close the cluster and cancel its worker jobs by name."""
+        if self.cluster is not None:
+            close_cluster(self.cluster, self.system, self.job_name)
+
+
+def run(run_dir: Path, workers: int, timeout: float, command: list[str], nodes: int = 0) -> int:
+    """Start the scheduler and ``workers`` worker jobs (with ``nodes``: the workers of that
+    many nodes of this job, see :mod:`eoshared.scheduler.allocation`), wait for them, run
+    ``command`` with Python; return its status."""
+    system = batch_system()
+    job_id = os.environ.get(system.job_id_variable, str(os.getpid()))
+    code = 1
+    source: JobWorkers | AllocationWorkers | None = None
+    child = None
+    try:
+        clear_openssl_errors()  # see eoshared.scheduler.tls_errors
+        tls = create_session_tls(run_dir / TLS_DIR)
+        if nodes:
+            source = AllocationWorkers(system, tls, nodes, run_dir / WORKER_LOGS_DIR)
+        else:
+            source = JobWorkers(system, tls, workers, f"eohpc-batch-{job_id}-workers")
+        source.start(_say)
+        source.wait(timeout, _say)
+        print(f"eo-hpc: {source.count} workers ready; running {' '.join(command)}", flush=True)
+        env = script_env(source.scheduler_address, tls, run_dir)
         child = subprocess.Popen([sys.executable, *command], cwd=run_dir, env=env)
         code = child.wait()
         write_private(run_dir / EXIT_STATUS_NAME, f"{code}\n")
@@ -145,8 +195,8 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str]) -> int:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         _stop_child(child)
-        if cluster is not None:
-            close_cluster(cluster, system, job_name)
+        if source is not None:
+            source.close()
         print("eo-hpc: workers cancelled, cluster closed", flush=True)
     return code
 
@@ -155,14 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     """Command line of the driver (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m eoshared.scheduler.driver")
     parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--nodes", type=int, default=0, help="the workers of this job's nodes")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     for signum in STOP_SIGNALS:
         signal.signal(signum, _on_signal)
-    return run(args.run_dir, args.workers, args.timeout, command)
+    return run(args.run_dir, args.workers, args.timeout, command, args.nodes)
 
 
 if __name__ == "__main__":

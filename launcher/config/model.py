@@ -61,6 +61,9 @@ class Profile:
     jupyter: JupyterSpec = field(default_factory=JupyterSpec)
     install: InstallSpec = field(default_factory=InstallSpec)
     dask: dict[str, Any] = field(default_factory=dict)
+    #: Batch mode as one allocation of this many nodes (``--nodes``) unless the command line
+    #: says otherwise; None: the workers are jobs of their own.
+    batch_nodes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jum
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
 INI_JUPYTER_KEYS = ("notebook_dir",)
+INI_BATCH_KEYS = ("batch_nodes",)
 #: platforms.ini keys that size the Dask worker jobs -> their keys of the batch system's
 #: dask-jobqueue section.
 INI_WORKER_KEYS = {
@@ -104,4 +108,11 @@ INI_WORKER_KEYS = {
     "worker_walltime": "walltime",
 }
 INI_DASK_KEYS = ("dask_interface", *INI_WORKER_KEYS)
-INI_KEYS = INI_CONNECTION_KEYS + INI_JOB_KEYS + INI_ENV_KEYS + INI_JUPYTER_KEYS + INI_DASK_KEYS
+INI_KEYS = (
+    INI_CONNECTION_KEYS
+    + INI_JOB_KEYS
+    + INI_ENV_KEYS
+    + INI_JUPYTER_KEYS
+    + INI_BATCH_KEYS
+    + INI_DASK_KEYS
+)

@@ -18,7 +18,7 @@ from eoshared.batchsystem.units import (
 from eoshared.errors import ConfigError
 from launcher.config.dask_checks import check_dask, is_loopback
 from launcher.config.model import INI_JOB_KEYS, INI_WORKER_KEYS, JOBQUEUE_SECTIONS, Profile
-from launcher.config.profiles import check_job_sizes, check_time, jobqueue_keys
+from launcher.config.profiles import check_batch_nodes, check_job_sizes, check_time, jobqueue_keys
 
 
 def apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Profile:
@@ -49,8 +49,13 @@ def apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Profi
         jupyter_changes["root_dir"] = _notebook_dir(values["notebook_dir"], src)
     job = dataclasses.replace(profile.job, **job_changes)
     check_job_sizes(job, lambda key: f"{src}: key '{key}'")
+    nodes = profile.batch_nodes
+    if "batch_nodes" in values:
+        nodes = ini_int(values, "batch_nodes", src)
+        check_batch_nodes(nodes, f"{src}: key 'batch_nodes'")
     return dataclasses.replace(
         profile,
+        batch_nodes=nodes,
         job=job,
         environment=dataclasses.replace(profile.environment, **env_changes),
         jupyter=dataclasses.replace(profile.jupyter, **jupyter_changes),

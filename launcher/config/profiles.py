@@ -86,6 +86,7 @@ def _check_profile(profile: Profile) -> None:
     if profile.job.mem and profile.job.mem_per_cpu:
         raise ConfigError(f"{path}: set only one of 'job.mem' and 'job.mem_per_cpu'.")
     check_job_sizes(profile.job, lambda key: f"{path}: key 'job.{key}'")
+    check_batch_nodes(profile.batch_nodes, f"{path}: key 'batch_nodes'")
     check_time(profile.job.time, f"{path}: key 'job.time'")
     jobqueue = profile.dask.get("jobqueue", {})
     if not isinstance(jobqueue, dict):
@@ -133,6 +134,15 @@ def check_job_sizes(job: JobSpec, where: typing.Callable[[str], str]) -> None:
                 'unit as sbatch takes it, e.g. "16G", "4000M" or "2GB" (a bare number is '
                 "megabytes)."
             )
+
+
+def check_batch_nodes(nodes: int | None, where: str) -> None:
+    """None or a whole number of nodes >= 1, or a ConfigError naming where it came from."""
+    if nodes is not None and nodes < 1:
+        raise ConfigError(
+            f"{where} is {nodes}; give the nodes of one batch allocation (>= 1), or remove it "
+            "for workers that are jobs of their own."
+        )
 
 
 def check_time(value: str, where: str) -> None:

@@ -19,6 +19,11 @@ allocation whose ranks become scheduler, client and workers):
 - a lost worker (node failure, preemption, time limit) is replaced, because the cluster adapts
   with minimum = maximum = N; with SLURMRunner a lost rank ends the whole allocation.
 
+Sites that allocate whole nodes (or cap jobs per user) get the runner model too: with
+``--nodes N`` (or the site's ``batch_nodes``) the job is one allocation of N nodes, each node
+sized as one worker job, whose workers the driver starts on the job's own nodes
+(:mod:`eoshared.scheduler.allocation`).
+
 The launcher polls the job's output file and prints what is new until the job ends, then exits
 with the script's exit status (written by the driver to `<run dir>/exit_status`; the batch
 system's exit code when the script never ran).
@@ -28,27 +33,43 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import dataclasses
 import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from eoshared.batchsystem import JobStatus
+from eoshared.batchsystem import JobStatus, batch_system_class
 from eoshared.errors import JobFailedError, LauncherError, LinkLostError
-from eoshared.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, TLS_DIR
+from eoshared.scheduler.contract import EXIT_STATUS_NAME, FAILURE_NAME, TLS_DIR, WORKER_LOGS_DIR
+from launcher.config import Site
 from launcher.session import state as saved
 from launcher.session.kinds import Record, job_record
 from launcher.session.state import BATCH, SessionState
-from launcher.sites.jobscript import BATCH_JOB_CPUS, DASK_DIR, render_batch
+from launcher.sites.jobscript import DASK_DIR, batch_job, render_batch
 from launcher.sites.remote import POLL_SECONDS, RemoteSite
 
 if TYPE_CHECKING:
     from launcher.session.kinds import Driver
     from launcher.session.options import Options
 
-RESERVED_NAMES = frozenset({EXIT_STATUS_NAME, FAILURE_NAME, DASK_DIR, TLS_DIR})
+RESERVED_NAMES = frozenset({EXIT_STATUS_NAME, FAILURE_NAME, DASK_DIR, TLS_DIR, WORKER_LOGS_DIR})
+
+
+def batch_size(site: Site, workers: int | None, nodes: int | None) -> tuple[int, int | None]:
+    """The workers (jobs of their own) and the nodes (one allocation, None: none) of a batch
+    job from ``--workers`` and ``--nodes``, the site's ``batch_nodes`` when neither is given;
+    a LauncherError for both, or for nodes on a batch system whose jobs span one node."""
+    if workers is not None and nodes is not None:
+        raise LauncherError(
+            "--workers and --nodes exclude each other: with --nodes N each node runs the "
+            "workers of one worker job (the site's worker_processes). Keep one of them."
+        )
+    if workers is None and nodes is None:
+        nodes = site.profile.batch_nodes
+    if nodes is not None:
+        batch_system_class(site.profile.batch_system)().on_each_node([], {})
+    return workers or 1, nodes
 
 
 def submit(
@@ -57,8 +78,10 @@ def submit(
     script_args: list[str],
     workers: int,
     timeout: float,
+    nodes: int | None = None,
 ) -> SessionState:
-    """Upload the script into a new run directory and submit the batch job.
+    """Upload the script into a new run directory and submit the batch job (with ``nodes``:
+    one allocation of that many nodes).
 
     `timeout` is how long the driver waits for the workers to join once it runs.
     """
@@ -71,7 +94,7 @@ def submit(
     config = site.config
     files = {script.name: script.read_text(encoding="utf-8")}
     run_dir = site.new_run_dir(f"{config.uid}-batch", files)
-    job = render_batch(config, run_dir, script.name, script_args, workers, timeout)
+    job = render_batch(config, run_dir, script.name, script_args, workers, timeout, nodes)
     job_id = site.batch.submit(job)
     return SessionState(
         uid=config.uid,
@@ -157,11 +180,12 @@ class BatchKind:
         """Submit a script with N Dask workers; stream its output and return its exit status."""
         if options.script is None:
             raise LauncherError("--mode batch needs --script PATH (and --workers N).")
-        job = dataclasses.replace(lc.config.profile.job, cpus=BATCH_JOB_CPUS)
-        lc.check_fit(job, "the batch job", workers=True)
+        workers, nodes = batch_size(lc.config, options.workers, options.nodes)
+        what = f"each node of the batch job ({nodes} nodes)" if nodes else "the batch job"
+        lc.check_fit(batch_job(lc.config, nodes), what, workers=not nodes)
         self.site.check_build(lc.problem)
         state = submit(
-            self.site, options.script, options.script_args, options.workers, options.timeout
+            self.site, options.script, options.script_args, workers, options.timeout, nodes
         )
         saved.save(state)
         lc.say(

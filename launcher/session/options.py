@@ -30,7 +30,9 @@ class Options:
     #: Batch mode: the script, its arguments and how many Dask workers it gets.
     script: Path | None = None
     script_args: list[str] = field(default_factory=list)
-    workers: int = 1
+    workers: int | None = None
+    #: Batch mode as one allocation of this many nodes (None: the site's batch_nodes).
+    nodes: int | None = None
     #: Pipeline mode: the pipeline file; the report also as JSON on standard output.
     file: Path | None = None
     as_json: bool = False

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from eoshared.batchsystem import BATCH_SYSTEMS, JobSpec, batch_system_class
+from eoshared.batchsystem.units import dask_memory_bytes
+from eoshared.errors import ConfigError
 from eoshared.scheduler import local_copy
 from eoshared.scheduler.contract import BATCH_SYSTEM_ENV, SCHEDULER_FILE_ENV, SESSION_ENV
 from launcher.config import Profile, Site
@@ -154,6 +156,29 @@ def render(site: Site, run_dir: str, scheduler_max_jobs: int | None = None) -> s
     )
 
 
+def batch_job(site: Site, nodes: int | None = None) -> JobSpec:
+    """What the batch-mode job asks for. Without ``nodes``: one CPU (the profile's other job
+    settings apply), as its Dask workers are jobs of their own. With ``nodes``: one allocation
+    of that many nodes, each sized as one Dask worker job (the jobqueue section's cores and
+    memory), with the profile job's time, partition, account and directives."""
+    job = site.profile.job
+    if not nodes:
+        return dataclasses.replace(job, cpus=BATCH_JOB_CPUS)
+    system = BATCH_SYSTEMS[site.profile.batch_system]
+    name = system.jobqueue_section
+    section = dask_config(site.profile).get("jobqueue", {}).get(name) or {}
+    cores, memory = section.get("cores"), section.get("memory")
+    if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1 or not memory:
+        raise ConfigError(
+            f"one allocation (--nodes) sizes each node as one Dask worker job, and site "
+            f"'{site.uid}' gives no worker size (cores {cores!r}, memory {memory!r}). Fix: set "
+            f"worker_cores and worker_memory in platforms.ini [{site.uid}] (or "
+            f"dask.jobqueue.{name}.cores and .memory in the profile)."
+        )
+    mib = system.jobqueue_memory_mib(dask_memory_bytes(memory))
+    return dataclasses.replace(job, cpus=cores, mem=f"{mib}M", mem_per_cpu=None, nodes=nodes)
+
+
 def render_batch(
     site: Site,
     run_dir: str,
@@ -161,19 +186,22 @@ def render_batch(
     script_args: list[str],
     workers: int,
     timeout: float,
+    nodes: int | None = None,
 ) -> str:
-    """Render the batch-mode job script: eoshared.scheduler.driver runs the uploaded script.
-
-    The job itself takes one CPU (the profile's other job settings apply): the Dask workers
-    are jobs of their own, sized by the profile's jobqueue config.
-    """
+    """Render the batch-mode job script: eoshared.scheduler.driver runs the uploaded script
+    with ``workers`` Dask workers that are jobs of their own, or with ``nodes``: in one
+    allocation of that many nodes, each running one worker job's workers (see batch_job)."""
+    workers_option = f"--nodes {int(nodes)}" if nodes else f"--workers {int(workers)}"
     return job_script(
         "batch_job.sh",
         site,
         run_dir,
-        dataclasses.replace(site.profile.job, cpus=BATCH_JOB_CPUS),
+        batch_job(site, nodes),
         f"eohpc-batch-{site.uid}",
-        workers=int(workers),
+        workers_option=workers_option,
+        workers_text=f"the workers of its {int(nodes)} nodes"
+        if nodes
+        else f"{int(workers)} Dask workers that are jobs of their own",
         timeout=int(timeout),
         script='"$RUN_DIR"/' + shlex.quote(script_name),
         script_args=" ".join(shlex.quote(a) for a in script_args),

@@ -87,11 +87,18 @@ HOSTS_END = "# END eo-rig"
 # Network plan of the two-namespace topology (addresses exist only inside namespaces made here).
 NETNS_LOGIN = "eorig-login"
 NETNS_COMPUTE = "eorig-compute"
+#: A second compute node, on a link of its own to the login node (which routes between them).
+NETNS_COMPUTE2 = "eorig-compute2"
 RIG_NET = "10.231.0.0/16"
 HOST_ADDR = "10.231.0.1"
 LOGIN_PUBLIC_ADDR = "10.231.0.2"
 LOGIN_PRIVATE_ADDR = "10.231.1.1"
 COMPUTE_ADDR = "10.231.1.2"
+LOGIN_PRIVATE2_ADDR = "10.231.2.1"
+COMPUTE2_ADDR = "10.231.2.2"
+#: The netns topology's partition of both compute nodes (multi-node jobs); PARTITION, the
+#: default, holds the first one only, so every other test sees one node.
+MULTI_PARTITION = "multi"
 
 
 class RigError(RuntimeError):
@@ -116,6 +123,9 @@ class ClusterInfo:
     other_user: str = OTHER_USER
     other_key_path: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: The netns topology's partition of two compute nodes, and the second node's name.
+    multi_partition: str = ""
+    second_compute_hostname: str = ""
 
     def ini_section(self) -> dict[str, str]:
         """Keys of a ``platforms.ini`` section that points at this cluster."""
@@ -338,10 +348,36 @@ def topo_dir(topology: str) -> Path:
     return RIG_ROOT / topology
 
 
+def slurmd_file_stem(topology: str) -> str:
+    """The stem of slurmd's pid and log files: one per node (``%n``) where there are two."""
+    return "slurmd" if topology == "single" else "slurmd-%n"
+
+
+def slurmd_pid_files(topology: str, nodes: list[str]) -> list[Path]:
+    """The pid file of every slurmd of a topology."""
+    stem = slurmd_file_stem(topology)
+    return [topo_dir(topology) / "run" / f"{stem.replace('%n', n)}.pid" for n in nodes]
+
+
+def topology_nodes(topology: str) -> list[str]:
+    """The compute nodes' names of a topology."""
+    return [short_hostname()] if topology == "single" else [NETNS_COMPUTE, NETNS_COMPUTE2]
+
+
 def slurm_conf_text(
     topology: str, ctld_host: str, ctld_addr: str, node: str, node_addr: str
 ) -> str:
     d = topo_dir(topology)
+    stem = slurmd_file_stem(topology)
+    spool = "spool" if topology == "single" else "spool/%n"
+    second = ""
+    if topology == "netns":
+        second = (
+            f"NodeName={NETNS_COMPUTE2} NodeAddr={COMPUTE2_ADDR} CPUs=8 RealMemory=16000 "
+            "State=UNKNOWN\n"
+            f"PartitionName={MULTI_PARTITION} Nodes={node},{NETNS_COMPUTE2} MaxTime=INFINITE "
+            "State=UP\n"
+        )
     return f"""\
 ClusterName=eorig{topology}
 SlurmctldHost={ctld_host}({ctld_addr})
@@ -362,11 +398,11 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={d}/log/jobcomp.log
 StateSaveLocation={d}/state
-SlurmdSpoolDir={d}/spool
+SlurmdSpoolDir={d}/{spool}
 SlurmctldPidFile={d}/run/slurmctld.pid
-SlurmdPidFile={d}/run/slurmd.pid
+SlurmdPidFile={d}/run/{stem}.pid
 SlurmctldLogFile={d}/log/slurmctld.log
-SlurmdLogFile={d}/log/slurmd.log
+SlurmdLogFile={d}/log/{stem}.log
 SlurmctldDebug=info
 SlurmdDebug=info
 SlurmctldTimeout=30
@@ -381,7 +417,7 @@ Waittime=0
 DefMemPerCPU=1000
 NodeName={node} NodeAddr={node_addr} CPUs=8 RealMemory=16000 State=UNKNOWN
 PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
-"""
+{second}"""
 
 
 def sshd_config_text(topology: str, listen: str, port: int, slurm_conf: Path) -> str:
@@ -504,11 +540,12 @@ def ns_exists(name: str) -> bool:
 
 
 def ensure_netns() -> None:
-    """Two namespaces: host <-> login (public side) and login <-> compute (private side)."""
-    if ns_exists(NETNS_LOGIN) and ns_exists(NETNS_COMPUTE):
+    """Three namespaces: host <-> login (public side), login <-> compute and login <->
+    compute2 (private side, each its own link; the login node routes between the two)."""
+    if all(ns_exists(ns) for ns in (NETNS_LOGIN, NETNS_COMPUTE, NETNS_COMPUTE2)):
         return
     teardown_netns()
-    for ns in (NETNS_LOGIN, NETNS_COMPUTE):
+    for ns in (NETNS_LOGIN, NETNS_COMPUTE, NETNS_COMPUTE2):
         run(["ip", "netns", "add", ns])
         run(["ip", "-n", ns, "link", "set", "lo", "up"])
     run(["ip", "link", "add", "eorig-h", "type", "veth", "peer", "name", "eorig-l0"])
@@ -524,6 +561,17 @@ def ensure_netns() -> None:
     run(["ip", "-n", NETNS_LOGIN, "link", "set", "eorig-l1", "up"])
     run(["ip", "-n", NETNS_COMPUTE, "addr", "add", f"{COMPUTE_ADDR}/24", "dev", "eorig-c0"])
     run(["ip", "-n", NETNS_COMPUTE, "link", "set", "eorig-c0", "up"])
+    run(["ip", "link", "add", "eorig-l2", "type", "veth", "peer", "name", "eorig-d0"])
+    run(["ip", "link", "set", "eorig-l2", "netns", NETNS_LOGIN])
+    run(["ip", "link", "set", "eorig-d0", "netns", NETNS_COMPUTE2])
+    run(["ip", "-n", NETNS_LOGIN, "addr", "add", f"{LOGIN_PRIVATE2_ADDR}/24", "dev", "eorig-l2"])
+    run(["ip", "-n", NETNS_LOGIN, "link", "set", "eorig-l2", "up"])
+    run(["ip", "-n", NETNS_COMPUTE2, "addr", "add", f"{COMPUTE2_ADDR}/24", "dev", "eorig-d0"])
+    run(["ip", "-n", NETNS_COMPUTE2, "link", "set", "eorig-d0", "up"])
+    # the compute nodes reach each other through the login node, as through a cluster's switch
+    run(["ip", "netns", "exec", NETNS_LOGIN, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    run(["ip", "-n", NETNS_COMPUTE, "route", "add", "10.231.2.0/24", "via", LOGIN_PRIVATE_ADDR])
+    run(["ip", "-n", NETNS_COMPUTE2, "route", "add", "10.231.1.0/24", "via", LOGIN_PRIVATE2_ADDR])
     # Keep every other address of the rig's range on this machine: the compute node (and any
     # address nobody holds) is unreachable from the laptop instead of leaving by the default route.
     run(["ip", "route", "replace", "unreachable", RIG_NET])
@@ -532,7 +580,7 @@ def ensure_netns() -> None:
 def teardown_netns() -> None:
     run(["ip", "link", "del", "eorig-h"], check=False)
     run(["ip", "route", "del", "unreachable", RIG_NET], check=False)
-    for ns in (NETNS_LOGIN, NETNS_COMPUTE):
+    for ns in (NETNS_LOGIN, NETNS_COMPUTE, NETNS_COMPUTE2):
         if ns_exists(ns):
             run(["ip", "netns", "del", ns], check=False)
 
@@ -568,7 +616,9 @@ def load_info(topology: str) -> ClusterInfo | None:
 
 def is_up(topology: str) -> bool:
     d = topo_dir(topology)
-    return all(pid_alive(d / "run" / f"{n}.pid") for n in ("slurmctld", "slurmd", "sshd"))
+    pid_files = [d / "run" / f"{n}.pid" for n in ("slurmctld", "sshd")]
+    pid_files += slurmd_pid_files(topology, topology_nodes(topology))
+    return all(pid_alive(f) for f in pid_files)
 
 
 def up(topology: str = "single") -> ClusterInfo:
@@ -615,6 +665,7 @@ def _up(topology: str) -> ClusterInfo:
             [
                 f"{LOGIN_PUBLIC_ADDR} {NETNS_LOGIN}",
                 f"{COMPUTE_ADDR} {NETNS_COMPUTE}",
+                f"{COMPUTE2_ADDR} {NETNS_COMPUTE2}",
             ]
         )
     conf.write_text(slurm_conf_text(topology, login_host, ctld_addr, compute_host, node_addr))
@@ -632,12 +683,15 @@ def _up(topology: str) -> ClusterInfo:
         env,
         "slurmctld",
     )
-    start_daemon(
-        run_dir / "slurmd.pid",
-        in_namespace(compute_ns, compute_host, ["slurmd", "-f", str(conf)]),
-        env,
-        "slurmd",
-    )
+    nodes = [(compute_ns, compute_host)]
+    if topology == "netns":
+        nodes.append((NETNS_COMPUTE2, NETNS_COMPUTE2))
+    for (ns, host), pid_file in zip(
+        nodes, slurmd_pid_files(topology, [h for _, h in nodes]), strict=True
+    ):
+        start_daemon(
+            pid_file, in_namespace(ns, host, ["slurmd", "-f", str(conf)]), env, f"slurmd {host}"
+        )
     start_sshd(topology, login_host, str(conf))
     info = ClusterInfo(
         topology=topology,
@@ -650,6 +704,8 @@ def _up(topology: str) -> ClusterInfo:
         compute_hostname=compute_host,
         slurm_conf=str(conf),
         other_key_path=str(other_key),
+        multi_partition=MULTI_PARTITION if topology == "netns" else "",
+        second_compute_hostname=NETNS_COMPUTE2 if topology == "netns" else "",
     )
     info_path(topology).write_text(json.dumps(asdict(info), indent=2))
     wait_node_idle(info)
@@ -707,8 +763,10 @@ def _down(topology: str) -> None:
         from tests.cluster.twofactor import stop_2fa_sshd
 
         stop_2fa_sshd(locked=True)
-    for name in ("sshd", "slurmd", "slurmctld"):
-        stop_pid(d / "run" / f"{name}.pid")
+    stop_pid(d / "run" / "sshd.pid")
+    for pid_file in slurmd_pid_files(topology, topology_nodes(topology)):
+        stop_pid(pid_file)
+    stop_pid(d / "run" / "slurmctld.pid")
     info_path(topology).unlink(missing_ok=True)
     if topology == "netns":
         teardown_netns()

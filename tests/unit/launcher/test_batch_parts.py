@@ -99,3 +99,97 @@ def test_batch_driver_environment_makes_a_plain_client_use_tls(tmp_path: Path) -
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["tls://node:1234", "True", str(tls.ca_file), str(tls.key)]
+
+
+def test_one_allocation_job_script_sizes_each_node_as_a_worker_job() -> None:
+    script = render_batch(SITE, "/home/u/.eohpc/runs/r1", "a.py", [], 1, 300, nodes=3)
+    # the sandbox profile's worker job: 1 core, 1 GiB
+    for line in (
+        "#SBATCH --nodes=3",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=1024M",
+        "#SBATCH --time=00:30:00",
+        '--run-dir "$RUN_DIR" --nodes 3',
+    ):
+        assert line in script, script
+    assert "--workers" not in script and "--ntasks=1" not in script
+    syntax = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert syntax.returncode == 0, syntax.stderr
+
+
+def test_batch_size_rules() -> None:
+    import dataclasses
+
+    from eoshared.errors import BatchSystemError, ConfigError, LauncherError
+    from launcher.jobs.batch import batch_size
+    from launcher.sites.jobscript import batch_job
+
+    assert batch_size(SITE, None, None) == (1, None)
+    assert batch_size(SITE, 4, None) == (4, None)
+    assert batch_size(SITE, None, 2) == (1, 2)
+    with pytest.raises(LauncherError, match="exclude each other"):
+        batch_size(SITE, 2, 2)
+    whole = dataclasses.replace(SITE, profile=dataclasses.replace(SITE.profile, batch_nodes=4))
+    assert batch_size(whole, None, None) == (1, 4)
+    assert batch_size(whole, 3, None) == (3, None)  # --workers wins over the site's nodes
+    condor = dataclasses.replace(
+        SITE, profile=dataclasses.replace(SITE.profile, batch_system="htcondor")
+    )
+    with pytest.raises(BatchSystemError, match="not supported on HTCondor"):
+        batch_size(condor, None, 2)
+    unsized = dataclasses.replace(SITE, profile=dataclasses.replace(SITE.profile, dask={}))
+    with pytest.raises(ConfigError, match="worker_cores and worker_memory"):
+        batch_job(unsized, 2)
+
+
+def test_batch_nodes_key_of_a_site(tmp_path: Path) -> None:
+    from eoshared.errors import ConfigError
+
+    ini = tmp_path / "platforms.ini"
+    ini.write_text("[a]\nplatform = sandbox\nhost = h\nbatch_nodes = 2\n[b]\nplatform = sandbox\n"
+                   "host = h\nbatch_nodes = 0\n[c]\nplatform = sandbox\nhost = h\n"
+                   "batch_nodes = two\n")  # fmt: skip
+    assert load_site("a", ini).profile.batch_nodes == 2
+    with pytest.raises(ConfigError, match="'batch_nodes' is 0"):
+        load_site("b", ini)
+    with pytest.raises(ConfigError, match="'batch_nodes' must be an integer"):
+        load_site("c", ini)
+
+
+@pytest.mark.parametrize("system", ["slurm", "pbs"])
+def test_worker_command_on_each_node(system: str, tmp_path: Path) -> None:
+    from eoshared.batchsystem import batch_system_class
+    from eoshared.scheduler.allocation import NodeWorkers, worker_command
+
+    tls = create_session_tls(tmp_path / "tls")
+    sizes = NodeWorkers(processes=2, threads=4, memory="8.00GiB", local_directory="/scratch")
+    command = worker_command("tls://n1:1", tls, sizes, tmp_path / "workers")
+    assert command[:3] == [sys.executable, "-m", "eoshared.scheduler.allocation"]
+    text = " ".join(command)
+    parts = ["--nworkers 2", "--nthreads 4", "--memory-limit 8.00GiB", "tls://n1:1"]
+    parts += [f"--tls-key {tls.key}", "--local-directory /scratch", "--no-dashboard"]
+    for part in parts:
+        assert part in text, text
+    env = {"SLURM_JOB_NUM_NODES": "3", "SLURM_CPUS_PER_TASK": "8"}
+    launch = batch_system_class(system)().on_each_node(command, env)
+    assert launch[-len(command) :] == command
+    if system == "slurm":
+        assert launch[:5] == ["srun", "--nodes=3", "--ntasks-per-node=1", "--cpus-per-task=8",
+                              "--kill-on-bad-exit=0"]  # fmt: skip
+    else:
+        assert launch[:2] == ["pbsdsh", "--"]
+
+
+def test_node_worker_output_goes_to_a_private_file(tmp_path: Path) -> None:
+    """What each node runs keeps dask worker's output out of the job's (``--version`` here)."""
+    import distributed
+
+    logs = tmp_path / "workers"
+    logs.mkdir()
+    command = [sys.executable, "-m", "eoshared.scheduler.allocation", "--log-dir", str(logs)]
+    result = subprocess.run([*command, "--", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+    (log,) = logs.glob("*.log")
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert distributed.__version__ in log.read_text()

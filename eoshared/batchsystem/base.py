@@ -44,6 +44,9 @@ class JobSpec:
     #: Nodes of one allocation (batch mode's ``--nodes``): ``cpus`` and the memory are per
     #: node, and the job has one task per node.
     nodes: int = 1
+    #: Tasks of the job placed where the batch system finds room (a pipeline's MPI ranks):
+    #: ``cpus`` and the memory are per task.
+    tasks: int = 1
 
 
 @dataclass(frozen=True)
@@ -335,20 +338,31 @@ class BatchSystem:
         """The job's header directives (without the prefix)."""
         raise NotImplementedError
 
+    #: Whether one job may span several nodes (``JobSpec.nodes`` and ``tasks``).
+    multi_node_jobs: ClassVar[bool] = False
+    #: Options of OpenMPI's ``mpiexec`` that give it the job's hosts where it cannot ask the
+    #: batch system itself (a shell text of the job script).
+    mpiexec_hosts: ClassVar[str] = ""
+
+    def check_multi_node(self, what: str, fix: str) -> None:
+        """Raise BatchSystemError naming ``what`` and ``fix`` where one job cannot span
+        several nodes."""
+        if not self.multi_node_jobs:
+            raise BatchSystemError(
+                f"{what} is not supported on {self.display_name}: its jobs here run on one "
+                f"node. Fix: {fix}."
+            )
+
     def on_each_node(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
         """The command that runs ``command`` once on each node of the multi-node job this
-        process runs in (``env``: the job's environment); raises BatchSystemError where the
-        batch system's jobs span one node only."""
-        raise BatchSystemError(
-            f"one allocation of several nodes (--nodes) is not supported on "
-            f"{self.display_name}. Fix: leave out --nodes (and batch_nodes): each Dask worker "
-            "is then a job of its own (--workers N)."
-        )
+        process runs in (``env``: the job's environment)."""
+        self.check_multi_node("a multi-node job", "run its parts as jobs of their own")
+        raise NotImplementedError
 
     def directives(self, job: JobSpec, job_name: str, output: str) -> list[str]:
         """The job script's header lines; the profile's own ``directives`` come last."""
-        if job.nodes > 1:
-            self.on_each_node([], {})  # raises where a job cannot span several nodes
+        if job.nodes > 1 or job.tasks > 1:
+            self.check_multi_node("a job of several nodes or tasks", "ask for one node")
         options = [*self.header(job, job_name, output), *job.directives]
         prefix = self.directive_prefix
         return [line if line.startswith(prefix) else f"{prefix} {line}" for line in options]

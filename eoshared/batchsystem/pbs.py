@@ -346,6 +346,10 @@ class PBS(BatchSystem):
     array_task_label = "${PBS_JOBID}"
     array_limit_query = ("qstat -B -f -F json", parse_max_array_size)
     array_limit_name = "max_array_size"
+    multi_node_jobs = True
+    # OpenMPI is often built without PBS's task manager (Debian's is): its hosts from the
+    # job's node file, one line per chunk
+    mpiexec_hosts = '--hostfile "$PBS_NODEFILE"'
 
     @classmethod
     def resource_spec(cls, spec: str) -> tuple[int | None, int | None]:
@@ -477,11 +481,12 @@ class PBS(BatchSystem):
         return ["pbsdsh", "--", *command]
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
-        """qsub options of a one-chunk job, or of ``job.nodes`` chunks (placed by the server's
-        default; a profile's ``directives`` may add ``-l place=scatter`` for one host each),
-        whose output is written where it runs (-k oed)."""
-        select = f"select={job.nodes}:ncpus={job.cpus}"
-        if job.nodes > 1:
+        """qsub options of a one-chunk job, or of one chunk per node or task of ``job`` (placed
+        by the server's default; a profile's ``directives`` may add ``-l place=scatter`` for
+        one host each), whose output is written where it runs (-k oed)."""
+        chunks = max(job.nodes, job.tasks)
+        select = f"select={chunks}:ncpus={job.cpus}"
+        if chunks > 1:
             select += ":mpiprocs=1"
         mib = job_memory_mib(job.mem, job.mem_per_cpu, job.cpus)
         if mib:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ from eoshared.batchsystem.base import (
     NodeSize,
     PartitionLimits,
 )
-from eoshared.batchsystem.units import parse_slurm_time
+from eoshared.batchsystem.units import memory_mib, parse_slurm_time
 
 SQUEUE_FORMAT = "%T|%r|%N|%L|%S"
 NO_ESTIMATE = ("", "N/A", "Unknown")
@@ -241,6 +242,7 @@ class Slurm(BatchSystem):
     array_task_label = "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
     array_limit_query = ("scontrol show config", parse_max_array_size)
     array_limit_name = "MaxArraySize"
+    multi_node_jobs = True
 
     def dependency_directive(self, job_ids: list[str]) -> list[str]:
         """``--dependency=afterok:A:B``; ``--kill-on-invalid-dep=yes`` cancels the job as soon
@@ -270,14 +272,22 @@ class Slurm(BatchSystem):
         ]
 
     def header(self, job: JobSpec, job_name: str, output: str) -> list[str]:
-        """sbatch options of a one-task job, or of one task on each of ``job.nodes``."""
-        tasks = "--ntasks=1" if job.nodes == 1 else "--ntasks-per-node=1"
+        """sbatch options of a one-task job, of one task on each of ``job.nodes``, or of
+        ``job.tasks`` tasks placed by SLURM (memory then per CPU: ``--mem`` is per node)."""
+        if job.tasks > 1:
+            shape = [f"--ntasks={job.tasks}"]
+            if job.mem and not job.mem_per_cpu:
+                per_cpu = math.ceil(memory_mib(job.mem) / job.cpus)
+                job = dataclasses.replace(job, mem=None, mem_per_cpu=f"{per_cpu}M")
+        elif job.nodes > 1:
+            shape = [f"--nodes={job.nodes}", "--ntasks-per-node=1"]
+        else:
+            shape = ["--nodes=1", "--ntasks=1"]
         options = [
             f"--job-name={job_name}",
             f"--output={output}",
             f"--time={job.time}",
-            f"--nodes={job.nodes}",
-            tasks,
+            *shape,
             f"--cpus-per-task={job.cpus}",
         ]
         if job.partition:

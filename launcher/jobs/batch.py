@@ -68,7 +68,11 @@ def batch_size(site: Site, workers: int | None, nodes: int | None) -> tuple[int,
     if workers is None and nodes is None:
         nodes = site.profile.batch_nodes
     if nodes is not None:
-        batch_system_class(site.profile.batch_system)().on_each_node([], {})
+        batch_system_class(site.profile.batch_system)().check_multi_node(
+            "one allocation (--nodes, batch_nodes)",
+            "leave out --nodes (and batch_nodes): each Dask worker is then a job of its own "
+            "(--workers N)",
+        )
     return workers or 1, nodes
 
 

@@ -47,7 +47,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
 from eoshared import ledger
-from eoshared.batchsystem import ChainStep, JobStatus
+from eoshared.batchsystem import BatchSystem, ChainStep, JobStatus
 from eoshared.batchsystem.units import format_seconds, parse_slurm_time
 from eoshared.errors import LauncherError
 from launcher.pipeline import html_report
@@ -130,24 +130,19 @@ def step_script(
     job = config.profile.job
     extra = list(chained)
     if step == "process":
-        extra = [*batch.array_directive(plan.tasks, pipe.parallel), *extra]
+        if not pipe.mpi:
+            extra = [*batch.array_directive(plan.tasks, pipe.parallel), *extra]
         job = dataclasses.replace(
             job,
             cpus=pipe.cpus or 1,
             mem=pipe.mem or job.mem,
             mem_per_cpu=None if pipe.mem else job.mem_per_cpu,
             time=task_time(pipe.time or job.time, plan.per_task),
+            tasks=plan.tasks if pipe.mpi else 1,
         )
-        stride = f" --tasks {plan.tasks}" if plan.per_task > 1 else ""
         lines, python = activation_lines(config.profile)
         body = "\n".join(
-            [
-                *lines,
-                *job_exports(config, run_dir),
-                f'exec {python} -m launcher.pipeline.task --run-dir "$RUN_DIR" '
-                f'--index "${batch.array_index_variable}" --task "{batch.array_task_label}"'
-                + stride,
-            ]
+            [*lines, *job_exports(config, run_dir), process_command(batch, pipe, python, plan)]
         )
     elif step == "stage_in":
         assert pipe.stage_in is not None
@@ -171,11 +166,32 @@ def step_script(
         run_dir,
         job,
         f"eohpc-pipe-{pipe.name}-{step}",
-        output=step_output(step, batch.array_index_placeholder if step == "process" else ""),
+        output=step_output(
+            step, batch.array_index_placeholder if step == "process" and not pipe.mpi else ""
+        ),
         step=step,
         pipeline=pipe.name,
         workdir=quoted_dir(pipe.workdir),
         body=body,
+    )
+
+
+def process_command(batch: BatchSystem, pipe: Pipeline, python: str, plan: ArrayPlan) -> str:
+    """The process step's command: an array task's scenes, or with ``process.mpi`` the MPI
+    ranks of one job (started by ``process.mpiexec``; the environment's Python by its full
+    path, as a launcher may start ranks elsewhere with a plain PATH), each taking its share."""
+    module = '-m launcher.pipeline.task --run-dir "$RUN_DIR"'
+    if pipe.mpi:
+        launcher = " ".join(shlex.quote(word) for word in shlex.split(pipe.mpiexec))
+        hosts = f" {batch.mpiexec_hosts}" if batch.mpiexec_hosts else ""
+        return (
+            f'exec {launcher}{hosts} "$(command -v {python})" {module} --mpi {plan.tasks} '
+            f'--task "${{{batch.job_id_variable}}}"'
+        )
+    stride = f" --tasks {plan.tasks}" if plan.per_task > 1 else ""
+    return (
+        f'exec {python} {module} --index "${batch.array_index_variable}" '
+        f'--task "{batch.array_task_label}"{stride}'
     )
 
 
@@ -224,7 +240,12 @@ def submit(
     batch = site.batch
     # Refuse a batch system without chained/array jobs before anything is created.
     batch.check_chains()
-    limit = batch.array_limit()
+    if pipe.mpi:
+        batch.check_multi_node(
+            "a pipeline of MPI ranks (process.mpi)",
+            "leave out process.mpi and process.mpiexec: each scene is then an array task",
+        )
+    limit = pipe.mpi or batch.array_limit()
     if limit is not None and limit < 1:
         raise PipelineError(
             f"job arrays are turned off on this cluster ({batch.display_name}'s "
@@ -265,7 +286,14 @@ def submit(
         f"umask 077 && cat > {shlex.quote(run_dir)}/{SCENES_TXT}", stdin="\n".join(todo) + "\n"
     )
     plan = array_plan(len(todo), limit)
-    if plan.per_task > 1:
+    time_limit = task_time(pipe.time or config.profile.job.time, plan.per_task)
+    if pipe.mpi:
+        say(
+            f"- {len(todo)} scenes on {plan.tasks} MPI ranks of one job, up to "
+            f"{plan.per_task} scenes each ({pipe.mpiexec}); the job asks for {plan.per_task} "
+            f"times the process time: {time_limit}"
+        )
+    elif plan.per_task > 1:
         say(
             f"- {len(todo)} scenes in {plan.tasks} array tasks of up to {plan.per_task} scenes "
             f"each ({batch.display_name}'s {batch.array_limit_name} is {limit}); a task asks "
@@ -347,7 +375,7 @@ def final_report(
     error = ""
     for step, status in final.items():
         if not site.batch.succeeded(status):
-            index = "0" if step == "process" else ""
+            index = "0" if step == "process" and not pipe.mpi else ""
             tail = site.tail_file(f"{state.run_dir}/{step_output(step, index)}", 5)
             ended = status.state + (f", exit status {status.exit_code}" if status.exit_code else "")
             error = f"step {step} (job {status.job_id}) ended {ended}: {tail}"

@@ -40,7 +40,19 @@ TOP_KEYS = (
     "remotes",
     "on_failure",
 )
-PROCESS_KEYS = ("command", "retries", "parallel", "timeout", "cpus", "mem", "time")
+PROCESS_KEYS = (
+    "command",
+    "retries",
+    "parallel",
+    "timeout",
+    "cpus",
+    "mem",
+    "time",
+    "mpi",
+    "mpiexec",
+)
+#: The MPI launcher of a pipeline whose scenes run as MPI ranks (``process.mpiexec``).
+DEFAULT_MPIEXEC = "mpirun"
 SCENES_HELP = (
     "give a list of scene names, {file: NAME} (a file of the stage-in source, one scene a "
     "line) or {glob: PATTERN} (the files of the stage-in source that match, e.g. '*.tif')"
@@ -77,6 +89,10 @@ class Pipeline:
     cpus: int | None = None
     mem: str | None = None
     time: str | None = None
+    #: MPI ranks of one job that process the scenes (0: a job array, a task per scene), and
+    #: the launcher that starts them.
+    mpi: int = 0
+    mpiexec: str = DEFAULT_MPIEXEC
     remotes: dict[str, dict[str, str]] = field(default_factory=dict)
     on_failure_command: str = ""
     on_failure_webhook: str = ""
@@ -318,6 +334,23 @@ def parse(raw: Any, env: Mapping[str, str] | None = None) -> Pipeline:
     pipe.retries = _positive_int(process.get("retries", DEFAULT_RETRIES), "process.retries", 0)
     if "parallel" in process:
         pipe.parallel = _positive_int(process["parallel"], "process.parallel")
+    if "mpi" in process:
+        pipe.mpi = _positive_int(process["mpi"], "process.mpi")
+        if pipe.parallel is not None:
+            raise _fail(
+                "process.mpi",
+                "MPI ranks and 'parallel' both say how many scenes run at once",
+                "keep one of them",
+            )
+    if "mpiexec" in process:
+        mpiexec = process["mpiexec"]
+        if not pipe.mpi or not isinstance(mpiexec, str) or not shlex.split(mpiexec):
+            raise _fail(
+                "process.mpiexec",
+                f"{mpiexec!r} is not an MPI launcher of process.mpi ranks",
+                "give a command such as 'mpirun' or 'srun --mpi=pmix', with process.mpi",
+            )
+        pipe.mpiexec = mpiexec
     if "timeout" in process:
         pipe.timeout = float(_positive_int(process["timeout"], "process.timeout"))
     if "cpus" in process:

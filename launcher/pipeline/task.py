@@ -2,7 +2,9 @@
 
 ``python -m launcher.pipeline.task --run-dir DIR --index N [--tasks T]`` takes scene N of the
 run's ``scenes.txt`` (with ``--tasks``, when the batch system's array limit gave the array
-fewer tasks than scenes: scenes N, N + T, N + 2T, ... one after another). A scene the ledger
+fewer tasks than scenes: scenes N, N + T, N + 2T, ... one after another). With ``--mpi R``
+(``process.mpi``) it is one of a job's R MPI ranks, started by the site's MPI launcher, and
+takes the scenes from its rank on in steps of R (mpi4py tells the rank). A scene the ledger
 has as done is skipped; for each other one the task runs the pipeline's
 command up to ``1 + retries`` times with the same inputs. Each attempt writes into a fresh
 ``<workdir>/output/.partial/<scene>-<attempt>`` directory (``{output}``), renamed to
@@ -163,16 +165,47 @@ def process(run_dir: Path, index: int, task: str = "", tasks: int = 0) -> int:
     return 0
 
 
+def mpi_rank(ranks: int) -> tuple[int, int]:
+    """This process's MPI rank and the number of ranks (mpi4py); SystemExit with the cause and
+    the fix where mpi4py is missing or the launcher did not start ``ranks`` ranks of one
+    world (each process would then take every scene)."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise SystemExit(
+            f"eo-hpc: process.mpi needs mpi4py in the cluster's environment ({exc}). Fix: "
+            "install it there (pip install mpi4py, or the site's module) and run again."
+        ) from None
+    world = MPI.COMM_WORLD
+    rank, size = world.Get_rank(), world.Get_size()
+    if ranks and size != ranks:
+        raise SystemExit(
+            f"eo-hpc: this process is rank {rank} of {size}, not one of the job's {ranks} MPI "
+            "ranks: process.mpiexec did not start them as one MPI world. Fix: give the "
+            "site's MPI launcher (mpiexec, mpirun, or srun --mpi=pmix) in process.mpiexec."
+        )
+    return rank, size
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of an array task."""
+    """Entry point of an array task, or of an MPI rank (``--mpi RANKS``: the ranks of one job
+    take every RANKS-th scene from their rank on, each recorded under ``TASK.RANK``)."""
     parser = argparse.ArgumentParser(prog="python -m launcher.pipeline.task")
     parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--index", type=int, default=None)
     parser.add_argument("--task", default="", help="the array task's name in the ledger")
     parser.add_argument(
         "--tasks", type=int, default=0, help="the array's tasks, when fewer than the scenes"
     )
+    parser.add_argument(
+        "--mpi", type=int, default=0, metavar="RANKS", help="one of the job's RANKS MPI ranks"
+    )
     args = parser.parse_args(argv)
+    if args.mpi:
+        rank, size = mpi_rank(args.mpi)
+        return process(args.run_dir, rank, f"{args.task}.{rank}", size)
+    if args.index is None:
+        parser.error("--index is required (or --mpi)")
     return process(args.run_dir, args.index, args.task, args.tasks)
 
 

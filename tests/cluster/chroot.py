@@ -349,8 +349,8 @@ class ChrootRig:
     # the cluster-side venv, inside the root
 
     def ensure_venv(self, root: Path | None = None) -> None:
-        """This project with its Jupyter extras in :data:`ROOT_VENV` of the root; reinstalled
-        only when the project's sources changed."""
+        """This project with its Jupyter and MPI extras in :data:`ROOT_VENV` of the root;
+        reinstalled only when the project's sources changed."""
         root = root or self.root
         venv = root / ROOT_VENV.lstrip("/")
         stamp = venv / ".eo-rig-digest"
@@ -372,7 +372,7 @@ class ChrootRig:
         command = (
             f"set -e; [ -x {ROOT_VENV}/bin/python ] || python3 -m venv {ROOT_VENV}; "
             f"{env} {ROOT_VENV}/bin/pip install -q --disable-pip-version-check "
-            f"'/usr/src/eo-hpc[jupyter]'; chmod -R a+rX {ROOT_VENV}"
+            f"'/usr/src/eo-hpc[jupyter,mpi]'; chmod -R a+rX {ROOT_VENV}"
         )
         binds = ((PIP_CACHE, "/root/.cache/pip"), *binds)
         run(self.build_command(root, command, binds=binds), timeout=1800)

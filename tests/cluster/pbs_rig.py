@@ -35,6 +35,7 @@ BUILD_PACKAGES = (
     "swig", "libexpat1-dev", "libssl-dev", "libxext-dev", "libxft-dev", "libcjson-dev", "expat",
     "libedit2", "postgresql", "python3", "sudo", "tcl", "tk", "libical3", "libcjson1", "procps",
     "python3-venv", "ca-certificates", "hostname", "openssh-server", "iproute2", "rclone",
+    "openmpi-bin",  # a pipeline's MPI ranks (tests/integration/launcher/test_pipeline_mpi.py)
 )  # fmt: skip
 LOGIN_ADDR = "10.232.0.2"
 

@@ -67,6 +67,7 @@ APT_PACKAGES = [
     "python3-venv",
     "rclone",
     "libpam-google-authenticator",  # the second-factor sshd (tests/cluster/twofactor.py)
+    "openmpi-bin",  # a pipeline's MPI ranks on the two compute nodes
 ]
 REQUIRED_COMMANDS = [
     "slurmctld",
@@ -79,6 +80,7 @@ REQUIRED_COMMANDS = [
     "unshare",
     "rclone",
     "google-authenticator",
+    "mpiexec",
 ]
 MUNGE_RUN = Path("/run/munge")
 HOSTS_BEGIN = "# BEGIN eo-rig"
@@ -832,7 +834,7 @@ def _ensure_cluster_venv(repo: Path, venv: Path) -> Path:
             ".*cache",
         ),
     )
-    run([str(python), "-m", "pip", "install", "-q", f"{build}[jupyter]"])
+    run([str(python), "-m", "pip", "install", "-q", f"{build}[jupyter,mpi]"])
     run(["chmod", "-R", "a+rX", str(venv)])
     stamp.write_text(digest)
     return venv

@@ -70,6 +70,10 @@ def test_valid_pipeline_and_defaults() -> None:
         (with_(remotes={"s": {"type": "s3", "secret_access_key": "x"}}), "'remotes.s.secret"),
         (with_(remotes={"s": {"type": "s3", "credentials": "aws"}}), "AWS_ACCESS_KEY_ID"),
         (with_(on_failure={"webhook": "ftp://x"}), "'on_failure.webhook'"),
+        (with_(process={"command": "t {scene}", "mpi": 0}), "'process.mpi'"),
+        (with_(process={"command": "t {scene}", "mpi": 2, "parallel": 2}), "keep one of them"),
+        (with_(process={"command": "t {scene}", "mpiexec": "mpirun"}), "with process.mpi"),
+        (with_(process={"command": "t {scene}", "mpi": 2, "mpiexec": " "}), "MPI launcher"),
     ],
 )
 def test_invalid_pipeline_names_key_and_fix(raw: dict[str, Any], names: str) -> None:
@@ -162,6 +166,59 @@ def test_step_scripts_chain_and_keep_secrets_out() -> None:
     for script in (stage_in, process, stage_out):
         assert '. "$RUN_DIR/rclone.env"' in script
         assert "TOPSECRET" not in script and "AKID" not in script
+
+
+def test_mpi_process_step_is_one_job_of_ranks() -> None:
+    from eoshared.batchsystem import PBS
+
+    site = load_site("sandbox", shipped_dir() / "platforms.ini")
+    pipe = parse(with_(process={"command": "t {scene}", "mpi": 4, "cpus": 2, "mem": "4G"}), env={})
+    assert pipe.mpiexec == "mpirun"
+    assert Pipeline.from_json(json.loads(json.dumps(pipe.to_json()))).mpi == 4
+    plan = array_plan(10, pipe.mpi)  # 10 scenes on 4 ranks: up to 3 each
+    slurm = step_script(
+        SimpleNamespace(config=site, batch=Slurm()), pipe, "/r", "process", [], plan
+    )  # type: ignore[arg-type]
+    assert "--array" not in slurm and "#SBATCH --ntasks=4" in slurm
+    assert "#SBATCH --cpus-per-task=2" in slurm and "#SBATCH --mem-per-cpu=2048M" in slurm
+    assert "#SBATCH --output=/r/job-process.out" in slurm
+    assert "#SBATCH --nodes" not in slurm
+    assert (
+        'exec mpirun "$(command -v python)" -m launcher.pipeline.task --run-dir "$RUN_DIR" '
+        '--mpi 4 --task "${SLURM_JOB_ID}"'
+    ) in slurm
+    import dataclasses
+
+    pbs_site = dataclasses.replace(
+        site, profile=dataclasses.replace(site.profile, batch_system="pbs")
+    )
+    pbs_pipe = parse(
+        with_(process={"command": "t {scene}", "mpi": 2, "mpiexec": "mpirun --bind-to none"}),
+        env={},
+    )
+    pbs = step_script(
+        SimpleNamespace(config=pbs_site, batch=PBS()), pbs_pipe, "/r", "process", [],
+        array_plan(5, pbs_pipe.mpi),
+    )  # type: ignore[arg-type]  # fmt: skip
+    assert "select=2:ncpus=1:mpiprocs=1" in pbs and " -J " not in pbs
+    assert 'exec mpirun --bind-to none --hostfile "$PBS_NODEFILE" "$(command -v' in pbs
+
+
+def test_mpi_rank_refuses_a_world_of_the_wrong_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launcher that starts singletons (each rank 0 of 1) would have every process take
+    every scene: refused with the fix; a missing mpi4py is named."""
+    import sys
+
+    world = SimpleNamespace(Get_rank=lambda: 0, Get_size=lambda: 1)
+    fake = SimpleNamespace(MPI=SimpleNamespace(COMM_WORLD=world))
+    monkeypatch.setitem(sys.modules, "mpi4py", fake)
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", fake.MPI)
+    assert pipeline_task.mpi_rank(1) == (0, 1)
+    with pytest.raises(SystemExit, match="rank 0 of 1, not one of the job's 3 MPI ranks"):
+        pipeline_task.mpi_rank(3)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(SystemExit, match="needs mpi4py"):
+        pipeline_task.mpi_rank(3)
 
 
 # ------------------------------------------------------------------------------ ledger

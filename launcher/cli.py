@@ -210,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=count,
         default=None,
         help="batch: run the script, the scheduler and the workers in one job of this many "
-        "nodes, each running one worker job's workers (srun on SLURM, pbsdsh on PBS; the "
-        "site's batch_nodes by default)",
+        "nodes, each running one worker job's workers (srun on SLURM, pbsdsh on PBS, or "
+        "dask-mpi ranks of the site's batch_mpiexec; the site's batch_nodes by default)",
     )
     parser.add_argument(
         "--file",

@@ -9,6 +9,9 @@ node runs what one worker job of the site's dask-jobqueue config would run: ``pr
 workers of ``cores / processes`` threads and ``memory / processes`` memory each, sizes read
 from that config by dask-jobqueue's own job class.
 
+Where the site's MPI is the way in (``batch_mpiexec``), that launcher starts the workers as
+dask-mpi ranks (``--no-scheduler``), one a node with the node's threads and memory.
+
 Every argument of the workers is on their command line (paths and sizes, no secret): a
 launcher such as ``pbsdsh`` starts them without the job script's environment.
 """
@@ -16,7 +19,9 @@ launcher such as ``pbsdsh`` starts them without the job script's environment.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -52,10 +57,19 @@ class NodeWorkers:
     interface: str | None = None
 
 
-def node_workers(system: BatchSystem) -> NodeWorkers:
+def node_workers(system: BatchSystem, one_process: bool = False) -> NodeWorkers:
     """The workers of one node, sized as one worker job of the batch system's jobqueue config
-    (dask-jobqueue's job class reads and splits it; ValueError names what is missing)."""
+    (dask-jobqueue's job class reads and splits it; ValueError names what is missing); with
+    ``one_process``, one worker of all the job's threads and memory."""
     job = cluster_class(system).job_cls(scheduler="tls://0.0.0.0:0", name="eohpc-sizes")
+    if one_process:
+        return NodeWorkers(
+            processes=1,
+            threads=int(job.worker_cores),
+            memory=str(int(job.worker_memory)),
+            local_directory=jobqueue_config(system, "local-directory"),
+            interface=jobqueue_config(system, "interface"),
+        )
     return NodeWorkers(
         processes=int(job.worker_processes),
         threads=int(job.worker_process_threads),
@@ -63,6 +77,44 @@ def node_workers(system: BatchSystem) -> NodeWorkers:
         local_directory=jobqueue_config(system, "local-directory"),
         interface=jobqueue_config(system, "interface"),
     )
+
+
+def dask_mpi_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: Path) -> list[str]:
+    """The command each MPI rank runs: one dask-mpi worker (``--no-scheduler``: the driver's
+    scheduler at ``address``), its TLS files given to :func:`main`, which puts them in the
+    worker's Dask config, its output in a file of ``log_dir``."""
+    options = {"preload": [PRELOAD_MODULE], "death_timeout": DEATH_TIMEOUT}
+    command = [
+        sys.executable,
+        "-m",
+        __name__,
+        "--log-dir",
+        str(log_dir),
+        "--tls-ca-file",
+        str(tls.ca_file),
+        "--tls-cert",
+        str(tls.cert),
+        "--tls-key",
+        str(tls.key),
+        "--dask-mpi",
+        "--",
+        address,
+        "--no-scheduler",
+        "--nthreads",
+        str(sizes.threads),
+        "--memory-limit",
+        sizes.memory,
+        "--no-dashboard",
+        "--name",
+        "eohpc-rank",
+        "--worker-options",
+        json.dumps(options),
+    ]
+    if sizes.interface:
+        command += ["--interface", sizes.interface]
+    if sizes.local_directory:
+        command += ["--local-directory", os.path.expanduser(sizes.local_directory)]
+    return command
 
 
 def worker_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: Path) -> list[str]:
@@ -103,14 +155,23 @@ def worker_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: Pat
 
 class AllocationWorkers:
     """The workers of a multi-node job: an in-process scheduler on this node, one launcher
-    process (``srun``/``pbsdsh``) that starts each node's workers, and their shutdown."""
+    process (``srun``/``pbsdsh``, or the site's MPI launcher running dask-mpi, one worker per
+    rank) that starts each node's workers, and their shutdown."""
 
-    def __init__(self, system: BatchSystem, tls: TLSFiles, nodes: int, log_dir: Path) -> None:
+    def __init__(
+        self,
+        system: BatchSystem,
+        tls: TLSFiles,
+        nodes: int,
+        log_dir: Path,
+        mpiexec: str | None = None,
+    ) -> None:
         self.system = system
         self.tls = tls
         self.nodes = nodes
         self.log_dir = log_dir
-        self.sizes = node_workers(system)
+        self.mpiexec = mpiexec
+        self.sizes = node_workers(system, one_process=bool(mpiexec))
         self.cluster: Any = None
         self.launcher: subprocess.Popen[bytes] | None = None
         self.launcher_name = "the workers' launcher"
@@ -138,15 +199,24 @@ class AllocationWorkers:
             **options,
         )
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        command = self.system.on_each_node(
-            worker_command(self.scheduler_address, self.tls, self.sizes, self.log_dir), os.environ
-        )
+        address = self.scheduler_address
+        if self.mpiexec:
+            ranks = dask_mpi_command(address, self.tls, self.sizes, self.log_dir)
+            # through the shell: the launcher is the site's command text, and the batch
+            # system's host options name the job's variables ("$PBS_NODEFILE")
+            hosts = f" {self.system.mpiexec_hosts}" if self.system.mpiexec_hosts else ""
+            command = ["/bin/sh", "-c", f'exec {self.mpiexec}{hosts} "$@"', "sh", *ranks]
+            tool = shlex.split(self.mpiexec)[0]
+        else:
+            worker = worker_command(address, self.tls, self.sizes, self.log_dir)
+            command = self.system.on_each_node(worker, os.environ)
+            tool = command[0]
         report(
             f"scheduler at {self.scheduler_address}; starting {self.sizes.processes} worker "
             f"process(es) of {self.sizes.threads} thread(s) on each of {self.nodes} nodes "
-            f"with {command[0]} (their output: {self.log_dir})"
+            f"with {tool} (their output: {self.log_dir})"
         )
-        self.launcher_name = command[0]
+        self.launcher_name = tool
         self.launcher = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
     def wait(self, timeout: float, report: Callable[[str], None]) -> None:
@@ -225,18 +295,34 @@ def log_tails(log_dir: Path, lines: int = 6) -> str:
 def main(argv: list[str] | None = None) -> None:
     """``python -m eoshared.scheduler.allocation --log-dir DIR -- ARGS``: run ``dask worker
     ARGS`` on this node with its output in ``DIR/<host>-<pid>.log`` (0600), as a worker job's
-    output is in its own file; the job's output keeps the script's."""
+    output is in its own file; the job's output keeps the script's. With ``--dask-mpi`` (and
+    the ``--tls-*`` files, which dask-mpi takes from the Dask config only) it runs dask-mpi's
+    command instead."""
     parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
     parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--dask-mpi", action="store_true")
+    for name in ("ca-file", "cert", "key"):
+        parser.add_argument(f"--tls-{name}")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
+    module = "distributed.cli.dask_worker"
+    if options.dask_mpi:
+        module = "dask_mpi.cli"
+        os.environ.update(
+            {
+                "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(options.tls_ca_file),
+                "DASK_DISTRIBUTED__COMM__TLS__WORKER__CERT": str(options.tls_cert),
+                "DASK_DISTRIBUTED__COMM__TLS__WORKER__KEY": str(options.tls_key),
+            }
+        )
     path = options.log_dir / f"{socket.gethostname()}-{os.getpid()}.log"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     for target in (1, 2):
         os.dup2(fd, target)
     os.close(fd)
-    os.execv(sys.executable, [sys.executable, "-m", "distributed.cli.dask_worker", *args])
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
 
 
 if __name__ == "__main__":

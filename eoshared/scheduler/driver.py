@@ -9,7 +9,8 @@ minimum = maximum, so a lost or retired worker job is replaced), waits for them,
 exported, so that ``distributed.Client()`` without arguments connects to it.
 
 With ``--nodes N`` the job is one allocation of N nodes: the workers are started on its nodes
-(:mod:`eoshared.scheduler.allocation`) instead of as jobs of their own, everything else alike.
+(:mod:`eoshared.scheduler.allocation`; with ``--mpiexec``, as dask-mpi ranks of that MPI
+launcher) instead of as jobs of their own, everything else alike.
 
 However the script ends, and on SIGTERM (cancel, time limit), SIGINT or SIGHUP, the worker jobs
 are cancelled by name and the cluster is closed. While it waits for the workers, each change of
@@ -160,7 +161,14 @@ class JobWorkers:
             close_cluster(self.cluster, self.system, self.job_name)
 
 
-def run(run_dir: Path, workers: int, timeout: float, command: list[str], nodes: int = 0) -> int:
+def run(
+    run_dir: Path,
+    workers: int,
+    timeout: float,
+    command: list[str],
+    nodes: int = 0,
+    mpiexec: str | None = None,
+) -> int:
     """Start the scheduler and ``workers`` worker jobs (with ``nodes``: the workers of that
     many nodes of this job, see :mod:`eoshared.scheduler.allocation`), wait for them, run
     ``command`` with Python; return its status."""
@@ -173,7 +181,7 @@ def run(run_dir: Path, workers: int, timeout: float, command: list[str], nodes: 
         clear_openssl_errors()  # see eoshared.scheduler.tls_errors
         tls = create_session_tls(run_dir / TLS_DIR)
         if nodes:
-            source = AllocationWorkers(system, tls, nodes, run_dir / WORKER_LOGS_DIR)
+            source = AllocationWorkers(system, tls, nodes, run_dir / WORKER_LOGS_DIR, mpiexec)
         else:
             source = JobWorkers(system, tls, workers, f"eohpc-batch-{job_id}-workers")
         source.start(_say)
@@ -208,12 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--nodes", type=int, default=0, help="the workers of this job's nodes")
+    parser.add_argument("--mpiexec", help="with --nodes: start them as dask-mpi ranks with this")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     for signum in STOP_SIGNALS:
         signal.signal(signum, _on_signal)
-    return run(args.run_dir, args.workers, args.timeout, command, args.nodes)
+    return run(args.run_dir, args.workers, args.timeout, command, args.nodes, args.mpiexec)
 
 
 if __name__ == "__main__":

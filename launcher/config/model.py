@@ -64,6 +64,9 @@ class Profile:
     #: Batch mode as one allocation of this many nodes (``--nodes``) unless the command line
     #: says otherwise; None: the workers are jobs of their own.
     batch_nodes: int | None = None
+    #: The site's MPI launcher (e.g. "mpirun"): one allocation's workers are then dask-mpi
+    #: ranks it starts, one a node, instead of the batch system's own tool (srun, pbsdsh).
+    batch_mpiexec: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ INI_CONNECTION_KEYS = ("platform", "host", "user", "keypath", "port", "proxy_jum
 INI_JOB_KEYS = ("partition", "account", "time", "cpus", "mem", "mem_per_cpu")
 INI_ENV_KEYS = ("env_path", "python")
 INI_JUPYTER_KEYS = ("notebook_dir",)
-INI_BATCH_KEYS = ("batch_nodes",)
+INI_BATCH_KEYS = ("batch_nodes", "batch_mpiexec")
 #: platforms.ini keys that size the Dask worker jobs -> their keys of the batch system's
 #: dask-jobqueue section.
 INI_WORKER_KEYS = {

@@ -18,7 +18,13 @@ from eoshared.batchsystem.units import (
 from eoshared.errors import ConfigError
 from launcher.config.dask_checks import check_dask, is_loopback
 from launcher.config.model import INI_JOB_KEYS, INI_WORKER_KEYS, JOBQUEUE_SECTIONS, Profile
-from launcher.config.profiles import check_batch_nodes, check_job_sizes, check_time, jobqueue_keys
+from launcher.config.profiles import (
+    check_batch_mpiexec,
+    check_batch_nodes,
+    check_job_sizes,
+    check_time,
+    jobqueue_keys,
+)
 
 
 def apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Profile:
@@ -53,9 +59,12 @@ def apply_overrides(profile: Profile, values: dict[str, str], src: str) -> Profi
     if "batch_nodes" in values:
         nodes = ini_int(values, "batch_nodes", src)
         check_batch_nodes(nodes, f"{src}: key 'batch_nodes'")
+    mpiexec = values.get("batch_mpiexec", profile.batch_mpiexec)
+    check_batch_mpiexec(mpiexec, f"{src}: key 'batch_mpiexec'")
     return dataclasses.replace(
         profile,
         batch_nodes=nodes,
+        batch_mpiexec=mpiexec,
         job=job,
         environment=dataclasses.replace(profile.environment, **env_changes),
         jupyter=dataclasses.replace(profile.jupyter, **jupyter_changes),

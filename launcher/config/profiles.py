@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import shlex
 import types
 import typing
 from pathlib import Path
@@ -87,6 +88,7 @@ def _check_profile(profile: Profile) -> None:
         raise ConfigError(f"{path}: set only one of 'job.mem' and 'job.mem_per_cpu'.")
     check_job_sizes(profile.job, lambda key: f"{path}: key 'job.{key}'")
     check_batch_nodes(profile.batch_nodes, f"{path}: key 'batch_nodes'")
+    check_batch_mpiexec(profile.batch_mpiexec, f"{path}: key 'batch_mpiexec'")
     check_time(profile.job.time, f"{path}: key 'job.time'")
     jobqueue = profile.dask.get("jobqueue", {})
     if not isinstance(jobqueue, dict):
@@ -142,6 +144,19 @@ def check_batch_nodes(nodes: int | None, where: str) -> None:
         raise ConfigError(
             f"{where} is {nodes}; give the nodes of one batch allocation (>= 1), or remove it "
             "for workers that are jobs of their own."
+        )
+
+
+def check_batch_mpiexec(command: str | None, where: str) -> None:
+    """None or a command line of shell words, or a ConfigError naming where it came from."""
+    try:
+        words = shlex.split(command) if command is not None else ["-"]
+    except ValueError as exc:
+        raise ConfigError(f"{where} is {command!r}, not a command line ({exc}).") from None
+    if not words:
+        raise ConfigError(
+            f"{where} is empty; give the site's MPI launcher (e.g. mpirun), or remove it for "
+            "the batch system's own (srun, pbsdsh)."
         )
 
 

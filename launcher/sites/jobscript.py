@@ -192,6 +192,9 @@ def render_batch(
     with ``workers`` Dask workers that are jobs of their own, or with ``nodes``: in one
     allocation of that many nodes, each running one worker job's workers (see batch_job)."""
     workers_option = f"--nodes {int(nodes)}" if nodes else f"--workers {int(workers)}"
+    mpiexec = site.profile.batch_mpiexec
+    if nodes and mpiexec:
+        workers_option += f" --mpiexec {shlex.quote(mpiexec)}"
     return job_script(
         "batch_job.sh",
         site,

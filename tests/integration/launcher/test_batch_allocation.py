@@ -95,6 +95,35 @@ def test_slurm_one_allocation_of_two_nodes(multi_node: Launcher, tmp_path: Path)
     assert "Traceback" not in out + result.stderr
 
 
+def test_slurm_one_allocation_with_dask_mpi(multi_node: Launcher, tmp_path: Path) -> None:
+    """The site's MPI launcher (batch_mpiexec = mpirun, Debian's OpenMPI) starts the workers
+    as dask-mpi ranks, one a node, instead of srun."""
+    info = multi_node.info
+    assert info is not None
+    multi_node.write_site(
+        "mpi-nodes",
+        **{**info.ini_section(), "partition": info.multi_partition},
+        env_path=str(info.venv),
+        batch_nodes="2",
+        batch_mpiexec="mpirun --bind-to none",
+    )
+    script = tmp_path / "analysis.py"
+    script.write_text(ON_EVERY_NODE)
+    result = multi_node.run(
+        "--uid", "mpi-nodes", "--mode", "batch", "--script", str(script), timeout=600
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 5, out + result.stderr
+    assert lines_starting(out, "HOSTS") == [
+        f"{info.compute_hostname} {info.second_compute_hostname}"
+    ]
+    assert lines_starting(out, "WORKERS") == ["2"]
+    assert lines_starting(out, "SUM") == ["4000000 ARGS []"]
+    assert "on each of 2 nodes with mpirun" in out
+    assert lines_starting(out, "QUEUE") == ["eohpc-batch-mpi-nodes 2"]
+    assert "Traceback" not in out + result.stderr
+
+
 def test_slurm_dry_run_and_refusals(multi_node: Launcher, tmp_path: Path) -> None:
     script = tmp_path / "analysis.py"
     script.write_text("print('never runs')\n")
@@ -179,20 +208,33 @@ def pbs_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OtherLa
     yield from launcher_on(request, "pbs", tmp_path)
 
 
-def test_pbs_one_allocation_of_two_chunks(pbs_site: OtherLauncher, tmp_path: Path) -> None:
+@pytest.mark.parametrize("launcher", ["pbsdsh", "mpirun"])
+def test_pbs_one_allocation_of_two_chunks(
+    pbs_site: OtherLauncher, tmp_path: Path, launcher: str
+) -> None:
+    """Each chunk's workers started by pbsdsh, or as dask-mpi ranks by OpenMPI's mpirun over
+    the job's node file (batch_mpiexec)."""
+    assert pbs_site.info is not None
+    if launcher == "mpirun":
+        pbs_site.write_site(
+            "sandbox-mpi",
+            **pbs_site.info.ini_section(),
+            env_path=pbs_site.info.venv,
+            batch_mpiexec="mpirun",
+        )
+    uid = "sandbox-mpi" if launcher == "mpirun" else "sandbox"
     script = tmp_path / "analysis.py"
     script.write_text(ON_EVERY_NODE)
     result = pbs_site.run(
-        "--uid", "sandbox", "--mode", "batch", "--script", str(script), "--nodes", "2",
-        "--", "x",
+        "--uid", uid, "--mode", "batch", "--script", str(script), "--nodes", "2", "--", "x",
         timeout=600,
     )  # fmt: skip
     out = result.stdout
     assert result.returncode == 5, out + result.stderr
-    # the rig has one MOM: both chunks are on it, one pbsdsh task (and worker) per chunk
+    # the rig has one MOM: both chunks are on it, one task (and worker) per chunk
     assert lines_starting(out, "WORKERS") == ["2"]
     assert lines_starting(out, "SUM") == ["4000000 ARGS ['x']"]
-    assert "on each of 2 nodes with pbsdsh" in out
+    assert f"on each of 2 nodes with {launcher}" in out
     assert "Traceback" not in out + result.stderr
 
 

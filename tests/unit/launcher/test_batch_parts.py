@@ -149,8 +149,16 @@ def test_batch_nodes_key_of_a_site(tmp_path: Path) -> None:
     ini = tmp_path / "platforms.ini"
     ini.write_text("[a]\nplatform = sandbox\nhost = h\nbatch_nodes = 2\n[b]\nplatform = sandbox\n"
                    "host = h\nbatch_nodes = 0\n[c]\nplatform = sandbox\nhost = h\n"
-                   "batch_nodes = two\n")  # fmt: skip
+                   "batch_nodes = two\n[d]\nplatform = sandbox\nhost = h\n"
+                   "batch_mpiexec = 'mpirun\n"
+                   "[e]\nplatform = sandbox\nhost = h\nbatch_nodes = 2\n"
+                   "batch_mpiexec = mpirun --bind-to none\n")  # fmt: skip
     assert load_site("a", ini).profile.batch_nodes == 2
+    with pytest.raises(ConfigError, match="'batch_mpiexec' is \"'mpirun\", not a command line"):
+        load_site("d", ini)
+    mpi = load_site("e", ini)
+    script = render_batch(mpi, "/r", "a.py", [], 1, 60, nodes=2)
+    assert "--nodes 2 --mpiexec 'mpirun --bind-to none'" in script
     with pytest.raises(ConfigError, match="'batch_nodes' is 0"):
         load_site("b", ini)
     with pytest.raises(ConfigError, match="'batch_nodes' must be an integer"):
@@ -193,3 +201,23 @@ def test_node_worker_output_goes_to_a_private_file(tmp_path: Path) -> None:
     (log,) = logs.glob("*.log")
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert distributed.__version__ in log.read_text()
+
+
+def test_dask_mpi_ranks_get_tls_from_their_config(tmp_path: Path) -> None:
+    """Each rank: one worker of the node's threads and memory, the driver's scheduler, its TLS
+    files passed to the wrapper (dask-mpi has no TLS options), which puts them in the config."""
+    import json
+
+    from eoshared.scheduler.allocation import NodeWorkers, dask_mpi_command
+
+    tls = create_session_tls(tmp_path / "tls")
+    sizes = NodeWorkers(processes=1, threads=8, memory="17179869184")
+    command = dask_mpi_command("tls://n1:1", tls, sizes, tmp_path / "workers")
+    split = command.index("--")
+    wrapper, ranks = command[:split], command[split + 1 :]
+    assert "--dask-mpi" in wrapper and str(tls.key) in wrapper
+    assert ranks[:2] == ["tls://n1:1", "--no-scheduler"]
+    assert ranks[ranks.index("--nthreads") + 1] == "8"
+    options = json.loads(ranks[ranks.index("--worker-options") + 1])
+    assert options["preload"] == ["eoshared.scheduler.tls_errors"]
+    assert str(tls.key) not in " ".join(ranks)

@@ -1,8 +1,11 @@
 """The Dask scheduler's CPU per output chunk of workload W, fused and not.
 
     python -m benchmarks.scheduler_bench [--size 2048] [--dates 8] [--chunk 512] [--rounds 3]
+                                         [--workers-on local|slurm]
 
-A ``dask scheduler`` and two ``dask worker`` processes (one thread each) run on this machine;
+A ``dask scheduler`` and two ``dask worker`` processes (one thread each) run on this machine
+(``--workers-on slurm``: each worker a job of the test SLURM cluster's ``single`` topology,
+submitted with ``sbatch``, as root, on this machine's node);
 W (load -> mask_clouds -> NDVI -> monthly median -> to_zarr) is written through a ``Client``
 with eotoolkit's fused graph and with fusion turned off (``eotoolkit.fuse: false``), the two
 alternating. Each run reads the CPU seconds of the scheduler process and of the workers
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import shlex
 import shutil
 import socket
 import statistics
@@ -40,9 +45,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _worker_command(address: str, directory: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+        "--no-nanny", "--memory-limit", "0", "--local-directory", str(directory),
+        "--no-dashboard",
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
-def _processes(tmp: Path) -> Iterator[tuple[str, psutil.Process, list[psutil.Process]]]:
-    """A scheduler and ``WORKERS`` workers in processes of their own, stopped on exit."""
+def _processes(tmp: Path, on: str = "local") -> Iterator[tuple[str, Any, list[Any]]]:
+    """A scheduler in a process of its own and ``WORKERS`` workers, processes here or jobs of
+    the test SLURM cluster (``on``), stopped on exit. Yields the address, the scheduler's
+    process and the workers' job ids (empty here)."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     common = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -51,29 +66,31 @@ def _processes(tmp: Path) -> Iterator[tuple[str, psutil.Process, list[psutil.Pro
          "--port", str(port), "--dashboard-address", ":0"],
         **common,
     )  # fmt: skip
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_worker",
-                address,
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--memory-limit",
-                "0",
-                "--local-directory",
-                str(tmp / f"w{i}"),
-                "--no-dashboard",
-            ],
-            **common,
-        )
-        for i in range(WORKERS)
-    ]
+    workers: list[subprocess.Popen[bytes]] = []
+    jobs: list[str] = []
+    env = dict(os.environ)
     try:
-        yield address, psutil.Process(scheduler.pid), [psutil.Process(w.pid) for w in workers]
+        if on == "slurm":
+            from ._cluster import cluster
+
+            env["SLURM_CONF"] = cluster("single").slurm_conf
+            for i in range(WORKERS):
+                wrap = shlex.join(_worker_command(address, tmp / f"w{i}"))
+                submitted = subprocess.run(
+                    ["sbatch", "--parsable", "--job-name=eo-bench-sched", "--cpus-per-task=1",
+                     "--mem=2000", "--output=/dev/null", f"--wrap=exec {wrap}"],
+                    env=env, capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                jobs.append(submitted.stdout.strip().split(";")[0])
+        else:
+            workers = [
+                subprocess.Popen(_worker_command(address, tmp / f"w{i}"), **common)  # type: ignore[call-overload]
+                for i in range(WORKERS)
+            ]
+        yield address, psutil.Process(scheduler.pid), jobs
     finally:
+        if jobs:
+            subprocess.run(["scancel", *jobs], env=env, check=False)
         for proc in (*workers, scheduler):
             proc.terminate()
         for proc in (*workers, scheduler):
@@ -147,12 +164,15 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     p = dataset.Params(size=args.size, dates=args.dates)
     items = dataset.item_dicts(dataset.ensure(p))
     runs: dict[str, list[dict[str, float]]] = {"fused": [], "separate": []}
+    on = getattr(args, "workers_on", "local")
     with (
         tempfile.TemporaryDirectory() as tmp,
-        _processes(Path(tmp)) as (address, sched, workers),
+        _processes(Path(tmp), on) as (address, sched, _jobs),
         Client(address, timeout=60) as client,
     ):
-        client.wait_for_workers(WORKERS, timeout=60)
+        client.wait_for_workers(WORKERS, timeout=300)
+        # the workers' processes, wherever they were started (a SLURM job's: on this node)
+        workers = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
         client.register_plugin(TaskCount())
         _one(client, sched, workers, items, chunk, True, f"{tmp}/warm.zarr")
         for r in range(rounds):
@@ -173,7 +193,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "worker_ms_per_output_chunk": 1e3 * med["workers_cpu_s"] / chunks,
             "cores_one_scheduler_keeps_busy": med["workers_cpu_s"] / med["scheduler_cpu_s"],
         }
-    params = {"size": args.size, "dates": args.dates, "chunk": chunk, "rounds": rounds}
+    params = {
+        "size": args.size, "dates": args.dates, "chunk": chunk, "rounds": rounds,
+        "workers_on": on,
+    }  # fmt: skip
     result = {"params": params, "runs": runs, "summary": summary}
     return result
 
@@ -184,10 +207,16 @@ def main() -> None:
     parser.add_argument("--dates", type=int, default=8)
     parser.add_argument("--chunk", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers-on", choices=["local", "slurm"], default="local")
     args = parser.parse_args()
-    result = bench(args)
+    try:
+        result = bench(args)
+    finally:
+        from ._cluster import stop_started
+
+        stop_started()  # the test cluster, when this run brought it up
     result["machine"] = measure.machine()
-    path = measure.save("scheduler", result)
+    path = measure.save("scheduler" if args.workers_on == "local" else "scheduler_slurm", result)
     print(f"{'graph':10} {'tasks/chunk':>12} {'sched ms/chunk':>15} {'sched ms/task':>14} "
           f"{'worker ms/chunk':>16} {'cores fed':>10}")  # fmt: skip
     for mode, s in result["summary"].items():

@@ -63,20 +63,25 @@ def node_workers(system: BatchSystem, one_process: bool = False) -> NodeWorkers:
     ``one_process``, one worker of all the job's threads and memory."""
     job = cluster_class(system).job_cls(scheduler="tls://0.0.0.0:0", name="eohpc-sizes")
     if one_process:
-        return NodeWorkers(
-            processes=1,
-            threads=int(job.worker_cores),
-            memory=str(int(job.worker_memory)),
-            local_directory=jobqueue_config(system, "local-directory"),
-            interface=jobqueue_config(system, "interface"),
-        )
+        processes, threads, memory = 1, job.worker_cores, int(job.worker_memory)
+    else:
+        processes, threads = job.worker_processes, job.worker_process_threads
+        memory = job.worker_process_memory
     return NodeWorkers(
-        processes=int(job.worker_processes),
-        threads=int(job.worker_process_threads),
-        memory=str(job.worker_process_memory),
+        processes=int(processes),
+        threads=int(threads),
+        memory=str(memory),
         local_directory=jobqueue_config(system, "local-directory"),
         interface=jobqueue_config(system, "interface"),
     )
+
+
+def _placement(sizes: NodeWorkers) -> list[str]:
+    """The workers' interface and scratch directory options (where configured)."""
+    options = ["--interface", sizes.interface] if sizes.interface else []
+    if sizes.local_directory:
+        options += ["--local-directory", os.path.expanduser(sizes.local_directory)]
+    return options
 
 
 def dask_mpi_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: Path) -> list[str]:
@@ -84,7 +89,7 @@ def dask_mpi_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: P
     scheduler at ``address``), its TLS files given to :func:`main`, which puts them in the
     worker's Dask config, its output in a file of ``log_dir``."""
     options = {"preload": [PRELOAD_MODULE], "death_timeout": DEATH_TIMEOUT}
-    command = [
+    return [
         sys.executable,
         "-m",
         __name__,
@@ -109,18 +114,14 @@ def dask_mpi_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: P
         "eohpc-rank",
         "--worker-options",
         json.dumps(options),
+        *_placement(sizes),
     ]
-    if sizes.interface:
-        command += ["--interface", sizes.interface]
-    if sizes.local_directory:
-        command += ["--local-directory", os.path.expanduser(sizes.local_directory)]
-    return command
 
 
 def worker_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: Path) -> list[str]:
     """The command that starts one node's workers, connected to ``address``, their output in a
     file of ``log_dir`` (see :func:`main`)."""
-    command = [
+    return [
         sys.executable,
         "-m",
         __name__,
@@ -145,12 +146,8 @@ def worker_command(address: str, tls: TLSFiles, sizes: NodeWorkers, log_dir: Pat
         "--no-dashboard",
         "--preload",
         PRELOAD_MODULE,
+        *_placement(sizes),
     ]
-    if sizes.interface:
-        command += ["--interface", sizes.interface]
-    if sizes.local_directory:
-        command += ["--local-directory", os.path.expanduser(sizes.local_directory)]
-    return command
 
 
 class AllocationWorkers:

@@ -3,6 +3,7 @@ the command that refuses it, and inputs the cluster user owns."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from tests.support.rig_sites import OtherLauncher
@@ -29,3 +30,8 @@ def give_to_user(site: OtherLauncher, path: Path) -> None:
     chroot = site.rig_module.RIG  # type: ignore[attr-defined]
     inside = "/" + str(path.relative_to(chroot.root))
     chroot.sh(f"chown -R {site.rig_module.CLUSTER_USER}: {inside}")  # type: ignore[attr-defined]
+
+
+def chown_tree(path: Path, user: str) -> None:
+    """``path`` and everything below it owned by ``user`` (of this machine: the SLURM rig)."""
+    subprocess.run(["chown", "-R", f"{user}:", str(path)], check=True)

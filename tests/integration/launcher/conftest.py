@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from launcher.config.distribution import project_wheel, running_origin
 from tests.cluster import rig
-from tests.support.launcher_run import REPO, Launcher, launcher_env
+from tests.support.launcher_run import REPO, Launcher, checked_sandbox, launcher_env
 from tests.support.wheel_install import NOTEBOOK, Installed, pip_install
 
 
@@ -27,6 +29,35 @@ def sandbox(
     launcher = Launcher(tmp_path / "platforms.ini", launcher_env(tmp_path), info)
     launcher.write_site("sandbox", **info.ini_section(), env_path=cluster_venv)
     yield launcher
+
+
+@pytest.fixture
+def multi_node(
+    netns_cluster: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
+) -> Iterator[Launcher]:
+    """The launcher with site ``whole-nodes`` on the rig's partition of two compute nodes (batch
+    mode there is one allocation of both: ``batch_nodes = 2``); asserts that the test leaves
+    none of its user's jobs."""
+    for launcher in checked_sandbox(netns_cluster, cluster_venv, tmp_path):
+        launcher.write_site(
+            "whole-nodes",
+            **{**netns_cluster.ini_section(), "partition": netns_cluster.multi_partition},
+            env_path=cluster_venv,
+            batch_nodes="2",
+        )
+        yield launcher
+
+
+@pytest.fixture
+def exchange(netns_cluster: rig.ClusterInfo) -> Iterator[Path]:
+    """A directory for a pipeline's remotes (``src/``, ``dst/``), removed afterwards; the test
+    gives it to the cluster user once it wrote its inputs (``chown_tree``)."""
+    path = Path(tempfile.mkdtemp(prefix="eo-pipe-", dir="/var/tmp"))
+    path.chmod(0o755)
+    for sub in ("src", "dst"):
+        (path / sub).mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

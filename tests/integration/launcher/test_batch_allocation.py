@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import rig
-from tests.support.launcher_run import Launcher, assert_error, checked_sandbox
+from tests.support.launcher_run import Launcher, assert_error
 from tests.support.rig_sites import OtherLauncher, launcher_on
 from tests.support.waiting import wait_until
 
@@ -51,34 +51,33 @@ sys.exit(5)
 """
 
 
-@pytest.fixture
-def multi_node(
-    netns_cluster: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
-) -> Iterator[Launcher]:
-    """The launcher on the rig's partition of two nodes; no job of its user is left after."""
-    for launcher in checked_sandbox(netns_cluster, cluster_venv, tmp_path):
-        launcher.write_site(
-            "whole-nodes",
-            **{**netns_cluster.ini_section(), "partition": netns_cluster.multi_partition},
-            env_path=cluster_venv,
-            batch_nodes="2",
-        )
-        yield launcher
-
-
 def lines_starting(text: str, word: str) -> list[str]:
     return [line.split(" ", 1)[1] for line in text.splitlines() if line.startswith(word + " ")]
 
 
-def test_slurm_one_allocation_of_two_nodes(multi_node: Launcher, tmp_path: Path) -> None:
+@pytest.mark.netns
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_slurm_one_allocation_of_two_nodes(
+    multi_node: Launcher, tmp_path: Path, launcher: str
+) -> None:
+    """The site's batch_nodes = 2: srun starts each node's workers, or the site's MPI launcher
+    (batch_mpiexec = mpirun, Debian's OpenMPI) starts them as dask-mpi ranks, one a node."""
     info = multi_node.info
     assert info is not None
+    uid = "whole-nodes"
+    if launcher == "mpirun":
+        uid = "mpi-nodes"
+        multi_node.write_site(
+            uid,
+            **{**info.ini_section(), "partition": info.multi_partition},
+            env_path=str(info.venv),
+            batch_nodes="2",
+            batch_mpiexec="mpirun --bind-to none",
+        )
     script = tmp_path / "analysis.py"
     script.write_text(ON_EVERY_NODE)
-    # the site's batch_nodes = 2 applies; squeue from inside the job shows the job's nodes
     result = multi_node.run(
-        "--uid", "whole-nodes", "--mode", "batch", "--script", str(script), "--", "a b",
-        timeout=600,
+        "--uid", uid, "--mode", "batch", "--script", str(script), "--", "a b", timeout=600
     )  # fmt: skip
     out = result.stdout
     assert result.returncode == 5, out + result.stderr
@@ -87,43 +86,14 @@ def test_slurm_one_allocation_of_two_nodes(multi_node: Launcher, tmp_path: Path)
     ]
     assert lines_starting(out, "WORKERS") == ["2"]
     assert lines_starting(out, "SUM") == ["4000000 ARGS ['a b']"]
-    assert "starting 1 worker process(es) of 1 thread(s) on each of 2 nodes with srun" in out
-    # one job holds everything: no worker job was submitted
-    queue = lines_starting(out, "QUEUE")
-    assert queue == ["eohpc-batch-whole-nodes 2"], queue
+    assert f"of 1 thread(s) on each of 2 nodes with {launcher}" in out
+    # one job holds everything (squeue from inside it): no worker job was submitted
+    assert lines_starting(out, "QUEUE") == [f"eohpc-batch-{uid} 2"]
     assert "script exit status 5" in result.stderr
     assert "Traceback" not in out + result.stderr
 
 
-def test_slurm_one_allocation_with_dask_mpi(multi_node: Launcher, tmp_path: Path) -> None:
-    """The site's MPI launcher (batch_mpiexec = mpirun, Debian's OpenMPI) starts the workers
-    as dask-mpi ranks, one a node, instead of srun."""
-    info = multi_node.info
-    assert info is not None
-    multi_node.write_site(
-        "mpi-nodes",
-        **{**info.ini_section(), "partition": info.multi_partition},
-        env_path=str(info.venv),
-        batch_nodes="2",
-        batch_mpiexec="mpirun --bind-to none",
-    )
-    script = tmp_path / "analysis.py"
-    script.write_text(ON_EVERY_NODE)
-    result = multi_node.run(
-        "--uid", "mpi-nodes", "--mode", "batch", "--script", str(script), timeout=600
-    )  # fmt: skip
-    out = result.stdout
-    assert result.returncode == 5, out + result.stderr
-    assert lines_starting(out, "HOSTS") == [
-        f"{info.compute_hostname} {info.second_compute_hostname}"
-    ]
-    assert lines_starting(out, "WORKERS") == ["2"]
-    assert lines_starting(out, "SUM") == ["4000000 ARGS []"]
-    assert "on each of 2 nodes with mpirun" in out
-    assert lines_starting(out, "QUEUE") == ["eohpc-batch-mpi-nodes 2"]
-    assert "Traceback" not in out + result.stderr
-
-
+@pytest.mark.netns
 def test_slurm_dry_run_and_refusals(multi_node: Launcher, tmp_path: Path) -> None:
     script = tmp_path / "analysis.py"
     script.write_text("print('never runs')\n")
@@ -177,6 +147,7 @@ def worker_processes(info: rig.ClusterInfo) -> list[str]:
     return found.stdout.splitlines()
 
 
+@pytest.mark.netns
 def test_slurm_stop_ends_every_node(multi_node: Launcher, tmp_path: Path) -> None:
     info = multi_node.info
     assert info is not None

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import yaml
 
 from tests.cluster import rig
 from tests.support.launcher_run import Launcher, checked_sandbox
-from tests.support.pipeline_inputs import CHECK, CORRUPT, SCENES, write_inputs
+from tests.support.pipeline_inputs import CHECK, CORRUPT, SCENES, chown_tree, write_inputs
 from tests.support.pipeline_records import (
     expected_attempts,
     job_records,
@@ -39,21 +37,6 @@ def pipe_launcher(
     netns_cluster: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
 ) -> Iterator[Launcher]:
     yield from checked_sandbox(netns_cluster, cluster_venv, tmp_path)
-
-
-@pytest.fixture
-def exchange(netns_cluster: rig.ClusterInfo) -> Iterator[Path]:
-    """A directory the cluster user owns (source and destination of the remotes)."""
-    path = Path(tempfile.mkdtemp(prefix="eo-pipe-", dir="/var/tmp"))
-    path.chmod(0o755)
-    for sub in ("src", "dst"):
-        (path / sub).mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def chown_tree(path: Path, user: str) -> None:
-    subprocess.run(["chown", "-R", f"{user}:", str(path)], check=True)
 
 
 def pipeline_file(tmp_path: Path, exchange: Path, name: str, src: str, **extra: object) -> Path:

@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cluster import rig
-from tests.support.launcher_run import Launcher, checked_sandbox
-from tests.support.pipeline_inputs import CHECK, CORRUPT, SCENES, give_to_user, write_inputs
+from tests.support.launcher_run import Launcher
+from tests.support.pipeline_inputs import (
+    CHECK,
+    CORRUPT,
+    SCENES,
+    chown_tree,
+    give_to_user,
+    write_inputs,
+)
 from tests.support.pipeline_records import (
     expected_attempts,
     job_records,
@@ -29,35 +33,6 @@ from tests.support.pipeline_records import (
 from tests.support.rig_sites import OtherLauncher, launcher_on
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-@pytest.fixture
-def multi_node(
-    netns_cluster: rig.ClusterInfo, cluster_venv: str, tmp_path: Path
-) -> Iterator[Launcher]:
-    """The launcher on the rig's partition of two nodes; no job of its user is left after."""
-    for launcher in checked_sandbox(netns_cluster, cluster_venv, tmp_path):
-        launcher.write_site(
-            "whole-nodes",
-            **{**netns_cluster.ini_section(), "partition": netns_cluster.multi_partition},
-            env_path=cluster_venv,
-        )
-        yield launcher
-
-
-@pytest.fixture
-def exchange(netns_cluster: rig.ClusterInfo) -> Iterator[Path]:
-    """Source and destination directories of the remotes, owned by the cluster user."""
-    path = Path(tempfile.mkdtemp(prefix="eo-mpi-", dir="/var/tmp"))
-    path.chmod(0o755)
-    for sub in ("src", "dst"):
-        (path / sub).mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def chown_tree(path: Path, user: str) -> None:
-    subprocess.run(["chown", "-R", f"{user}:", str(path)], check=True)
 
 
 @pytest.mark.netns

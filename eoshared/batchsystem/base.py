@@ -353,6 +353,13 @@ class BatchSystem:
                 f"node. Fix: {fix}."
             )
 
+    def mpi_launcher(self, mpiexec: str) -> str:
+        """Shell text of a job script that starts MPI ranks: the site's launcher command line
+        ``mpiexec`` (each word quoted), then the options that give it the job's hosts where
+        it cannot ask the batch system itself (``mpiexec_hosts``)."""
+        words = " ".join(shlex.quote(word) for word in shlex.split(mpiexec))
+        return f"{words} {self.mpiexec_hosts}" if self.mpiexec_hosts else words
+
     def on_each_node(self, command: Sequence[str], env: Mapping[str, str]) -> list[str]:
         """The command that runs ``command`` once on each node of the multi-node job this
         process runs in (``env``: the job's environment)."""

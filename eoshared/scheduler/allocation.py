@@ -199,10 +199,10 @@ class AllocationWorkers:
         address = self.scheduler_address
         if self.mpiexec:
             ranks = dask_mpi_command(address, self.tls, self.sizes, self.log_dir)
-            # through the shell: the launcher is the site's command text, and the batch
-            # system's host options name the job's variables ("$PBS_NODEFILE")
-            hosts = f" {self.system.mpiexec_hosts}" if self.system.mpiexec_hosts else ""
-            command = ["/bin/sh", "-c", f'exec {self.mpiexec}{hosts} "$@"', "sh", *ranks]
+            # through the shell: the batch system's host options name the job's variables
+            # ("$PBS_NODEFILE")
+            launch = self.system.mpi_launcher(self.mpiexec)
+            command = ["/bin/sh", "-c", f'exec {launch} "$@"', "sh", *ranks]
             tool = shlex.split(self.mpiexec)[0]
         else:
             worker = worker_command(address, self.tls, self.sizes, self.log_dir)

@@ -182,10 +182,9 @@ def process_command(batch: BatchSystem, pipe: Pipeline, python: str, plan: Array
     path, as a launcher may start ranks elsewhere with a plain PATH), each taking its share."""
     module = '-m launcher.pipeline.task --run-dir "$RUN_DIR"'
     if pipe.mpi:
-        launcher = " ".join(shlex.quote(word) for word in shlex.split(pipe.mpiexec))
-        hosts = f" {batch.mpiexec_hosts}" if batch.mpiexec_hosts else ""
         return (
-            f'exec {launcher}{hosts} "$(command -v {python})" {module} --mpi {plan.tasks} '
+            f'exec {batch.mpi_launcher(pipe.mpiexec)} "$(command -v {python})" {module} '
+            f"--mpi {plan.tasks} "
             f'--task "${{{batch.job_id_variable}}}"'
         )
     stride = f" --tasks {plan.tasks}" if plan.per_task > 1 else ""

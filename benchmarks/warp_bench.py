@@ -6,7 +6,8 @@ loaded onto LAEA Europe (EPSG:3035) in 256-pixel chunks and computed on one thre
 resampling method (average at 60 m, the others at 20 m); prints the median wall time of
 ``--repeat`` runs per method, after one untimed run. ``--tolerance`` sets the error threshold
 of the reader's coordinate transformation (default: the reader's own, exact to rounding;
-0.125 is GDAL's default approximation), to measure what the exact transformation costs;
+0.125 is GDAL's default approximation) and warps nearest with GDAL's warper too (instead of
+``_nearest``), to measure what the exact transformation costs;
 ``--target EPSG:32633`` loads onto the tiles' own CRS (60 m for average, 30 m for the others:
 another pixel size, so warped too).
 """
@@ -76,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from eotoolkit import _warp
 
-    if args.tolerance is not None:
+    if args.tolerance is not None:  # GDAL's warper for nearest too
         _warp.EXACT_TOLERANCE = args.tolerance
+        _warp.NEAREST_BY_POSITIONS = False
     items = tiles(args.size)
     print(f"2 tiles of {args.size} px -> {args.target}, tolerance {_warp.EXACT_TOLERANCE}")
     for method in args.methods.split(","):

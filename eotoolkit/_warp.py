@@ -1,5 +1,6 @@
 """One source onto a chunk's grid where a plain window of its pixels will not do: the COG
-overview to read, GDAL's warper with an exact coordinate transformation (kernel and area
+overview to read, nearest onto another CRS by ``_nearest`` (the exact warp's source pixels
+without GDAL's warper), GDAL's warper with an exact coordinate transformation (kernel and area
 options, the tie shift, the coverage of average pixels, CRSs whose x wraps around the world),
 or a window of the source's pixels at whole multiples where that provably gives the warp's
 pixels."""
@@ -14,18 +15,19 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pyproj
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as rio_transform
-from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from . import _grid
 from ._files import _dataset
 from ._mosaic import _valid
+from ._nearest import Transform, read_pixels, source_pixels
 from ._plan import ChunkRead
 from .errors import AssetReadWarning
 from .stores.storage import S3Config
@@ -34,6 +36,25 @@ from .stores.storage import S3Config
 @lru_cache(maxsize=32)
 def _rio_crs(crs: str) -> CRS:
     return CRS.from_user_input(crs)
+
+
+def _gdal_transform(src: CRS, dst: CRS) -> Transform:
+    """GDAL's own coordinate transformation from ``src`` to ``dst``, the one its warper uses."""
+
+    def transform(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tx, ty = rio_transform(src, dst, xs, ys)
+        return np.asarray(tx, float), np.asarray(ty, float)
+
+    return transform
+
+
+@lru_cache(maxsize=64)
+def _transformer(src: CRS, dst: CRS) -> pyproj.Transformer:
+    """PROJ's transformation between two CRSs, made once (GDAL's ``transform_bounds`` makes it
+    anew on every call, about 20 ms for two projected CRSs)."""
+    return pyproj.Transformer.from_crs(
+        pyproj.CRS.from_wkt(src.to_wkt()), pyproj.CRS.from_wkt(dst.to_wkt()), always_xy=True
+    )
 
 
 def _overview_level(src: rasterio.DatasetReader, dst_res_in_src: float) -> int | None:
@@ -134,6 +155,11 @@ def _area_options(src: rasterio.DatasetReader, req: ChunkRead) -> dict[str, str]
     }
 
 
+#: Nearest onto another CRS by ``_nearest`` (the exact warp's pixels at about the cost of the
+#: approximate warp); False: by GDAL's warper, as the other methods.
+NEAREST_BY_POSITIONS = True
+
+
 #: Error threshold, in source pixels, of the coordinate transformation of every warp. GDAL's
 #: default (0.125) interpolates the transformation linearly along each row of a warp, so a
 #: pixel near a source pixel's edge could pick another source pixel in a chunk than in the whole
@@ -157,7 +183,8 @@ def _read_warped(
     warp does: (values, valid mask or None when ``nodata`` tells, output slices), None if
     disjoint. Every method goes through ``_warp_exact``, with an exact coordinate
     transformation, unless a read of the chosen overview provably gives the same pixels
-    (``_aligned_steps``)."""
+    (``_aligned_steps``) or nearest reads onto another CRS (``_nearest.read_nearest``: the
+    source pixels the exact warp takes, at the cost of the approximate warp)."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     grid = req.transform  # before the tie shift: what an aligned read is checked against
@@ -173,8 +200,8 @@ def _read_warped(
         left, top = dst_transform.c, dst_transform.f
         right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
         src_crs = _wrapped_crs(src, req.crs)
-        west, south, east, north = transform_bounds(
-            _target_crs(req), src_crs, left, bottom, right, top, densify_pts=5
+        west, south, east, north = _transformer(_target_crs(req), src_crs).transform_bounds(
+            left, bottom, right, top, densify_pts=5
         )
         # the source's bounds two pixels wider: the chunk's bounds in the source's CRS come
         # from five points per edge and can miss a bulge of its curved edges
@@ -202,6 +229,12 @@ def _read_warped(
             step = _aligned_steps(src, grid, req.shape, resampling, shift)
             if step is not None:
                 return _read_aligned(src, req.shape, step, nodata)
+        if resampling == Resampling.nearest and src.crs != dst_crs and NEAREST_BY_POSITIONS:
+            exact = _gdal_transform(_target_crs(req), _wrapped_crs(src, req.crs))
+            pixels = source_pixels(Affine(*req.transform), req.shape, exact, src)
+            if pixels is not None:
+                got = read_pixels(src, req.shape, pixels, nodata)
+                return None if got is None else (*got, whole)
         raw, alpha = _warp_exact(src, req, resampling, nodata)
         if src.crs != dst_crs or resampling in _TIE_METHODS:
             return raw, alpha, whole
@@ -417,7 +450,6 @@ def _recentred_crs(wkt: str, x: float) -> CRS:
     """A cylindrical CRS (x linear in longitude, the same at every latitude) with its central
     meridian moved to the longitude of ``x`` (past the seam: ``+over``) and the false easting
     that keeps every coordinate where it was, so that the seam lies opposite ``x``."""
-    import pyproj
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,5 +1,5 @@
 """Reprojecting loads: ``python -m benchmarks.warp_bench [--size 1024] [--repeat 5]
-[--methods nearest,average,bilinear,cubic] [--tolerance T] [--target CRS]``.
+[--methods nearest,average,bilinear,cubic] [--tolerance T] [--target CRS] [--odc]``.
 
 Two UTM tiles (uint16, nodata 0, 20 m, COGs with overviews; cached in benchmarks/data/) are
 loaded onto LAEA Europe (EPSG:3035) in 256-pixel chunks and computed on one thread, once per
@@ -9,7 +9,9 @@ of the reader's coordinate transformation (default: the reader's own, exact to r
 0.125 is GDAL's default approximation) and warps nearest with GDAL's warper too (instead of
 ``_nearest``), to measure what the exact transformation costs;
 ``--target EPSG:32633`` loads onto the tiles' own CRS (60 m for average, 30 m for the others:
-another pixel size, so warped too).
+another pixel size, so warped too). ``--odc`` times ``odc.stac.load`` of the same items onto
+the same CRS, pixel size, chunks and method as well, alternating with eotoolkit (odc-stac warps
+with GDAL's default approximation).
 """
 
 from __future__ import annotations
@@ -67,6 +69,22 @@ def run_once(items: list[dict], method: str, target: str = TARGET) -> float:
     return time.perf_counter() - start
 
 
+def run_odc(items: list[dict], method: str, target: str = TARGET) -> float:
+    """``odc.stac.load`` of the items onto the grid ``run_once`` asks for."""
+    import odc.stac
+    import pystac
+
+    stac_items = [pystac.Item.from_dict(it) for it in items]
+    res = 3 * RES if method == "average" else RES * (1.5 if target == CRS else 1.0)
+    start = time.perf_counter()
+    ds = odc.stac.load(
+        stac_items, bands=["B04"], crs=target, resolution=res, resampling=method,
+        chunks={"x": 256, "y": 256}, groupby="solar_day",
+    )  # fmt: skip
+    ds["B04"].compute(scheduler="synchronous")
+    return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=1024, help="pixels per tile side")
@@ -74,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--tolerance", type=float, default=None)
     parser.add_argument("--target", default=TARGET, help="output CRS")
+    parser.add_argument("--odc", action="store_true", help="odc-stac too, alternating")
     args = parser.parse_args(argv)
     from eotoolkit import _warp
 
@@ -82,13 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         _warp.NEAREST_BY_POSITIONS = False
     items = tiles(args.size)
     print(f"2 tiles of {args.size} px -> {args.target}, tolerance {_warp.EXACT_TOLERANCE}")
+    runners = {"eotoolkit": run_once}
+    if args.odc:
+        runners["odc-stac"] = run_odc
     for method in args.methods.split(","):
-        run_once(items, method, args.target)
-        times = [run_once(items, method, args.target) for _ in range(args.repeat)]
-        print(
-            f"{method:9s} median {statistics.median(times):.3f} s "
-            f"(min {min(times):.3f}, max {max(times):.3f})"
-        )
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for run in runners.values():  # untimed: imports, caches
+            run(items, method, args.target)
+        for _ in range(args.repeat):
+            for name, run in runners.items():
+                times[name].append(run(items, method, args.target))
+        for name, got in times.items():
+            print(
+                f"{method:9s} {name:10s} median {statistics.median(got):.3f} s "
+                f"(min {min(got):.3f}, max {max(got):.3f})"
+            )
     return 0
 
 

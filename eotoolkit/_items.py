@@ -141,7 +141,7 @@ def _plain_parts(item: dict) -> tuple[str, dict, Any, dict[str, tuple[str, dict]
         href = v.get("href")
         if type(href) is not str:
             return None
-        if _relative(href):
+        if href[:1] != "/" and _relative(href):  # an absolute path, told at once
             if base is _UNSET:
                 base = _self_base(item)
             if base is not None:
@@ -260,8 +260,21 @@ _NO_FIELDS: Mapping[str, Any] = {}
 _ASSET_RASTER_KEYS = frozenset({*_SCALE_KEYS, "nodata", "data_type", "bands"})
 
 
+class _InfoMemo:
+    """``_asset_info`` results of assets whose own fields leave everything to their first raster
+    band, by that band (its keys, values and their types) and the band counts; the last one
+    asked is compared first, without building a key (the items of a collection repeat it)."""
+
+    __slots__ = ("by_key", "last")
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple, tuple] = {}
+        #: (first band, its value types, band counts, info) of the last asset asked
+        self.last: tuple[dict, tuple, tuple[int, int], tuple] | None = None
+
+
 def _asset_info_once(
-    fields: Mapping[str, Any], memo: dict[tuple, tuple]
+    fields: Mapping[str, Any], memo: _InfoMemo
 ) -> tuple[float | None, str | None, float, float, bool, bool, int]:
     """``_asset_info(fields)``, once per distinct first raster band (its keys, values and their
     types) and band count, for assets whose own fields leave everything to that band (the
@@ -275,17 +288,23 @@ def _asset_info_once(
     ):
         first = rb[0]
         eo = fields.get("eo:bands")
+        counts = (len(rb), len(eo) if isinstance(eo, list) else 0)
+        last = memo.last
+        if last is not None and last[2] == counts and last[0] == first:
+            types = tuple(map(type, first.values()))
+            if types == last[1]:
+                return last[3]
+        else:
+            types = tuple(map(type, first.values()))
         try:
-            key = (
-                tuple(first.items()), tuple(map(type, first.values())), len(rb),
-                len(eo) if isinstance(eo, list) else 0,
-            )  # fmt: skip
-            return memo[key]
+            key = (tuple(first.items()), types, counts)
+            info = memo.by_key[key]
         except KeyError:
-            memo[key] = info = _asset_info(fields)
-            return info
+            memo.by_key[key] = info = _asset_info(fields)
         except TypeError:  # unhashable values
-            pass
+            return _asset_info(fields)
+        memo.last = (first, types, counts, info)
+        return info
     return _asset_info(fields)
 
 
@@ -348,6 +367,10 @@ def _crs_of(fields: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
     return crs if crs is not None else _crs_in(props)
 
 
+#: The fields that give an object's CRS.
+_CRS_KEYS = frozenset({"proj:code", "proj:epsg", "proj:wkt2"})
+
+
 def _crs_in(src: Mapping[str, Any]) -> str | None:
     """The CRS ``proj:code``, ``proj:epsg`` or ``proj:wkt2`` of one object (asset or item)."""
     code = src.get("proj:code")
@@ -399,24 +422,6 @@ def _band_names(fields: Mapping[str, Any]) -> list[str]:
 def _native_bbox(fields: Mapping[str, Any], props: Mapping[str, Any]) -> tuple[float, ...] | None:
     box = _bbox_in(fields)
     return box if box is not None else _bbox_in(props)
-
-
-def _asset_box(
-    fields: Mapping[str, Any], memo: dict[tuple, tuple[float, ...] | None]
-) -> tuple[float, ...] | None:
-    """``_bbox_in(fields)``, computed once per distinct ``proj:transform`` and ``proj:shape``
-    (the items of one tile share their grid)."""
-    transform, shape = fields.get("proj:transform"), fields.get("proj:shape")
-    if type(transform) is not list or type(shape) is not list or "proj:bbox" in fields:
-        return _bbox_in(fields)
-    try:
-        key = (tuple(transform), tuple(shape))
-        box = memo[key]
-    except KeyError:
-        box = memo[key] = _bbox_in(fields)
-    except TypeError:  # unhashable values
-        return _bbox_in(fields)
-    return box
 
 
 def _bbox_in(src: Mapping[str, Any]) -> tuple[float, ...] | None:
@@ -563,9 +568,8 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
     boxes: list[Any] = [None] * n
     raw_times: list[Any] = [None] * n
     ids: list[str] = [""] * n
-    per_band = [(b, sources[b], dtypes[b]) for b in bands]
+    per_band = [(b, sources[b], dtypes[b], _InfoMemo()) for b in bands]
     box_memo: dict[tuple, tuple[float, ...] | None] = {}
-    info_memo: dict[tuple, tuple] = {}
     for i, (iid, props, bbox, assets) in enumerate(parts):
         ids[i] = iid
         raw_times[i] = props.get("datetime") or props.get("start_datetime")
@@ -576,7 +580,7 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
         item_crs: Any = _UNSET  # the item's own proj fields, read once when an asset has none
         item_box: Any = _UNSET
         first = True
-        for b, band_sources, band_dtypes in per_band:
+        for b, band_sources, band_dtypes, info_memo in per_band:
             cached: Any = cache.get((b, keys), _UNSET)
             key = _resolve_band(b, assets, cache, keys) if cached is _UNSET else cached
             if key is None:
@@ -585,14 +589,15 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
             nodata, dtype, scale, offset, declared, scale_declared, count = _asset_info_once(
                 fields, info_memo
             )
-            if (
-                baseline is not None
-                and baseline >= 4.0
-                and not declared
-                and _is_reflectance(key, fields)
-            ):
-                offset = -1000.0 * scale
-            if "://" not in href and not href.startswith("/"):
+            name: Any = _UNSET  # the asset's common name, looked up once when needed
+            if baseline is not None and baseline >= 4.0 and not declared:
+                if _reflectance_name(key):
+                    offset = -1000.0 * scale
+                else:
+                    name = _common_name(fields)
+                    if name and _reflectance_name(name):
+                        offset = -1000.0 * scale
+            if href[:1] != "/" and "://" not in href:
                 _check_absolute(iid, key, href)
             if count > 1:
                 raise InvalidParameterError(
@@ -601,12 +606,23 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
                     f"reads one band per asset. Ask for the single-band assets instead (e.g. "
                     f"'red', 'green', 'blue' rather than a true-colour 'visual' asset)."
                 )
-            nb_src = _asset_box(fields, box_memo)  # before the CRS, as errors were raised
+            # the asset's bounds (before the CRS, as errors were raised), once per grid
+            transform, shape = fields.get("proj:transform"), fields.get("proj:shape")
+            if type(transform) is list and type(shape) is list and "proj:bbox" not in fields:
+                try:
+                    box_key = (tuple(transform), tuple(shape))
+                    nb_src = box_memo[box_key]
+                except KeyError:
+                    nb_src = box_memo[box_key] = _bbox_in(fields)
+                except TypeError:  # unhashable values
+                    nb_src = _bbox_in(fields)
+            else:
+                nb_src = _bbox_in(fields)
             if nb_src is None:
                 if item_box is _UNSET:
                     item_box = _bbox_in(props)
                 nb_src = item_box
-            asset_crs = _crs_in(fields)
+            asset_crs = None if fields.keys().isdisjoint(_CRS_KEYS) else _crs_in(fields)
             if asset_crs is None:
                 if item_crs is _UNSET:
                     item_crs = _crs_in(props)
@@ -618,7 +634,7 @@ def parse_items(items: Any, bands: Sequence[str] | None) -> tuple[ItemTable, lis
             if resolution[b] is None:
                 resolution[b] = _resolution(fields, props)
             if common[b] is None:
-                common[b] = _common_name(fields)
+                common[b] = _common_name(fields) if name is _UNSET else name
             if first:  # the item's CRS and bounds: those of its first band
                 crs[i], native[i], first = asset_crs, nb_src, False
     missing = [b for b in bands if all(s is None for s in sources[b])]
@@ -722,13 +738,6 @@ def _parse_times(ids: list[str], raw: list[Any]) -> pd.Series:
 def _looks_raster(href: str, fields: Mapping[str, Any]) -> bool:
     media = str(fields.get("type", ""))
     return "tiff" in media or href.lower().endswith((".tif", ".tiff", ".jp2"))
-
-
-def _is_reflectance(key: str, fields: Mapping[str, Any]) -> bool:
-    if _reflectance_name(key):
-        return True
-    common = _common_name(fields)
-    return bool(common) and _reflectance_name(str(common))
 
 
 @lru_cache(maxsize=1024)

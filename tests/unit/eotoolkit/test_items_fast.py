@@ -88,7 +88,7 @@ def test_group_items_slots_and_their_times(groupby: str | None) -> None:
     assert times.dtype == np.dtype("datetime64[ns]")
 
 
-_SHARED_MEMO: dict[tuple, tuple] = {}
+_SHARED_MEMO = _items._InfoMemo()
 
 
 @settings(max_examples=400, deadline=None)

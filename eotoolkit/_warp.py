@@ -229,7 +229,12 @@ def _read_warped(
             step = _aligned_steps(src, grid, req.shape, resampling, shift)
             if step is not None:
                 return _read_aligned(src, req.shape, step, nodata)
-        if resampling == Resampling.nearest and src.crs != dst_crs and NEAREST_BY_POSITIONS:
+        if (
+            resampling == Resampling.nearest
+            and src.crs != dst_crs
+            and NEAREST_BY_POSITIONS
+            and not src.gcps[0]  # georeferenced by its transform (GCPs: GDAL's warper)
+        ):
             exact = _gdal_transform(_target_crs(req), _wrapped_crs(src, req.crs))
             pixels = source_pixels(Affine(*req.transform), req.shape, exact, src)
             if pixels is not None:

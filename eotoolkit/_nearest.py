@@ -3,11 +3,12 @@ pixel its centre falls in, as GDAL's warper with an exact coordinate transformat
 
 
 The source position of each pixel centre is interpolated from exactly transformed points on a
-lattice of the chunk (a bilinear tensor product, two small matrix products), after the
-interpolation error has been measured at the lattice cells' centres and edge midpoints. Pixels
-whose interpolated position lies within ``EDGE_MARGIN`` source pixels of a source pixel's
-edge are transformed exactly: every other pixel provably lies in the pixel the exact position
-lies in, so the result is the exact warp's in any chunking. Points are transformed by GDAL's
+lattice of the chunk (bilinear: a small matrix product along rows, then a blend of lattice
+rows), after the interpolation error has been measured at the lattice cells' centres and edge
+midpoints and found ten times below ``EDGE_MARGIN``. Pixels whose interpolated position lies
+within ``EDGE_MARGIN`` source pixels of a source pixel's edge are transformed exactly; every
+other pixel, its position off by far less than its distance to an edge, lies in the pixel its
+exact position lies in, so the result is the exact warp's in any chunking. Points are transformed by GDAL's
 own coordinate transformation (the warper's PROJ: another PROJ version can place a point a
 fraction of a millimetre away). Where the error stays above the margin's share on the finest
 lattice, or a point fails, the chunk is left to GDAL's warper.

@@ -22,6 +22,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as rio_transform
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from . import _grid
@@ -183,8 +184,8 @@ def _read_warped(
     warp does: (values, valid mask or None when ``nodata`` tells, output slices), None if
     disjoint. Every method goes through ``_warp_exact``, with an exact coordinate
     transformation, unless a read of the chosen overview provably gives the same pixels
-    (``_aligned_steps``) or nearest reads onto another CRS (``_nearest.read_nearest``: the
-    source pixels the exact warp takes, at the cost of the approximate warp)."""
+    (``_aligned_steps``) or nearest reads onto another CRS (``_nearest.source_pixels``: the
+    source pixels the exact warp takes, at about the cost of the approximate warp)."""
     dst_crs = _rio_crs(req.crs)
     h, w = req.shape
     grid = req.transform  # before the tie shift: what an aligned read is checked against
@@ -200,9 +201,11 @@ def _read_warped(
         left, top = dst_transform.c, dst_transform.f
         right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
         src_crs = _wrapped_crs(src, req.crs)
-        west, south, east, north = _transformer(_target_crs(req), src_crs).transform_bounds(
-            left, bottom, right, top, densify_pts=5
-        )
+        box = (left, bottom, right, top)
+        bounds = _transformer(_target_crs(req), src_crs).transform_bounds(*box, densify_pts=5)
+        if not all(map(math.isfinite, bounds)):  # no point transformed: GDAL's own answer
+            bounds = transform_bounds(_target_crs(req), src_crs, *box, densify_pts=5)
+        west, south, east, north = bounds
         # the source's bounds two pixels wider: the chunk's bounds in the source's CRS come
         # from five points per edge and can miss a bulge of its curved edges
         px, py = 2 * abs(src.transform.a), 2 * abs(src.transform.e)

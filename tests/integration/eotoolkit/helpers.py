@@ -14,9 +14,14 @@ from rasterio.io import MemoryFile
 
 
 def write_cog(
-    path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: float | None = 0
+    path: Path,
+    data: np.ndarray,
+    crs: str,
+    transform: Affine,
+    nodata: float | None = 0,
+    overviews: bool = True,
 ) -> Path:
-    """Write a 2-D array as a DEFLATE COG with 64 px tiles and overviews."""
+    """Write a 2-D array as a DEFLATE COG with 64 px tiles and overviews (unless told not)."""
     profile = {
         "driver": "GTiff",
         "width": data.shape[1],
@@ -29,7 +34,8 @@ def write_cog(
     }
     with MemoryFile() as mem, mem.open(**profile) as tmp:
         tmp.write(data, 1)
-        rasterio.shutil.copy(tmp, path, driver="COG", blocksize=64, compress="DEFLATE")
+        extra = {} if overviews else {"overviews": "NONE"}
+        rasterio.shutil.copy(tmp, path, driver="COG", blocksize=64, compress="DEFLATE", **extra)
     return path
 
 

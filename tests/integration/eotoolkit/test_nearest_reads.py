@@ -14,15 +14,15 @@ import numpy as np
 import pyproj
 import pytest
 import rasterio
-import rasterio.shutil
 from affine import Affine
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from rasterio.enums import Resampling
-from rasterio.io import MemoryFile
 
 from eotoolkit import _nearest, _warp
 from eotoolkit._plan import ChunkRead
+
+from .helpers import write_cog
 
 #: Source CRS, a point inside it (lon, lat), target CRSs there.
 PLACES = [
@@ -33,16 +33,6 @@ PLACES = [
     ("EPSG:32660", (179.6, 52.0), ["EPSG:32601", "EPSG:4326"]),
     ("EPSG:4326", (15.2, 48.1), ["EPSG:32633", "EPSG:3035"]),
 ]
-
-
-def _cog(path: Path, data: np.ndarray, crs: str, t: Affine, nodata: Any) -> None:
-    profile = {
-        "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
-        "dtype": data.dtype.name, "crs": crs, "transform": t, "nodata": nodata,
-    }  # fmt: skip
-    with MemoryFile() as mem, mem.open(**profile) as tmp:
-        tmp.write(data, 1)
-        rasterio.shutil.copy(tmp, path, driver="COG", blocksize=128, overviews="NONE")
 
 
 @st.composite
@@ -73,7 +63,7 @@ def _source(case: dict[str, Any], root: Path) -> tuple[Path, Affine]:
     data = rng.integers(1, 60000, (n, n)).astype("uint16")
     data[rng.random((n, n)) < 0.05] = 0  # scattered nodata (or zeros without nodata)
     path = root / "src.tif"
-    _cog(path, data, case["src_crs"], t, 0 if case["nodata"] else None)
+    write_cog(path, data, case["src_crs"], t, 0 if case["nodata"] else None, overviews=False)
     return path, t
 
 

@@ -8,10 +8,10 @@ rows), after the interpolation error has been measured at the lattice cells' cen
 midpoints and found ten times below ``EDGE_MARGIN``. Pixels whose interpolated position lies
 within ``EDGE_MARGIN`` source pixels of a source pixel's edge are transformed exactly; every
 other pixel, its position off by far less than its distance to an edge, lies in the pixel its
-exact position lies in, so the result is the exact warp's in any chunking. Points are transformed by GDAL's
-own coordinate transformation (the warper's PROJ: another PROJ version can place a point a
-fraction of a millimetre away). Where the error stays above the margin's share on the finest
-lattice, or a point fails, the chunk is left to GDAL's warper.
+exact position lies in, so the result is the exact warp's in any chunking. Points are
+transformed by GDAL's own coordinate transformation (the warper's PROJ: another PROJ version
+can place a point a fraction of a millimetre away). Where the error stays above the margin's
+share on the finest lattice, or a point fails, the chunk is left to GDAL's warper.
 """
 
 from __future__ import annotations

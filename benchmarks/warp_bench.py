@@ -56,10 +56,15 @@ def tiles(size: int) -> list[dict]:
     return items
 
 
+def resolution(method: str, target: str) -> float:
+    """The output pixel size: 60 m for average, 30 m onto the tiles' own CRS, 20 m otherwise."""
+    return 3 * RES if method == "average" else RES * (1.5 if target == CRS else 1.0)
+
+
 def run_once(items: list[dict], method: str, target: str = TARGET) -> float:
     import eotoolkit
 
-    res = 3 * RES if method == "average" else RES * (1.5 if target == CRS else 1.0)
+    res = resolution(method, target)
     start = time.perf_counter()
     ds = eotoolkit.load(
         items, bands="B04", crs=target, resolution=res, resampling=method, chunks=256,
@@ -75,7 +80,7 @@ def run_odc(items: list[dict], method: str, target: str = TARGET) -> float:
     import pystac
 
     stac_items = [pystac.Item.from_dict(it) for it in items]
-    res = 3 * RES if method == "average" else RES * (1.5 if target == CRS else 1.0)
+    res = resolution(method, target)
     start = time.perf_counter()
     ds = odc.stac.load(
         stac_items, bands=["B04"], crs=target, resolution=res, resampling=method,

@@ -50,11 +50,8 @@ def _lattice(n: int, step: int) -> np.ndarray:
 
 def _weights(n: int, points: np.ndarray) -> np.ndarray:
     """(n, len(points)) linear interpolation weights of pixels 0..n-1 from values at
-    ``points`` (two per row)."""
+    ``points`` (two per row; at least two points)."""
     out = np.zeros((n, len(points)))
-    if len(points) == 1:
-        out[:, 0] = 1.0
-        return out
     k, t = _segments(n, points)
     rows = np.arange(n)
     out[rows, k] = 1.0 - t
@@ -68,11 +65,14 @@ def _segments(n: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return k, (np.arange(n) - points[k]) / (points[k + 1] - points[k])
 
 
-def _interpolate(values: np.ndarray, ly: np.ndarray, lx: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Lattice values at rows ``ly`` and columns ``lx`` interpolated onto every pixel of an
-    (h, w) chunk, flat: along rows by one small matrix product, then between lattice rows."""
-    along = values @ _weights(w, lx).T  # (len(ly), w)
-    k, t = _segments(h, ly)
+def _interpolate(
+    values: np.ndarray, wx: np.ndarray, rows: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Lattice values interpolated onto every pixel of a chunk, flat: along rows by one small
+    matrix product with the columns' weights ``wx``, then between the lattice rows each pixel
+    row lies in (``rows``: ``_segments`` of the lattice rows)."""
+    along = values @ wx.T  # (lattice rows, w)
+    k, t = rows
     t = t[:, None]
     out = along[k] * (1.0 - t)
     out += along[k + 1] * t
@@ -97,7 +97,6 @@ class _Positions:
         x = d.c + px * d.a + py * d.b
         y = d.f + px * d.d + py * d.e
         x, y = self.transform(x, y)
-        x, y = np.asarray(x, float), np.asarray(y, float)
         return s.c + x * s.a + y * s.b, s.f + x * s.d + y * s.e
 
     def interpolated(
@@ -124,7 +123,8 @@ class _Positions:
         err = np.maximum(np.abs(gx - ex), np.abs(gy - ey))
         if err.max() > MAX_ERROR:  # not used: spare the interpolation
             return x, y, float(err.max())
-        return _interpolate(x, ly, lx, h, w), _interpolate(y, ly, lx, h, w), float(err.max())
+        rows = _segments(h, ly)
+        return _interpolate(x, wx, rows), _interpolate(y, wx, rows), float(err.max())
 
 
 def _near_edge(v: np.ndarray) -> np.ndarray:
@@ -135,8 +135,8 @@ def source_positions(
     dst: Affine, shape: tuple[int, int], transform: Transform, src: Affine
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(columns, rows) of each output pixel centre in the source's pixels, flat, in C order:
-    interpolated where that provably gives the pixel the exact position lies in, exact near
-    source pixel edges; None where no lattice is fine enough or a point fails."""
+    interpolated where the measured error keeps the pixel in the one its exact position lies
+    in, exact near source pixel edges; None where no lattice is fine enough or a point fails."""
     pos = _Positions(dst, transform, src)
     step = COARSEST
     try:

@@ -49,15 +49,6 @@ def _gdal_transform(src: CRS, dst: CRS) -> Transform:
     return transform
 
 
-@lru_cache(maxsize=64)
-def _transformer(src: CRS, dst: CRS) -> pyproj.Transformer:
-    """PROJ's transformation between two CRSs, made once (GDAL's ``transform_bounds`` makes it
-    anew on every call, about 20 ms for two projected CRSs)."""
-    return pyproj.Transformer.from_crs(
-        pyproj.CRS.from_wkt(src.to_wkt()), pyproj.CRS.from_wkt(dst.to_wkt()), always_xy=True
-    )
-
-
 def _overview_level(src: rasterio.DatasetReader, dst_res_in_src: float) -> int | None:
     """Index of the coarsest overview whose pixels are not coarser than the output pixels."""
     ratio = dst_res_in_src / abs(src.transform.a)
@@ -202,7 +193,10 @@ def _read_warped(
         right, bottom = left + w * dst_transform.a, top + h * dst_transform.e
         src_crs = _wrapped_crs(src, req.crs)
         box = (left, bottom, right, top)
-        bounds = _transformer(_target_crs(req), src_crs).transform_bounds(*box, densify_pts=5)
+        # PROJ's transformation, made once per CRS pair (GDAL's transform_bounds makes it anew
+        # on every call, about 20 ms for two projected CRSs)
+        to_src = _grid._transformer(_target_crs(req).to_wkt(), src_crs.to_wkt())
+        bounds = to_src.transform_bounds(*box, densify_pts=5)
         if not all(map(math.isfinite, bounds)):  # no point transformed: GDAL's own answer
             bounds = transform_bounds(_target_crs(req), src_crs, *box, densify_pts=5)
         west, south, east, north = bounds
